@@ -1,0 +1,37 @@
+"""``googlenet summary``: the paper's Table 1 regenerated from the live model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import GoogLeNetError
+
+MIN_IMAGE_SIZE = 64
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="print Table 1 (shapes, filters, params, multiply-adds) from the live model")
+    p.add_argument("--model", default="googlenet", help="registered model name (default: googlenet)")
+    p.add_argument("--image-size", type=int, default=224, help="square input size (default 224, minimum 64)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--no-aux", action="store_true", help="leave out the auxiliary classifiers")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..registry import create_model
+    from ..summary import format_table, summarize, totals
+
+    if args.image_size < MIN_IMAGE_SIZE:
+        raise GoogLeNetError(f"--image-size {args.image_size} is too small; GoogLeNet needs at least {MIN_IMAGE_SIZE}")
+    model = create_model(args.model, num_classes=args.num_classes, aux_logits=not args.no_aux)
+    rows = summarize(model, args.image_size)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=1))
+    else:
+        print(format_table(rows, title=f"{args.model} at {args.image_size}x{args.image_size} (Table 1, from the live model)"))
+        t = totals(rows)
+        print(f"\n{t['params']:,} parameters, {t['macs'] / 1e9:.3f} G multiply-adds per image (inference net)")
+    return 0
