@@ -7,6 +7,8 @@ The network in three variants (:func:`create_model`), its Table 1 from the live 
 from .model import GoogLeNet, GoogLeNetOutputs, ModelMeta
 from .registry import create_model, list_models
 from .spec import GoogLeNetConfig
+from .weights import load_weights as load
+from .weights import save_weights as save
 
 __version__ = "0.1.0"
 
@@ -18,4 +20,6 @@ __all__ = [
     "__version__",
     "create_model",
     "list_models",
+    "load",
+    "save",
 ]

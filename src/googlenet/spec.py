@@ -9,7 +9,7 @@ of the table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 Normalization = Literal["none", "batchnorm"]
@@ -190,3 +190,18 @@ TORCHVISION = GoogLeNetConfig(
     ),
     init="torchvision",
 )
+
+
+def config_to_dict(config: GoogLeNetConfig) -> dict:
+    """A JSON-ready dict of ``config`` (stored in weight files so a model rebuilds from the file alone)."""
+    return asdict(config)
+
+
+def config_from_dict(data: dict) -> GoogLeNetConfig:
+    """Inverse of :func:`config_to_dict`; unknown keys are an error, missing keys take the defaults."""
+    data = dict(data)
+    if "aux" in data:
+        data["aux"] = AuxSpec(**data["aux"])
+    if "rename" in data:
+        data["rename"] = tuple(tuple(pair) for pair in data["rename"])
+    return GoogLeNetConfig(**data)
