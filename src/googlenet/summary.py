@@ -167,29 +167,34 @@ def _human(n: int) -> str:
     return str(n)
 
 
+FILTER_KEYS = ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj")
+HEADER = ["layer", "patch/stride", "output size", "depth", "#1x1", "#3x3 red", "#3x3", "#5x5 red", "#5x5",
+          "pool proj", "params", "ops (MACs)"]  # fmt: skip
+
+
+def _cells(r: SummaryRow) -> list[str]:
+    shape = "x".join(str(v) for v in (r.output_shape[1:] + r.output_shape[:1]))  # H x W x C, as Table 1
+    label = f"{r.name} ({r.type})" + (" [train]" if r.training_only else "")
+    filters = [str(r.filters[k]) if r.filters else "" for k in FILTER_KEYS]
+    counts = [_human(r.params) if r.params else "", _human(r.macs) if r.macs else ""]
+    return [label, r.kernel or "", shape, str(r.depth) if r.depth else "", *filters, *counts]
+
+
 def format_table(rows: list[SummaryRow], title: str = "") -> str:
-    """Table 1 as fixed-width text."""
-    cols = ["type", "patch/stride", "output size", "depth", "#1x1", "#3x3 red", "#3x3", "#5x5 red",
-            "#5x5", "pool proj", "params", "ops (MACs)"]  # fmt: skip
-    body = []
-    for r in rows:
-        f = r.filters
-        shape = "x".join(str(v) for v in (r.output_shape[1:] + r.output_shape[:1]))
-        label = f"{r.name} ({r.type})" + (" [train]" if r.training_only else "")
-        body.append([label, r.kernel or "", shape, str(r.depth) if r.depth else ""]
-                    + [str(f[k]) if f else "" for k in ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5",
-                                                        "pool_proj")]
-                    + [_human(r.params) if r.params else "", _human(r.macs) if r.macs else ""])  # fmt: skip
+    """Table 1 as fixed-width text: the layer name left-aligned, every other column right-aligned."""
     t = totals(rows)
-    body.append(["total (inference)", "", "", str(t["depth"])] + [""] * 6 + [f"{t['params']:,}", _human(t["macs"])])
+    body = [_cells(r) for r in rows]
+    blank = [""] * len(FILTER_KEYS)
+    body.append(["total (inference)", "", "", str(t["depth"]), *blank, f"{t['params']:,}", _human(t["macs"])])
     if t["params_with_aux"] != t["params"]:
-        body.append(["total with aux heads", "", "", ""] + [""] * 6
-                    + [f"{t['params_with_aux']:,}", _human(t["macs_with_aux"])])  # fmt: skip
-    header = ["layer", *cols[1:]]
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        with_aux = [f"{t['params_with_aux']:,}", _human(t["macs_with_aux"])]
+        body.append(["total with aux heads", "", "", "", *blank, *with_aux])
+    widths = [max(len(row[i]) for row in [HEADER, *body]) for i in range(len(HEADER))]
+
+    def line(cells: list[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs)
+
     lines = [title] if title else []
-    lines.append("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))))
-    lines.append("  ".join("-" * w for w in widths))
-    for row in body:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    lines += [line(HEADER), "  ".join("-" * w for w in widths), *(line(row) for row in body)]
     return "\n".join(lines)

@@ -11,7 +11,9 @@ MIN_IMAGE_SIZE = 64
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("summary", help="print Table 1 (shapes, filters, params, multiply-adds) from the live model")
+    p = sub.add_parser(
+        "summary", help="print Table 1 (shapes, filters, params, multiply-adds) from the live model"
+    )
     p.add_argument("--model", default="googlenet", help="registered model name (default: googlenet)")
     p.add_argument("--image-size", type=int, default=224, help="square input size (default 224, minimum 64)")
     p.add_argument("--num-classes", type=int, default=1000)
@@ -25,13 +27,22 @@ def run(args: argparse.Namespace) -> int:
     from ..summary import format_table, summarize, totals
 
     if args.image_size < MIN_IMAGE_SIZE:
-        raise GoogLeNetError(f"--image-size {args.image_size} is too small; GoogLeNet needs at least {MIN_IMAGE_SIZE}")
+        raise GoogLeNetError(
+            f"--image-size {args.image_size} is too small; GoogLeNet needs at least {MIN_IMAGE_SIZE}"
+        )
     model = create_model(args.model, num_classes=args.num_classes, aux_logits=not args.no_aux)
     rows = summarize(model, args.image_size)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=1))
     else:
-        print(format_table(rows, title=f"{args.model} at {args.image_size}x{args.image_size} (Table 1, from the live model)"))
+        print(
+            format_table(
+                rows,
+                title=f"{args.model} at {args.image_size}x{args.image_size} (Table 1, from the live model)",
+            )
+        )
         t = totals(rows)
-        print(f"\n{t['params']:,} parameters, {t['macs'] / 1e9:.3f} G multiply-adds per image (inference net)")
+        print(
+            f"\n{t['params']:,} parameters, {t['macs'] / 1e9:.3f} G multiply-adds per image (inference net)"
+        )
     return 0
