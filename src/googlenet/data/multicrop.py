@@ -1,0 +1,259 @@
+"""Test-time views of one image: the paper's 1, 10 and 144 crops (section 7, "Testing").
+
+Section 7 of Szegedy et al. (2014): "we resize the image to 4 scales where the shorter dimension
+(height or width) is 256, 288, 320 and 352 respectively, take the left, center and right square of
+these resized images (in the case of portrait images, we take the top, center and bottom squares).
+For each square, we then take the 4 corners and the center 224x224 crop as well as the square
+resized to 224x224, and their mirrored versions. This results in 4x3x6x2 = 144 crops per image."
+
+Schemes (``size`` is the crop side; every paper length is scaled by ``size / 224``):
+
+``"1"``
+    shorter side resized to ``round(256 / 224 * size)``, the centre ``size`` square (the eval preset
+    of :func:`googlenet.data.transforms.eval_transform`).
+``"10"``
+    the same resize; the 4 corner crops and the centre crop of the resized image, then their mirrors.
+``"144"``
+    the paper's protocol quoted above.
+
+Crop order (the order of the returned batch, also the order of :func:`crop_views`):
+
+* ``"10"``: ``[tl, tr, bl, br, centre]`` then the mirror of each, so view ``i + 5`` is view ``i``
+  flipped left-right (this differs from torchvision's ``ten_crop``, whose second half crops the
+  flipped image, listing the same ten views in another order).
+* ``"144"``: the 72 unmirrored views, then their 72 mirrors (view ``i + 72`` mirrors view ``i``).
+  The 72 are ordered scale-major: for each shorter side (256, 288, 320, 352), for each square
+  (left, centre, right; top, centre, bottom for portrait images), ``[tl, tr, bl, br, centre,
+  whole square resized]``. Index ``= 72 * mirrored + 18 * scale + 6 * square + position``.
+
+An exactly square image (and any image whose resized longer side equals the shorter) has three
+coinciding squares; they are kept, so the count stays 144 and each such view weighs three times
+in the average, as a literal reading of the paper gives.
+
+Resized sizes follow torchvision's ``Resize(int)``: shorter side ``s``, longer side
+``int(s * long / short)``. Centre offsets follow torchvision's ``center_crop``:
+``int(round((outer - inner) / 2))``.
+
+Cost: the image is decoded once and turned into one ``uint8`` tensor once; each scale costs one
+antialiased bilinear resize of that tensor, and each square one more resize to ``size`` (the
+whole-square view); every other crop is a slice (a view, no copy) and the mirrors are one flip of
+the batch. ``benchmarks/crops.py`` measures this against the network's time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import PIL.Image
+import torch
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+from .transforms import to_rgb
+
+__all__ = [
+    "PAPER_CROP_SIZE",
+    "PAPER_SCALES",
+    "SCHEMES",
+    "CropView",
+    "Scheme",
+    "UnreadableImageError",
+    "crop_boxes_144",
+    "crop_views",
+    "multicrop",
+    "num_crops",
+    "parse_scheme",
+    "read_image",
+    "scale_sides",
+]
+
+Scheme = Literal["1", "10", "144"]
+SCHEMES: tuple[str, ...] = ("1", "10", "144")
+# Section 7: shorter side 256, 288, 320 and 352 for 224 x 224 crops.
+PAPER_SCALES: tuple[int, ...] = (256, 288, 320, 352)
+PAPER_CROP_SIZE = 224
+# The single- and 10-crop resize, 256 for a 224 crop (section 7; BVLC's 256 x 256 training images).
+SINGLE_SCALE = 256
+
+Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
+
+
+class UnreadableImageError(OSError):
+    """An image file that cannot be decoded (not an image, truncated, empty, too large); names it."""
+
+
+@dataclass(frozen=True)
+class CropView:
+    """One test-time view: resize the shorter side to ``shorter_side`` (giving ``resized``,
+    ``(width, height)``), cut ``box`` out of it, resize the cut to ``size`` when ``whole_square``
+    (otherwise it already is ``size x size``), and flip it left-right when ``mirrored``."""
+
+    shorter_side: int
+    resized: tuple[int, int]
+    box: Box
+    whole_square: bool = False
+    mirrored: bool = False
+
+
+def parse_scheme(scheme: str | int) -> str:
+    """``"1"``, ``"10"`` or ``"144"`` from a string or an int; anything else is a ValueError."""
+    text = str(scheme).strip()
+    if isinstance(scheme, bool) or text not in SCHEMES:
+        raise ValueError(f"crop scheme must be one of {', '.join(SCHEMES)}. Got {scheme!r}")
+    return text
+
+
+def num_crops(scheme: str | int) -> int:
+    """Views per image: 1, 10 or 144."""
+    return int(parse_scheme(scheme))
+
+
+def scale_sides(scheme: str | int, size: int = PAPER_CROP_SIZE) -> tuple[int, ...]:
+    """The shorter-side lengths a scheme resizes to, scaled from the paper's by ``size / 224``."""
+    scheme = parse_scheme(scheme)
+    _check_size(size)
+    sides = PAPER_SCALES if scheme == "144" else (SINGLE_SCALE,)
+    return tuple(round(s * size / PAPER_CROP_SIZE) for s in sides)
+
+
+def resized_shape(width: int, height: int, shorter_side: int) -> tuple[int, int]:
+    """``(width, height)`` after resizing the shorter side to ``shorter_side`` (torchvision's rule)."""
+    if width <= height:
+        return shorter_side, int(shorter_side * height / width)
+    return int(shorter_side * width / height), shorter_side
+
+
+def _centre_offset(outer: int, inner: int) -> int:
+    return round((outer - inner) / 2.0)  # torchvision's center_crop anchor
+
+
+def _five_boxes(left: int, top: int, width: int, height: int, size: int) -> list[Box]:
+    """tl, tr, bl, br, centre ``size`` boxes inside the region at (left, top), in five_crop's order."""
+    r, b = left + width - size, top + height - size
+    cx, cy = left + _centre_offset(width, size), top + _centre_offset(height, size)
+    corners = [(left, top), (r, top), (left, b), (r, b), (cx, cy)]
+    return [(x, y, x + size, y + size) for x, y in corners]
+
+
+def _square_origins(width: int, height: int) -> list[tuple[int, int]]:
+    """Top-left corners of the left/centre/right (top/centre/bottom for portrait) squares."""
+    side = min(width, height)
+    if width >= height:
+        return [(0, 0), (_centre_offset(width, side), 0), (width - side, 0)]
+    return [(0, 0), (0, _centre_offset(height, side)), (0, height - side)]
+
+
+def crop_views(width: int, height: int, scheme: str | int, size: int = PAPER_CROP_SIZE) -> list[CropView]:
+    """Every view of a ``width x height`` image for ``scheme``, in the order :func:`multicrop` returns."""
+    scheme = parse_scheme(scheme)
+    _check_size(size)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive. Got {width}x{height}")
+    views: list[CropView] = []
+    for side in scale_sides(scheme, size):
+        w, h = resized_shape(width, height, side)
+        if scheme == "1":
+            (box,) = _five_boxes(0, 0, w, h, size)[4:]
+            views.append(CropView(side, (w, h), box))
+        elif scheme == "10":
+            views += [CropView(side, (w, h), box) for box in _five_boxes(0, 0, w, h, size)]
+        else:
+            q = min(w, h)
+            for x, y in _square_origins(w, h):
+                views += [CropView(side, (w, h), box) for box in _five_boxes(x, y, q, q, size)]
+                views.append(CropView(side, (w, h), (x, y, x + q, y + q), whole_square=True))
+    if scheme != "1":
+        views += [
+            CropView(v.shorter_side, v.resized, v.box, v.whole_square, mirrored=True) for v in list(views)
+        ]
+    return views
+
+
+def crop_boxes_144(width: int, height: int, size: int = PAPER_CROP_SIZE) -> list[tuple[int, Box]]:
+    """The 72 unmirrored 144-crop boxes as ``(scale_index, box)``; boxes are in the resized image at
+    that scale, and every sixth (the whole square) is resized to ``size``. Views 72-143 mirror them."""
+    sides = scale_sides("144", size)
+    return [(sides.index(v.shorter_side), v.box) for v in crop_views(width, height, "144", size)[:72]]
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f"crop size must be a positive int. Got {size!r}")
+
+
+def read_image(path: str | Path) -> PIL.Image.Image:
+    """Decode ``path`` fully into an upright RGB PIL image, or raise :class:`UnreadableImageError`.
+
+    Decompression bombs (images whose header claims more pixels than PIL's ``MAX_IMAGE_PIXELS``)
+    are refused: PIL's warning is turned into an error here only, inside ``catch_warnings``, so no
+    global warning filter or PIL setting changes. Truncated files fail because the pixels are
+    loaded here (PIL's ``LOAD_TRUNCATED_IMAGES`` stays off).
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(path) as image:
+                image.load()
+                return to_rgb(image)
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as exc:
+        raise UnreadableImageError(
+            f"{path}: image too large, refused as a decompression bomb ({exc})"
+        ) from None
+    except PIL.UnidentifiedImageError:
+        size = path.stat().st_size if path.is_file() else None
+        what = "empty file" if size == 0 else "not an image PIL can read"
+        raise UnreadableImageError(f"{path}: {what}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        # PIL reports truncated or corrupt data as OSError/SyntaxError/EOFError/ValueError by format.
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise UnreadableImageError(f"{path}: cannot decode image ({message})") from None
+
+
+def _as_uint8_tensor(image: PIL.Image.Image | torch.Tensor) -> torch.Tensor:
+    if isinstance(image, PIL.Image.Image):
+        return F.pil_to_tensor(to_rgb(image))  # 3 x H x W uint8, one copy
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image tensor must be 3 x H x W. Got shape {tuple(image.shape)}")
+    return image
+
+
+def multicrop(
+    image: PIL.Image.Image | torch.Tensor, scheme: str | int, size: int = PAPER_CROP_SIZE
+) -> torch.Tensor:
+    """The ``scheme``'s views of ``image`` as a float batch ``N x 3 x size x size`` in [0, 1].
+
+    ``image`` is a PIL image of any mode (EXIF orientation applied, converted to RGB by
+    :func:`googlenet.data.transforms.to_rgb`) or an upright RGB ``3 x H x W`` uint8 tensor.
+    The batch is not normalised: apply the model's mean/std afterwards. Order: see the module
+    docstring; ``crop_views(width, height, scheme, size)[i]`` describes row ``i``.
+    """
+    scheme = parse_scheme(scheme)
+    _check_size(size)
+    pixels = _as_uint8_tensor(image)
+    height, width = pixels.shape[-2:]
+    crops: list[torch.Tensor] = []
+    for side in scale_sides(scheme, size):
+        w, h = resized_shape(width, height, side)
+        scaled = F.resize(pixels, [h, w], interpolation=InterpolationMode.BILINEAR, antialias=True)
+        if scheme == "1":
+            crops.append(F.center_crop(scaled, [size, size]))
+        elif scheme == "10":
+            crops += F.five_crop(scaled, [size, size])
+        else:
+            q = min(w, h)
+            squares = [scaled[:, y : y + q, x : x + q] for x, y in _square_origins(w, h)]
+            # One batched resize per scale for the three whole-square views (the only extra resize).
+            whole = F.resize(
+                torch.stack(squares), [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True
+            )
+            for square, resized_square in zip(squares, whole, strict=True):
+                crops += F.five_crop(square, [size, size])
+                crops.append(resized_square)
+    batch = torch.stack(crops)
+    if scheme != "1":
+        batch = torch.cat([batch, batch.flip(-1)])
+    return F.to_dtype(batch, torch.float32, scale=True)
