@@ -42,9 +42,7 @@ the batch. ``benchmarks/crops.py`` measures this against the network's time.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import PIL.Image
@@ -60,13 +58,11 @@ __all__ = [
     "SCHEMES",
     "CropView",
     "Scheme",
-    "UnreadableImageError",
     "crop_boxes_144",
     "crop_views",
     "multicrop",
     "num_crops",
     "parse_scheme",
-    "read_image",
     "scale_sides",
 ]
 
@@ -79,10 +75,6 @@ PAPER_CROP_SIZE = 224
 SINGLE_SCALE = 256
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
-
-
-class UnreadableImageError(OSError):
-    """An image file that cannot be decoded (not an image, truncated, empty, too large); names it."""
 
 
 @dataclass(frozen=True)
@@ -182,35 +174,6 @@ def crop_boxes_144(width: int, height: int, size: int = PAPER_CROP_SIZE) -> list
 def _check_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ValueError(f"crop size must be a positive int. Got {size!r}")
-
-
-def read_image(path: str | Path) -> PIL.Image.Image:
-    """Decode ``path`` fully into an upright RGB PIL image, or raise :class:`UnreadableImageError`.
-
-    Decompression bombs (images whose header claims more pixels than PIL's ``MAX_IMAGE_PIXELS``)
-    are refused: PIL's warning is turned into an error here only, inside ``catch_warnings``, so no
-    global warning filter or PIL setting changes. Truncated files fail because the pixels are
-    loaded here (PIL's ``LOAD_TRUNCATED_IMAGES`` stays off).
-    """
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
-            with PIL.Image.open(path) as image:
-                image.load()
-                return to_rgb(image)
-    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as exc:
-        raise UnreadableImageError(
-            f"{path}: image too large, refused as a decompression bomb ({exc})"
-        ) from None
-    except PIL.UnidentifiedImageError:
-        size = path.stat().st_size if path.is_file() else None
-        what = "empty file" if size == 0 else "not an image PIL can read"
-        raise UnreadableImageError(f"{path}: {what}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        # PIL reports truncated or corrupt data as OSError/SyntaxError/EOFError/ValueError by format.
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        raise UnreadableImageError(f"{path}: cannot decode image ({message})") from None
 
 
 def _as_uint8_tensor(image: PIL.Image.Image | torch.Tensor) -> torch.Tensor:
