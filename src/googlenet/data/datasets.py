@@ -335,22 +335,38 @@ def _kaggle_dirs(root: Path) -> list[Path]:
 def _parse_synset_list(path: Path) -> list[tuple[str, str]]:
     """``(wnid, words)`` per line of a "nXXXXXXXX words" file, in file order."""
     if path.suffix == ".mat":
-        from torchvision.datasets.imagenet import parse_meta_mat  # needs scipy
-
-        try:
-            idx_to_wnid, wnid_to_classes = parse_meta_mat(str(path.parent.parent))
-        except Exception as exc:  # scipy raises assorted errors on a bad .mat file
-            raise GoogLeNetError(f"cannot read devkit {path}: {exc}") from exc
-        return [(idx_to_wnid[i], ", ".join(wnid_to_classes[idx_to_wnid[i]])) for i in sorted(idx_to_wnid)]
+        return _parse_meta_mat(path)
     entries = []
     for lineno, line in enumerate(_read_lines(path), 1):
-        wnid, _, words = line.strip().partition(" ")
+        wnid, *rest = line.split(maxsplit=1)
+        words = rest[0] if rest else ""
         if not _WNID.match(wnid):
             raise GoogLeNetError(f"{path}:{lineno}: expected 'nXXXXXXXX words'. Got {line.strip()!r}")
         entries.append((wnid, words.strip()))
     if len({w for w, _ in entries}) != len(entries):
         raise GoogLeNetError(f"{path} lists a synset twice")
     return entries
+
+
+def _parse_meta_mat(path: Path) -> list[tuple[str, str]]:
+    """``(wnid, words)`` of the devkit's leaf synsets in ILSVRC2012_ID order.
+
+    Written out because torchvision's ``parse_meta_mat`` is nested inside ``parse_devkit_archive``
+    (not importable); same reading: the ``synsets`` struct array, leaves have ``num_children == 0``.
+    """
+    try:
+        import scipy.io
+    except ImportError:
+        raise GoogLeNetError(f"reading {path} needs scipy (pip install scipy)") from None
+    try:
+        synsets = scipy.io.loadmat(str(path), squeeze_me=True)["synsets"]
+        leaves = [s for s in synsets if int(s["num_children"]) == 0]
+        entries = sorted((int(s["ILSVRC2012_ID"]), str(s["WNID"]), str(s["words"])) for s in leaves)
+    except Exception as exc:  # scipy raises assorted errors on a damaged .mat file
+        raise GoogLeNetError(f"cannot read devkit {path}: {exc}") from exc
+    if [i for i, _, _ in entries] != list(range(1, len(entries) + 1)):
+        raise GoogLeNetError(f"{path}: leaf ILSVRC2012_IDs are not 1..{len(entries)}")
+    return [(wnid, words) for _, wnid, words in entries]
 
 
 def _ilsvrc_classes(root: Path) -> tuple[list[str], dict[str, str]]:
