@@ -276,3 +276,42 @@ def test_decompression_bombs_are_unreadable_without_changing_the_global(tmp_path
     assert info.value.path == str(path)
     monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 10_000)
     assert open_image(path).size == (56, 40)
+
+
+def test_kaggle_files_three_levels_above_cls_loc(tmp_path):
+    # Kaggle archive: LOC_*.{txt,csv} next to ILSVRC/, images under ILSVRC/Data/CLS-LOC/{train,val}.
+    root = tmp_path / "ILSVRC" / "Data" / "CLS-LOC"
+    make_flat_val(root, VAL_TRUTH)
+    make_folder_split(root, "train", {w: 1 for w in SORTED})
+    write_synset_list(tmp_path / "LOC_synset_mapping.txt", sorted(ID_ORDER))
+    rows = ["ImageId,PredictionString"] + [
+        f"ILSVRC2012_val_{k:08d},{w} 1 2 3 4" for k, w in VAL_TRUTH.items()
+    ]
+    (tmp_path / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
+    assert labels_by_name(build_dataset(root, "val")) == EXPECTED
+    train = build_dataset(root, "train")
+    assert train.layout == "ilsvrc" and train.classes[1] == "kit fox"
+
+
+def test_dataloader_batches_repeat_under_the_same_seed_with_workers(tmp_path):
+    from googlenet import create_model
+    from googlenet.data.transforms import train_transform
+
+    make_folder_split(tmp_path, "train", {"a": 3, "b": 3})
+    transform = train_transform(create_model("googlenet", aux_logits=False).meta, 16)
+    dataset = build_dataset(tmp_path, "train", transform)
+
+    def run(seed: int) -> list[torch.Tensor]:
+        loader = DataLoader(
+            dataset,
+            batch_size=3,
+            shuffle=True,
+            num_workers=2,
+            collate_fn=collate_skip_bad,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        return [batch.images for batch in loader]
+
+    first, again, other = run(0), run(0), run(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
