@@ -1,0 +1,201 @@
+"""googlenet.report and `googlenet report`: pure pieces against hand computations, the whole report
+from hand-written run directories (real safetensors models, real JPEGs, a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import googlenet
+from googlenet.data.builtin import make_builtin
+from googlenet.errors import GoogLeNetError
+from googlenet.report import (
+    confusion_matrix,
+    predict_validation,
+    read_metrics,
+    table3_markdown,
+    table3_rows,
+    topk_errors,
+)
+
+CLASSES = 3
+VAL_PER_CLASS = 2
+IMAGE_SIZE = 64
+
+EVALUATION = {
+    "dataset": "hand-written",
+    "rows": [
+        {"models": 1, "crops": 1, "cost": 1, "top5_err": 0.1007, "top1_err": 0.3125},
+        {"models": 1, "crops": 10, "cost": 10, "top5_err": 0.0915},
+        {"models": 7, "crops": 144, "top5_err": 0.0667, "top1_err": 0.25},
+    ],
+}
+
+
+def _metrics(epochs: int, offset: float) -> list[dict]:
+    return [
+        {
+            "epoch": e,
+            "step": 10 * e,
+            "lr": 0.01 * 0.96 ** (e // 8),
+            "train_loss": 1.5 - 0.1 * e + offset,
+            "train_top1_err": 0.6 - 0.05 * e,
+            "val_loss": 1.6 - 0.1 * e + offset,
+            "val_top1_err": 0.65 - 0.05 * e,
+            "val_top5_err": 0.2 - 0.02 * e,
+            "avg_val_top1_err": 0.63 - 0.05 * e,
+            "avg_val_top5_err": 0.19 - 0.02 * e,
+            "images_per_s": 50.0,
+            "epoch_time_s": 1.0,
+            "skipped_files": 0,
+        }
+        for e in range(1, epochs + 1)
+    ]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    root = tmp_path_factory.mktemp("report")
+    data = make_builtin(
+        root / "data",
+        classes=CLASSES,
+        train_per_class=1,
+        val_per_class=VAL_PER_CLASS,
+        image_size=48,
+        workers=1,
+    )
+    names = (data / "classes.txt").read_text().split()
+    run_dirs = []
+    for i in range(2):
+        run = root / f"run{i}"
+        run.mkdir()
+        torch.manual_seed(i)
+        model = googlenet.create_model("googlenet_bn", num_classes=CLASSES, class_names=names)
+        googlenet.save(model, run / "model.safetensors")
+        lines = [json.dumps(r) for r in _metrics(4, 0.05 * i)]
+        (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        (run / "config.yaml").write_text(f"data: {data}\nimage_size: {IMAGE_SIZE}\n")
+        run_dirs.append(run)
+    return data, run_dirs
+
+
+def test_confusion_matrix_matches_hand_count() -> None:
+    labels = [0, 0, 1, 2, 2, 2, 1]
+    preds = [0, 1, 1, 2, 0, 2, 1]
+    expected = np.array(
+        [
+            [1, 1, 0],  # class 0: once right, once called 1
+            [0, 2, 0],  # class 1: twice right
+            [1, 0, 2],  # class 2: once called 0, twice right
+        ]
+    )
+    matrix = confusion_matrix(labels, preds, 3)
+    np.testing.assert_array_equal(matrix, expected)
+    assert matrix.sum() == len(labels)
+    # a class that never occurs still gets its row and column
+    assert confusion_matrix([0], [0], 4).shape == (4, 4)
+    with pytest.raises(ValueError, match=r"preds must lie in \[0, 3\)"):
+        confusion_matrix([0, 1], [0, 3], 3)
+    with pytest.raises(ValueError, match="differ in length"):
+        confusion_matrix([0, 1], [0], 3)
+
+
+def test_topk_errors_hand_computed() -> None:
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+    labels = np.array([0, 1, 2])
+    top1, top2 = topk_errors(probs, labels, k=2)
+    assert top1 == pytest.approx(2 / 3)  # rows 1 and 2 wrong at top-1
+    assert top2 == pytest.approx(1 / 3)  # row 2: class 2 is last
+
+
+def test_table3_markdown_numbers_and_base_delta() -> None:
+    rows = table3_rows(EVALUATION)
+    assert [r["cost"] for r in rows] == [1, 10, 7 * 144]  # cost defaults to models x crops
+    md = table3_markdown(rows).splitlines()
+    assert md[0].startswith("| Number of models | Number of crops | Cost | Top-5 error")
+    assert md[2] == "| 1 | 1 | 1 | 10.07% | base | 31.25% |"
+    assert md[3] == "| 1 | 10 | 10 | 9.15% | -0.92% |  |"
+    assert md[4] == "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% |"
+    with pytest.raises(GoogLeNetError, match="rows"):
+        table3_rows({"table": []})
+
+
+def test_read_metrics_drops_partial_last_line_only(tmp_path: Path) -> None:
+    good = json.dumps({"epoch": 1, "train_loss": 1.0})
+    (tmp_path / "metrics.jsonl").write_text(good + "\n" + '{"epoch": 2, "train_lo')
+    assert read_metrics(tmp_path) == [{"epoch": 1, "train_loss": 1.0}]
+    (tmp_path / "metrics.jsonl").write_text("oops\n" + good + "\n")
+    with pytest.raises(GoogLeNetError, match=r"metrics.jsonl:1"):
+        read_metrics(tmp_path)
+
+
+def test_ensemble_probabilities_are_the_mean_of_the_models(runs: tuple[Path, list[Path]]) -> None:
+    data, run_dirs = runs
+    paths = [r / "model.safetensors" for r in run_dirs]
+    a = predict_validation(paths[:1], data, IMAGE_SIZE)
+    b = predict_validation(paths[1:], data, IMAGE_SIZE)
+    both = predict_validation(paths, data, IMAGE_SIZE)
+    assert len(both.labels) == CLASSES * VAL_PER_CLASS
+    np.testing.assert_array_equal(both.labels, a.labels)
+    np.testing.assert_allclose(both.probs, (a.probs + b.probs) / 2, atol=1e-6)
+    np.testing.assert_allclose(both.probs.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(a.probs, b.probs)  # different weights, different answers
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "googlenet", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    _, run_dirs = runs
+    evaluation = tmp_path / "eval.json"
+    evaluation.write_text(json.dumps(EVALUATION))
+    out = tmp_path / "report"
+    result = _cli("report", *map(str, run_dirs), "--out", str(out), "--evaluation", str(evaluation))
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == out / "index.md"
+
+    for name in ("curves.png", "confusion.png", "predictions.png", "table3.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG"
+            assert image.width >= 400 and image.height >= 150, (name, image.size)
+            pixels = np.asarray(image.convert("L"), dtype=np.float32)
+        assert pixels.std() > 10, f"{name} looks blank"
+
+    index = (out / "index.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", index)
+    assert set(links) == {"curves.png", "confusion.png", "predictions.png", "table3.png"}
+    assert all((out / link).is_file() for link in links)
+    html = (out / "index.html").read_text()
+    assert set(re.findall(r'<img src="([^"]+)"', html)) == set(links)
+    assert "ensemble of 2 models" in index.lower()
+    assert "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% |" in (out / "table3.md").read_text()
+    assert "| 1 | 10 | 10 | 9.15% | -0.92% |  |" in index
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_report_cli_run_without_metrics_is_a_one_line_error(
+    runs: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    _, run_dirs = runs
+    bare = tmp_path / "not_a_run"
+    bare.mkdir()
+    result = _cli("report", str(run_dirs[0]), str(bare), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert (
+        lines[0].startswith("googlenet report: error:")
+        and str(bare) in lines[0]
+        and "metrics.jsonl" in lines[0]
+    )
