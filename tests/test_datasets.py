@@ -83,6 +83,9 @@ def test_imagefolder_layout_refuses_a_flat_split(tmp_path):
         build_dataset(tmp_path, "val", layout="imagefolder")
     with pytest.raises(GoogLeNetError, match="does not exist"):
         build_dataset(tmp_path, "train")
+    write_jpeg(tmp_path / "train" / "b.jpg")
+    with pytest.raises(GoogLeNetError, match="train has no class subfolders"):
+        build_dataset(tmp_path, "train")
 
 
 def write_synset_list(path: Path, entries=ID_ORDER) -> None:

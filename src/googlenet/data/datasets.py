@@ -237,8 +237,10 @@ def build_dataset(
         raise GoogLeNetError(f"dataset split folder {split_dir} does not exist")
     folders = _class_folders(split_dir)
     if not folders:
-        if layout == "imagefolder":
-            raise GoogLeNetError(f"{split_dir} has no class subfolders (layout 'imagefolder')")
+        if layout == "imagefolder" or split == "train":
+            raise GoogLeNetError(
+                f"{split_dir} has no class subfolders (needed for layout {layout!r}, {split})"
+            )
         return _ilsvrc_flat_val(root, split_dir, transform)
     if layout == "auto":
         ilsvrc = not (root / CLASSES_FILE).is_file() and _find_synset_source(root) is not None
