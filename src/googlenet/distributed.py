@@ -1,0 +1,135 @@
+"""The torchrun environment: process-group set-up and teardown, rank-0 helpers, metric all-reduce.
+
+Paper section 6 trained with DistBelief's asynchronous SGD on many machines; the modern equivalent
+used here is synchronous data parallelism with :class:`torch.nn.parallel.DistributedDataParallel`
+launched by ``torchrun`` (NCCL on GPUs, Gloo on CPUs). This module only reads the environment that
+``torchrun`` sets (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...) and wraps the few
+collective calls the trainer needs; without those variables everything degrades to one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in the job. ``world_size == 1`` means a plain single process."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    backend: str | None = None
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes files (run dir, checkpoints, logs, TensorBoard)."""
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    """``"auto"`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``; anything else as given."""
+    if device == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+def init_distributed(device: str = "auto") -> DistEnv:
+    """Join the torchrun job described by the environment, or return a single-process :class:`DistEnv`.
+
+    The backend is NCCL for CUDA devices and Gloo for CPU, torch's recommended pairing.
+    """
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    dev = resolve_device(device, local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world_size <= 1:
+        return DistEnv(device=dev)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, device_id=dev if dev.type == "cuda" else None)
+    return DistEnv(rank=rank, local_rank=local_rank, world_size=world_size, device=dev, backend=backend)
+
+
+def teardown(env: DistEnv) -> None:
+    """Leave the process group (a no-op for single-process runs)."""
+    if env.is_distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(env: DistEnv) -> None:
+    if env.is_distributed:
+        dist.barrier()
+
+
+def all_reduce_sum(env: DistEnv, values: dict[str, float]) -> dict[str, float]:
+    """Sum each named scalar over the ranks (counts and sums; divide afterwards for means).
+
+    Reduced in float64 so that image counts stay exact.
+    """
+    if not env.is_distributed or not values:
+        return dict(values)
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_collective_device(env))
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return {k: float(v) for k, v in zip(keys, t.tolist(), strict=True)}
+
+
+def any_rank(env: DistEnv, flag: bool) -> bool:
+    """True when ``flag`` is true on at least one rank (used to stop every rank at the same step)."""
+    if not env.is_distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=_collective_device(env))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def all_gather_objects(env: DistEnv, obj: Any) -> list[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` for a single process)."""
+    if not env.is_distributed:
+        return [obj]
+    out: list[Any] = [None] * env.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(env: DistEnv, obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank."""
+    if not env.is_distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def _collective_device(env: DistEnv) -> torch.device:
+    # NCCL reduces CUDA tensors only; Gloo reduces CPU tensors.
+    return env.device if env.backend == "nccl" else torch.device("cpu")
