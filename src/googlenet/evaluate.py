@@ -1,0 +1,334 @@
+"""The paper's test protocol (section 7): crops x models -> softmax probabilities -> Table 3.
+
+Section 7 of Szegedy et al. (2014): each image is seen through several crops (1, 10 or 144,
+:mod:`googlenet.data.multicrop`); "the softmax probabilities are averaged over multiple crops and
+over all the individual classifiers to obtain the final prediction" ("max pooling over crops and
+averaging over classifiers ... lead to inferior performance than the simple averaging", kept here
+as ``combine="max"``). Table 3 then reports, for 1 and 7 models and 1, 10 and 144 crops, the cost
+(models x crops forward passes per image) and the top-5 error against the 1-model, 1-crop base.
+
+Two pure steps, so that each can be tested and reused on its own:
+
+* :func:`crop_probabilities` runs any callables (a GoogLeNet, a :class:`googlenet.inference.Predictor`,
+  a hand-written ``nn.Module``) over every scheme's crops of every image and returns, per
+  ``(model, scheme)``, an ``[num_images, num_classes]`` array of crop-combined probabilities.
+  Each model normalises the crops with its own mean/std (ensemble members may differ).
+* :func:`table3` turns those arrays and the labels into Table 3's rows.
+
+An image that cannot be read is recorded with its path and reason, its rows are NaN, and
+:func:`table3` counts it as wrong: the denominator is always the full number of images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import PIL.Image
+import torch
+import torch.utils.data
+
+from .data.multicrop import multicrop, num_crops, parse_scheme
+
+__all__ = [
+    "CropProbabilities",
+    "EvalModel",
+    "Table3Row",
+    "crop_probabilities",
+    "format_table3",
+    "rank_models",
+    "table3",
+    "topk_errors",
+]
+
+Combine = Literal["mean", "max"]
+Image = str | Path | PIL.Image.Image | torch.Tensor
+
+
+@dataclass(frozen=True)
+class EvalModel:
+    """A classifier as the protocol sees it: ``forward`` maps a normalised float batch
+    ``N x 3 x S x S`` to logits ``N x C``; the crops are normalised as ``(x - mean) / std`` first."""
+
+    name: str
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        name: str | None = None,
+        forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> EvalModel:
+        """From a GoogLeNet (its ``meta`` gives the preprocessing); ``forward`` defaults to the model."""
+        meta = model.meta
+        if meta.channel_order != "RGB":
+            raise ValueError(f"only RGB channel order is supported. Got {meta.channel_order!r}")
+        return cls(name or meta.variant, forward or model, tuple(meta.mean), tuple(meta.std))
+
+
+@dataclass
+class CropProbabilities:
+    """Output of :func:`crop_probabilities`.
+
+    ``probs[(m, scheme)]``: ``[num_images, num_classes]`` float32, model ``m``'s probabilities
+    combined over the scheme's crops (rows of unreadable images are NaN). ``unreadable``:
+    ``(image index, message naming the file)``.
+    """
+
+    probs: dict[tuple[int, str], torch.Tensor]
+    model_names: list[str]
+    schemes: list[str]
+    num_images: int
+    combine: str = "mean"
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Table3Row:
+    """One row of Table 3: errors are fractions (0.0789 = 7.89%); deltas are against the base row."""
+
+    models: int
+    crops: int
+    cost: int
+    top5_error: float
+    top1_error: float
+    delta_top5: float
+    delta_top1: float
+    model_names: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model_names"] = list(self.model_names)
+        return d
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+class _CropViews(torch.utils.data.Dataset):
+    """Image ``i`` -> ``(i, {scheme: uint8 crops})``, or ``(i, message)`` when it cannot be read.
+
+    A Dataset so that decoding and cropping can run in DataLoader workers; uint8 crops are a
+    quarter of the float bytes to pass between processes.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[Image],
+        schemes: Sequence[str],
+        size: int,
+        load: Callable[[str | Path], PIL.Image.Image],
+    ) -> None:
+        self.images, self.schemes, self.size, self.load = images, schemes, size, load
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[int, dict[str, torch.Tensor] | str]:
+        image = self.images[index]
+        try:
+            pixels = self.load(image) if isinstance(image, (str, Path)) else image
+        except OSError as exc:  # open_image raises UnreadableImageError (an OSError) naming the file
+            return index, " ".join(str(exc).split())
+        return index, {s: multicrop(pixels, s, self.size, dtype=torch.uint8) for s in self.schemes}
+
+
+def crop_probabilities(
+    images: Sequence[Image],
+    models: Sequence[EvalModel],
+    schemes: Sequence[str | int],
+    size: int,
+    combine: Combine = "mean",
+    *,
+    batch_size: int = 128,
+    workers: int = 0,
+    load: Callable[[str | Path], PIL.Image.Image] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CropProbabilities:
+    """Crop-combined softmax probabilities for every ``(model, scheme)``.
+
+    Each image is decoded once (``load``, default :func:`googlenet.data.datasets.open_image`, for
+    paths; PIL images and ``3 x H x W`` uint8 tensors are used as given) and cut into every
+    scheme's crops once; the crops of whole images are gathered into batches of at most
+    ``batch_size`` crops (one image's crops always share a batch, so a 144-crop image makes a
+    batch of its own when ``batch_size < 144``) and every model runs on the same batch.
+    ``combine``: ``"mean"`` (the paper) or ``"max"`` over crops, per class, not renormalised.
+    ``workers`` > 0 decodes and crops in that many DataLoader worker processes. ``progress(n)``
+    is called after every ``n`` images.
+    """
+    if load is None:
+        from .data.datasets import open_image as load
+    schemes = [parse_scheme(s) for s in schemes]
+    if not schemes or len(set(schemes)) != len(schemes):
+        raise ValueError(f"schemes must be non-empty and distinct. Got {schemes!r}")
+    if not models:
+        raise ValueError("at least one model is needed")
+    if combine not in ("mean", "max"):
+        raise ValueError(f"combine must be 'mean' or 'max'. Got {combine!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1. Got {batch_size!r}")
+    result = CropProbabilities({}, [m.name for m in models], list(schemes), len(images), combine)
+    norms = [(torch.tensor(m.mean).view(1, 3, 1, 1), torch.tensor(m.std).view(1, 3, 1, 1)) for m in models]
+    pending: dict[str, list[tuple[int, torch.Tensor]]] = {s: [] for s in schemes}
+
+    def flush(scheme: str) -> None:
+        items = pending[scheme]
+        if not items:
+            return
+        pending[scheme] = []
+        rows = torch.tensor([i for i, _ in items])
+        crops = torch.cat([c for _, c in items]).float().div_(255)
+        per_image = num_crops(scheme)
+        for m, (model, (mean, std)) in enumerate(zip(models, norms, strict=True)):
+            with torch.inference_mode():
+                logits = model.forward((crops - mean) / std)
+            probs = torch.softmax(logits.detach().to("cpu", torch.float32), dim=-1)
+            probs = probs.view(len(items), per_image, -1)
+            combined = probs.mean(1) if combine == "mean" else probs.amax(1)
+            out = result.probs.get((m, scheme))
+            if out is None:
+                out = torch.full((len(images), combined.shape[-1]), math.nan)
+                result.probs[(m, scheme)] = out
+            elif out.shape[-1] != combined.shape[-1]:
+                raise ValueError(
+                    f"model {model.name} gives {combined.shape[-1]} classes, expected {out.shape[-1]}"
+                )
+            out[rows] = combined
+
+    views = _CropViews(images, schemes, size, load)
+    loader: Any = views
+    if workers > 0:
+        loader = torch.utils.data.DataLoader(
+            views, batch_size=None, num_workers=workers, collate_fn=_identity
+        )
+    for index, item in loader:
+        if isinstance(item, str):
+            result.unreadable.append((index, item))
+        else:
+            for scheme, crops in item.items():
+                queued = sum(len(c) for _, c in pending[scheme])
+                if queued and queued + len(crops) > batch_size:
+                    flush(scheme)
+                pending[scheme].append((index, crops))
+        if progress is not None:
+            progress(1)
+    for scheme in schemes:
+        flush(scheme)
+    # Every image unreadable: no forward ran, so the class count is unknown; leave probs empty.
+    return result
+
+
+def topk_errors(probs: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[float]:
+    """Top-k error rates (fractions) of ``probs`` ``[N, C]`` against ``labels`` ``[N]``.
+
+    A row containing NaN (an unreadable image) counts as an error. With fewer than ``k`` classes
+    top-k is top-C (always right). Ties are broken by ``torch.topk``.
+    """
+    labels = torch.as_tensor(labels).long()
+    n = len(labels)
+    if probs.shape[0] != n:
+        raise ValueError(f"{probs.shape[0]} probability rows for {n} labels")
+    if n == 0:
+        raise ValueError("no images to score")
+    valid = ~torch.isnan(probs).any(-1)
+    ranked = torch.nan_to_num(probs, nan=-1.0).argsort(dim=-1, descending=True, stable=True)
+    hits = ranked == labels[:, None]
+    errors = []
+    for k in ks:
+        correct = hits[:, :k].any(-1) & valid
+        errors.append(1.0 - correct.sum().item() / n)
+    return errors
+
+
+def rank_models(
+    probs: Mapping[tuple[int, str], torch.Tensor], labels: torch.Tensor, scheme: str
+) -> list[int]:
+    """Model indices, best first by top-1 error at ``scheme`` (then top-5, then index)."""
+    models = sorted({m for m, s in probs if s == scheme})
+    scores = {m: topk_errors(probs[(m, scheme)], labels) for m in models}
+    return sorted(models, key=lambda m: (scores[m][0], scores[m][1], m))
+
+
+def table3(
+    probs: Mapping[tuple[int, str], torch.Tensor] | CropProbabilities,
+    labels: torch.Tensor | Sequence[int],
+    *,
+    model_counts: Sequence[int] | Literal["paper", "every"] = "paper",
+    model_names: Sequence[str] | None = None,
+) -> list[Table3Row]:
+    """Table 3's rows from crop-combined probabilities.
+
+    Schemes are taken in crop order (1, 10, 144). For ``k`` models the ``k`` best single models are
+    used (ranked by top-1 error at the cheapest scheme, :func:`rank_models`) and their
+    probabilities averaged; ``k = 1`` is the best single model. ``model_counts``: ``"paper"`` =
+    1 and all (Table 3's 1 and 7), ``"every"`` = 1, 2, ..., all, or explicit counts. Cost = models x
+    crops forward passes per image. The base row is 1 model at the cheapest scheme (Table 3's
+    "base"); rows come grouped by models, then crops, as in the paper.
+    """
+    if isinstance(probs, CropProbabilities):
+        model_names = model_names or probs.model_names
+        probs = probs.probs
+    labels = torch.as_tensor(labels).long()
+    if not probs:
+        raise ValueError("no probabilities to tabulate (were all images unreadable?)")
+    schemes = sorted({s for _, s in probs}, key=num_crops)
+    models = sorted({m for m, _ in probs})
+    missing = [(m, s) for m in models for s in schemes if (m, s) not in probs]
+    if missing:
+        raise ValueError(f"probabilities missing for (model, scheme) {missing[0]}")
+    ranking = rank_models(probs, labels, schemes[0])
+    total = len(models)
+    if model_counts == "paper":
+        counts = sorted({1, total})
+    elif model_counts == "every":
+        counts = list(range(1, total + 1))
+    else:
+        counts = sorted(set(model_counts))
+        if not counts or counts[0] < 1 or counts[-1] > total:
+            raise ValueError(f"model counts must lie in 1..{total}. Got {list(model_counts)!r}")
+    rows: list[Table3Row] = []
+    base: list[float] | None = None
+    for k in counts:
+        chosen = ranking[:k]
+        for scheme in schemes:
+            averaged = torch.stack([probs[(m, scheme)] for m in chosen]).mean(0)
+            top1, top5 = topk_errors(averaged, labels)
+            if base is None:
+                base = [top5, top1]
+            names = tuple(model_names[m] for m in chosen) if model_names else tuple(str(m) for m in chosen)
+            crops = num_crops(scheme)
+            rows.append(Table3Row(k, crops, k * crops, top5, top1, top5 - base[0], top1 - base[1], names))
+    return rows
+
+
+def format_table3(rows: Sequence[Table3Row], title: str | None = None) -> str:
+    """Rows as a text table shaped like the paper's Table 3."""
+    header = ("models", "crops", "cost", "top-5 error", "top-1 error", "top-5 vs base", "top-1 vs base")
+    lines = []
+    for i, r in enumerate(rows):
+        delta5 = "base" if i == 0 else f"{100 * r.delta_top5:+.2f}%"
+        delta1 = "base" if i == 0 else f"{100 * r.delta_top1:+.2f}%"
+        lines.append(
+            (
+                str(r.models),
+                str(r.crops),
+                str(r.cost),
+                f"{100 * r.top5_error:.2f}%",
+                f"{100 * r.top1_error:.2f}%",
+                delta5,
+                delta1,
+            )
+        )
+    widths = [max(len(h), *(len(line[c]) for line in lines)) for c, h in enumerate(header)]
+    out = [title] if title else []
+    out.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in lines]
+    return "\n".join(out)

@@ -1,0 +1,153 @@
+"""Section 7 protocol: crop/model averaging against hand computation, Table 3 rows, the evaluate CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from torch import nn
+
+from googlenet.data.multicrop import multicrop
+from googlenet.evaluate import EvalModel, crop_probabilities, format_table3, table3, topk_errors
+
+SIZE = 32
+W = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.5, -1.0], [-0.5, 0.5, 2.0]])
+
+
+class ChannelMeans(nn.Module):
+    """Logits = per-channel means of the input times ``W``: computable by hand for any crop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(len(x))
+        return x.mean((2, 3)) @ W
+
+
+def images() -> list[PIL.Image.Image]:
+    rng = np.random.default_rng(0)
+    return [
+        PIL.Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for w, h in [(50, 40), (40, 60), (45, 45)]
+    ]
+
+
+def hand_probabilities(image, scheme, mean, std, combine):
+    """Softmax of each crop's logits in float64 (exp and sums by hand), combined over crops."""
+    crops = multicrop(image, scheme, SIZE).double()
+    feats = (
+        (crops - torch.tensor(mean).double()[:, None, None]) / torch.tensor(std).double()[:, None, None]
+    ).mean((2, 3))
+    per_crop = []
+    for logits in (feats @ W.double()).tolist():
+        exps = [math.exp(z - max(logits)) for z in logits]
+        per_crop.append([e / sum(exps) for e in exps])
+    columns = list(zip(*per_crop, strict=True))
+    return [sum(c) / len(c) if combine == "mean" else max(c) for c in columns]
+
+
+@pytest.mark.parametrize("combine", ["mean", "max"])
+def test_crop_probabilities_match_hand_computation(combine) -> None:
+    a, b = ChannelMeans(), ChannelMeans()
+    # Two models with different preprocessing: each must normalise the crops its own way.
+    models = [
+        EvalModel("a", a, (0.5, 0.4, 0.3), (0.25, 0.2, 0.5)),
+        EvalModel("b", b, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    ]
+    result = crop_probabilities(images(), models, ["1", "10", "144"], SIZE, combine, batch_size=15)
+    assert result.unreadable == [] and result.num_images == 3 and result.combine == combine
+    for m, model in enumerate(models):
+        for scheme in ("1", "10", "144"):
+            got = result.probs[(m, scheme)]
+            assert got.shape == (3, 3)
+            for i, image in enumerate(images()):
+                want = hand_probabilities(image, scheme, model.mean, model.std, combine)
+                assert got[i].tolist() == pytest.approx(want, abs=1e-5), (m, scheme, i)
+    # Batching: several images per batch for "1" (batch 15 holds all three), one image's crops
+    # never split ("10": 10 + 10 > 15), a 144-crop image alone.
+    # Flushed as they fill: "10" and "144" at images 1 and 2, the rest at the end.
+    assert a.batches == [10, 144, 10, 144, 3, 10, 144]
+    assert a.batches == b.batches
+
+
+def test_unreadable_images_are_reported_and_counted_as_errors(tmp_path) -> None:
+    good = tmp_path / "good.png"
+    images()[0].save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a jpeg")
+    model = EvalModel("a", ChannelMeans(), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    result = crop_probabilities([good, bad], [model], ["1"], SIZE)
+    assert len(result.unreadable) == 1 and result.unreadable[0][0] == 1
+    assert str(bad) in result.unreadable[0][1]
+    probs = result.probs[(0, "1")]
+    assert torch.isnan(probs[1]).all() and not torch.isnan(probs[0]).any()
+    label = int(probs[0].argmax())
+    # The readable image is right, the unreadable one is wrong: 50%, not 0% over one image.
+    assert topk_errors(probs, torch.tensor([label, label]), ks=(1, 3)) == [0.5, 0.5]
+
+
+V = [0.40, 0.25, 0.15, 0.10, 0.06, 0.04]
+
+
+def ranked(*orders: list[int]) -> torch.Tensor:
+    """Rows of probabilities where class ``order[j]`` gets ``V[j]``."""
+    out = torch.zeros(len(orders), 6)
+    for row, order in enumerate(orders):
+        for j, c in enumerate(order):
+            out[row, c] = V[j]
+    return out
+
+
+def hand_made_probs() -> dict[tuple[int, str], torch.Tensor]:
+    right = ranked([0, 1, 2, 3, 4, 5], [1, 0, 2, 3, 4, 5], [2, 0, 1, 3, 4, 5], [3, 0, 1, 2, 4, 5])
+    return {
+        # model 0 at 1 crop: images 0, 1 right; image 2 top-5 only; image 3 (label 6th) wrong.
+        (0, "1"): ranked([0, 1, 2, 3, 4, 5], [1, 0, 2, 3, 4, 5], [0, 2, 1, 3, 4, 5], [0, 1, 2, 4, 5, 3]),
+        # model 1 at 1 crop: only image 1 wrong at top-1 -> the better single model.
+        (1, "1"): ranked([0, 1, 2, 3, 4, 5], [0, 2, 1, 3, 4, 5], [2, 1, 0, 3, 4, 5], [3, 0, 1, 2, 4, 5]),
+        (0, "10"): right,
+        (1, "10"): right,
+    }
+
+
+LABELS = torch.tensor([0, 1, 2, 3])
+
+
+def test_topk_errors_by_hand() -> None:
+    probs = hand_made_probs()
+    assert topk_errors(probs[(0, "1")], LABELS) == [0.5, 0.25]
+    assert topk_errors(probs[(1, "1")], LABELS) == [0.25, 0.0]
+
+
+def test_table3_rows_costs_and_deltas() -> None:
+    rows = table3(hand_made_probs(), LABELS, model_names=["m0", "m1"])
+    got = [(r.models, r.crops, r.cost, r.top5_error, r.top1_error, r.model_names) for r in rows]
+    # Ensemble at 1 crop, averaging the two models' probabilities by hand:
+    # image 1: class 0 (0.25 + 0.40) / 2 = 0.325 beats class 1 (0.40 + 0.15) / 2 = 0.275 -> wrong;
+    # image 2: class 2 (0.25 + 0.40) / 2 = 0.325 beats class 0 (0.40 + 0.15) / 2 = 0.275 -> right;
+    # image 3: class 0 0.325 beats class 3 (0.04 + 0.40) / 2 = 0.22, which is 2nd -> top-5 right.
+    assert got == [
+        (1, 1, 1, 0.0, 0.25, ("m1",)),
+        (1, 10, 10, 0.0, 0.0, ("m1",)),
+        (2, 1, 2, 0.0, 0.5, ("m1", "m0")),
+        (2, 10, 20, 0.0, 0.0, ("m1", "m0")),
+    ]
+    assert [r.delta_top1 for r in rows] == [0.0, -0.25, 0.25, -0.25]
+    assert [r.delta_top5 for r in rows] == [0.0] * 4
+    text = format_table3(rows)
+    assert "base" in text and "+25.00%" in text and "-25.00%" in text
+    assert len(table3(hand_made_probs(), LABELS, model_counts="every")) == 4
+    assert [r.models for r in table3(hand_made_probs(), LABELS, model_counts=[1])] == [1, 1]
+    with pytest.raises(ValueError, match="model counts"):
+        table3(hand_made_probs(), LABELS, model_counts=[3])
+
+
+def test_nan_rows_count_as_errors() -> None:
+    probs = ranked([0, 1, 2, 3, 4, 5], [1, 0, 2, 3, 4, 5])
+    probs[1] = math.nan
+    assert topk_errors(probs, torch.tensor([0, 1])) == [0.5, 0.5]
