@@ -102,9 +102,15 @@ class Table3Row:
     delta_top1: float
     model_names: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, base: bool = False) -> dict[str, Any]:
+        """The JSON form (``googlenet evaluate --json``, read by :mod:`googlenet.report`): keys
+        models, crops, cost, top5_err, top1_err, delta_top5, delta_top1 (null on the base row),
+        model_names."""
         d = asdict(self)
+        d["top5_err"], d["top1_err"] = d.pop("top5_error"), d.pop("top1_error")
         d["model_names"] = list(self.model_names)
+        if base:
+            d["delta_top5"] = d["delta_top1"] = None
         return d
 
 
@@ -332,3 +338,79 @@ def format_table3(rows: Sequence[Table3Row], title: str | None = None) -> str:
     out.append("  ".join("-" * w for w in widths))
     out += ["  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in lines]
     return "\n".join(out)
+
+
+@dataclass
+class LoadedModels:
+    """Models ready for :func:`crop_probabilities`, with what the JSON report records about them."""
+
+    models: list[EvalModel]
+    image_size: int
+    class_names: list[str] | None
+    num_classes: int
+    info: list[dict[str, Any]]
+
+
+def load_models(
+    checkpoints: Sequence[Any],
+    *,
+    image_size: int | None = None,
+    backend: str = "torch",
+    precision: str = "fp32",
+    device: str = "cpu",
+    calibration: Callable[[Any, int], list[torch.Tensor]] | None = None,
+) -> LoadedModels:
+    """Load :class:`googlenet.checkpoints.Checkpoint` s behind :class:`googlenet.inference.Predictor` s.
+
+    ``image_size``: given, else the training image size recorded in the run's ``config.yaml``,
+    else the model's ``meta.input_size``; checkpoints that disagree need an explicit size.
+    ``calibration(meta, image_size)`` supplies normalised batches when ``precision`` is int8.
+    All models must predict the same number of classes (they are averaged).
+    """
+    from .errors import GoogLeNetError
+    from .inference import Predictor
+
+    loaded = [(c, c.load()) for c in checkpoints]
+    if image_size is None:
+        sizes = {c.image_size or int(m.meta.input_size[-1]) for c, m in loaded}
+        if len(sizes) > 1:
+            raise GoogLeNetError(
+                f"checkpoints were trained at different image sizes {sorted(sizes)}; "
+                "choose one with --image-size"
+            )
+        image_size = sizes.pop()
+    counts = {m.num_classes for _, m in loaded}
+    if len(counts) > 1:
+        raise GoogLeNetError(
+            "checkpoints predict different numbers of classes: "
+            + ", ".join(f"{c.weights} ({m.num_classes})" for c, m in loaded)
+        )
+    batches = (
+        calibration(loaded[0][1].meta, image_size)
+        if precision == "int8" and calibration is not None
+        else None
+    )
+    models, info = [], []
+    names_seen: dict[str, int] = {}
+    for checkpoint, model in loaded:
+        predictor = Predictor(
+            model, backend, precision, image_size=image_size, calibration=batches, device=device
+        )
+        name = checkpoint.name
+        names_seen[name] = names_seen.get(name, 0) + 1
+        if names_seen[name] > 1:  # two runs with the same folder name in different places
+            name = f"{name}#{names_seen[name]}"
+        models.append(EvalModel.from_model(model, name=name, forward=predictor))
+        info.append(
+            {
+                "name": name,
+                "source": checkpoint.source,
+                "weights": str(checkpoint.weights),
+                "variant": model.meta.variant,
+                "num_classes": model.num_classes,
+                "backend": predictor.backend,
+                "precision": predictor.precision,
+            }
+        )
+    first = loaded[0][1]
+    return LoadedModels(models, image_size, first.meta.class_names, first.num_classes, info)

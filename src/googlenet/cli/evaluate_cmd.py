@@ -1,0 +1,266 @@
+"""``googlenet evaluate``: the paper's test protocol (section 7) and its Table 3 on your data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import GoogLeNetError
+
+DEFAULT_BATCH = 144  # one 144-crop image, or 144 single-crop images, per forward pass
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, workers: int = 2) -> None:
+    """Flags shared with ``googlenet predict``."""
+    p.add_argument(
+        "--checkpoint",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="weights (.safetensors), training run dirs (their model.safetensors) or ensemble dirs "
+        "(ensemble.json); several models are averaged",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="crop size (default: the run's config.yaml image_size, else the model's input size)",
+    )
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=("auto", "torch", "onnxruntime", "openvino"),
+        help="inference backend (default torch: exact fp32 reference numbers)",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("auto", "fp32", "bf16", "int8"),
+        help="numeric precision (default fp32; int8 calibrates on the data's train split)",
+    )
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH,
+        help=f"crops per forward pass (default {DEFAULT_BATCH}; one image's crops are never split)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=workers,
+        help=f"processes decoding and cropping images (default {workers}; 0 = in the main process)",
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="the paper's test protocol: 1/10/144 crops x models -> Table 3 (top-5/top-1 error, cost)",
+        description="Section 7 of the paper: softmax probabilities averaged over crops and models; prints "
+        "Table 3 (models, crops, cost, top-5 error, top-1 error, change against 1 model / 1 crop).",
+    )
+    p.add_argument(
+        "--data", required=True, help="dataset folder (ImageFolder or ILSVRC2012 layout) or 'builtin'"
+    )
+    p.add_argument("--split", default="val", choices=("val", "train"), help="split to evaluate (default val)")
+    p.add_argument(
+        "--layout",
+        default="auto",
+        choices=("auto", "imagefolder", "ilsvrc"),
+        help="dataset layout (default auto)",
+    )
+    p.add_argument(
+        "--crops",
+        nargs="+",
+        default=["1", "10", "144"],
+        choices=("1", "10", "144"),
+        help="crop schemes (default: 1 10 144)",
+    )
+    p.add_argument(
+        "--combine",
+        default="mean",
+        choices=("mean", "max"),
+        help="combine crops by mean (the paper) or max (the paper's worse alternative)",
+    )
+    p.add_argument(
+        "--model-counts",
+        default="paper",
+        choices=("paper", "every"),
+        help="ensemble rows: 'paper' = best single model and all models; 'every' = best 1, 2, ... all",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="evaluate N images spread evenly over the split (every k-th, so every class appears)",
+    )
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write rows and metadata as JSON")
+    add_model_arguments(p)
+    p.set_defaults(func=run)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def progress_bar(total: int, desc: str) -> Any:
+    """tqdm on a terminal, nothing otherwise (logs stay clean)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+
+def spread(n: int, limit: int | None) -> list[int]:
+    """``limit`` indices spread evenly over ``range(n)`` (all of them without a limit)."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    return [i * n // limit for i in range(limit)]
+
+
+def _calibration(root: Path, layout: str) -> Any:
+    """int8 calibration batches from the train split (never the images being evaluated)."""
+
+    def batches(meta: Any, image_size: int) -> list[Any]:
+        import torch
+
+        from ..data.datasets import build_dataset
+        from ..data.transforms import eval_transform
+
+        try:
+            train = build_dataset(root, "train", eval_transform(meta, image_size), layout=layout)
+        except GoogLeNetError as exc:
+            raise GoogLeNetError(f"precision int8 calibrates on the train split: {exc}") from None
+        picked = [train[i] for i in spread(len(train), 256)]
+        images = [item[0] for item in picked if item is not None]
+        return [torch.stack(images[i : i + 32]) for i in range(0, len(images), 32)]
+
+    return batches
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    from ..weights import atomic_write_bytes
+
+    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import __version__
+    from ..checkpoints import resolve_checkpoints
+    from ..data.builtin import resolve_data
+    from ..data.datasets import build_dataset
+    from ..evaluate import crop_probabilities, format_table3, load_models, table3
+
+    if args.limit is not None and args.limit < 1:
+        raise GoogLeNetError(f"--limit must be at least 1. Got {args.limit}")
+    if args.batch_size < 1 or args.workers < 0:
+        raise GoogLeNetError("--batch-size must be at least 1 and --workers at least 0")
+    checkpoints = resolve_checkpoints(args.checkpoint)
+    root = resolve_data(args.data)
+    dataset = build_dataset(root, args.split, layout=args.layout)
+    schemes = sorted(set(args.crops), key=int)
+    device = resolve_device(args.device)
+    loaded = load_models(
+        checkpoints,
+        image_size=args.image_size,
+        backend=args.backend,
+        precision=args.precision,
+        device=device,
+        calibration=_calibration(root, args.layout),
+    )
+    if loaded.num_classes != len(dataset.classes):
+        raise GoogLeNetError(
+            f"{checkpoints[0].weights} predicts {loaded.num_classes} classes but {root} ({args.split}) has "
+            f"{len(dataset.classes)}"
+        )
+    picked = [dataset.samples[i] for i in spread(len(dataset.samples), args.limit)]
+    paths = [p for p, _ in picked]
+    labels = torch.tensor([label for _, label in picked])
+    start = time.perf_counter()
+    with progress_bar(len(paths), f"evaluate {'/'.join(schemes)} crops") as bar:
+        result = crop_probabilities(
+            paths,
+            loaded.models,
+            schemes,
+            loaded.image_size,
+            args.combine,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            progress=bar.update,
+        )
+    wall = time.perf_counter() - start
+    for _, message in result.unreadable:
+        print(f"googlenet evaluate: warning: {message} (counted as an error)", file=sys.stderr)
+    if not result.probs:
+        raise GoogLeNetError(
+            f"none of the {len(paths)} images could be read (first: {result.unreadable[0][1]})"
+        )
+    rows = table3(result, labels, model_counts=args.model_counts)
+    names = ", ".join(m.name for m in loaded.models)
+    title = (
+        f"Table 3 (section 7) on {len(paths)} images of {root} [{args.split}], {loaded.image_size}px crops, "
+        f"{args.combine} over crops; models: {names}"
+    )
+    print(format_table3(rows, title=title))
+    if result.unreadable:
+        print(
+            f"{len(result.unreadable)} of {len(paths)} images unreadable, counted as errors", file=sys.stderr
+        )
+    if args.json is not None:
+        from ..evaluate import topk_errors
+
+        per_model = [
+            dict(
+                zip(
+                    ("top1_err", "top5_err"),
+                    topk_errors(result.probs[(m, s)], labels),
+                    strict=True,
+                ),
+                name=loaded.models[m].name,
+                crops=int(s),
+            )
+            for m in range(len(loaded.models))
+            for s in schemes
+        ]
+        record = {
+            "format": "googlenet-evaluate",
+            "format_version": 1,
+            "rows": [r.to_dict(base=i == 0) for i, r in enumerate(rows)],
+            "per_model": per_model,
+            "checkpoints": loaded.info,
+            "data": str(root),
+            "data_arg": str(args.data),
+            "split": args.split,
+            "layout": dataset.layout,
+            "num_images": len(paths),
+            "num_classes": loaded.num_classes,
+            "limit": args.limit,
+            "image_size": loaded.image_size,
+            "schemes": [int(s) for s in schemes],
+            "combine": args.combine,
+            "model_counts": args.model_counts,
+            "backend": args.backend,
+            "precision": args.precision,
+            "device": device,
+            "batch_size": args.batch_size,
+            "unreadable": [{"index": i, "path": paths[i], "error": msg} for i, msg in result.unreadable],
+            "num_unreadable": len(result.unreadable),
+            "wall_time_s": round(wall, 3),
+            "images_per_s": round(len(paths) / wall, 3) if wall > 0 else None,
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "googlenet_version": __version__,
+            "torch_version": torch.__version__,
+        }
+        atomic_write_text(args.json, json.dumps(record, indent=1) + "\n")
+    return 0

@@ -1,0 +1,134 @@
+"""``googlenet predict``: class names and probabilities for image files (section 7 test crops)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+from ..errors import GoogLeNetError
+from .evaluate_cmd import add_model_arguments, progress_bar, resolve_device
+
+GLOB_CHARS = set("*?[")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="top-k classes for images (files, folders, globs), averaged over crops and models",
+        description="Predict the classes of images with the paper's test crops (section 7). A file that "
+        "cannot be read gets a one-line error on stderr; the others are still predicted and the exit "
+        "status is 1.",
+    )
+    p.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files, folders (searched recursively), globs"
+    )
+    p.add_argument("--crops", default="1", choices=("1", "10", "144"), help="crop scheme (default 1)")
+    p.add_argument("--topk", type=int, default=5, help="classes to show per image (default 5)")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
+    add_model_arguments(p, workers=0)
+    p.set_defaults(func=run)
+
+
+def image_extensions() -> tuple[str, ...]:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return tuple(IMG_EXTENSIONS)
+
+
+def expand_inputs(args: list[str]) -> tuple[list[str], list[str]]:
+    """``(image paths, errors)``: folders searched recursively for image extensions, globs expanded
+    (sorted), files kept as given whatever their extension (the decoder decides)."""
+    exts = image_extensions()
+    paths: list[str] = []
+    errors: list[str] = []
+    for arg in args:
+        if os.path.isdir(arg):
+            found = sorted(
+                os.path.join(d, f)
+                for d, _, files in os.walk(arg, followlinks=False)
+                for f in files
+                if f.lower().endswith(exts) and not f.startswith(".")
+            )
+            if not found:
+                errors.append(f"{arg}: no images ({', '.join(exts)}) in this folder")
+            paths += found
+        elif os.path.exists(arg):
+            paths.append(arg)
+        elif GLOB_CHARS & set(arg):
+            found = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
+            if not found:
+                errors.append(f"{arg}: no file matches this pattern")
+            paths += found
+        else:
+            errors.append(f"{arg}: no such file or folder")
+    return paths, errors
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoints import resolve_checkpoints
+    from ..evaluate import crop_probabilities, load_models
+
+    if args.topk < 1:
+        raise GoogLeNetError(f"--topk must be at least 1. Got {args.topk}")
+    checkpoints = resolve_checkpoints(args.checkpoint)
+    paths, errors = expand_inputs(args.images)
+    loaded = load_models(
+        checkpoints,
+        image_size=args.image_size,
+        backend=args.backend,
+        precision=args.precision,
+        device=resolve_device(args.device),
+    )
+    for message in errors:
+        print(f"googlenet predict: error: {message}", file=sys.stderr)
+    if not paths:
+        return 1
+    with progress_bar(len(paths), "predict") as bar:
+        result = crop_probabilities(
+            paths,
+            loaded.models,
+            [args.crops],
+            loaded.image_size,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            progress=bar.update,
+        )
+    for _, message in result.unreadable:
+        print(f"googlenet predict: error: {message}", file=sys.stderr)
+    unreadable = {i for i, _ in result.unreadable}
+    records = []
+    if result.probs:
+        # Section 7: probabilities averaged over crops (done) and over the models.
+        probs = torch.stack([result.probs[(m, args.crops)] for m in range(len(loaded.models))]).mean(0)
+        k = min(args.topk, probs.shape[-1])
+        names = loaded.class_names
+        for i, path in enumerate(paths):
+            if i in unreadable:
+                continue
+            top = torch.topk(probs[i], k)
+            records.append(
+                {
+                    "path": path,
+                    "predictions": [
+                        {
+                            "class_index": int(c),
+                            "class_name": names[int(c)] if names and int(c) < len(names) else str(int(c)),
+                            "probability": float(p),
+                        }
+                        for p, c in zip(top.values, top.indices, strict=True)
+                    ],
+                }
+            )
+    if args.json:
+        print(json.dumps(records, indent=1))
+    else:
+        for record in records:
+            print(record["path"])
+            for pred in record["predictions"]:
+                print(f"  {pred['probability']:.4f}  {pred['class_name']} ({pred['class_index']})")
+    return 1 if errors or unreadable else 0
