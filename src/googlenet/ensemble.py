@@ -1,0 +1,251 @@
+"""Train the paper's ensemble: N members, one recipe, different image sampling and data order (section 7).
+
+Section 7: "We independently trained 7 versions of the same GoogLeNet model (including one wider
+version), and performed ensemble prediction with them. These models were trained with the same
+initialization (even with the same initial weights, mainly because of an oversight) and learning
+rate policies, and they only differ in sampling methodologies and the random order in which they
+see input images." (The wider version is not described in the paper; all members here are the
+configured model.)
+
+:func:`train_ensemble` runs :func:`googlenet.train.fit` once per member, one after the other, each in
+its own run directory ``OUT/member_00``, ``OUT/member_01``, ...:
+
+* member ``i`` trains with ``seed = base_seed + i``: the data order of every epoch and the random
+  crop / photometric draw of every sample are functions of that seed (:mod:`googlenet.engine`);
+* with ``same_init`` (the default, as in the paper) every member's initial weights are drawn from
+  the base seed (``TrainConfig.init_seed = base_seed``), so the members start from identical
+  weights; without it each member also initialises from its own seed. The initialisation *scheme*
+  (the variant's ``init``) and the learning-rate schedule are the same in both cases.
+
+``OUT/ensemble.json`` indexes the members (directory, seeds, status, final errors) and the config
+hash; it is rewritten atomically whenever a member starts, stops or finishes. Running the same call
+again resumes: finished members are skipped, an interrupted member continues from its
+``checkpoints/last.pt`` through the trainer's exact resume, and a larger ``n`` adds members.
+Evaluate the finished ensemble with ``googlenet evaluate`` (softmax averaged over models and crops).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import GoogLeNetError
+from .weights import atomic_write_bytes
+
+logger = logging.getLogger("googlenet.train")
+
+ENSEMBLE_FILE = "ensemble.json"
+ENSEMBLE_FORMAT = "googlenet-ensemble"
+ENSEMBLE_VERSION = 1
+PAPER_ENSEMBLE_SIZE = 7  # section 7: "We independently trained 7 versions"
+MEMBER_MODEL = "model.safetensors"  # the member's Polyak-averaged weights (section 6)
+
+
+class EnsembleInterrupted(Exception):
+    """A signal stopped a member; its checkpoint is written and the same call continues it."""
+
+    def __init__(self, member: int, run_dir: Path, signal_name: str, exit_code: int) -> None:
+        super().__init__(f"member {member} ({run_dir}) stopped by {signal_name}")
+        self.member = member
+        self.run_dir = run_dir
+        self.signal_name = signal_name
+        self.exit_code = exit_code
+
+
+def member_dir(out: str | Path, index: int) -> Path:
+    """``OUT/member_XX``: the run directory of member ``index``."""
+    return Path(out) / f"member_{index:02d}"
+
+
+def supports_init_seed() -> bool:
+    """Whether :class:`~googlenet.train.TrainConfig` can seed the initial weights apart from the data."""
+    from .train import TrainConfig
+
+    return "init_seed" in {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def member_config(config: Any, index: int, out: str | Path, *, same_init: bool = True) -> Any:
+    """Member ``index``'s :class:`~googlenet.train.TrainConfig`: ``config`` with its own seed and run dir.
+
+    ``seed`` (data order, augmentation, dropout) is ``config.seed + index``; the initial weights come
+    from ``config.seed`` when ``same_init``, else from the member's own seed.
+    """
+    changes: dict[str, Any] = {
+        "out": str(member_dir(out, index)),
+        "seed": config.seed + index,
+        "resume": None,
+    }
+    if supports_init_seed():
+        changes["init_seed"] = config.seed if same_init else None  # None: the trainer uses ``seed``
+    elif same_init and index > 0:
+        raise GoogLeNetError(
+            "same initial weights for every member need TrainConfig.init_seed, which this trainer "
+            "lacks; train with --no-same-init (each member then initialises from its own seed)"
+        )
+    return dataclasses.replace(config, **changes)
+
+
+def ensemble_hash(config: Any, same_init: bool) -> str:
+    """SHA-256 of the base config's weight-determining keys and ``same_init`` (not of ``n``)."""
+    from .train import config_hash
+
+    blob = json.dumps({"config": config_hash(config), "same_init": bool(same_init)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def read_index(out: str | Path) -> dict[str, Any] | None:
+    """``OUT/ensemble.json`` as a dict, or None when there is none."""
+    path = Path(out) / ENSEMBLE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GoogLeNetError(f"{path}: not a readable ensemble index ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != ENSEMBLE_FORMAT:
+        raise GoogLeNetError(f"{path}: not a googlenet ensemble index (format {data.get('format')!r})")
+    return data
+
+
+def _write_index(out: Path, index: Mapping[str, Any]) -> None:
+    text = json.dumps(index, indent=1) + "\n"
+    atomic_write_bytes(out / ENSEMBLE_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _is_complete(run_dir: Path, entry: Mapping[str, Any] | None, epochs: int) -> bool:
+    if not (run_dir / MEMBER_MODEL).is_file():
+        return False
+    if entry is not None and entry.get("status") == "complete":
+        return True
+    # The weights are written only at the end of a run; the index may have missed the update
+    # when the process died right after the trainer returned.
+    from .report import read_metrics
+
+    try:
+        return len(read_metrics(run_dir)) >= epochs
+    except GoogLeNetError:
+        return False
+
+
+def train_ensemble(
+    config: Any,
+    n: int = PAPER_ENSEMBLE_SIZE,
+    out: str | Path = "runs/ensemble",
+    same_init: bool = True,
+    *,
+    on_member: Callable[[int, str, Path], None] | None = None,
+) -> list[Path]:
+    """Train (or continue) the ``n`` members of an ensemble under ``out``; the averaged weights' paths.
+
+    ``config`` is the base :class:`~googlenet.train.TrainConfig` (its ``out`` and ``resume`` are
+    ignored). ``on_member(index, state, run_dir)`` is called with state ``"skip"``, ``"start"``,
+    ``"resume"`` or ``"done"`` (for progress messages). A signal stopping a member raises
+    :class:`EnsembleInterrupted` after the index is written; any other error marks the member
+    ``failed`` and propagates.
+    """
+    from .train import RUNTIME_KEYS, config_hash, fit, resume_config
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise GoogLeNetError(f"the number of ensemble members must be a positive integer. Got {n!r}")
+    if config.resume:
+        raise GoogLeNetError("train-ensemble resumes by itself: re-run the same command, without --resume")
+    if same_init and n > 1 and not supports_init_seed():
+        member_config(config, 1, out, same_init=True)  # raises the error that explains it
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    digest = ensemble_hash(config, same_init)
+    index = read_index(out)
+    if index is not None and index.get("config_hash") != digest:
+        raise GoogLeNetError(
+            f"{out / ENSEMBLE_FILE} belongs to an ensemble with another training config or --same-init "
+            "setting; choose another --out (members of one ensemble share everything but the seed)"
+        )
+    entries: dict[int, dict[str, Any]] = {
+        int(e["index"]): e for e in (index or {}).get("members", []) if isinstance(e, dict) and "index" in e
+    }
+    base = config.to_dict()
+    base.pop("resume", None)
+    index = {
+        "format": ENSEMBLE_FORMAT,
+        "version": ENSEMBLE_VERSION,
+        "paper": "Szegedy et al. 2014, section 7: same initialization and learning rate policy; "
+        "members differ in image sampling and data order",
+        "n": max(n, len(entries)),
+        "base_seed": config.seed,
+        "same_init": bool(same_init),
+        "init_seed_supported": supports_init_seed(),
+        "config_hash": digest,
+        "config": base,
+        "members": [],
+    }
+    runtime = {k: getattr(config, k) for k in RUNTIME_KEYS - {"out", "resume"}}
+
+    def save(i: int, **fields: Any) -> None:
+        entries.setdefault(i, {}).update(fields)
+        index["members"] = [entries[k] for k in sorted(entries)]
+        _write_index(out, index)
+
+    paths: list[Path] = []
+    for i in range(n):
+        mc = member_config(config, i, out, same_init=same_init)
+        run_dir = Path(mc.out)
+        init_seed = getattr(mc, "init_seed", None)
+        save(
+            i,
+            index=i,
+            dir=run_dir.name,
+            seed=mc.seed,
+            init_seed=mc.seed if init_seed is None else init_seed,
+            member_config_hash=config_hash(mc),
+            status=entries.get(i, {}).get("status", "pending"),
+        )
+        if _is_complete(run_dir, entries.get(i), mc.epochs):
+            save(i, status="complete", model=str(Path(run_dir.name) / MEMBER_MODEL))
+            paths.append(run_dir / MEMBER_MODEL)
+            if on_member:
+                on_member(i, "skip", run_dir)
+            continue
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            resumed = resume_config(run_dir, runtime)
+            if config_hash(resumed) != config_hash(mc):
+                raise GoogLeNetError(
+                    f"{run_dir}/config.yaml differs from member {i}'s config; it was not written by "
+                    "this ensemble (move it away or choose another --out)"
+                )
+            mc, state = resumed, "resume"
+        else:
+            state = "start"
+        if on_member:
+            on_member(i, state, run_dir)
+        save(i, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        try:
+            result = fit(mc)
+        except BaseException as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            save(i, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=message)
+            raise
+        if result.interrupted:
+            save(i, status="interrupted", error=f"stopped by {result.interrupted} at step {result.step}")
+            raise EnsembleInterrupted(i, run_dir, result.interrupted, result.exit_code)
+        last = result.metrics[-1] if result.metrics else {}
+        save(
+            i,
+            status="complete",
+            error=None,
+            finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            model=str(Path(run_dir.name) / MEMBER_MODEL),
+            epochs=result.epochs_completed,
+            steps=result.step,
+            avg_val_top1_err=last.get("avg_val_top1_err"),
+            avg_val_top5_err=last.get("avg_val_top5_err"),
+        )
+        paths.append(run_dir / MEMBER_MODEL)
+        if on_member:
+            on_member(i, "done", run_dir)
+    return paths
