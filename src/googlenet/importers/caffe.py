@@ -25,15 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import GoogLeNetError
 from ..imagenet_classes import NUM_IMAGENET_CLASSES, imagenet_class_names
 from ..model import GoogLeNet
-from ..registry import create_model
 from ..spec import PAPER, ConvRow, GoogLeNetConfig, InceptionRow
 from .caffe_proto import CaffeBlob, CaffeLayer, ProtobufError, parse_net
-from .common import ImportReport, file_sha256
+from .common import ImportReport, assign_state, empty_model, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +120,10 @@ def _read_layers(path: Path) -> tuple[dict[str, CaffeLayer], str, str]:
     return layers, net.layout, net.name
 
 
-def _copy_blob(path: Path, layer: str, index: int, blob: CaffeBlob, target: torch.Tensor, what: str) -> None:
-    expected = tuple(target.shape)
+def _blob_tensor(
+    path: Path, layer: str, index: int, blob: CaffeBlob, expected: tuple[int, ...]
+) -> torch.Tensor:
+    what = ("weights", "bias")[index]
     if _squeeze_leading(blob.shape) != _squeeze_leading(expected):
         raise GoogLeNetError(
             f"{path}: layer {layer!r} {what} (blob {index}) has shape {blob.shape}, "
@@ -135,7 +135,7 @@ def _copy_blob(path: Path, layer: str, index: int, blob: CaffeBlob, target: torc
             f"{path}: layer {layer!r} {what} (blob {index}) holds {blob.data.size} values, "
             f"its shape {blob.shape} says {count}"
         )
-    target.copy_(torch.from_numpy(blob.data).reshape(expected))
+    return torch.from_numpy(blob.data).reshape(expected)
 
 
 def import_caffe(
@@ -179,22 +179,22 @@ def import_caffe(
         raise GoogLeNetError(f"{path}: layer(s) with weights that GoogLeNet does not have: {_first(unknown)}")
 
     class_names = imagenet_class_names() if num_classes == NUM_IMAGENET_CLASSES else None
-    model = create_model("googlenet", num_classes=num_classes, aux_logits=aux_heads, class_names=class_names)
-    with torch.no_grad():
-        for name in wanted:
-            module = model.get_submodule(mapping[name])
-            assert isinstance(module, nn.Conv2d | nn.Linear)
-            blobs = layers[name].blobs
-            if len(blobs) != 2 or module.bias is None:
-                raise GoogLeNetError(
-                    f"{path}: layer {name!r} has {len(blobs)} blob(s), expected 2 (weights and bias)"
-                )
-            _copy_blob(path, name, 0, blobs[0], module.weight, "weights")
-            _copy_blob(path, name, 1, blobs[1], module.bias, "bias")
-        # Caffe's net was trained on BGR images (OpenCV decoding); ours takes RGB.
-        conv1 = model.get_submodule(mapping[_FIRST_CONV])
-        assert isinstance(conv1, nn.Conv2d)
-        conv1.weight.copy_(conv1.weight.flip(1))
+    model = empty_model("googlenet", num_classes=num_classes, aux_logits=aux_heads, class_names=class_names)
+    expected = model.state_dict()
+    state: dict[str, torch.Tensor] = {}
+    for name in wanted:
+        blobs = layers[name].blobs
+        if len(blobs) != 2:
+            raise GoogLeNetError(
+                f"{path}: layer {name!r} has {len(blobs)} blob(s), expected 2 (weights and bias)"
+            )
+        for index, suffix in enumerate(("weight", "bias")):
+            key = f"{mapping[name]}.{suffix}"
+            state[key] = _blob_tensor(path, name, index, blobs[index], tuple(expected[key].shape))
+    # Caffe's net was trained on BGR images (OpenCV decoding); ours takes RGB.
+    conv1 = f"{mapping[_FIRST_CONV]}.weight"
+    state[conv1] = state[conv1].flip(1).contiguous()
+    assign_state(model, state, str(path))
 
     digest = file_sha256(path)
     layout_text = "layer (current)" if layout == "layer" else "layers (legacy V1)"

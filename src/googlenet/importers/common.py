@@ -1,10 +1,17 @@
-"""What every importer returns beside the model: a short report of what was imported, from where."""
+"""Shared by the importers: the import report, file hashes, a model built from a state dict."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import GoogLeNetError
+from ..model import GoogLeNet
+from ..registry import create_model
 
 
 def file_sha256(path: str | Path) -> str:
@@ -39,3 +46,27 @@ class ImportReport:
 
     def _unit(self) -> str:
         return "layers" if self.source_format == "caffe" else "tensors"
+
+
+def empty_model(name: str, **kwargs: Any) -> GoogLeNet:
+    """``create_model(name, **kwargs)`` on the meta device: the layout without memory or random init.
+
+    An importer overwrites every tensor at once, so initialising 7M parameters first would be
+    wasted (it is most of an import's time); :func:`assign_state` fills the model.
+    """
+    with torch.device("meta"):
+        return create_model(name, **kwargs)
+
+
+def assign_state(model: GoogLeNet, state: dict[str, torch.Tensor], where: str) -> GoogLeNet:
+    """Assign ``state`` (keys and shapes already checked) to an :func:`empty_model`, strictly.
+
+    Tensors are cast to the model's dtypes (a float16 checkpoint gives a float32 model).
+    """
+    expected = model.state_dict()
+    state = {k: v.to(dtype=expected[k].dtype) if k in expected else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:  # a tensor outside the state dict; none of today's layers has one
+        raise GoogLeNetError(f"{where}: tensors missing from the weights: {', '.join(left[:5])}")
+    return model

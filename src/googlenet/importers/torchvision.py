@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,7 @@ import torch
 from ..errors import GoogLeNetError
 from ..imagenet_classes import NUM_IMAGENET_CLASSES, imagenet_class_names
 from ..model import GoogLeNet
-from ..registry import create_model
-from .common import ImportReport, file_sha256
+from .common import ImportReport, assign_state, empty_model, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +46,15 @@ def _load_checkpoint(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only=True refuses any pickled object other than tensors and plain containers:
-        # such a file could run code when unpickled.
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise GoogLeNetError(
-            f"{path}: refused: the checkpoint holds objects other than tensors and plain containers "
-            f"(torch.load weights_only=True: {reason}); save only the model's state_dict()"
-        ) from None
+        # weights_only=True refuses any pickled object other than tensors and plain containers
+        # (such a file could run code when unpickled); torch names it as "GLOBAL module.Class".
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        if found:
+            raise GoogLeNetError(
+                f"{path}: refused: the checkpoint holds a pickled {found.group(1)}, not only tensors "
+                "(torch.load weights_only=True); save only the model's state_dict()"
+            ) from None
+        raise GoogLeNetError(f"{path}: not a readable PyTorch checkpoint (bad pickle data)") from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile/OSError for non-checkpoints
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise GoogLeNetError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from None
@@ -76,8 +78,9 @@ def _state_dict_of(obj: Any, where: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _check_keys(state: dict[str, torch.Tensor], model: GoogLeNet, where: str) -> dict[str, torch.Tensor]:
-    expected = model.state_dict()
+def _check_keys(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: str
+) -> dict[str, torch.Tensor]:
     state = dict(state)
     # BatchNorm counters appeared in PyTorch 0.4.1; older checkpoints lack them and torch fills 0.
     for key, value in expected.items():
@@ -137,15 +140,15 @@ def import_torchvision(
         transform_input = num_classes == NUM_IMAGENET_CLASSES
 
     class_names = imagenet_class_names() if num_classes == NUM_IMAGENET_CLASSES else None
-    model = create_model(
+    model = empty_model(
         "googlenet_tv",
         num_classes=num_classes,
         aux_logits=use_aux,
         class_names=class_names,
         transform_input=transform_input,
     )
-    state = _check_keys(state, model, where)
-    model.load_state_dict(state, strict=True)
+    state = _check_keys(state, model.state_dict(), where)
+    assign_state(model, state, where)
 
     notes = [f"transform_input={transform_input}"]
     if has_aux and not use_aux:
