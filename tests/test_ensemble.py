@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from googlenet.checkpoints import resolve_checkpoints
 from googlenet.data.builtin import make_builtin
 from googlenet.ensemble import ensemble_hash, member_config, member_dir, supports_init_seed
 from googlenet.errors import GoogLeNetError
@@ -118,6 +119,9 @@ def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: 
         assert (run / "metrics.jsonl").is_file() and (run / "checkpoints" / "last.pt").is_file()
         saved = (run / "config.yaml").read_text()
         assert f"seed: {5 + i}" in saved
+
+    # `googlenet evaluate --checkpoint OUT` reads the index: the members' averaged weights, in order
+    assert [c.weights for c in resolve_checkpoints([out])] == paths
 
     raw = [load_file(str(member_dir(out, i) / "model_raw.safetensors")) for i in range(2)]
     params = [k for k in raw[0] if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]

@@ -84,6 +84,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
         (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
         (run / "config.yaml").write_text(f"data: {data}\nimage_size: {IMAGE_SIZE}\n")
         run_dirs.append(run)
+    # the index `googlenet train-ensemble` writes, reduced to what the report reads
+    (root / "ensemble.json").write_text(json.dumps({"members": [{"run_dir": r.name} for r in run_dirs]}))
     return data, run_dirs
 
 
@@ -161,7 +163,8 @@ def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]]
     evaluation = tmp_path / "eval.json"
     evaluation.write_text(json.dumps(EVALUATION))
     out = tmp_path / "report"
-    result = _cli("report", *map(str, run_dirs), "--out", str(out), "--evaluation", str(evaluation))
+    ensemble = run_dirs[0].parent  # an ensemble directory stands for its members
+    result = _cli("report", str(ensemble), "--out", str(out), "--evaluation", str(evaluation))
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == out / "index.md"
 
@@ -179,6 +182,7 @@ def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]]
     html = (out / "index.html").read_text()
     assert set(re.findall(r'<img src="([^"]+)"', html)) == set(links)
     assert "ensemble of 2 models" in index.lower()
+    assert all(f"`{r}`" in index for r in run_dirs)
     assert "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% |" in (out / "table3.md").read_text()
     assert "| 1 | 10 | 10 | 9.15% | -0.92% |  |" in index
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries

@@ -17,10 +17,12 @@ its own run directory ``OUT/member_00``, ``OUT/member_01``, ...:
   weights; without it each member also initialises from its own seed. The initialisation *scheme*
   (the variant's ``init``) and the learning-rate schedule are the same in both cases.
 
-``OUT/ensemble.json`` indexes the members (directory, seeds, status, final errors) and the config
-hash; it is rewritten atomically whenever a member starts, stops or finishes. Running the same call
-again resumes: finished members are skipped, an interrupted member continues from its
-``checkpoints/last.pt`` through the trainer's exact resume, and a larger ``n`` adds members.
+``OUT/ensemble.json`` indexes the members (``run_dir`` relative to ``OUT``, seeds, status, final
+errors) and the config hash; ``googlenet evaluate --checkpoint OUT`` and ``googlenet report OUT`` read
+it (:mod:`googlenet.checkpoints`). It is rewritten atomically whenever a member starts, stops or
+finishes. Running the same call again resumes: finished members are skipped, an interrupted member
+continues from its ``checkpoints/last.pt`` through the trainer's exact resume, and a larger ``n``
+adds members.
 Evaluate the finished ensemble with ``googlenet evaluate`` (softmax averaged over models and crops).
 """
 
@@ -199,7 +201,7 @@ def train_ensemble(
         save(
             i,
             index=i,
-            dir=run_dir.name,
+            run_dir=run_dir.name,  # relative to OUT; what googlenet.checkpoints reads
             seed=mc.seed,
             init_seed=mc.seed if init_seed is None else init_seed,
             member_config_hash=config_hash(mc),

@@ -91,6 +91,28 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
+    """Run directories from ``paths``; an ensemble directory (``ensemble.json``, written by
+    ``googlenet train-ensemble``) stands for its members, in order."""
+    from .checkpoints import ENSEMBLE_FILE, _ensemble_members
+
+    runs: list[Path] = []
+    for arg in paths:
+        path = Path(arg)
+        if (path / METRICS_FILE).is_file() or not (path / ENSEMBLE_FILE).is_file():
+            runs.append(path)
+            continue
+        for member in _ensemble_members(path):
+            run = Path(member).expanduser()
+            run = run if run.is_absolute() else path / run
+            if run.suffix == ".safetensors":
+                raise GoogLeNetError(
+                    f"{path / ENSEMBLE_FILE} lists the weights file {run}; the report needs run directories"
+                )
+            runs.append(run)
+    return runs
+
+
 def run_label(run_dir: str | Path, taken: Iterable[str] = ()) -> str:
     """A short legend label for a run: its folder name, with its parent's name when that collides."""
     path = Path(run_dir).resolve()
@@ -442,6 +464,7 @@ class ValidationPredictions:
     models: int
     image_size: int
     indices: np.ndarray  # N dataset indices of the rows (unreadable files are left out)
+    meta: Any = None  # the first model's ModelMeta (its preprocessing un-normalises the grid's images)
 
 
 def _resolve_data_root(data: str | Path | None, config: Mapping[str, Any], run_dir: Path) -> Path | None:
@@ -524,6 +547,7 @@ def predict_validation(
         models=len(models),
         image_size=image_size,
         indices=np.asarray(kept, dtype=np.int64),
+        meta=first.meta,
     )
 
 
@@ -571,6 +595,8 @@ def write_report(
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out``; returns the path of ``out/index.md``.
 
+    An ensemble directory among ``run_dirs`` stands for its members (:func:`expand_run_dirs`).
+
     ``data`` (a folder or ``"builtin"``) and ``image_size`` default to the first run's
     ``config.yaml``. The confusion matrix and prediction grid need every run's
     ``model.safetensors`` and a validation split; without them those sections are left out and
@@ -578,7 +604,7 @@ def write_report(
     """
     if not run_dirs:
         raise GoogLeNetError("no run directory given")
-    run_paths = [Path(r) for r in run_dirs]
+    run_paths = expand_run_dirs(run_dirs)
     runs: dict[str, list[dict[str, Any]]] = {}
     for run in run_paths:
         runs[run_label(run, runs)] = read_metrics(run)
@@ -624,7 +650,7 @@ def write_report(
             max_images=max_images,
             device=device,
         )
-        sections += _prediction_sections(preds, out, model_paths[0], data_root, int(size))
+        sections += _prediction_sections(preds, out, data_root, int(size))
 
     if evaluation is not None:
         eval_data = evaluation if isinstance(evaluation, Mapping) else load_evaluation(evaluation)
@@ -651,7 +677,6 @@ def write_report(
 def _prediction_sections(
     preds: ValidationPredictions,
     out: Path,
-    model_path: Path,
     data_root: Path,
     image_size: int,
 ) -> list[tuple[str, str | None, str]]:
@@ -677,7 +702,7 @@ def _prediction_sections(
     ]
     count = PREDICTION_GRID[0] * PREDICTION_GRID[1]
     picked = _spread_indices(preds.labels, count)
-    images = _images_for(model_path, data_root, image_size, preds.indices[picked].tolist())
+    images = _images_for(preds.meta, data_root, image_size, preds.indices[picked].tolist())
     plot_predictions(
         images, preds.labels[picked].tolist(), preds.probs[picked], preds.class_names, out / "predictions.png"
     )
@@ -691,15 +716,13 @@ def _prediction_sections(
     return sections
 
 
-def _images_for(model_path: Path, data_root: Path, image_size: int, indices: Sequence[int]) -> np.ndarray:
+def _images_for(meta: Any, data_root: Path, image_size: int, indices: Sequence[int]) -> np.ndarray:
     """The centre crops the model saw, un-normalised back to [0, 1] RGB for display."""
     import torch
 
     from .data.datasets import build_dataset
     from .data.transforms import eval_transform
-    from .weights import load_weights
 
-    meta = load_weights(model_path, verify=False).meta
     dataset = build_dataset(data_root, "val", eval_transform(meta, image_size))
     mean = torch.tensor(meta.mean).view(3, 1, 1)
     std = torch.tensor(meta.std).view(3, 1, 1)
