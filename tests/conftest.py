@@ -1,0 +1,32 @@
+"""Shared test set-up: tests never touch the user's cache, and use few threads on the 2-core CI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path_factory.getbasetemp() / "googlenet-cache"))
+
+
+def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m googlenet ARGS`` as a real subprocess and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "googlenet", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=kwargs.pop("cwd", REPO),
+        **kwargs,
+    )
