@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -151,3 +156,113 @@ def test_nan_rows_count_as_errors() -> None:
     probs = ranked([0, 1, 2, 3, 4, 5], [1, 0, 2, 3, 4, 5])
     probs[1] = math.nan
     assert topk_errors(probs, torch.tensor([0, 1])) == [0.5, 0.5]
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI, end to end in real subprocesses, on a tiny built-in set with tiny checkpoints.
+
+
+def googlenet_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "googlenet", *args], capture_output=True, text=True, timeout=240, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    import googlenet
+    from googlenet.data.builtin import make_builtin
+
+    root = tmp_path_factory.mktemp("evaluate")
+    data = make_builtin(
+        root / "data", classes=3, train_per_class=1, val_per_class=2, image_size=72, seed=0, workers=1
+    )
+    (data / "val" / "disc" / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    torch.manual_seed(0)
+    paths = {"data": data}
+    model = googlenet.create_model(
+        "googlenet_bn", num_classes=3, aux_logits=False, class_names=["x", "y", "z"]
+    )
+    for name in ("run_a", "run_b"):
+        model.reset_classifier(3)  # a second model more cheaply than building another network
+        googlenet.save(model, root / name / "model.safetensors")
+        (root / name / "config.yaml").write_text("image_size: 64\nepochs: 1\n")
+        paths[name] = root / name
+    (root / "ens").mkdir()
+    (root / "ens" / "ensemble.json").write_text(json.dumps({"members": ["../run_b"]}))
+    paths["ens"] = root / "ens"
+    paths["root"] = root
+    return paths
+
+
+def test_evaluate_cli_table3_json(tiny) -> None:
+    from googlenet.checkpoints import resolve_checkpoints
+    from googlenet.data.datasets import build_dataset
+
+    out = tiny["root"] / "eval.json"
+    proc = googlenet_cli(
+        "evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["run_a"]), str(tiny["ens"]),
+        "--crops", "10", "1", "--json", str(out), "--workers", "0", "--batch-size", "20",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    # 2 readable images per class + the broken one, which is reported and counted as wrong.
+    assert record["num_images"] == 7 and record["num_unreadable"] == 1
+    assert record["unreadable"][0]["path"].endswith("zz_broken.jpg")
+    assert "zz_broken.jpg" in proc.stderr
+    assert record["image_size"] == 64  # from the runs' config.yaml
+    assert record["schemes"] == [1, 10] and record["combine"] == "mean"
+    assert [c["weights"] for c in record["checkpoints"]] == [
+        str(tiny["run_a"] / "model.safetensors"),
+        str(tiny["ens"] / "../run_b" / "model.safetensors"),
+    ]
+    rows = record["rows"]
+    assert [(r["models"], r["crops"], r["cost"]) for r in rows] == [
+        (1, 1, 1),
+        (1, 10, 10),
+        (2, 1, 2),
+        (2, 10, 20),
+    ]
+    assert rows[0]["delta_top5"] is None and rows[0]["delta_top1"] is None
+    # The single-crop rows again in-process, from the same files with the library's own pieces
+    # (plain torch models, no Predictor): the CLI's wiring (labels, ensemble, image size) is right.
+    dataset = build_dataset(tiny["data"], "val")
+    models = [
+        EvalModel.from_model(c.load(), name=c.name) for c in resolve_checkpoints([tiny["run_a"], tiny["ens"]])
+    ]
+    labels = torch.tensor([label for _, label in dataset.samples])
+    expected = table3(crop_probabilities([p for p, _ in dataset.samples], models, ["1"], 64), labels)
+    for got, want in zip(rows[::2], expected, strict=True):
+        assert got["top1_err"] == pytest.approx(want.top1_error) and got["top5_err"] == pytest.approx(
+            want.top5_error
+        )
+        assert got["model_names"] == list(want.model_names)
+    assert rows[0]["top1_err"] >= 1 / 7  # the unreadable image is in the denominator, and wrong
+    table = proc.stdout
+    assert "top-5 error" in table and "base" in table and "cost" in table
+
+
+def test_evaluate_cli_144_crops_max(tiny) -> None:
+    out = tiny["root"] / "eval144.json"
+    proc = googlenet_cli(
+        "evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["run_a"] / "model.safetensors"),
+        "--crops", "144", "--limit", "1", "--combine", "max", "--image-size", "64", "--json", str(out),
+        "--workers", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    assert record["num_images"] == 1 and record["combine"] == "max" and record["image_size"] == 64
+    assert [(r["models"], r["crops"], r["cost"]) for r in record["rows"]] == [(1, 144, 144)]
+
+
+def test_evaluate_cli_bad_checkpoint_names_it(tiny, capsys) -> None:
+    from googlenet.cli import main
+
+    # In-process (the subprocess path is covered above and in test_predict.py): same parser and handler.
+    assert main(["evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["root"])]) == 2
+    err = capsys.readouterr().err
+    assert str(tiny["root"]) in err and "neither model.safetensors" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["root"] / "nope")]) == 2
+    assert f"checkpoint {tiny['root'] / 'nope'} does not exist" in capsys.readouterr().err
