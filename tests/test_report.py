@@ -24,6 +24,7 @@ from googlenet.report import (
     table3_markdown,
     table3_rows,
     topk_errors,
+    write_report,
 )
 
 CLASSES = 3
@@ -203,3 +204,18 @@ def test_report_cli_run_without_metrics_is_a_one_line_error(
         and str(bare) in lines[0]
         and "metrics.jsonl" in lines[0]
     )
+
+
+def test_report_without_weights_draws_curves_and_says_why(tmp_path: Path) -> None:
+    run = tmp_path / "interrupted_run"
+    run.mkdir()
+    # an older or interrupted run: no weights yet, and no learning rate / averaged-weights columns
+    records = [{"epoch": e, "train_loss": 2.0 / e, "val_top1_err": 0.5 / e} for e in (1, 2, 3)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    index = write_report([run], tmp_path / "out")
+    text = index.read_text()
+    assert "![Training curves](curves.png)" in text
+    assert "Left out: no weights at" in text and str(run / "model.safetensors") in text
+    assert not (tmp_path / "out" / "confusion.png").exists()
+    with Image.open(tmp_path / "out" / "curves.png") as image:
+        assert image.size[0] >= 400
