@@ -1,0 +1,138 @@
+"""``googlenet predict`` in real subprocesses: good and broken files, folders, globs, JSON, exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+CLASSES = ["cat", "dog", "fox"]
+
+
+def googlenet_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "googlenet", *args], capture_output=True, text=True, timeout=240, env=env
+    )
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width x height`` pixels: a decompression bomb for PIL."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    import googlenet
+
+    root = tmp_path_factory.mktemp("predict")
+    torch.manual_seed(0)
+    model = googlenet.create_model("googlenet_bn", num_classes=3, aux_logits=False, class_names=CLASSES)
+    googlenet.save(model, root / "model.safetensors")
+    rng = np.random.default_rng(0)
+    images = root / "images"
+    (images / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "b.png", "sub/c.jpeg"):
+        PIL.Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(images / name)
+    (images / "notes.txt").write_text("not an image, and not picked from the folder\n")
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "text.jpg").write_text("this is text, not a JPEG\n")
+    (broken / "empty.jpg").write_bytes(b"")
+    jpeg = (images / "a.jpg").read_bytes()
+    (broken / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    (broken / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
+    return {"root": root, "model": root / "model.safetensors", "images": images, "broken": broken}
+
+
+def test_predict_good_and_broken_files(files) -> None:
+    broken = files["broken"]
+    bad = [broken / n for n in ("text.jpg", "truncated.jpg", "empty.jpg", "bomb.png")]
+    proc = googlenet_cli(
+        "predict", str(files["images"]), str(bad[0]), str(bad[1]), str(files["images"] / "a.*"), str(bad[2]),
+        str(bad[3]), str(files["root"] / "missing.jpg"),
+        "--checkpoint", str(files["model"]), "--image-size", "64", "--crops", "10", "--topk", "2", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    errors = proc.stderr.strip().splitlines()
+    # One line per bad input, naming it; nothing else on stderr.
+    assert len(errors) == 5, errors
+    for path in [*bad, files["root"] / "missing.jpg"]:
+        assert sum(str(path) in line for line in errors) == 1, (path, errors)
+    assert all(line.startswith("googlenet predict: error: ") for line in errors)
+    assert "DecompressionBomb" in next(line for line in errors if "bomb.png" in line)
+    records = json.loads(proc.stdout)
+    images = files["images"]
+    # The folder (recursively, image extensions only), then the glob; broken files left out.
+    expected = [images / "a.jpg", images / "b.png", images / "sub" / "c.jpeg", images / "a.jpg"]
+    assert [r["path"] for r in records] == [str(p) for p in expected]
+    for record in records:
+        preds = record["predictions"]
+        assert len(preds) == 2
+        assert preds[0]["probability"] >= preds[1]["probability"]
+        assert all(p["class_name"] == CLASSES[p["class_index"]] for p in preds)
+    assert records[0]["predictions"] == records[3]["predictions"]  # same file, same answer
+
+    # The top classes match the model run by hand on the same 10 crops.
+    import googlenet
+    from googlenet.data.datasets import open_image
+    from googlenet.data.multicrop import multicrop
+
+    model = googlenet.load(files["model"])
+    mean, std = torch.tensor(model.meta.mean).view(1, 3, 1, 1), torch.tensor(model.meta.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        crops = (multicrop(open_image(images / "b.png"), "10", 64) - mean) / std
+        probs = torch.softmax(model(crops), -1).mean(0)
+    want = probs.topk(2)
+    got = records[1]["predictions"]
+    assert [p["class_index"] for p in got] == want.indices.tolist()
+    assert [p["probability"] for p in got] == pytest.approx(want.values.tolist(), abs=1e-4)
+
+
+def test_predict_text_output(files, capsys) -> None:
+    from googlenet.cli import main
+
+    # In-process (same parser and handler as the subprocess runs above and below, less start-up).
+    assert (
+        main(
+            [
+                "predict",
+                str(files["images"] / "b.png"),
+                "--checkpoint",
+                str(files["model"]),
+                "--image-size",
+                "64",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(files["images"] / "b.png") and len(lines) == 1 + 3  # top-5 of 3 classes
+    assert {line.split()[1] for line in lines[1:]} == set(CLASSES)
+
+
+def test_predict_unknown_checkpoint_exits_2_naming_it(files) -> None:
+    missing = files["root"] / "no_such_run"
+    proc = googlenet_cli("predict", str(files["images"] / "b.png"), "--checkpoint", str(missing))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"googlenet predict: error: checkpoint {missing} does not exist"
+    assert proc.stdout == ""
