@@ -104,9 +104,11 @@ def _read_layers(path: Path) -> tuple[dict[str, CaffeLayer], str, str]:
     try:
         net = parse_net(data)
     except ProtobufError as exc:
+        head = data[:64]
+        looks_like_text = head.isascii() and all(c >= 32 or c in b"\t\r\n" for c in head)
+        hint = "; it looks like text, and a .prototxt holds no weights" if looks_like_text else ""
         raise GoogLeNetError(
-            f"{path}: not a binary Caffe model (.caffemodel NetParameter): {exc}; "
-            "a .prototxt holds no weights"
+            f"{path}: not a binary Caffe model (.caffemodel NetParameter): {exc}{hint}"
         ) from None
     layers: dict[str, CaffeLayer] = {}
     for layer in net.layers:
