@@ -24,6 +24,7 @@ import googlenet
 from googlenet.cli import main as cli_main
 from googlenet.errors import GoogLeNetError
 from googlenet.importers import caffe_layer_map, import_caffe, load_caffe
+from googlenet.importers.caffe_proto import parse_blob
 from googlenet.model import CAFFE_MEAN, CAFFE_STD
 
 cv2 = pytest.importorskip("cv2")
@@ -375,6 +376,29 @@ def test_missing_and_unknown_layers_are_named(tmp_path, net_layers, weights):
     path.write_bytes(encode_net(extra, w, v1=False, legacy_4d=False, packed=True))
     with pytest.raises(GoogLeNetError, match="'fc_extra'"):
         load_caffe(path)
+
+
+def test_blob_encodings_decode_alike():
+    """Every encoding protobuf allows for a BlobProto's shape and values gives the same blob."""
+    values = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
+    shape_packed = length_delimited(7, length_delimited(1, varint(2) + varint(3)))
+    shape_unpacked = length_delimited(7, key(1, 0) + varint(2) + key(1, 0) + varint(3))
+    flat = values.reshape(-1)
+    encodings = {
+        "packed": encode_blob(values, legacy_4d=False, packed=True),
+        "unpacked": encode_blob(values, legacy_4d=False, packed=False),
+        "legacy-4d": encode_blob(values, legacy_4d=True, packed=True),
+        "unpacked-dims": shape_unpacked + length_delimited(5, flat.tobytes()),
+        "split-packed": shape_packed
+        + length_delimited(5, flat[:4].tobytes())
+        + length_delimited(5, flat[4:].tobytes()),
+        "double": shape_packed + length_delimited(8, flat.astype("<f8").tobytes()),
+    }
+    for name, data in encodings.items():
+        blob = parse_blob(memoryview(data))
+        assert blob.shape == ((1, 1, 2, 3) if name == "legacy-4d" else (2, 3)), name
+        np.testing.assert_array_equal(blob.data, flat, err_msg=name)
+        assert blob.data.dtype == np.float32
 
 
 @pytest.mark.parametrize(

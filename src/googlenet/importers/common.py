@@ -1,4 +1,7 @@
-"""Shared by the importers: the import report, file hashes, a model built from a state dict."""
+"""Shared by the importers: the import report, file hashes, a model built from a state dict.
+
+The models are the registered variants of the paper's network (section 5, Table 1).
+"""
 
 from __future__ import annotations
 
