@@ -204,3 +204,14 @@ def test_cli_refuses_pickled_objects_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("googlenet convert: error: ") and err.count("\n") == 1 and str(path) in err
     assert not target.exists()
+
+
+def test_half_precision_state_dict_gives_a_trainable_float32_model(tv_model):
+    half = {k: v.half() if v.is_floating_point() else v for k, v in tv_model.state_dict().items()}
+    model = load_torchvision(half)
+    params = list(model.parameters())
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in params)  # ready to fine-tune
+    assert {p.dtype for p in params} == {torch.float32}
+    torch.testing.assert_close(
+        model.conv1.bn.running_var, half["conv1.bn.running_var"].float(), rtol=0, atol=0
+    )
