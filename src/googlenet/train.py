@@ -280,7 +280,9 @@ def resume_config(run_dir: str | Path, overrides: Mapping[str, Any] | None = Non
             f"cannot change {changed[0]!r} when resuming {run_dir}; an exact resume uses the run's "
             f"config.yaml (only {', '.join(sorted(RUNTIME_KEYS - {'out', 'resume'}))} may change)"
         )
-    data = {**saved, **(overrides or {}), "out": str(run_dir), "resume": str(run_dir)}
+    # The testing pause belongs to the interrupted process, not to the run.
+    data = {**saved, "debug_hold_at_step": None, **(overrides or {})}
+    data.update(out=str(run_dir), resume=str(run_dir))
     return TrainConfig.from_dict(data, source=str(config_file))
 
 
@@ -599,6 +601,23 @@ def _apply_runtime(config: TrainConfig, env: D.DistEnv) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def _model_options(config: TrainConfig) -> dict[str, Any]:
+    """``model_options`` for create_model; an ``aux`` mapping (e.g. ``{dropout: 0.0}``) updates the
+    variant's :class:`~googlenet.spec.AuxSpec` field by field."""
+    from .registry import model_entry
+    from .spec import AuxSpec
+
+    options = dict(config.model_options)
+    aux = options.get("aux")
+    if isinstance(aux, Mapping):
+        base = dataclasses.asdict(model_entry(config.model).config.aux)
+        unknown = sorted(set(aux) - set(base))
+        if unknown:
+            raise GoogLeNetError(f"model_options.aux: unknown key {unknown[0]!r} (known: {', '.join(base)})")
+        options["aux"] = AuxSpec(**{**base, **aux})
+    return options
+
+
 def _build_datasets(config: TrainConfig, meta: Any) -> tuple[Any, Any, Path]:
     from .data.builtin import resolve_data
     from .data.datasets import build_dataset
@@ -643,11 +662,18 @@ def fit(config: TrainConfig) -> TrainResult:
     """
     config.validate()
     env = D.init_distributed(config.device)
+    # fit() is a run, not an import: it may set torch's thread count and determinism, but puts
+    # them back so that a caller (a notebook, a test) is left as it was.
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    benchmark = torch.backends.cudnn.benchmark
     try:
         with _stop_on_signals(config.handle_signals) as stop:
             return _fit(config, env, stop)
     finally:
         D.teardown(env)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def _fit(config: TrainConfig, env: D.DistEnv, stop: StopFlag) -> TrainResult:
@@ -717,7 +743,8 @@ def _train(
     )
 
     # ---- data (class names first: the model needs their count; the transforms need its meta)
-    probe_meta = create_model(config.model, num_classes=1, aux_logits=False, **config.model_options).meta
+    model_options = _model_options(config)
+    probe_meta = create_model(config.model, num_classes=1, aux_logits=False, **model_options).meta
     train_ds, val_ds, root = _build_datasets(config, probe_meta)
     classes = list(train_ds.classes)
     if config.strict_data and not checkpoint:
@@ -726,7 +753,7 @@ def _train(
     # ---- model, averaged model, optimizer, schedule
     torch.manual_seed(config.seed)  # the same initial weights on every rank and every run
     model: GoogLeNet = create_model(
-        config.model, num_classes=len(classes), class_names=classes, **config.model_options
+        config.model, num_classes=len(classes), class_names=classes, **model_options
     )
     if config.sync_bn and env.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[assignment]

@@ -1,0 +1,402 @@
+"""Tests of googlenet.train / googlenet.engine: the section 6 recipe, the run directory, exact resume.
+
+Real things throughout: JPEG files on disk (the built-in generator, tiny), the ``googlenet train``
+command in subprocesses, real SIGKILL / SIGTERM. Kept small (3 classes x 8 images, 64 px, batch 5,
+one thread) so that the whole file runs in well under two minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from safetensors.torch import load_file
+
+import googlenet
+from googlenet.data.builtin import make_builtin
+from googlenet.engine import googlenet_loss, topk_correct, train_step
+from googlenet.errors import GoogLeNetError
+from googlenet.train import (
+    TrainConfig,
+    build_scheduler,
+    config_hash,
+    fit,
+    load_checkpoint,
+    lr_factor,
+    resolve_config,
+    resume_config,
+)
+
+REQUIRED_METRICS = {
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_top1_err",
+    "val_loss",
+    "val_top1_err",
+    "val_top5_err",
+    "avg_val_top1_err",
+    "avg_val_top5_err",
+    "images_per_s",
+    "epoch_time_s",
+    "skipped_files",
+}
+BAD_NAME = "zz_broken.jpg"
+# 24 readable images + 1 unreadable = 25 = 5 batches of 5: every file is used every epoch.
+RUN_FLAGS = [
+    "--image-size", "64", "--batch-size", "5", "--epochs", "2", "--num-threads", "1",
+    "--deterministic", "--precision", "fp32", "--seed", "3",
+]  # fmt: skip
+
+
+def _cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "googlenet", "train", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in set in miniature, plus one file in the train split that is not an image."""
+    root = make_builtin(
+        tmp_path_factory.mktemp("data") / "tiny",
+        classes=3,
+        train_per_class=8,
+        val_per_class=4,
+        image_size=64,
+        seed=0,
+        workers=1,
+    )
+    first_class = sorted(p for p in (root / "train").iterdir() if p.is_dir())[0]
+    (first_class / BAD_NAME).write_bytes(b"this is not a JPEG")
+    return root
+
+
+@pytest.fixture(scope="module")
+def baseline(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted CLI run; the reference for the run-dir contract and the resume tests."""
+    out = tmp_path_factory.mktemp("runs") / "baseline"
+    config = out.parent / "cfg.yaml"
+    # YAML sets lr and epochs; the flag --epochs 2 must beat the YAML's 7; momentum stays default.
+    config.write_text(yaml.safe_dump({"lr": 0.02, "epochs": 7, "ema_decay": 0.9}))
+    proc = _cli(
+        "--data", str(data_dir), "--out", str(out), "--config", str(config), *RUN_FLAGS,
+        "--checkpoint-every", "2", "--workers", "0", "--log-every", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def _weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {n: load_file(run / n) for n in ("model.safetensors", "model_raw.safetensors")}
+
+
+def _assert_bit_equal(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    for name in wa:
+        assert wa[name].keys() == wb[name].keys()
+        diff = [k for k in wa[name] if not torch.equal(wa[name][k], wb[name][k])]
+        assert not diff, f"{name}: {len(diff)} tensors differ, first {diff[0]}"
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and text in path.read_text():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early ({proc.returncode}): {path.read_text()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+# --------------------------------------------------------------------------- the run directory
+
+
+def test_cli_writes_the_whole_run_dir(baseline: Path, data_dir: Path) -> None:
+    for name in ("config.yaml", "env.json", "metrics.jsonl", "train.log", "model.safetensors"):
+        assert (baseline / name).is_file(), name
+    assert (baseline / "checkpoints" / "last.pt").is_file()
+    assert (baseline / "checkpoints" / "best.pt").is_file()
+    assert list((baseline / "tensorboard").glob("events.out.tfevents.*"))
+
+    # defaults < YAML < flags, and the resolved config is what was written
+    saved = yaml.safe_load((baseline / "config.yaml").read_text())
+    assert saved["epochs"] == 2 and saved["lr"] == 0.02 and saved["momentum"] == 0.9
+    assert saved["data"] == str(data_dir)
+
+    env = json.loads((baseline / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["world_size"] == 1 and "cpu" in env
+
+    records = [json.loads(line) for line in (baseline / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert [r["step"] for r in records] == [5, 10]
+    for r in records:
+        assert r.keys() >= REQUIRED_METRICS
+        assert r["top_k"] == 3  # 3 classes: top-5 becomes top-3
+        assert r["skipped_files"] == 1  # the broken file, once per epoch
+        assert r["train_images"] == 24 and r["val_images"] == 12
+        assert all(math.isfinite(r[k]) for k in REQUIRED_METRICS)
+    # lr 0.02 at batch 32, scaled to batch 5; no decay within 2 epochs
+    assert records[0]["lr"] == pytest.approx(0.02 * 5 / 32)
+    assert BAD_NAME in (baseline / "train.log").read_text()
+
+    # the exported model: averaged weights, class names, config hash; differs from the raw weights
+    model = googlenet.load(baseline / "model.safetensors")
+    classes = (data_dir / "classes.txt").read_text().split()
+    assert model.meta.class_names == classes and model.num_classes == 3
+    meta = googlenet.weights.read_metadata(baseline / "model.safetensors")
+    assert meta["training_config_hash"] == config_hash(TrainConfig.from_dict(saved))
+    w = _weights(baseline)
+    differ = [
+        k
+        for k in w["model.safetensors"]
+        if not torch.equal(w["model.safetensors"][k], w["model_raw.safetensors"][k])
+    ]
+    assert len(differ) > 100
+    # ...and it is evaluated: its val loss is reported next to the raw one, and differs from it
+    assert records[-1]["avg_val_loss"] != records[-1]["val_loss"]
+
+    ckpt = load_checkpoint(baseline / "checkpoints" / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["batch"] == 0 and ckpt["step"] == 10
+
+
+def test_yaml_precedence_and_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("lr: 1\nbatch_size: 16\nmodel_options: {dropout: 0.0}\n")
+    c = resolve_config(cfg, {"batch_size": 8, "model_options": {"aux": {"dropout": 0.0}}})
+    assert c.lr == 1.0 and isinstance(c.lr, float)  # YAML beats the default, int accepted as float
+    assert c.batch_size == 8  # the flag beats YAML
+    assert c.momentum == 0.9 and c.lr_gamma == 0.96 and c.aux_loss_weight == 0.3  # defaults: section 6
+    assert c.model_options == {"dropout": 0.0, "aux": {"dropout": 0.0}}  # mappings merge key by key
+
+    cfg.write_text("lr: 0.1\nlearning_rate: 3\n")
+    with pytest.raises(GoogLeNetError, match=r"c\.yaml.*learning_rate"):
+        resolve_config(cfg)
+    cfg.write_text("epochs: ten\n")
+    with pytest.raises(GoogLeNetError, match="epochs must be an integer"):
+        resolve_config(cfg)
+    with pytest.raises(GoogLeNetError, match=r"nope\.yaml"):
+        resolve_config(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+def test_lr_schedule_step_and_warmup() -> None:
+    # section 6: x0.96 every 8 epochs, at the iteration where the epoch count crosses 8, 16, ...
+    f = lambda it, **kw: lr_factor(it, iters_per_epoch=10, step_epochs=8, gamma=0.96, **kw)  # noqa: E731
+    assert f(0) == 1.0 and f(79) == 1.0
+    assert f(80) == pytest.approx(0.96) and f(159) == pytest.approx(0.96)
+    assert f(160) == pytest.approx(0.96**2)
+    # linear warm-up from 0.1 over 2 epochs, then the step schedule counted from iteration 0
+    assert f(0, warmup_epochs=2, warmup_start_factor=0.1) == pytest.approx(0.1)
+    assert f(10, warmup_epochs=2, warmup_start_factor=0.1) == pytest.approx(0.55)
+    assert f(20, warmup_epochs=2, warmup_start_factor=0.1) == 1.0
+
+    # the LambdaLR built from a config drives the optimizer's groups (bias group at lr x bias_lr_mult)
+    config = TrainConfig(lr_step_epochs=0.5, lr_gamma=0.5, warmup_epochs=0.2, warmup_start_factor=0.5)
+    w = torch.nn.Parameter(torch.zeros(2, 2))
+    b = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([{"params": [w], "lr": 0.1}, {"params": [b], "lr": 0.2}], lr=0.1)
+    sched = build_scheduler(opt, config, iters_per_epoch=10)
+    seen = []
+    for _ in range(12):
+        seen.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    assert seen[0] == pytest.approx([0.05, 0.1])  # warm-up start
+    assert seen[1] == pytest.approx([0.075, 0.15])
+    assert seen[2] == pytest.approx([0.1, 0.2])
+    assert seen[5] == pytest.approx([0.05, 0.1])  # 0.5 epochs = 5 iterations -> x0.5
+    assert seen[10] == pytest.approx([0.025, 0.05])
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # in-process model work; several test processes share two cores
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_loss_is_main_plus_0_3_aux(one_thread: None) -> None:
+    torch.manual_seed(0)
+    model = googlenet.create_model("googlenet", num_classes=4, dropout=0.0)
+    model.eval()  # no dropout: the same outputs twice
+    x = torch.randn(3, 3, 64, 64)
+    y = torch.tensor([0, 3, 1])
+    with torch.no_grad():
+        out = model.forward_train(x)
+    main, a1, a2 = (F.cross_entropy(t, y) for t in out)
+    expected = main + 0.3 * (a1 + a2)
+    assert googlenet_loss(out, y).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert googlenet_loss(out, y, aux_loss_weight=1.0).item() == pytest.approx(
+        (main + a1 + a2).item(), rel=1e-6
+    )
+    assert googlenet_loss(out.logits, y).item() == pytest.approx(main.item(), rel=1e-6)
+    # the training step optimises exactly that loss (computed before its update)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    result = train_step(model, opt, x, y, channels_last=False)
+    assert result.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert topk_correct(out.logits, y, [1, 4])[1] == 3
+
+
+# --------------------------------------------------------------------------- resume and faults
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_exact(baseline: Path, data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    log = tmp_path / "killed.log"
+    with open(log, "w") as f:
+        # Two DataLoader workers here, none on resume: augmentation must not depend on them.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "googlenet", "train", "--data", str(data_dir), "--out", str(out),
+             "--config", str(baseline.parent / "cfg.yaml"), *RUN_FLAGS, "--checkpoint-every", "2",
+             "--workers", "2", "--debug-hold-at-step", "7"],
+            stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+        _wait_for(log, "holding after step 7", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (1, 1, 6)  # mid-epoch 2, step 7 is lost
+    assert not (out / "model.safetensors").exists()
+
+    proc2 = _cli("--resume", str(out), "--workers", "0")
+    assert proc2.returncode == 0, proc2.stderr
+    _assert_bit_equal(baseline, out)
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+
+
+def test_sigterm_checkpoints_and_exits_143(baseline: Path, data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "term"
+    log = tmp_path / "term.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "googlenet", "train", "--data", str(data_dir), "--out", str(out),
+             "--config", str(baseline.parent / "cfg.yaml"), *RUN_FLAGS, "--workers", "0",
+             "--debug-hold-at-step", "3"],
+            stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+        _wait_for(log, "holding after step 3", proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert proc.returncode == 143, text
+    assert f"googlenet train --resume {out}" in text
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (0, 3, 3)  # no --checkpoint-every: the signal's
+
+    proc2 = _cli("--resume", str(out))
+    assert proc2.returncode == 0, proc2.stderr
+    _assert_bit_equal(baseline, out)
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "nan"
+    config = TrainConfig(
+        data=str(data_dir), out=str(out), image_size=64, batch_size=5, epochs=1, workers=0,
+        precision="fp32", checkpoint_every=2, debug_nan_at_step=3, handle_signals=False, num_threads=1,
+    )  # fmt: skip
+    with pytest.raises(GoogLeNetError, match=r"non-finite loss \(nan\) at step 3 \(epoch 1, batch 2\)"):
+        fit(config)
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    assert not (out / "model.safetensors").exists()
+    # a second fit into the same directory refuses to overwrite the run
+    with pytest.raises(GoogLeNetError, match="already holds a training run"):
+        fit(config)
+
+
+def test_resume_errors_name_the_file(baseline: Path, tmp_path: Path) -> None:
+    with pytest.raises(GoogLeNetError, match=r"config\.yaml not found"):
+        resume_config(tmp_path)
+    run = tmp_path / "run"
+    shutil.copytree(baseline, run)
+    with pytest.raises(GoogLeNetError, match="cannot change 'lr'"):
+        resume_config(run, {"lr": 0.5})
+    last = run / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # truncated
+    proc = _cli("--resume", str(run), timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert (
+        lines[-1].startswith("googlenet train: error: cannot resume: checkpoint") and str(last) in lines[-1]
+    )
+    last.unlink()
+    with pytest.raises(GoogLeNetError, match=f"checkpoint {last} not found"):
+        fit(resume_config(run))
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_strict_data_names_the_bad_file(data_dir: Path, tmp_path: Path) -> None:
+    config = TrainConfig(
+        data=str(data_dir), out=str(tmp_path / "strict"), image_size=64, batch_size=5, epochs=1,
+        workers=0, strict_data=True, handle_signals=False, num_threads=1,
+    )  # fmt: skip
+    with pytest.raises(GoogLeNetError, match=f"unreadable image .*{BAD_NAME}.*train split"):
+        fit(config)
+
+
+def _ilsvrc_tree(src: Path, root: Path) -> list[str]:
+    """A fake ILSVRC2012 folder from the tiny built-in set: train/nXXXXXXXX/*.JPEG, flat val/ with
+    Caffe's val.txt, synset_words.txt."""
+    classes = [p.name for p in sorted((src / "train").iterdir()) if p.is_dir()]
+    wnids = [f"n{1000 + i:08d}" for i in range(len(classes))]
+    (root / "val").mkdir(parents=True)
+    (root / "synset_words.txt").write_text(
+        "".join(f"{w} {c} thing\n" for w, c in zip(wnids, classes, strict=True))
+    )
+    lines = []
+    k = 0
+    for label, (cls, wnid) in enumerate(zip(classes, wnids, strict=True)):
+        (root / "train" / wnid).mkdir(parents=True)
+        for i, img in enumerate(sorted((src / "train" / cls).glob("*.jpg"))):
+            if img.name != BAD_NAME:
+                shutil.copy(img, root / "train" / wnid / f"{wnid}_{i}.JPEG")
+        for img in sorted((src / "val" / cls).glob("*.jpg")):
+            k += 1
+            name = f"ILSVRC2012_val_{k:08d}.JPEG"
+            shutil.copy(img, root / "val" / name)
+            lines.append(f"{name} {label}\n")
+    (root / "val.txt").write_text("".join(lines))
+    return [f"{c} thing" for c in classes]
+
+
+def test_trains_on_ilsvrc_layout(data_dir: Path, tmp_path: Path) -> None:
+    names = _ilsvrc_tree(data_dir, tmp_path / "ilsvrc")
+    config = TrainConfig(
+        data=str(tmp_path / "ilsvrc"), out=str(tmp_path / "run"), image_size=64, batch_size=6, epochs=1,
+        workers=0, precision="fp32", handle_signals=False, num_threads=1,
+    )  # fmt: skip
+    result = fit(config)
+    assert result.interrupted is None and result.step == 4
+    (record,) = result.metrics
+    assert record["val_images"] == 12 and record["skipped_files"] == 0
+    model = googlenet.load(result.model_path)
+    assert model.meta.class_names == names
