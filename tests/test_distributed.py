@@ -1,0 +1,122 @@
+"""torchrun + DistributedDataParallel (googlenet.distributed, googlenet.train) against one process.
+
+A real ``torchrun --standalone --nproc-per-node 2`` (Gloo, CPU) trains with a per-rank batch of 2; one
+process trains with batch 4. With the same seed both see the same global batches (the seeded sampler
+hands rank r the r-th slice of each global batch) and the same augmentations (seeded by position), and
+DDP's gradient average equals the single process's batch mean, so the weights must agree to float
+rounding. The paper variant has no BatchNorm (no per-rank statistics); dropout is set to 0 because
+masks are drawn per rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from googlenet.data.builtin import make_builtin
+from googlenet.distributed import DistEnv, all_reduce_sum, any_rank, init_distributed
+from googlenet.engine import EpochBatchSampler
+
+CONFIG = {
+    "model": "googlenet",
+    "model_options": {"dropout": 0.0, "aux": {"dropout": 0.0}},
+    "image_size": 64,
+    "epochs": 1,
+    "precision": "fp32",
+    "num_threads": 1,
+    "workers": 0,
+    "seed": 5,
+    "lr": 0.05,
+    "log_every": 1,
+}
+
+
+def _train(args: list[str], tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp)
+
+
+def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
+    data = make_builtin(
+        tmp_path / "data", classes=3, train_per_class=8, val_per_class=4, image_size=64, seed=1, workers=1
+    )
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    common = ["train", "--data", str(data), "--config", str(cfg)]
+    ddp = _train(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "googlenet", *common, "--batch-size", "2", "--out", str(tmp_path / "ddp")],
+        tmp_path,
+    )  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = _train(
+        [sys.executable, "-m", "googlenet", *common, "--batch-size", "4", "--out", str(tmp_path / "one")],
+        tmp_path,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    # rank 0 alone wrote the run dir; the world size is recorded
+    assert json.loads((tmp_path / "ddp" / "env.json").read_text())["world_size"] == 2
+    m_ddp = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    m_one = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert len(m_ddp) == 1 and m_ddp[0]["step"] == m_one[0]["step"] == 6  # 24 images / global batch 4
+    # metrics are all-reduced over the ranks: both runs count every image
+    assert m_ddp[0]["train_images"] == m_one[0]["train_images"] == 24
+    assert m_ddp[0]["val_images"] == m_one[0]["val_images"] == 12
+    assert m_ddp[0]["lr"] == pytest.approx(m_one[0]["lr"])  # lr scaled by the global batch in both
+    assert m_ddp[0]["train_loss"] == pytest.approx(m_one[0]["train_loss"], rel=1e-4)
+    assert m_ddp[0]["avg_val_loss"] == pytest.approx(m_one[0]["avg_val_loss"], rel=1e-4)
+
+    weights = {}
+    for name in ("model_raw.safetensors", "model.safetensors"):
+        a = weights[name] = load_file(tmp_path / "ddp" / name)
+        b = load_file(tmp_path / "one" / name)
+        assert a.keys() == b.keys()
+        worst = max((a[k] - b[k]).abs().max().item() for k in a)
+        assert worst < 1e-5, f"{name}: max |difference| {worst:.3g}"
+    # the six steps moved the raw weights far beyond that tolerance (the Polyak average lags behind)
+    raw, avg = weights["model_raw.safetensors"], weights["model.safetensors"]
+    assert max((raw[k] - avg[k]).abs().max().item() for k in raw) > 1e-3
+
+
+def test_sampler_shards_the_single_process_batches() -> None:
+    one = EpochBatchSampler(22, 4, seed=9)
+    ranks = [EpochBatchSampler(22, 2, seed=9, rank=r, world_size=2) for r in range(2)]
+    for s in (one, *ranks):
+        s.set_epoch(3)
+    assert len(one) == len(ranks[0]) == 5  # 22 // 4, the incomplete global batch dropped
+    for whole, r0, r1 in zip(one, *ranks, strict=True):
+        assert whole == r0 + r1  # same indices, same augmentation seeds
+    # another epoch, another order; resuming at batch 2 yields the tail without the head
+    one.set_epoch(4)
+    epoch4 = list(one)
+    one.set_epoch(3)
+    assert epoch4 != list(one)
+    one.set_epoch(4, start_batch=2)
+    assert list(one) == epoch4[2:]
+    # evaluation: every index exactly once across the ranks
+    ev = [EpochBatchSampler(11, 3, rank=r, world_size=2, shuffle=False) for r in range(2)]
+    seen = sorted(i for s in ev for batch in s for i, _ in batch)
+    assert seen == list(range(11))
+
+
+def test_single_process_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    env = init_distributed("cpu")
+    assert env == DistEnv(device=torch.device("cpu")) and env.is_main and not env.is_distributed
+    assert all_reduce_sum(env, {"a": 2.0}) == {"a": 2.0}
+    assert any_rank(env, True) and not any_rank(env, False)
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
+        init_distributed("cpu")
