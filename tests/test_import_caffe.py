@@ -354,27 +354,34 @@ def test_aux_heads_can_be_left_out(current_file):
 
 
 def test_wrong_shape_names_layer_and_both_shapes(tmp_path, net_layers, weights):
-    w = dict(weights)
-    w["inception_4c/5x5"] = [np.zeros((64, 24, 3, 3), np.float32), np.zeros(64, np.float32)]
+    # Layer names are checked before shapes, and conv1 is the first shape checked: the other
+    # layers can hold 1-value placeholders (keeps the test fast).
+    w = {name: [np.zeros(1, np.float32)] * 2 for name in weights}
+    w["conv1/7x7_s2"] = [np.zeros((64, 3, 5, 5), np.float32), np.zeros(64, np.float32)]
     path = tmp_path / "bad_shape.caffemodel"
-    path.write_bytes(encode_net(net_layers, w, v1=False, legacy_4d=False, packed=True))
+    path.write_bytes(encode_net(net_layers + AUX_LAYERS, w, v1=False, legacy_4d=False, packed=True))
     with pytest.raises(GoogLeNetError) as info:
         load_caffe(path)
     message = str(info.value)
-    assert "'inception_4c/5x5'" in message and "(64, 24, 3, 3)" in message and "(64, 24, 5, 5)" in message
+    assert "'conv1/7x7_s2'" in message and "(64, 3, 5, 5)" in message and "(64, 3, 7, 7)" in message
     assert str(path) in message
 
 
 def test_missing_and_unknown_layers_are_named(tmp_path, net_layers, weights):
-    w = {k: v for k, v in weights.items() if k != "inception_5b/pool_proj"}
+    placeholders = {name: [np.zeros(1, np.float32)] * 2 for name in weights}
+    w = {k: v for k, v in placeholders.items() if k != "inception_5b/pool_proj"}
     path = tmp_path / "missing.caffemodel"
     path.write_bytes(encode_net(net_layers, w, v1=False, legacy_4d=False, packed=True))
     with pytest.raises(GoogLeNetError, match=r"missing layer.*'inception_5b/pool_proj'"):
         load_caffe(path)
     extra = [*net_layers, {"name": "fc_extra", "type": "InnerProduct"}]
-    w = {**weights, "fc_extra": [np.zeros((2, 3), np.float32), np.zeros(2, np.float32)]}
+    w = {**placeholders, "fc_extra": [np.zeros((2, 3), np.float32), np.zeros(2, np.float32)]}
     path.write_bytes(encode_net(extra, w, v1=False, legacy_4d=False, packed=True))
     with pytest.raises(GoogLeNetError, match="'fc_extra'"):
+        load_caffe(path)
+    w = {k: v for k, v in placeholders.items() if k != "loss2/fc"}
+    path.write_bytes(encode_net(net_layers + AUX_LAYERS, w, v1=False, legacy_4d=False, packed=True))
+    with pytest.raises(GoogLeNetError, match=r"incomplete auxiliary heads.*'loss2/fc'"):
         load_caffe(path)
 
 
