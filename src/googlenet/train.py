@@ -479,6 +479,14 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
 
@@ -700,7 +708,11 @@ def _fit(config: TrainConfig, env: D.DistEnv, stop: StopFlag) -> TrainResult:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if not config.resume:
             _write_text(run_dir / "config.yaml", yaml.safe_dump(_saved_config(config), sort_keys=False))
-        _write_text(run_dir / "env.json", json.dumps(environment(env), indent=1) + "\n")
+        info = environment(env)
+        if config.resume:  # keep what produced the first part of the run; list each resume
+            previous = _read_json(run_dir / "env.json")
+            info = {**previous, "resumed": [*previous.get("resumed", []), info]} if previous else info
+        _write_text(run_dir / "env.json", json.dumps(info, indent=1) + "\n")
     D.barrier(env)
     start_step = int(checkpoint["step"]) if checkpoint else 0
     runlog = _RunLog(run_dir, env.is_main, purge_step=start_step if checkpoint else None)
