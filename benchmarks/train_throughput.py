@@ -1,0 +1,562 @@
+"""Training-throughput benchmark: our training step against torchvision's, on the same CPU.
+
+One full training step of section 6's recipe: the forward with both auxiliary classifiers (section 5),
+the loss ``main + 0.3 x (aux1 + aux2)`` (section 5), backward, and an SGD update with momentum 0.9
+(section 6). The peer is what a torchvision user gets: ``torchvision.models.googlenet(weights=None,
+aux_logits=True, init_weights=True)`` in train mode, eager, fp32, contiguous (NCHW) memory. Ours is
+``googlenet.create_model("googlenet_tv")`` -- the same architecture, so the comparison is about the
+engine -- stepped by :func:`googlenet.engine.train_step` with the trainer's defaults
+(``precision=resolve_precision("auto")``: bf16 autocast where the CPU has native bf16, and
+``channels_last=True``). The torchvision model goes through the same ``train_step`` in fp32 and NCHW,
+so both sides pay for the same loss, the same finiteness check and the same optimizer.
+
+Also measured: ours in fp32 NCHW and fp32 channels-last (what each switch is worth), the paper's
+``googlenet`` (LRN) and ``googlenet_bn`` on the fast path, with ``--extra`` bf16 NCHW, the torchvision
+model in channels-last fp32 and the trainer's full step with the Polyak average (EMA) update, and
+with ``--compile`` the fast path under ``torch.compile`` (compiling on a CPU takes minutes).
+
+Every contender steps on the same batch, interleaved in one process: after a warm-up, each round
+runs every contender for ``--steps`` steps (round-robin) and the table reports the median images/s
+over rounds, so a background load that comes and goes hits all contenders alike. Ratios are what
+count on a shared machine, not absolute numbers.
+
+"Accuracy unchanged": the benchmark also trains the same initial weights on one fixed batch in fp32
+NCHW and on the fast path and reports the loss of each step (dropout off so the two runs see the
+same network; tests/test_precision.py holds the tolerance tests). ``--fit`` adds a short run of
+:func:`googlenet.train.fit` on a small built-in set in fp32 and on the fast path and reports both
+validation errors.
+
+    python benchmarks/train_throughput.py                 # batch 32 at 224 px; slow on 2 cores
+    python benchmarks/train_throughput.py --write-docs --fit
+    python benchmarks/train_throughput.py --quick         # seconds: format check only (tests)
+    python benchmarks/train_throughput.py --compile       # adds the torch.compile contender
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import googlenet
+from googlenet.engine import AUX_LOSS_WEIGHT, TrainForward, prepare_model, resolve_precision, train_step
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+START, END = "<!-- training:start -->", "<!-- training:end -->"
+DOCS_HEADER = (
+    "# Benchmarks\n\nTables measured by the scripts in `benchmarks/`; each section names its command.\n"
+)
+PEER = "torchvision eager fp32"
+CPU = torch.device("cpu")
+LR = 0.01  # BVLC base_lr at batch 32 (train.py); the value does not change the step's cost
+MOMENTUM = 0.9  # section 6
+
+
+@dataclass
+class Contender:
+    name: str
+    module: nn.Module  # what train_step is given
+    optimizer: torch.optim.Optimizer
+    precision: str
+    channels_last: bool
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+    note: str = ""
+    rates: list[float] = field(default_factory=list)  # images/s, one per round
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        result = train_step(
+            self.module,
+            self.optimizer,
+            images,
+            labels,
+            aux_loss_weight=AUX_LOSS_WEIGHT,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            ema=self.ema,
+        )
+        return float(result.loss)
+
+
+def sgd(model: nn.Module) -> torch.optim.Optimizer:
+    """Plain ``torch.optim.SGD`` at its defaults (foreach on), the same for every contender."""
+    return torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+
+def torchvision_googlenet(seed: int) -> nn.Module:
+    import torchvision
+
+    torch.manual_seed(seed)
+    return torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True).train()
+
+
+def ours(name: str, seed: int, channels_last: bool) -> googlenet.GoogLeNet:
+    torch.manual_seed(seed)
+    model = googlenet.create_model(name)
+    prepare_model(model, CPU, channels_last=channels_last)
+    return model.train()
+
+
+def build_contenders(args: argparse.Namespace, fast: str) -> list[Contender]:
+    """The peer first; every model starts from seed ``args.seed``."""
+    seed = args.seed
+    tv = torchvision_googlenet(seed)
+    out = [Contender(PEER, tv, sgd(tv), "fp32", False, note="the peer: what a torchvision user gets")]
+
+    def add(name: str, variant: str, precision: str, channels_last: bool, note: str = "", **kw: Any) -> None:
+        model = ours(variant, seed, channels_last)
+        out.append(Contender(name, model, sgd(model), precision, channels_last, note=note, **kw))
+
+    default = f"{fast} channels_last"
+    add(f"googlenet_tv {default} (default)", "googlenet_tv", fast, True, "same architecture as the peer")
+    add("googlenet_tv fp32 NCHW", "googlenet_tv", "fp32", False, "our model, torchvision's settings")
+    add("googlenet_tv fp32 channels_last", "googlenet_tv", "fp32", True, "channels_last alone")
+    if fast != "bf16":  # still show what bf16 does where it is emulated
+        add("googlenet_tv bf16 channels_last", "googlenet_tv", "bf16", True, "bf16 is emulated on this CPU")
+    add(f"googlenet {default} (default)", "googlenet", fast, True, "the paper's net (LRN)")
+    add(f"googlenet_bn {default} (default)", "googlenet_bn", fast, True, "BatchNorm variant")
+    if args.extra:
+        add("googlenet_tv bf16 NCHW", "googlenet_tv", "bf16", False, "bf16 alone")
+        tv_cl = torchvision_googlenet(seed).to(memory_format=torch.channels_last)
+        out.append(Contender("torchvision channels_last fp32", tv_cl, sgd(tv_cl), "fp32", True))
+        model = ours("googlenet_tv", seed, True)
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.999), use_buffers=True
+        )
+        out.append(
+            Contender(
+                f"googlenet_tv {default} + EMA", model, sgd(model), fast, True, ema=ema,
+                note="the trainer's full step (Polyak average, section 6)",
+            )
+        )  # fmt: skip
+    if args.compile:
+        model = ours("googlenet_tv", seed, True)
+        compiled = torch.compile(TrainForward(model))
+        out.append(
+            Contender(
+                f"googlenet_tv {default} compiled", compiled, sgd(model), fast, True, note="torch.compile"
+            )
+        )
+    return out
+
+
+def measure(contenders: list[Contender], args: argparse.Namespace, log: Any) -> None:
+    g = torch.Generator().manual_seed(args.seed)
+    images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=g)
+    labels = torch.randint(0, 1000, (args.batch_size,), generator=g)
+    for c in contenders:  # warm-up: allocator, oneDNN primitive caches, compilation
+        t0 = time.perf_counter()
+        for _ in range(args.warmup):
+            c.step(images, labels)
+        log(f"warm-up {c.name}: {time.perf_counter() - t0:.1f} s")
+    for r in range(args.rounds):
+        for c in contenders:
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                c.step(images, labels)
+            seconds = time.perf_counter() - t0
+            c.rates.append(args.steps * args.batch_size / seconds)
+            log(f"round {r + 1}/{args.rounds} {c.name}: {c.rates[-1]:.2f} images/s")
+
+
+def results_rows(contenders: list[Contender], batch_size: int) -> list[dict[str, Any]]:
+    peer = statistics.median(contenders[0].rates)
+    rows = []
+    for c in contenders:
+        rate = statistics.median(c.rates)
+        rows.append(
+            {
+                "name": c.name,
+                "precision": c.precision,
+                "memory": "channels_last" if c.channels_last else "NCHW",
+                "images_per_s": rate,
+                "ms_per_step": 1000 * batch_size / rate,
+                "ratio": rate / peer,
+                "spread": [min(c.rates), max(c.rates)],
+                "note": c.note,
+            }
+        )
+    return rows
+
+
+def throughput_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"| contender | precision | memory | images/s | ms/step | vs {PEER} |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['precision']} | {r['memory']} | {r['images_per_s']:.2f} "
+            f"| {r['ms_per_step']:.0f} | {r['ratio']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def no_dropout(model: nn.Module) -> nn.Module:
+    """Train mode but dropout off: bf16 and fp32 runs would draw different dropout masks."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    return model
+
+
+def precision_check(
+    variant: str, fast: str, *, batch_size: int, image_size: int, steps: int, seed: int
+) -> dict[str, Any]:
+    """The losses of ``steps`` SGD steps on one fixed batch from the same weights: fp32 NCHW vs the
+    fast path. The first loss compares the forwards; the later ones include the drift of the updates."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch_size, 3, image_size, image_size, generator=g)
+    labels = torch.randint(0, 1000, (batch_size,), generator=g)
+    torch.manual_seed(seed)
+    base = googlenet.create_model(variant)
+    losses: dict[str, list[float]] = {}
+    for label, precision, channels_last in (("fp32", "fp32", False), ("fast", fast, True)):
+        model = no_dropout(prepare_model(copy.deepcopy(base), CPU, channels_last=channels_last))
+        opt = sgd(model)
+        losses[label] = [
+            float(
+                train_step(model, opt, images, labels, precision=precision, channels_last=channels_last).loss
+            )
+            for _ in range(steps)
+        ]
+    diffs = [abs(a - b) for a, b in zip(losses["fp32"], losses["fast"], strict=True)]
+    return {
+        "variant": variant,
+        "fast": f"{fast} channels_last",
+        "fp32": losses["fp32"],
+        "fast_losses": losses["fast"],
+        "max_abs_diff": max(diffs),
+        "max_rel_diff": max(d / abs(a) for d, a in zip(diffs, losses["fp32"], strict=True)),
+        "batch_size": batch_size,
+        "image_size": image_size,
+    }
+
+
+def precision_table(checks: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | path | loss at step 1 | loss at last step | max abs diff | max rel diff |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for c in checks:
+        for label, losses in (("fp32 NCHW", c["fp32"]), (c["fast"], c["fast_losses"])):
+            diff = "" if label == "fp32 NCHW" else f"{c['max_abs_diff']:.4f}"
+            rel = "" if label == "fp32 NCHW" else f"{100 * c['max_rel_diff']:.2f}%"
+            lines.append(
+                f"| {c['variant']} | {label} | {losses[0]:.4f} | {losses[-1]:.4f} | {diff} | {rel} |"
+            )
+    return "\n".join(lines)
+
+
+def short_fit(args: argparse.Namespace, fast: str, log: Any) -> dict[str, Any]:
+    """:func:`googlenet.train.fit` on a small built-in set, fp32 NCHW vs the default fast path."""
+    from googlenet.data.builtin import make_builtin
+    from googlenet.train import TrainConfig, fit
+
+    out: dict[str, Any] = {
+        "model": args.fit_model,
+        "classes": args.fit_classes,
+        "train_per_class": args.fit_train_per_class,
+        "val_per_class": args.fit_val_per_class,
+        "image_size": args.fit_image_size,
+        "epochs": args.fit_epochs,
+        "batch_size": args.fit_batch_size,
+        "runs": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="train-throughput-") as tmp:
+        root = make_builtin(
+            Path(tmp) / "data",
+            classes=args.fit_classes,
+            train_per_class=args.fit_train_per_class,
+            val_per_class=args.fit_val_per_class,
+            image_size=args.fit_image_size,
+            seed=args.seed,
+        )
+        for label, precision, channels_last in (
+            ("fp32 NCHW", "fp32", False),
+            (f"{fast} channels_last", "auto", True),
+        ):
+            config = TrainConfig(
+                data=str(root),
+                model=args.fit_model,
+                image_size=args.fit_image_size,
+                epochs=args.fit_epochs,
+                batch_size=args.fit_batch_size,
+                lr=args.fit_lr,
+                lr_scale_with_batch=False,
+                precision=precision,
+                channels_last=channels_last,
+                seed=args.seed,
+                workers=0,
+                handle_signals=False,
+                out=str(Path(tmp) / label.replace(" ", "_")),
+            )
+            t0 = time.perf_counter()
+            result = fit(config)
+            last = result.metrics[-1]
+            run = {
+                "seconds": time.perf_counter() - t0,
+                "metrics": {k: v for k, v in last.items() if isinstance(v, (int, float))},
+            }
+            out["runs"][label] = run
+            log(f"fit {label}: {run['seconds']:.0f} s, last epoch {json.dumps(run['metrics'])}")
+    return out
+
+
+def fit_table(fit_result: dict[str, Any]) -> str:
+    keys = sorted(
+        {k for run in fit_result["runs"].values() for k in run["metrics"] if "err" in k or "loss" in k}
+    )
+    lines = ["| path | seconds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+    for label, run in fit_result["runs"].items():
+        values = " | ".join(f"{run['metrics'].get(k, float('nan')):.4f}" for k in keys)
+        lines.append(f"| {label} | {run['seconds']:.0f} | {values} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- environment and docs
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
+    except OSError:
+        pass
+    return "unknown"
+
+
+def environment() -> dict[str, Any]:
+    import torchvision
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_name(),
+        "cpu_flags": cpu_flags(),
+        "cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def render_docs(report: dict[str, Any]) -> str:
+    env, s = report["environment"], report["settings"]
+    load = ", ".join(f"{x:.1f}" for x in env["load_average"])
+    load_after = ", ".join(f"{x:.1f}" for x in report["load_average_after"])
+    peer_ms = report["rows"][0]["ms_per_step"]
+    lines = [
+        START,
+        "## Training throughput (CPU)",
+        "",
+        f"`{s['command']}` on {env['date']}: {env['cpu']} ({env['cpu_flags']}), {env['cores']} cores, "
+        f"{env['torch_threads']} torch threads, torch {env['torch']}, torchvision {env['torchvision']}.",
+        "",
+        f"One full training step (forward with both auxiliary heads, loss main + 0.3 x aux, backward, "
+        f"SGD momentum 0.9) at batch {s['batch_size']} and {s['image_size']} x {s['image_size']} px, every "
+        f"contender on the same batch. {s['warmup']} warm-up step(s), then {s['rounds']} round(s) of "
+        f"{s['steps']} step(s) per contender, round-robin; the median images/s over rounds. "
+        f"`{PEER}` is `torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)` "
+        "in train mode, eager, NCHW; ours go through `googlenet.engine.train_step`, and so does the peer "
+        "(same loss, same check, same `torch.optim.SGD`). `(default)` rows are what `googlenet train` "
+        f"does by default on this CPU: `precision=auto` resolved to `{s['fast']}`, `channels_last=True`.",
+        "",
+        f"The machine was shared with other jobs: load average {load} (1/5/15 min) before and {load_after} "
+        f"after the run, on {env['cores']} cores, so absolute numbers are low and noisy "
+        f"(the peer took {peer_ms / 1000:.1f} s a step); the ratios, measured interleaved, are what count.",
+        "",
+        throughput_table(report["rows"]),
+        "",
+        "Spread (min-max images/s over rounds): "
+        + "; ".join(f"{r['name']} {r['spread'][0]:.2f}-{r['spread'][1]:.2f}" for r in report["rows"])
+        + ".",
+        "",
+        "### Accuracy of the fast path",
+        "",
+        f"The same initial weights trained {report['precision_steps']} SGD steps on one fixed batch "
+        f"(batch {report['precision'][0]['batch_size']}, {report['precision'][0]['image_size']} px, "
+        "random images and labels, dropout off so both runs see the same network), in fp32 NCHW and on "
+        "the fast path. Step 1 compares the forwards; later steps include the drift of the updates. "
+        "The tolerance tests are in `tests/test_precision.py`.",
+        "",
+        precision_table(report["precision"]),
+    ]
+    fit_result = report.get("fit")
+    if fit_result:
+        f = fit_result
+        lines += [
+            "",
+            f"Short fit (`--fit`): `googlenet.train.fit` with `{f['model']}` on a built-in set of "
+            f"{f['classes']} classes ({f['train_per_class']} train / {f['val_per_class']} val images "
+            f"per class, {f['image_size']} px), {f['epochs']} epochs at batch {f['batch_size']}, lr "
+            f"{report['settings']['fit_lr']}, seed {report['settings']['seed']}, one run per path: a "
+            "tiny budget, so the errors are far from converged and differ by run-to-run noise; the "
+            "question is only whether the fast path trains as well. Metrics of the last epoch:",
+            "",
+            fit_table(f),
+        ]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_docs(path: Path, section: str) -> None:
+    """Replace our marker section of ``path`` (or append it), leaving other sections as they are;
+    the file is re-read just before writing (other benchmarks write their own sections) and replaced
+    atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text() if path.exists() else DOCS_HEADER
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch-size", type=int, default=32, help="BVLC batch 32 (default: %(default)s)")
+    p.add_argument("--image-size", type=int, default=224, help="Table 1 input (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up steps per contender")
+    p.add_argument("--rounds", type=int, default=3, help="round-robin rounds; the median is reported")
+    p.add_argument("--steps", type=int, default=1, help="timed steps per contender per round")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--extra", action="store_true", help="also bf16 NCHW, torchvision channels_last, + EMA")
+    p.add_argument("--compile", action="store_true", help="also the fast path under torch.compile (slow)")
+    p.add_argument("--precision-steps", type=int, default=5, help="steps of the accuracy check")
+    p.add_argument("--precision-batch", type=int, default=8)
+    p.add_argument("--precision-image-size", type=int, default=128)
+    p.add_argument("--fit", action="store_true", help="also a short fit, fp32 vs the fast path")
+    p.add_argument("--fit-model", default="googlenet_bn")
+    p.add_argument("--fit-classes", type=int, default=4)
+    p.add_argument("--fit-train-per-class", type=int, default=48)
+    p.add_argument("--fit-val-per-class", type=int, default=16)
+    p.add_argument("--fit-image-size", type=int, default=64)
+    p.add_argument("--fit-epochs", type=int, default=6)
+    p.add_argument("--fit-batch-size", type=int, default=16)
+    p.add_argument("--fit-lr", type=float, default=0.02)
+    p.add_argument("--quick", action="store_true", help="batch 4 at 64 px, 1 round: a format check")
+    p.add_argument("--write-docs", action="store_true", help=f"rewrite our section of {DOCS.name}")
+    p.add_argument("--docs", type=Path, default=DOCS, help="the file --write-docs writes")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.batch_size, args.image_size, args.warmup, args.rounds, args.steps = 4, 64, 1, 1, 1
+        args.precision_steps, args.precision_batch, args.precision_image_size = 2, 2, 64
+        args.fit_classes, args.fit_train_per_class, args.fit_val_per_class = 2, 4, 2
+        args.fit_epochs, args.fit_batch_size = 1, 4
+    for key in ("batch_size", "image_size", "rounds", "steps", "precision_steps", "precision_batch"):
+        if getattr(args, key) < 1:
+            p.error(f"--{key.replace('_', '-')} must be >= 1")
+    if args.image_size < 64 or args.precision_image_size < 64:
+        p.error("image sizes must be >= 64 (GoogLeNet's auxiliary heads need it)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    env = environment()
+    fast = resolve_precision("auto", CPU)
+    log(
+        f"{env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
+        f"load {env['load_average']}, fast path {fast}"
+    )
+    contenders = build_contenders(args, fast)
+    measure(contenders, args, log)
+    rows = results_rows(contenders, args.batch_size)
+    checks = [
+        precision_check(
+            variant, fast, batch_size=args.precision_batch, image_size=args.precision_image_size,
+            steps=args.precision_steps, seed=args.seed,
+        )
+        for variant in ("googlenet_tv", "googlenet")
+    ]  # fmt: skip
+    report: dict[str, Any] = {
+        "environment": env,
+        "settings": {
+            "batch_size": args.batch_size,
+            "image_size": args.image_size,
+            "warmup": args.warmup,
+            "rounds": args.rounds,
+            "steps": args.steps,
+            "seed": args.seed,
+            "fast": fast,
+            "fit_lr": args.fit_lr,
+            "command": "python benchmarks/train_throughput.py "
+            + " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write-docs"),
+        },
+        "rows": rows,
+        "precision_steps": args.precision_steps,
+        "precision": checks,
+    }
+    if args.fit:
+        report["fit"] = short_fit(args, fast, log)
+    report["load_average_after"] = list(os.getloadavg())
+    report["settings"]["command"] = report["settings"]["command"].rstrip()
+
+    print(throughput_table(rows))
+    print()
+    print(precision_table(checks))
+    if args.fit:
+        print()
+        print(fit_table(report["fit"]))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    if args.write_docs:
+        write_docs(args.docs, render_docs(report))
+        log(f"wrote {args.docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
