@@ -36,8 +36,8 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,8 +385,16 @@ def _composite(
     img: np.ndarray, mask: np.ndarray, colour_a: np.ndarray, colour_b: np.ndarray, weight: np.ndarray | float
 ) -> None:
     """Paint a layer (colour_a..colour_b mixed by ``weight``) over ``img`` with coverage ``mask``."""
-    layer = colour_a + (colour_b - colour_a) * np.asarray(weight, np.float32)[..., None]
-    img += (layer - img) * mask[..., None]
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return
+    # Only the shape's bounding box: most layers are small, and this is the generator's hot loop.
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    weight = np.asarray(weight, np.float32)
+    w = weight[box] if weight.ndim else weight
+    a, b = colour_a.astype(np.float32), colour_b.astype(np.float32)
+    layer = a + (b - a) * np.asarray(w)[..., None]
+    img[box] += (layer - img[box]) * mask[box][..., None]
 
 
 def render_image(class_index: int, rng: np.random.Generator, image_size: int) -> Image.Image:
@@ -455,7 +463,7 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
     a = rng.uniform(0, 2 * np.pi)
     ramp = ((xx - w / 2) * math.cos(a) + (yy - h / 2) * math.sin(a)) / max(h, w)
     img += (rng.uniform(-0.25, 0.25) * ramp)[..., None]
-    img += rng.normal(0.0, rng.uniform(0.0, 0.04), size=img.shape).astype(np.float32)
+    img += rng.uniform(0.0, 0.04) * rng.standard_normal(img.shape, dtype=np.float32)
     out = Image.fromarray((np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "RGB")
     if rng.random() < 0.25:  # out-of-focus shots
         out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
@@ -606,7 +614,9 @@ def make_builtin(
         if locked:  # leftovers of killed runs; nobody else can be writing them while we hold the lock
             for stale in root.parent.glob(_temp_prefix(root) + "*"):
                 shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(root), dir=root.parent))
+        # Not tempfile.mkdtemp: its mode 0700 would survive the rename; mkdir honours the umask.
+        tmp = root.parent / f"{_temp_prefix(root)}{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir()
         try:
             _generate(tmp, params, workers)
             if root.is_dir():
