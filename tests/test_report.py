@@ -123,10 +123,13 @@ def test_table3_markdown_numbers_and_base_delta() -> None:
     rows = table3_rows(EVALUATION)
     assert [r["cost"] for r in rows] == [1, 10, 7 * 144]  # cost defaults to models x crops
     md = table3_markdown(rows).splitlines()
-    assert md[0].startswith("| Number of models | Number of crops | Cost | Top-5 error")
-    assert md[2] == "| 1 | 1 | 1 | 10.07% | base | 31.25% |"
-    assert md[3] == "| 1 | 10 | 10 | 9.15% | -0.92% |  |"
-    assert md[4] == "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% |"
+    assert md[0].startswith("| Number of models | Number of crops | Cost | Top-5 error | Top-5 vs base")
+    assert md[2] == "| 1 | 1 | 1 | 10.07% | base | 31.25% | base |"
+    assert md[3] == "| 1 | 10 | 10 | 9.15% | -0.92% |  |  |"  # no top-1 error given: left empty
+    assert md[4] == "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% | -6.25% |"
+    # deltas given in the file win over the computed ones (evaluate writes both)
+    given = table3_rows({"rows": [EVALUATION["rows"][0], {**EVALUATION["rows"][2], "delta_top5": -0.0345}]})
+    assert table3_markdown(given).splitlines()[3].split(" | ")[4] == "-3.45%"
     with pytest.raises(GoogLeNetError, match="rows"):
         table3_rows({"table": []})
 
@@ -184,8 +187,8 @@ def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]]
     assert set(re.findall(r'<img src="([^"]+)"', html)) == set(links)
     assert "ensemble of 2 models" in index.lower()
     assert all(f"`{r}`" in index for r in run_dirs)
-    assert "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% |" in (out / "table3.md").read_text()
-    assert "| 1 | 10 | 10 | 9.15% | -0.92% |  |" in index
+    assert "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% | -6.25% |" in (out / "table3.md").read_text()
+    assert "| 1 | 10 | 10 | 9.15% | -0.92% |  |  |" in index
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 

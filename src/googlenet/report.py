@@ -160,9 +160,12 @@ def _percent(value: Any) -> str:
 
 
 def _signed_percent(value: Any) -> str:
-    if value is None:
-        return "base"
-    return f"{100.0 * float(value):+.2f}%"
+    return "" if value is None else f"{100.0 * float(value):+.2f}%"
+
+
+def _optional_float(row: Mapping[str, Any], key: str) -> float | None:
+    value = row.get(key)
+    return None if value is None else float(value)
 
 
 def table3_rows(evaluation: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -171,34 +174,34 @@ def table3_rows(evaluation: Mapping[str, Any]) -> list[dict[str, Any]]:
     Accepted schema (errors are fractions in [0, 1], as ``googlenet evaluate --json`` writes)::
 
         {"rows": [{"models": 1, "crops": 1, "cost": 1, "top5_err": 0.1007, "top1_err": 0.30,
-                   "delta_top5": null}, ...], ...metadata...}
+                   "delta_top5": null, "delta_top1": null}, ...], ...metadata...}
 
-    ``cost`` defaults to models x crops (the paper's definition); ``delta_top5`` (the "vs base"
-    column) defaults to the difference from the first row, which is the base.
+    The first row is the base (Table 3's "base": 1 model, 1 crop). ``cost`` defaults to models x
+    crops (the paper's definition); ``delta_top5`` / ``delta_top1`` (the "compared to base"
+    columns) default to the difference from the base row.
     """
     rows = evaluation.get("rows") if isinstance(evaluation, Mapping) else None
     if not isinstance(rows, list) or not rows:
         raise GoogLeNetError("evaluation JSON has no 'rows' list of Table 3 rows")
     out: list[dict[str, Any]] = []
-    base: float | None = None
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping) or "top5_err" not in row or "models" not in row or "crops" not in row:
             raise GoogLeNetError(f"evaluation row {i} lacks one of models, crops, top5_err: {row!r}")
         models, crops = int(row["models"]), int(row["crops"])
-        top5 = float(row["top5_err"])
-        if base is None:
-            base = top5
-        delta = row.get("delta_top5", None if i == 0 else top5 - base)
-        out.append(
-            {
-                "models": models,
-                "crops": crops,
-                "cost": int(row.get("cost", models * crops)),
-                "top5_err": top5,
-                "top1_err": None if row.get("top1_err") is None else float(row["top1_err"]),
-                "delta_top5": None if delta is None or (i == 0 and delta == 0) else float(delta),
-            }
-        )
+        entry: dict[str, Any] = {
+            "models": models,
+            "crops": crops,
+            "cost": int(row.get("cost", models * crops)),
+            "top5_err": float(row["top5_err"]),
+            "top1_err": _optional_float(row, "top1_err"),
+        }
+        for k in ("top5", "top1"):
+            delta = _optional_float(row, f"delta_{k}")
+            base = out[0][f"{k}_err"] if out else None
+            if i > 0 and delta is None and base is not None and entry[f"{k}_err"] is not None:
+                delta = entry[f"{k}_err"] - base
+            entry[f"delta_{k}"] = None if i == 0 else delta
+        out.append(entry)
     return out
 
 
@@ -207,8 +210,9 @@ TABLE3_HEADER = (
     "Number of crops",
     "Cost",
     "Top-5 error",
-    "Compared to base",
+    "Top-5 vs base",
     "Top-1 error",
+    "Top-1 vs base",
 )
 
 
@@ -219,10 +223,11 @@ def _table3_cells(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
             str(r["crops"]),
             str(r["cost"]),
             _percent(r["top5_err"]),
-            _signed_percent(r.get("delta_top5")),
+            "base" if i == 0 else _signed_percent(r.get("delta_top5")),
             _percent(r.get("top1_err")),
+            "base" if i == 0 and r.get("top1_err") is not None else _signed_percent(r.get("delta_top1")),
         ]
-        for r in rows
+        for i, r in enumerate(rows)
     ]
 
 
@@ -284,63 +289,113 @@ def _series(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float]
     return xs, ys
 
 
-# (panel title, y label, [(metrics key, line style, legend suffix)], y is an error in percent)
-CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...], bool], ...] = (
-    ("Loss", "cross-entropy", (("train_loss", "-", "train"), ("val_loss", "--", "val")), False),
+# The series of every panel: (name, line style, single-run colour). The style tells the series apart
+# when several runs are overlaid (the colour then tells the runs apart).
+CURVE_SERIES = {
+    "train": ("-", "C0"),
+    "val, raw weights": ("--", "C1"),
+    "val, averaged weights": (":", "C2"),
+}
+# (panel title, y label, [(metrics key, series)], y is an error shown in percent)
+CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...], bool], ...] = (
+    (
+        "Loss",
+        "cross-entropy",
+        (
+            ("train_loss", "train"),
+            ("val_loss", "val, raw weights"),
+            ("avg_val_loss", "val, averaged weights"),
+        ),
+        False,
+    ),
     (
         "Top-1 error",
         "error (%)",
         (
-            ("train_top1_err", "-", "train"),
-            ("val_top1_err", "--", "val raw"),
-            ("avg_val_top1_err", ":", "val avg"),
+            ("train_top1_err", "train"),
+            ("val_top1_err", "val, raw weights"),
+            ("avg_val_top1_err", "val, averaged weights"),
         ),
         True,
     ),
     (
-        "Top-5 error (val)",
+        "Top-{k} error",
         "error (%)",
-        (("val_top5_err", "--", "raw"), ("avg_val_top5_err", ":", "averaged")),
+        (("val_top5_err", "val, raw weights"), ("avg_val_top5_err", "val, averaged weights")),
         True,
     ),
-    ("Learning rate", "lr", (("lr", "-", ""),), False),
+    ("Learning rate", "lr", (("lr", "train"),), False),
 )
 
 
 def plot_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path) -> Path:
-    """Training curves, one panel per quantity, every run overlaid (one colour per run).
+    """Training curves, one panel per quantity (loss, top-1 error, top-5 error, learning rate).
 
-    ``runs`` maps a legend label to that run's metrics records (see :func:`read_metrics`).
-    In the error panels the dashed line is the raw weights and the dotted line the averaged ones.
+    ``runs`` maps a legend label to that run's metrics records (see :func:`read_metrics`). Solid:
+    training; dashed: validation with the raw weights; dotted: validation with the Polyak-averaged
+    weights (section 6). One run: one colour per series; several runs: one colour per run. The
+    legend sits under the panels, where it hides no curve.
     """
+    from matplotlib.lines import Line2D
+
     if not runs:
         raise ValueError("plot_curves needs at least one run")
-    fig = _new_figure(11.0, 7.5)
+    several = len(runs) > 1
+    run_colours = {label: f"C{i % 10}" for i, label in enumerate(runs)}
+    # top_k is min(5, classes) in the trainer's records; a 4-class set has a top-4 error
+    ks = {int(r["top_k"]) for records in runs.values() for r in records if isinstance(r.get("top_k"), int)}
+    k = ks.pop() if len(ks) == 1 else TOP_K
+    fig = _new_figure(11.0, 8.0 + 0.25 * len(runs) * several)
     axes = fig.subplots(2, 2).ravel()
-    colours = [f"C{i % 10}" for i in range(len(runs))]
+    used_series: set[str] = set()
     for ax, (title, ylabel, keys, is_error) in zip(axes, CURVE_PANELS, strict=True):
         drawn = 0
-        for colour, (label, records) in zip(colours, runs.items(), strict=True):
-            for key, style, suffix in keys:
+        for label, records in runs.items():
+            for key, series in keys:
                 xs, ys = _series(records, key)
                 if not xs:
                     continue
                 if is_error:
                     ys = [100.0 * y for y in ys]
-                name = label if not suffix else (f"{label} {suffix}" if len(runs) > 1 else suffix)
-                ax.plot(xs, ys, style, color=colour, marker="o" if len(xs) < 15 else None, ms=3, label=name)
+                style, colour = CURVE_SERIES[series]
+                ax.plot(
+                    xs,
+                    ys,
+                    style,
+                    color=run_colours[label] if several else colour,
+                    marker="o" if len(xs) < 15 else None,
+                    ms=3,
+                )
+                used_series.add(series)
                 drawn += 1
-        ax.set_title(title)
+        ax.set_title(title.format(k=k) + (" (val)" if "{k}" in title else ""))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if drawn == 0:
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
-        elif drawn > 1 or len(runs) > 1:
-            ax.legend(fontsize="small")
+        elif is_error:
+            # An error is never negative: no axis down to -0.05% around a flat 0% line, but a small
+            # margin under 0 so that such a line stays visible above the frame.
+            low, high = ax.get_ylim()
+            high = high if high > 0 else 1.0
+            ax.set_ylim(max(low, -0.03 * high), high)
         if title == "Learning rate" and drawn:
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-    fig.suptitle("Training curves" + (f" ({len(runs)} runs)" if len(runs) > 1 else ""))
+    handles = [
+        Line2D(
+            [], [], linestyle=CURVE_SERIES[s][0], color="black" if several else CURVE_SERIES[s][1], label=s
+        )
+        for s in CURVE_SERIES
+        if s in used_series
+    ]
+    if several:
+        handles += [
+            Line2D([], [], color=c, marker="o", ms=4, label=label) for label, c in run_colours.items()
+        ]
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False)
+    fig.suptitle("Training curves" + (f" ({len(runs)} runs)" if several else ""))
     return _save_figure(fig, Path(path))
 
 
@@ -435,7 +490,7 @@ def _short(name: str, width: int = 22) -> str:
 def plot_table3(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "Table 3") -> Path:
     """Table 3 drawn as an image (same cells as :func:`table3_markdown`)."""
     cells = _table3_cells(rows)
-    fig = _new_figure(10.5, 0.7 + 0.36 * (len(cells) + 1))
+    fig = _new_figure(11.5, 0.7 + 0.36 * (len(cells) + 1))
     ax = fig.subplots()
     ax.axis("off")
     # bbox fills the axes, so the table sits right under the title whatever the row count.
