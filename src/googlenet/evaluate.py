@@ -31,7 +31,7 @@ import PIL.Image
 import torch
 import torch.utils.data
 
-from .data.multicrop import multicrop, num_crops, parse_scheme
+from .data.multicrop import multicrop, normalize_crops, num_crops, parse_scheme
 
 __all__ = [
     "CropProbabilities",
@@ -181,7 +181,6 @@ def crop_probabilities(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1. Got {batch_size!r}")
     result = CropProbabilities({}, [m.name for m in models], list(schemes), len(images), combine)
-    norms = [(torch.tensor(m.mean).view(1, 3, 1, 1), torch.tensor(m.std).view(1, 3, 1, 1)) for m in models]
     pending: dict[str, list[tuple[int, torch.Tensor]]] = {s: [] for s in schemes}
 
     def flush(scheme: str) -> None:
@@ -190,11 +189,11 @@ def crop_probabilities(
             return
         pending[scheme] = []
         rows = torch.tensor([i for i, _ in items])
-        crops = torch.cat([c for _, c in items]).float().div_(255)
+        crops = torch.cat([c for _, c in items]) if len(items) > 1 else items[0][1]  # uint8
         per_image = num_crops(scheme)
-        for m, (model, (mean, std)) in enumerate(zip(models, norms, strict=True)):
+        for m, model in enumerate(models):
             with torch.inference_mode():
-                logits = model.forward((crops - mean) / std)
+                logits = model.forward(normalize_crops(crops, model.mean, model.std))
             probs = torch.softmax(logits.detach().to("cpu", torch.float32), dim=-1)
             probs = probs.view(len(items), per_image, -1)
             combined = probs.mean(1) if combine == "mean" else probs.amax(1)
