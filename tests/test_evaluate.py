@@ -266,3 +266,42 @@ def test_evaluate_cli_bad_checkpoint_names_it(tiny, capsys) -> None:
     assert len(err.strip().splitlines()) == 1
     assert main(["evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["root"] / "nope")]) == 2
     assert f"checkpoint {tiny['root'] / 'nope'} does not exist" in capsys.readouterr().err
+
+
+def test_resolve_checkpoints(tmp_path) -> None:
+    from googlenet.checkpoints import resolve_checkpoints
+    from googlenet.errors import GoogLeNetError
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"resolved, not loaded")
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "model.safetensors").write_bytes(b"x")
+    (run / "config.yaml").write_text("image_size: 96\n")
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    (ens / "ensemble.json").write_text(json.dumps([{"run_dir": "../runs/r1"}, str(weights)]))
+    got = resolve_checkpoints([str(weights), str(run), str(ens)])
+    assert [(c.weights, c.run_dir, c.image_size) for c in got] == [
+        (weights, None, None),
+        (run / "model.safetensors", run, 96),
+        (ens / "../runs/r1" / "model.safetensors", ens / "../runs/r1", 96),
+        (weights, None, None),
+    ]
+    assert [c.name for c in got] == ["w", "r1", "r1", "w"]
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "outer").mkdir()
+    (tmp_path / "outer" / "ensemble.json").write_text(json.dumps({"members": ["../ens"]}))
+    (tmp_path / "badyaml").mkdir()
+    (tmp_path / "badyaml" / "model.safetensors").write_bytes(b"x")
+    (tmp_path / "badyaml" / "config.yaml").write_text("image_size: big\n")
+    for arg, message in [
+        (tmp_path / "notes.txt", "is not a .safetensors file"),
+        (tmp_path / "outer", "nested in another ensemble"),
+        (tmp_path / "badyaml", "image_size must be a positive integer"),
+        (tmp_path / "runs", "holds neither model.safetensors"),
+        (tmp_path / "gone", "does not exist"),
+    ]:
+        with pytest.raises(GoogLeNetError, match=message) as info:
+            resolve_checkpoints([arg])
+        assert str(arg) in str(info.value) or str(tmp_path / "ens") in str(info.value)

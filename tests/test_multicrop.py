@@ -13,6 +13,7 @@ from googlenet.data.multicrop import (
     crop_boxes_144,
     crop_views,
     multicrop,
+    normalize_crops,
     num_crops,
 )
 
@@ -161,3 +162,17 @@ def test_palette_image() -> None:
     image.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
     out = multicrop(image, "10", SIZE)
     assert torch.allclose(out[:, :, 0, 0], torch.tensor([10, 200, 30]) / 255)
+
+
+def test_normalize_crops_from_uint8_and_float() -> None:
+    crops = multicrop(coordinate_image(50, 40), "10", SIZE, dtype=torch.uint8)
+    assert crops.dtype == torch.uint8
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    want = (crops.double() / 255 - torch.tensor(mean).double().view(1, 3, 1, 1)) / torch.tensor(
+        std
+    ).double().view(1, 3, 1, 1)
+    for source in (crops, crops.float() / 255):
+        got = normalize_crops(source, mean, std)
+        assert got.dtype == torch.float32 and got.shape == crops.shape
+        assert torch.allclose(got.double(), want, atol=1e-5)
+    assert crops.dtype == torch.uint8 and int(crops.max()) > 1  # the input is left alone
