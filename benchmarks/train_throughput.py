@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             variant, fast, batch_size=args.precision_batch, image_size=args.precision_image_size,
             steps=args.precision_steps, seed=args.seed,
         )
-        for variant in ("googlenet_tv", "googlenet")
+        for variant in (("googlenet_tv",) if args.quick else ("googlenet_tv", "googlenet"))
     ]  # fmt: skip
     report: dict[str, Any] = {
         "environment": env,
