@@ -520,6 +520,7 @@ class ValidationPredictions:
     image_size: int
     indices: np.ndarray  # N dataset indices of the rows (unreadable files are left out)
     meta: Any = None  # the first model's ModelMeta (its preprocessing un-normalises the grid's images)
+    layout: str = "auto"  # the dataset layout the images were read with
 
 
 def _resolve_data_root(data: str | Path | None, config: Mapping[str, Any], run_dir: Path) -> Path | None:
@@ -544,6 +545,7 @@ def predict_validation(
     batch_size: int = 32,
     max_images: int | None = None,
     device: str = "cpu",
+    layout: str = "auto",
 ) -> ValidationPredictions:
     """Run each model on the validation split (single centre crop) and average the softmax."""
     import torch
@@ -561,7 +563,9 @@ def predict_validation(
                 "an ensemble needs the same classes"
             )
     # Each model gets its own preprocessing (a run's model carries its mean and std).
-    datasets = [build_dataset(data_root, "val", eval_transform(m.meta, image_size)) for m in models]
+    datasets = [
+        build_dataset(data_root, "val", eval_transform(m.meta, image_size), layout=layout) for m in models
+    ]
     total = len(datasets[0])
     if total == 0:
         raise GoogLeNetError(f"{data_root}: the validation split has no images")
@@ -603,6 +607,7 @@ def predict_validation(
         image_size=image_size,
         indices=np.asarray(kept, dtype=np.int64),
         meta=first.meta,
+        layout=layout,
     )
 
 
@@ -704,6 +709,7 @@ def write_report(
             batch_size=batch_size,
             max_images=max_images,
             device=device,
+            layout=str(config.get("layout") or "auto"),
         )
         sections += _prediction_sections(preds, out, data_root, int(size))
 
@@ -757,7 +763,7 @@ def _prediction_sections(
     ]
     count = PREDICTION_GRID[0] * PREDICTION_GRID[1]
     picked = _spread_indices(preds.labels, count)
-    images = _images_for(preds.meta, data_root, image_size, preds.indices[picked].tolist())
+    images = _images_for(preds, data_root, picked)
     plot_predictions(
         images, preds.labels[picked].tolist(), preds.probs[picked], preds.class_names, out / "predictions.png"
     )
@@ -765,22 +771,25 @@ def _prediction_sections(
         (
             "Predictions",
             "predictions.png",
-            "Green: top-1 right; orange: right only within the top 5; red: wrong. ✓ marks the true class.",
+            f"Green: top-1 right; orange: right only within the top {min(TOP_K, n_classes)}; red: wrong. "
+            "✓ marks the true class.",
         )
     )
     return sections
 
 
-def _images_for(meta: Any, data_root: Path, image_size: int, indices: Sequence[int]) -> np.ndarray:
-    """The centre crops the model saw, un-normalised back to [0, 1] RGB for display."""
+def _images_for(preds: ValidationPredictions, data_root: Path, rows: Sequence[int]) -> np.ndarray:
+    """The centre crops the model saw for ``rows`` of ``preds``, un-normalised to [0, 1] RGB for display."""
     import torch
 
     from .data.datasets import build_dataset
     from .data.transforms import eval_transform
 
-    dataset = build_dataset(data_root, "val", eval_transform(meta, image_size))
+    meta = preds.meta
+    dataset = build_dataset(data_root, "val", eval_transform(meta, preds.image_size), layout=preds.layout)
     mean = torch.tensor(meta.mean).view(3, 1, 1)
     std = torch.tensor(meta.std).view(3, 1, 1)
+    indices = preds.indices[list(rows)].tolist()
     return np.stack([(dataset[i][0] * std + mean).clamp(0, 1).permute(1, 2, 0).numpy() for i in indices])
 
 
