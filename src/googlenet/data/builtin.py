@@ -15,7 +15,7 @@ What keeps it from being a toy (see docs/builtin_dataset.md for the numbers):
 
 - images are not square (aspect ratio 3:4 .. 16:9, both orientations); ``image_size`` is the
   shorter side, so the resize-shorter-side-then-crop pipelines of sections 6 and 7 have work to do;
-- one target object per image at a random scale (about 12% of the shorter side up to filling the
+- one target object per image at a random scale (about 15% of the shorter side up to filling the
   frame), position (it may be cut by the border), rotation and aspect; clutter of smaller or
   partly visible shapes of *other* classes, sometimes in front of the target;
 - textured backgrounds (smooth noise, gradients, stripes, checks, blurred blobs) in random colours;
@@ -44,12 +44,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..errors import GoogLeNetError
 
-# Bumped whenever the generator's output changes; part of the cache key and of builtin.json.
-BUILTIN_VERSION = 1
+# Bumped whenever the generator's output changes; part of the cache key and of builtin.json, so a
+# cached set from older code is never mistaken for the current one.
+BUILTIN_VERSION = 2
+# Names this generator's random streams (kept when the version changes).
+_STREAM_TAG = 1
 BUILTIN_FORMAT = "googlenet-builtin"
 MARKER_NAME = "builtin.json"
 CLASSES_NAME = "classes.txt"
@@ -412,9 +415,9 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
     img = col[0] + (col[1] - col[0]) * _background(rng, h, w)[..., None] * rng.uniform(0.3, 1.0)
     img = img.astype(np.float32)
 
-    # Target: diameter 12-100% of the shorter side (log-uniform, as object scale is in photos),
+    # Target: diameter 15-100% of the shorter side (log-uniform, as object scale is in photos),
     # centre biased towards the middle but free to push the object past the border.
-    diameter = short * math.exp(rng.uniform(math.log(0.12), math.log(1.0)))
+    diameter = short * math.exp(rng.uniform(math.log(0.15), math.log(1.0)))
     radius = diameter / 2
     cx = w / 2 + (rng.uniform(-0.5, 0.5) + rng.uniform(-0.5, 0.5)) * 0.5 * max(w - radius, 0.0)
     cy = h / 2 + (rng.uniform(-0.5, 0.5) + rng.uniform(-0.5, 0.5)) * 0.5 * max(h - radius, 0.0)
@@ -426,7 +429,7 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
     others = [i for i, c in enumerate(CLASS_SPECS) if c.shape != spec.shape]
     behind: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | float]] = []
     front: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | float]] = []
-    for _ in range(int(rng.integers(0, 6))):
+    for _ in range(int(rng.integers(0, 5))):
         dcol = _colours(rng, 2, {(0, 1): 0.3})
         if rng.random() < 0.3:
             mask, weight = _fragment_mask(rng, h, w), 0.0
@@ -476,7 +479,7 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
 
 def image_seed(seed: int, split: str, class_index: int, index: int) -> np.random.SeedSequence:
     """The random stream of one image: a function of (seed, split, class, index) only."""
-    return np.random.SeedSequence([BUILTIN_VERSION, seed, SPLITS.index(split), class_index, index])
+    return np.random.SeedSequence([_STREAM_TAG, seed, SPLITS.index(split), class_index, index])
 
 
 def _file_name(name: str, index: int, count: int) -> str:
@@ -753,9 +756,13 @@ def contact_sheet(
     label_w = 120
     sheet = Image.new("RGB", (label_w + per_class * (thumb + 4), len(names) * (thumb + 4)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
+    try:
+        font = ImageFont.load_default(size=14)
+    except (TypeError, OSError):  # Pillow < 10.1 or no FreeType: the small bitmap font
+        font = ImageFont.load_default()
     for row, name in enumerate(names):
         y = row * (thumb + 4) + 2
-        draw.text((4, y + thumb // 2 - 6), name, fill=(0, 0, 0))
+        draw.text((4, y + thumb // 2 - 8), name, fill=(0, 0, 0), font=font)
         for col, path in enumerate(sorted((root / split / name).glob("*.jpg"))[:per_class]):
             with Image.open(path) as im:
                 im = im.convert("RGB")
@@ -764,6 +771,9 @@ def contact_sheet(
             sheet.paste(im, (x, y + (thumb - im.height) // 2))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    sheet.save(tmp, format="PNG")
+    # A dithered 256-colour palette keeps the picture small in the repository (PIL dithers only
+    # when mapping onto a given palette, hence the two steps).
+    palette = sheet.quantize(256)
+    sheet.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG).save(tmp, format="PNG", optimize=True)
     os.replace(tmp, out)
     return out
