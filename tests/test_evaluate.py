@@ -86,14 +86,15 @@ def test_unreadable_images_are_reported_and_counted_as_errors(tmp_path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_text("not a jpeg")
     model = EvalModel("a", ChannelMeans(), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    result = crop_probabilities([good, bad], [model], ["1"], SIZE)
-    assert len(result.unreadable) == 1 and result.unreadable[0][0] == 1
-    assert str(bad) in result.unreadable[0][1]
+    strip = PIL.Image.new("RGB", (300_000, 1))  # decodes, but cannot be resized to the crop scales
+    result = crop_probabilities([good, bad, strip], [model], ["1"], SIZE)
+    assert [i for i, _ in result.unreadable] == [1, 2]
+    assert str(bad) in result.unreadable[0][1] and "too elongated" in result.unreadable[1][1]
     probs = result.probs[(0, "1")]
-    assert torch.isnan(probs[1]).all() and not torch.isnan(probs[0]).any()
+    assert torch.isnan(probs[1:]).all() and not torch.isnan(probs[0]).any()
     label = int(probs[0].argmax())
-    # The readable image is right, the unreadable one is wrong: 50%, not 0% over one image.
-    assert topk_errors(probs, torch.tensor([label, label]), ks=(1, 3)) == [0.5, 0.5]
+    # The readable image is right, the unreadable ones are wrong: 2/3, not 0% over one image.
+    assert topk_errors(probs, torch.tensor([label] * 3), ks=(1, 3)) == pytest.approx([2 / 3, 2 / 3])
 
 
 V = [0.40, 0.25, 0.15, 0.10, 0.06, 0.04]

@@ -176,3 +176,9 @@ def test_normalize_crops_from_uint8_and_float() -> None:
         assert got.dtype == torch.float32 and got.shape == crops.shape
         assert torch.allclose(got.double(), want, atol=1e-5)
     assert crops.dtype == torch.uint8 and int(crops.max()) > 1  # the input is left alone
+
+
+def test_too_elongated_image_is_refused() -> None:
+    strip = PIL.Image.new("RGB", (300_000, 1))  # fine for PIL, 37 x 11,100,000 once resized
+    with pytest.raises(ValueError, match="300000x1 is too elongated"):
+        multicrop(strip, "1", SIZE)

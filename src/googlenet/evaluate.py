@@ -143,7 +143,11 @@ class _CropViews(torch.utils.data.Dataset):
             pixels = self.load(image) if isinstance(image, (str, Path)) else image
         except OSError as exc:  # open_image raises UnreadableImageError (an OSError) naming the file
             return index, " ".join(str(exc).split())
-        return index, {s: multicrop(pixels, s, self.size, dtype=torch.uint8) for s in self.schemes}
+        try:
+            return index, {s: multicrop(pixels, s, self.size, dtype=torch.uint8) for s in self.schemes}
+        except ValueError as exc:  # e.g. too elongated to resize; one bad image must not stop the run
+            name = image if isinstance(image, (str, Path)) else f"image {index}"
+            return index, f"unusable image {name}: {exc}"
 
 
 def crop_probabilities(

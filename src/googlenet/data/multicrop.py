@@ -238,6 +238,12 @@ def multicrop(
     crops: list[torch.Tensor] = []  # 3 x size x size views
     for side in scale_sides(scheme, size):
         w, h = resized_shape(width, height, side)
+        limit = PIL.Image.MAX_IMAGE_PIXELS  # PIL's decompression-bomb limit (None: disabled by the user)
+        if limit is not None and w * h > limit:
+            # A 1 x 100000 strip passes PIL's decompression-bomb check but would resize to gigabytes.
+            raise ValueError(
+                f"image of {width}x{height} is too elongated: its shorter side at {side} gives {w}x{h} pixels"
+            )
         scaled = F.resize(pixels, [h, w], interpolation=InterpolationMode.BILINEAR, antialias=True)
         if scheme == "1":
             crops.append(F.center_crop(scaled, [size, size]))
