@@ -152,7 +152,9 @@ def build_contenders(args: argparse.Namespace, fast: str) -> list[Contender]:
     return out
 
 
-def measure(contenders: list[Contender], args: argparse.Namespace, log: Any) -> None:
+def measure(
+    contenders: list[Contender], args: argparse.Namespace, log: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(args.seed)
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=g)
     labels = torch.randint(0, 1000, (args.batch_size,), generator=g)
@@ -169,6 +171,7 @@ def measure(contenders: list[Contender], args: argparse.Namespace, log: Any) -> 
             seconds = time.perf_counter() - t0
             c.rates.append(args.steps * args.batch_size / seconds)
             log(f"round {r + 1}/{args.rounds} {c.name}: {c.rates[-1]:.2f} images/s")
+    return images, labels
 
 
 def results_rows(contenders: list[Contender], batch_size: int) -> list[dict[str, Any]]:
@@ -201,6 +204,40 @@ def throughput_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['name']} | {r['precision']} | {r['memory']} | {r['images_per_s']:.2f} "
             f"| {r['ms_per_step']:.0f} | {r['ratio']:.2f}x |"
         )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- where the time goes
+
+
+def profile_ops(contender: Contender, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Self CPU milliseconds per aten op over one training step (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    contender.step(images, labels)  # warm (the caches of this shape)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        contender.step(images, labels)
+    return {e.key: e.self_cpu_time_total / 1000 for e in prof.key_averages()}
+
+
+def profile_table(profiles: dict[str, dict[str, float]], top: int = 10) -> str:
+    """The ``top`` ops of each profiled contender by self CPU time, side by side (ms and share)."""
+    names = list(profiles)
+    totals = {n: sum(p.values()) for n, p in profiles.items()}
+    keys: list[str] = []
+    for p in profiles.values():
+        for key in sorted(p, key=p.get, reverse=True)[:top]:
+            if key not in keys:
+                keys.append(key)
+    keys.sort(key=lambda k: -max(p.get(k, 0.0) for p in profiles.values()))
+    lines = ["| op (self CPU) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for key in keys:
+        cells = [
+            f"{p.get(key, 0.0):.0f} ms ({100 * p.get(key, 0.0) / totals[n]:.0f}%)"
+            for n, p in profiles.items()
+        ]
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    lines.append("| total | " + " | ".join(f"{totals[n]:.0f} ms" for n in names) + " |")
     return "\n".join(lines)
 
 
@@ -415,6 +452,15 @@ def render_docs(report: dict[str, Any]) -> str:
         "",
         precision_table(report["precision"]),
     ]
+    if report.get("profile"):
+        lines += [
+            "",
+            "### Where the time goes (`--profile`)",
+            "",
+            "torch.profiler over one step of the same batch: self CPU time of the top aten ops.",
+            "",
+            profile_table(report["profile"]),
+        ]
     fit_result = report.get("fit")
     if fit_result:
         f = fit_result
@@ -470,6 +516,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision-steps", type=int, default=5, help="steps of the accuracy check")
     p.add_argument("--precision-batch", type=int, default=8)
     p.add_argument("--precision-image-size", type=int, default=128)
+    p.add_argument("--profile", action="store_true", help="also torch.profiler's top ops, peer vs default")
     p.add_argument("--fit", action="store_true", help="also a short fit, fp32 vs the fast path")
     p.add_argument("--fit-model", default="googlenet_bn")
     p.add_argument("--fit-classes", type=int, default=4)
@@ -512,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         f"load {env['load_average']}, fast path {fast}"
     )
     contenders = build_contenders(args, fast)
-    measure(contenders, args, log)
+    images, labels = measure(contenders, args, log)
     rows = results_rows(contenders, args.batch_size)
     checks = [
         precision_check(
@@ -539,6 +586,9 @@ def main(argv: list[str] | None = None) -> int:
         "precision_steps": args.precision_steps,
         "precision": checks,
     }
+    if args.profile:  # the peer and the first of ours (googlenet_tv on the default fast path)
+        report["profile"] = {c.name: profile_ops(c, images, labels) for c in contenders[:2]}
+        log("profiled " + ", ".join(report["profile"]))
     if args.fit:
         report["fit"] = short_fit(args, fast, log)
     report["load_average_after"] = list(os.getloadavg())
@@ -547,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     print(throughput_table(rows))
     print()
     print(precision_table(checks))
+    if args.profile:
+        print()
+        print(profile_table(report["profile"]))
     if args.fit:
         print()
         print(fit_table(report["fit"]))

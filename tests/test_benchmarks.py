@@ -38,7 +38,9 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Complete
     docs = tmp / "benchmarks.md"
     docs.write_text(f"# Benchmarks\n\n{OTHER}\n\n{START}\nstale training table\n{END}\n\ntrailing text\n")
     out_json = tmp / "result.json"
-    proc = _run("--quick", "--threads", "1", "--json", str(out_json), "--write-docs", "--docs", str(docs))
+    proc = _run(
+        "--quick", "--threads", "1", "--profile", "--json", str(out_json), "--write-docs", "--docs", str(docs)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, json.loads(out_json.read_text()), docs
 
@@ -85,6 +87,12 @@ def test_docs_section_replaced_and_others_kept(quick) -> None:
     section = text.split(START, 1)[1].split(END, 1)[0]
     assert "| torchvision eager fp32 | fp32 | NCHW |" in section
     assert report["environment"]["cpu"] in section and f"torch {report['environment']['torch']}" in section
+    # --profile: the peer's and our default's op times, side by side
+    assert next(iter(report["profile"])) == "torchvision eager fp32"
+    profile = section.split("### Where the time goes", 1)[1]
+    assert "| `aten::convolution_backward` |" in profile and re.search(
+        r"\| total \| \d+ ms \| \d+ ms \|", profile
+    )
 
 
 def test_bad_argument_is_one_line_error() -> None:
