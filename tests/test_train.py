@@ -401,3 +401,51 @@ def test_trains_on_ilsvrc_layout(data_dir: Path, tmp_path: Path) -> None:
     assert record["val_images"] == 12 and record["skipped_files"] == 0
     model = googlenet.load(result.model_path)
     assert model.meta.class_names == names
+
+
+def test_param_groups_follow_bvlc(one_thread: None) -> None:
+    from googlenet.train import param_groups
+
+    model = googlenet.create_model("googlenet_bn", num_classes=3)
+    groups = param_groups(model, lr=0.1, weight_decay=2e-4, bias_lr_mult=2.0)
+    weights, biases, norms = groups
+    assert weights["weight_decay"] == 2e-4 and weights["lr"] == 0.1
+    assert biases["weight_decay"] == 0.0 and biases["lr"] == pytest.approx(
+        0.2
+    )  # BVLC lr_mult 2, decay_mult 0
+    assert norms["weight_decay"] == 0.0 and norms["lr"] == 0.1  # BatchNorm scale/shift: no decay
+    assert all(p.dim() > 1 for p in weights["params"]) and all(p.dim() == 1 for p in biases["params"])
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())  # each parameter exactly once
+
+
+def test_polyak_average_is_an_ema_of_the_steps(one_thread: None) -> None:
+    torch.manual_seed(0)
+    model = googlenet.create_model("googlenet", num_classes=3, dropout=0.0)
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9), use_buffers=True
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(2, 3, 64, 64) * 50, torch.tensor([0, 2])
+    train_step(model, opt, x, y, ema=ema, channels_last=False)  # first update copies the weights
+    after1 = model.fc.weight.detach().clone()
+    assert torch.equal(ema.module.fc.weight, after1)
+    train_step(model, opt, x, y, ema=ema, channels_last=False)
+    expected = 0.9 * after1 + 0.1 * model.fc.weight.detach()
+    torch.testing.assert_close(ema.module.fc.weight, expected)
+    assert not torch.equal(ema.module.fc.weight, model.fc.weight)
+
+
+def test_train_step_takes_torchvision_googlenet(one_thread: None) -> None:
+    # The throughput benchmark times the same step on torchvision's model (its outputs in train mode
+    # are (logits, aux2, aux1)).
+    import torchvision
+
+    torch.manual_seed(0)
+    tv = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False, num_classes=3)
+    tv.train()
+    opt = torch.optim.SGD(tv.parameters(), lr=0.0)
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
+    result = train_step(tv, opt, x, y, channels_last=False)
+    assert result.logits.shape == (2, 3) and math.isfinite(result.loss.item())
+    assert all(p.grad is not None for p in tv.parameters() if p.requires_grad)
