@@ -410,9 +410,8 @@ def test_param_groups_follow_bvlc(one_thread: None) -> None:
     groups = param_groups(model, lr=0.1, weight_decay=2e-4, bias_lr_mult=2.0)
     weights, biases, norms = groups
     assert weights["weight_decay"] == 2e-4 and weights["lr"] == 0.1
-    assert biases["weight_decay"] == 0.0 and biases["lr"] == pytest.approx(
-        0.2
-    )  # BVLC lr_mult 2, decay_mult 0
+    # BVLC: biases lr_mult 2, decay_mult 0
+    assert biases["weight_decay"] == 0.0 and biases["lr"] == pytest.approx(0.2)
     assert norms["weight_decay"] == 0.0 and norms["lr"] == 0.1  # BatchNorm scale/shift: no decay
     assert all(p.dim() > 1 for p in weights["params"]) and all(p.dim() == 1 for p in biases["params"])
     ids = [id(p) for g in groups for p in g["params"]]
