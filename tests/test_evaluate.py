@@ -179,7 +179,8 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     data = make_builtin(
         root / "data", classes=3, train_per_class=1, val_per_class=2, image_size=72, seed=0, workers=1
     )
-    (data / "val" / "disc" / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    first_class = sorted(p for p in (data / "val").iterdir() if p.is_dir())[0]
+    (first_class / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     torch.manual_seed(0)
     paths = {"data": data}
     model = googlenet.create_model(

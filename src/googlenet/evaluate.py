@@ -51,12 +51,14 @@ Image = str | Path | PIL.Image.Image | torch.Tensor
 @dataclass(frozen=True)
 class EvalModel:
     """A classifier as the protocol sees it: ``forward`` maps a normalised float batch
-    ``N x 3 x S x S`` to logits ``N x C``; the crops are normalised as ``(x - mean) / std`` first."""
+    ``N x 3 x S x S`` to logits ``N x C``; the crops are normalised as ``(x - mean) / std`` first,
+    on ``device`` (the uint8 crops travel there, a quarter of the bytes of floats)."""
 
     name: str
     forward: Callable[[torch.Tensor], torch.Tensor]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    device: str = "cpu"
 
     @classmethod
     def from_model(
@@ -64,12 +66,16 @@ class EvalModel:
         model: Any,
         name: str | None = None,
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: str | None = None,
     ) -> EvalModel:
-        """From a GoogLeNet (its ``meta`` gives the preprocessing); ``forward`` defaults to the model."""
+        """From a GoogLeNet (its ``meta`` gives the preprocessing); ``forward`` defaults to the model
+        and ``device`` to the model's parameters' device."""
         meta = model.meta
         if meta.channel_order != "RGB":
             raise ValueError(f"only RGB channel order is supported. Got {meta.channel_order!r}")
-        return cls(name or meta.variant, forward or model, tuple(meta.mean), tuple(meta.std))
+        if device is None:
+            device = str(next(model.parameters()).device) if forward is None else "cpu"
+        return cls(name or meta.variant, forward or model, tuple(meta.mean), tuple(meta.std), device)
 
 
 @dataclass
@@ -195,9 +201,12 @@ def crop_probabilities(
         rows = torch.tensor([i for i, _ in items])
         crops = torch.cat([c for _, c in items]) if len(items) > 1 else items[0][1]  # uint8
         per_image = num_crops(scheme)
+        on_device = {"cpu": crops}
         for m, model in enumerate(models):
+            if model.device not in on_device:
+                on_device[model.device] = crops.to(model.device, non_blocking=True)
             with torch.inference_mode():
-                logits = model.forward(normalize_crops(crops, model.mean, model.std))
+                logits = model.forward(normalize_crops(on_device[model.device], model.mean, model.std))
             probs = torch.softmax(logits.detach().to("cpu", torch.float32), dim=-1)
             probs = probs.view(len(items), per_image, -1)
             combined = probs.mean(1) if combine == "mean" else probs.amax(1)
@@ -403,7 +412,9 @@ def load_models(
         names_seen[name] = names_seen.get(name, 0) + 1
         if names_seen[name] > 1:  # two runs with the same folder name in different places
             name = f"{name}#{names_seen[name]}"
-        models.append(EvalModel.from_model(model, name=name, forward=predictor))
+        # The torch backend takes its batch on its device; the others read CPU memory.
+        target = predictor.device if predictor.backend == "torch" else "cpu"
+        models.append(EvalModel.from_model(model, name=name, forward=predictor, device=target))
         info.append(
             {
                 "name": name,

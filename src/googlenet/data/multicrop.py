@@ -272,8 +272,8 @@ def normalize_crops(
     One allocation and two in-place passes (a 144-crop batch at 224 is 87 MB of floats; fresh
     allocations of that size cost as much as the arithmetic). Memory format is kept.
     """
-    mean = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=crops.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=crops.device).view(1, 3, 1, 1)
     pixel = 255.0 if crops.dtype == torch.uint8 else 1.0
     x = crops.to(torch.float32, copy=True)
     return x.mul_(1.0 / (pixel * std)).sub_(mean / std)
