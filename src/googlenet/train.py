@@ -953,7 +953,7 @@ def _train(
             interrupted = signal.Signals(stop.signum).name if stop.signum is not None else "SIGTERM"
             break
 
-    if interrupted:
+    if interrupted and env.is_main:
         logger.warning(
             "stopped by %s after step %d; checkpoint %s written. Continue with: googlenet train --resume %s",
             interrupted,
@@ -961,6 +961,7 @@ def _train(
             last_path,
             run_dir,
         )
+    if interrupted:
         return TrainResult(run_dir, epoch, step, history, best, None, None, interrupted)
 
     model_path = run_dir / "model.safetensors"

@@ -127,14 +127,17 @@ def run(args: argparse.Namespace) -> int:
         config = resolve_config(args.config_file, overrides)
     _configure_logging()
     result = fit(config)
+    main_rank = int(os.environ.get("RANK", "0") or 0) == 0
     if result.interrupted:
+        if not main_rank:
+            return result.exit_code
         print(
             f"googlenet train: stopped by {result.interrupted} after step {result.step}; checkpoint written. "
             f"Continue with: googlenet train --resume {result.run_dir}",
             file=sys.stderr,
         )
         return result.exit_code
-    if int(os.environ.get("RANK", "0") or 0) == 0:
+    if main_rank:
         print(f"averaged weights: {result.model_path}")
         print(f"raw weights:      {result.raw_model_path}")
         if result.metrics:
