@@ -97,6 +97,7 @@ class TrainConfig:
     # data and model
     data: str = "builtin"  # a folder with train/ and val/ (ImageFolder or ILSVRC2012 layout) or "builtin"
     layout: str = "auto"  # "auto" | "imagefolder" | "ilsvrc"
+    builtin: dict[str, Any] = field(default_factory=dict)  # make_builtin parameters for data: builtin
     model: str = "googlenet"  # a registered model (googlenet, googlenet_bn, googlenet_tv)
     model_options: dict[str, Any] = field(default_factory=dict)  # create_model overrides, e.g. dropout: 0.0
     image_size: int = 224  # Table 1 input
@@ -250,7 +251,7 @@ def resolve_config(
 ) -> TrainConfig:
     """Defaults in code < ``config_file`` (YAML) < ``overrides`` (command-line flags).
 
-    ``model_options`` and ``augment`` mappings merge key by key.
+    ``model_options``, ``augment`` and ``builtin`` mappings merge key by key.
     """
     merged: dict[str, Any] = {}
     source = "config"
@@ -258,7 +259,7 @@ def resolve_config(
         merged.update(load_yaml(config_file))
         source = str(config_file)
     for key, value in (overrides or {}).items():
-        if key in ("model_options", "augment") and isinstance(merged.get(key), Mapping):
+        if key in ("model_options", "augment", "builtin") and isinstance(merged.get(key), Mapping):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
@@ -631,7 +632,7 @@ def _build_datasets(config: TrainConfig, meta: Any) -> tuple[Any, Any, Path]:
     from .data.datasets import build_dataset
     from .data.transforms import AugmentConfig, eval_transform, train_transform
 
-    root = resolve_data(config.data)
+    root = resolve_data(config.data, **config.builtin)
     try:
         augment = AugmentConfig(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()}

@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="AugmentConfig override, e.g. photometric=false or scale=[0.08,1] (repeatable)",
     )
+    g.add_argument(
+        "--builtin",
+        action="append",
+        metavar="KEY=VALUE",
+        help="built-in set parameter for --data builtin, e.g. train_per_class=200 (repeatable)",
+    )
     g = p.add_argument_group("recipe (section 6)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int, help="per process (global batch = this x processes); default 32")
@@ -114,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     keys = {f for f in TrainConfig.__dataclass_fields__}
     overrides = {k: v for k, v in vars(args).items() if k in keys and v is not None and k != "resume"}
-    for key, flag in (("model_options", "--model-option"), ("augment", "--augment")):
+    mapping_flags = (("model_options", "--model-option"), ("augment", "--augment"), ("builtin", "--builtin"))
+    for key, flag in mapping_flags:
         overrides.pop(key, None)
         pairs = _pairs(getattr(args, key), flag)
         if pairs is not None:
