@@ -687,6 +687,9 @@ def fit(config: TrainConfig) -> TrainResult:
 
 def _fit(config: TrainConfig, env: D.DistEnv, stop: StopFlag) -> TrainResult:
     _apply_runtime(config, env)
+    if not config.resume and config.data != "builtin" and Path(config.data).expanduser().is_dir():
+        # config.yaml must name the data wherever --resume is run from
+        config = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()))
     run_dir = Path(config.out)
     ckpt_dir = run_dir / "checkpoints"
     last_path = ckpt_dir / "last.pt"
