@@ -182,3 +182,19 @@ def test_too_elongated_image_is_refused() -> None:
     strip = PIL.Image.new("RGB", (300_000, 1))  # fine for PIL, 37 x 11,100,000 once resized
     with pytest.raises(ValueError, match="300000x1 is too elongated"):
         multicrop(strip, "1", SIZE)
+
+
+def test_single_crop_agrees_with_the_eval_transform() -> None:
+    # Two implementations of section 7's single crop: PIL resize (data.transforms) and tensor
+    # resize (here). Same geometry; the antialiasing filters differ by at most a grey level or two.
+    import googlenet
+    from googlenet.data.builtin import render_image
+    from googlenet.data.transforms import eval_transform
+
+    meta = googlenet.create_model("googlenet_bn", num_classes=3, aux_logits=False).meta
+    picture = render_image(1, np.random.default_rng(0), 96).crop((0, 10, 96, 76))  # 96 x 66, landscape
+    reference = eval_transform(meta, SIZE)(picture)
+    ours = normalize_crops(multicrop(picture, "1", SIZE, dtype=torch.uint8), meta.mean, meta.std)[0]
+    std = torch.tensor(meta.std).view(3, 1, 1)
+    assert ours.shape == reference.shape
+    assert ((ours - reference) * std).abs().max() <= 3 / 255  # a one-pixel shift gives ~200 / 255
