@@ -62,6 +62,8 @@ def test_layout_counts_and_marker(tiny: Path) -> None:
     assert info["counts"] == {"train": 12, "val": 6}
     assert is_complete(tiny, TINY) and not is_complete(tiny, {**TINY, "seed": 1})
     assert len(BUILTIN_CLASSES) >= 20 and len(set(BUILTIN_CLASSES)) == len(BUILTIN_CLASSES)
+    # ImageFolder numbers class folders in sorted order: label order must be that order for every K.
+    assert list(BUILTIN_CLASSES) == sorted(BUILTIN_CLASSES)
 
 
 def test_imagefolder_reads_it_in_classes_txt_order(tiny: Path) -> None:
@@ -97,6 +99,16 @@ def test_deterministic_whatever_the_workers(tiny: Path, tmp_path: Path) -> None:
     a, b = tree_bytes(tiny), tree_bytes(other)
     jpgs = [k for k in a if k.endswith(".jpg")]
     assert set(a) == set(b) and all(a[k] != b[k] for k in jpgs)
+
+
+def test_an_image_does_not_depend_on_the_number_of_classes(tiny: Path, tmp_path: Path) -> None:
+    two = make_builtin(
+        tmp_path / "two", classes=2, train_per_class=1, val_per_class=1, image_size=48, workers=1
+    )
+    for name in BUILTIN_CLASSES[:2]:
+        for split in ("train", "val"):
+            rel = Path(split, name, f"{name}_0000.jpg")
+            assert (two / rel).read_bytes() == (tiny / rel).read_bytes()
 
 
 def test_existing_directory_is_reused_or_refused(tiny: Path, tmp_path: Path) -> None:

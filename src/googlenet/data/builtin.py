@@ -50,7 +50,7 @@ from ..errors import GoogLeNetError
 
 # Bumped whenever the generator's output changes; part of the cache key and of builtin.json, so a
 # cached set from older code is never mistaken for the current one.
-BUILTIN_VERSION = 2
+BUILTIN_VERSION = 3
 # Names this generator's random streams (kept when the version changes).
 _STREAM_TAG = 1
 BUILTIN_FORMAT = "googlenet-builtin"
@@ -187,11 +187,16 @@ def _semicircle(rng: np.random.Generator) -> list[Polygon]:
 
 @dataclass(frozen=True)
 class BuiltinClass:
-    """One class: a shape and the texture that fills it (``plain`` = one colour with soft shading)."""
+    """One class: a shape and the texture that fills it (``plain`` = one colour with soft shading).
+
+    ``stream`` numbers the class's random streams; it never changes when classes are renamed or
+    added, so an image is a function of (seed, split, stream, index) only.
+    """
 
     name: str
     shape: str
     fill: str
+    stream: int
 
 
 _SHAPES: dict[str, Callable[[np.random.Generator], list[Polygon]]] = {
@@ -215,35 +220,48 @@ _SHAPES: dict[str, Callable[[np.random.Generator], list[Polygon]]] = {
     "semicircle": _semicircle,
 }
 
-# Label order. The first ten are the default set: eight shapes and two textured versions of
-# shapes already in it, so that fill texture, not only outline, matters for some classes.
-CLASS_SPECS: tuple[BuiltinClass, ...] = (
-    BuiltinClass("disc", "disc", "plain"),
-    BuiltinClass("ring", "ring", "plain"),
-    BuiltinClass("square", "square", "plain"),
-    BuiltinClass("triangle", "triangle", "plain"),
-    BuiltinClass("star", "star", "plain"),
-    BuiltinClass("cross", "cross", "plain"),
-    BuiltinClass("crescent", "crescent", "plain"),
-    BuiltinClass("heart", "heart", "plain"),
-    BuiltinClass("striped_disc", "disc", "stripes"),
-    BuiltinClass("checked_square", "square", "checks"),
-    BuiltinClass("hexagon", "hexagon", "plain"),
-    BuiltinClass("frame", "frame", "plain"),
-    BuiltinClass("arrow", "arrow", "plain"),
-    BuiltinClass("ellipse", "ellipse", "plain"),
-    BuiltinClass("dotted_disc", "disc", "dots"),
-    BuiltinClass("striped_square", "square", "stripes"),
-    BuiltinClass("chevron", "chevron", "plain"),
-    BuiltinClass("hexagram", "hexagram", "plain"),
-    BuiltinClass("lshape", "lshape", "plain"),
-    BuiltinClass("pacman", "pacman", "plain"),
-    BuiltinClass("dotted_triangle", "triangle", "dots"),
-    BuiltinClass("checked_disc", "disc", "checks"),
-    BuiltinClass("tshape", "tshape", "plain"),
-    BuiltinClass("semicircle", "semicircle", "plain"),
+# Label order is alphabetical, because that is the order in which torchvision's ImageFolder
+# (and any directory listing) numbers the class folders; the names are chosen so that the first
+# ten, the default set, are eight outlines plus two textured versions of outlines already in it
+# (fill texture, not only outline, must matter for some classes). All later names sort after
+# "heart", so BUILTIN_CLASSES[:K] is the label order of a K-class set for every K.
+CLASS_SPECS: tuple[BuiltinClass, ...] = tuple(
+    BuiltinClass(name, shape, fill, stream)
+    for stream, (name, shape, fill) in sorted(
+        enumerate(
+            (
+                ("disc", "disc", "plain"),
+                ("donut", "ring", "plain"),
+                ("block", "square", "plain"),
+                ("delta", "triangle", "plain"),
+                ("five_point_star", "star", "plain"),
+                ("cross", "cross", "plain"),
+                ("crescent", "crescent", "plain"),
+                ("heart", "heart", "plain"),
+                ("banded_disc", "disc", "stripes"),
+                ("checked_square", "square", "checks"),
+                ("hexagon", "hexagon", "plain"),
+                ("hollow_square", "frame", "plain"),
+                ("pointer", "arrow", "plain"),
+                ("oval", "ellipse", "plain"),
+                ("spotted_disc", "disc", "dots"),
+                ("striped_square", "square", "stripes"),
+                ("v_shape", "chevron", "plain"),
+                ("hexagram", "hexagram", "plain"),
+                ("l_shape", "lshape", "plain"),
+                ("pacman", "pacman", "plain"),
+                ("spotted_triangle", "triangle", "dots"),
+                ("tiled_disc", "disc", "checks"),
+                ("t_shape", "tshape", "plain"),
+                ("semicircle", "semicircle", "plain"),
+            )
+        ),
+        key=lambda item: item[1][0],
+    )
 )
 BUILTIN_CLASSES: tuple[str, ...] = tuple(c.name for c in CLASS_SPECS)
+# Distractors are drawn from this list (stream order), so adding a class never changes them.
+_BY_STREAM: tuple[BuiltinClass, ...] = tuple(sorted(CLASS_SPECS, key=lambda c: c.stream))
 
 DEFAULT_PARAMS: dict[str, int] = {
     "classes": 10,
@@ -426,7 +444,7 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
 
     # Clutter: smaller shapes of other classes (or large ones mostly outside the frame) and
     # strokes, drawn before the target or, sometimes, in front of it.
-    others = [i for i, c in enumerate(CLASS_SPECS) if c.shape != spec.shape]
+    others = [c for c in _BY_STREAM if c.shape != spec.shape]
     behind: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | float]] = []
     front: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | float]] = []
     for _ in range(int(rng.integers(0, 5))):
@@ -434,7 +452,7 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
         if rng.random() < 0.3:
             mask, weight = _fragment_mask(rng, h, w), 0.0
         else:
-            other = CLASS_SPECS[others[int(rng.integers(len(others)))]]
+            other = others[int(rng.integers(len(others)))]
             d_angle = rng.uniform(0, 2 * np.pi)
             if rng.random() < 0.25:  # partial: up to the target's size, centre outside the frame
                 d_radius = radius * rng.uniform(0.5, 1.0)
@@ -479,7 +497,8 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
 
 def image_seed(seed: int, split: str, class_index: int, index: int) -> np.random.SeedSequence:
     """The random stream of one image: a function of (seed, split, class, index) only."""
-    return np.random.SeedSequence([_STREAM_TAG, seed, SPLITS.index(split), class_index, index])
+    stream = CLASS_SPECS[class_index].stream
+    return np.random.SeedSequence([_STREAM_TAG, seed, SPLITS.index(split), stream, index])
 
 
 def _file_name(name: str, index: int, count: int) -> str:
