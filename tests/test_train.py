@@ -339,6 +339,10 @@ def test_resume_errors_name_the_file(baseline: Path, tmp_path: Path) -> None:
     shutil.copytree(baseline, run)
     with pytest.raises(GoogLeNetError, match="cannot change 'lr'"):
         resume_config(run, {"lr": 0.5})
+    # a finished run trains further when resumed with more epochs
+    result = fit(resume_config(run, {"epochs": 3, "workers": 0, "handle_signals": False}))
+    assert [m["epoch"] for m in result.metrics] == [1, 2, 3] and result.step == 15
+    assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 3
     last = run / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])  # truncated
     proc = _cli("--resume", str(run), timeout=120)

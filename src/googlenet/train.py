@@ -85,9 +85,11 @@ CHECKPOINT_VERSION = 1
 
 # Keys that change how a run executes but not the weights it produces: they may differ on --resume
 # and are left out of the training-config hash.
-RUNTIME_KEYS = frozenset(
+RUNTIME_KEYS: frozenset[str] = frozenset(
     {"out", "resume", "workers", "log_every", "checkpoint_every", "handle_signals", "debug_hold_at_step"}
 )
+# What --resume may change: the runtime keys and the number of epochs (train a finished run further).
+RESUME_KEYS = RUNTIME_KEYS | {"epochs"}
 
 
 @dataclass
@@ -267,7 +269,11 @@ def resolve_config(
 
 
 def resume_config(run_dir: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """The config of the run in ``run_dir`` set up to continue it; only :data:`RUNTIME_KEYS` may change."""
+    """The config of the run in ``run_dir`` set up to continue it.
+
+    Only :data:`RUNTIME_KEYS` and ``epochs`` (to train a finished run further; the schedule does not
+    depend on it) may change.
+    """
     run_dir = Path(run_dir)
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
@@ -275,16 +281,22 @@ def resume_config(run_dir: str | Path, overrides: Mapping[str, Any] | None = Non
             f"cannot resume: {config_file} not found (is {run_dir} a training run directory?)"
         )
     saved = load_yaml(config_file)
-    changed = sorted(k for k in (overrides or {}) if k not in RUNTIME_KEYS)
+    changed = sorted(k for k in (overrides or {}) if k not in RESUME_KEYS)
     if changed:
         raise GoogLeNetError(
             f"cannot change {changed[0]!r} when resuming {run_dir}; an exact resume uses the run's "
-            f"config.yaml (only {', '.join(sorted(RUNTIME_KEYS - {'out', 'resume'}))} may change)"
+            f"config.yaml (only {', '.join(sorted(RESUME_KEYS - {'out', 'resume'}))} may change)"
         )
     # The testing pause belongs to the interrupted process, not to the run.
     data = {**saved, "debug_hold_at_step": None, **(overrides or {})}
     data.update(out=str(run_dir), resume=str(run_dir))
     return TrainConfig.from_dict(data, source=str(config_file))
+
+
+def _resume_hash(config: TrainConfig) -> str:
+    # what a checkpoint must agree on to be continued: everything but the epoch count
+    blob = json.dumps({**config.training_dict(), "epochs": None}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def config_hash(config: TrainConfig) -> str:
@@ -696,7 +708,7 @@ def _fit(config: TrainConfig, env: D.DistEnv, stop: StopFlag) -> TrainResult:
     checkpoint: dict[str, Any] | None = None
     if config.resume:
         checkpoint = load_checkpoint(last_path)
-        if checkpoint["config_hash"] != config_hash(config):
+        if checkpoint["resume_hash"] != _resume_hash(config):
             raise GoogLeNetError(f"cannot resume: {last_path} was written by a different training config")
         if checkpoint["world_size"] != env.world_size:
             raise GoogLeNetError(
@@ -710,8 +722,8 @@ def _fit(config: TrainConfig, env: D.DistEnv, stop: StopFlag) -> TrainResult:
         )
     if env.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        if not config.resume:
-            _write_text(run_dir / "config.yaml", yaml.safe_dump(_saved_config(config), sort_keys=False))
+        # on resume too: --epochs may have changed
+        _write_text(run_dir / "config.yaml", yaml.safe_dump(_saved_config(config), sort_keys=False))
         info = environment(env)
         if config.resume:  # keep what produced the first part of the run; list each resume
             previous = _read_json(run_dir / "env.json")
@@ -860,6 +872,7 @@ def _train(
             "version": CHECKPOINT_VERSION,
             "config": _saved_config(config),
             "config_hash": config_sha,
+            "resume_hash": _resume_hash(config),
             "world_size": env.world_size,
             "class_names": classes,
             "epoch": next_epoch,
