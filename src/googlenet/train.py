@@ -193,6 +193,9 @@ class TrainConfig:
             raise bad("layout", "must be auto, imagefolder or ilsvrc")
         if self.log_every < 1:
             raise bad("log_every", "must be >= 1")
+        for key in ("num_threads", "val_batch_size", "debug_nan_at_step", "debug_hold_at_step"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise bad(key, "must be >= 1")
 
     def training_dict(self) -> dict[str, Any]:
         """The keys that determine the trained weights (everything but :data:`RUNTIME_KEYS`)."""
