@@ -124,7 +124,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.999  # Polyak (EMA) decay per step; 0.9999 for ImageNet-length runs
     # execution
-    seed: int = 0
+    seed: int = 0  # data order, augmentation, dropout (and the initial weights unless init_seed)
+    init_seed: int | None = None  # initial weights; None: seed (section 7 ensembles share it)
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     precision: str = "auto"  # "auto" | "fp32" | "bf16"
     channels_last: bool = True
@@ -193,6 +194,8 @@ class TrainConfig:
             raise bad("layout", "must be auto, imagefolder or ilsvrc")
         if self.log_every < 1:
             raise bad("log_every", "must be >= 1")
+        if self.init_seed is not None and self.init_seed < 0:
+            raise bad("init_seed", "must be >= 0")
         for key in ("num_threads", "val_batch_size", "debug_nan_at_step", "debug_hold_at_step"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise bad(key, "must be >= 1")
@@ -782,7 +785,8 @@ def _train(
         _strict_check({"train": train_ds, "val": val_ds}, config.workers)
 
     # ---- model, averaged model, optimizer, schedule
-    torch.manual_seed(config.seed)  # the same initial weights on every rank and every run
+    # the same initial weights on every rank and every run (and every ensemble member sharing init_seed)
+    torch.manual_seed(config.seed if config.init_seed is None else config.init_seed)
     model: GoogLeNet = create_model(
         config.model, num_classes=len(classes), class_names=classes, **model_options
     )
