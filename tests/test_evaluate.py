@@ -307,3 +307,48 @@ def test_resolve_checkpoints(tmp_path) -> None:
         with pytest.raises(GoogLeNetError, match=message) as info:
             resolve_checkpoints([arg])
         assert str(arg) in str(info.value) or str(tmp_path / "ens") in str(info.value)
+
+
+def test_evaluate_ilsvrc_flat_val_layout(tiny, tmp_path, capsys) -> None:
+    import shutil
+
+    import googlenet
+    from googlenet.cli import main
+    from googlenet.data.datasets import build_dataset
+
+    # The built-in val images rearranged as ILSVRC2012's flat val/ with Kaggle's label files.
+    folder = build_dataset(tiny["data"], "val")
+    root = tmp_path / "ilsvrc"
+    (root / "val").mkdir(parents=True)
+    wnids = [f"n{i + 1:08d}" for i in range(len(folder.classes))]
+    (root / "LOC_synset_mapping.txt").write_text(
+        "".join(f"{w} {c}\n" for w, c in zip(wnids, folder.classes, strict=True))
+    )
+    lines = ["ImageId,PredictionString"]
+    for k, (path, label) in enumerate(folder.samples, 1):
+        shutil.copy(path, root / "val" / f"ILSVRC2012_val_{k:08d}.JPEG")
+        lines.append(f"ILSVRC2012_val_{k:08d},{wnids[label]} 0 0 10 10")
+    (root / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "ilsvrc.json"
+    args = [
+        "evaluate",
+        "--data",
+        str(root),
+        "--checkpoint",
+        str(tiny["run_a"]),
+        "--crops",
+        "1",
+        "--workers",
+        "0",
+    ]
+    assert main([*args, "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["layout"] == "ilsvrc" and record["num_images"] == len(folder.samples)
+    assert record["num_unreadable"] == 1  # the broken file came along
+    model = EvalModel.from_model(googlenet.load(tiny["run_a"] / "model.safetensors"))
+    probs = crop_probabilities([p for p, _ in folder.samples], [model], ["1"], 64).probs[(0, "1")]
+    top1, top5 = topk_errors(probs, torch.tensor(folder.targets))
+    assert record["rows"][0]["top1_err"] == pytest.approx(top1) and record["rows"][0][
+        "top5_err"
+    ] == pytest.approx(top5)
+    assert "Table 3" in capsys.readouterr().out
