@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -163,7 +164,7 @@ def main() -> None:
     p.add_argument("--classes", type=int, default=10, help="built-in set only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--width", type=int, default=16, help="convnet base width (channels of the first layer)")
     p.add_argument("--size", type=int, default=64, help="convnet input size")
     p.add_argument(
@@ -241,7 +242,7 @@ def main() -> None:
             "width": args.width,
             "size": args.size,
             "threads": args.threads,
-            "machine": platform.processor(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         }
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
 
