@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--limit",
         type=int,
         default=None,
-        help="evaluate N images spread evenly over the split (every k-th, so every class appears)",
+        help="evaluate N images spread evenly over the split (every k-th sample: classes sampled evenly)",
     )
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write rows and metadata as JSON")
     add_model_arguments(p)
