@@ -198,3 +198,12 @@ def test_single_crop_agrees_with_the_eval_transform() -> None:
     std = torch.tensor(meta.std).view(3, 1, 1)
     assert ours.shape == reference.shape
     assert ((ours - reference) * std).abs().max() <= 3 / 255  # a one-pixel shift gives ~200 / 255
+
+
+def test_tensor_input() -> None:
+    image = coordinate_image(50, 40)
+    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # H x W x 3 memory, as PIL gives
+    assert torch.equal(multicrop(pixels, "144", SIZE), multicrop(image, "144", SIZE))
+    assert torch.equal(multicrop(pixels.contiguous(), "10", SIZE), multicrop(image, "10", SIZE))
+    with pytest.raises(ValueError, match="uint8"):
+        multicrop(pixels.float() / 255, "1", SIZE)

@@ -209,8 +209,10 @@ def _stack_hwc(views: list[torch.Tensor], *, mirrored: bool = False) -> torch.Te
 def _as_uint8_tensor(image: PIL.Image.Image | torch.Tensor) -> torch.Tensor:
     if isinstance(image, PIL.Image.Image):
         return F.pil_to_tensor(to_rgb(image))  # 3 x H x W uint8, one copy
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"image tensor must be 3 x H x W. Got shape {tuple(image.shape)}")
+    if image.ndim != 3 or image.shape[0] != 3 or image.dtype != torch.uint8:
+        raise ValueError(
+            f"image tensor must be 3 x H x W uint8. Got shape {tuple(image.shape)}, dtype {image.dtype}"
+        )
     return image
 
 
