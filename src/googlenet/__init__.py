@@ -1,8 +1,13 @@
 """googlenet: GoogLeNet (Szegedy et al., "Going Deeper with Convolutions", 2014), complete.
 
-The network in three variants (:func:`create_model`), its Table 1 from the live model
-(:func:`googlenet.summary.summarize`), and the built-in dataset (:mod:`googlenet.data.builtin`).
+The network in three variants (:func:`create_model`), the paper's training recipe (:func:`fit`),
+its test protocol (:func:`multicrop`, :mod:`googlenet.evaluate`), weights in and out
+(:func:`load`, :func:`save`, :func:`load_caffe`, :func:`load_torchvision`) and inference backends
+(:class:`Predictor`). The heavier entry points are imported on first use.
 """
+
+from importlib import import_module
+from typing import Any
 
 from .model import GoogLeNet, GoogLeNetOutputs, ModelMeta
 from .registry import create_model, list_models
@@ -12,14 +17,36 @@ from .weights import save_weights as save
 
 __version__ = "0.1.0"
 
+# name -> module that defines it; imported lazily so `import googlenet` stays light.
+_LAZY = {
+    "fit": "googlenet.train",
+    "TrainConfig": "googlenet.train",
+    "multicrop": "googlenet.data.multicrop",
+    "Predictor": "googlenet.inference",
+    "load_caffe": "googlenet.importers",
+    "load_torchvision": "googlenet.importers",
+}
+
 __all__ = [
     "GoogLeNet",
     "GoogLeNetConfig",
     "GoogLeNetOutputs",
     "ModelMeta",
+    "Predictor",
+    "TrainConfig",
     "__version__",
     "create_model",
+    "fit",
     "list_models",
     "load",
+    "load_caffe",
+    "load_torchvision",
+    "multicrop",
     "save",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'googlenet' has no attribute {name!r}")
