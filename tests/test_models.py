@@ -279,3 +279,10 @@ def test_state_dict_reads_like_table1() -> None:
     assert keys[0] == "conv1.conv.weight"
     assert "inception4e.branch3.1.conv.weight" in keys
     assert isinstance(googlenet.create_model("googlenet").inception5b, Inception)
+
+
+def test_every_public_name_resolves() -> None:
+    for name in googlenet.__all__:
+        assert getattr(googlenet, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = googlenet.nope
