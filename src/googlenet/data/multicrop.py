@@ -35,9 +35,10 @@ Resized sizes follow torchvision's ``Resize(int)``: shorter side ``s``, longer s
 ``int(round((outer - inner) / 2))``.
 
 Cost: the image is decoded once and turned into one ``uint8`` tensor once; each scale costs one
-antialiased bilinear resize of that tensor, and each square one more resize to ``size`` (the
-whole-square view); every other crop is a slice (a view, no copy) and the mirrors are one flip of
-the batch. ``benchmarks/crops.py`` measures this against the network's time.
+antialiased bilinear resize of that tensor, and its three squares one batched resize to ``size``
+(the whole-square views); every other crop is a slice (a view), copied once into the output
+buffer, and each mirror is one flip of a copied crop. ``benchmarks/crops.py`` measures this
+against the network's time (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -191,8 +192,8 @@ def _stack_hwc(views: list[torch.Tensor], *, mirrored: bool = False) -> torch.Te
     is then an ``N x 3 x S x S`` batch in channels_last memory format, the format the inference
     backends convert to anyway. The copies go through numpy, which copies on one thread: torch
     splits each 150 KB copy over its intra-op threads, which buys nothing at this size and stalls
-    for milliseconds whenever one of those threads is descheduled (measured: median 2.5 s for
-    ``torch.stack`` of 144 crops on a loaded 2-core machine, 1 ms this way).
+    for milliseconds whenever one of those threads is descheduled (measured on a loaded 2-core
+    machine, 120 crops of 224: ``torch.stack`` median 2.5 s, this loop 1.2 ms).
     """
     n = len(views)
     height, width = views[0].shape[-2:]
@@ -201,7 +202,7 @@ def _stack_hwc(views: list[torch.Tensor], *, mirrored: bool = False) -> torch.Te
     for i, view in enumerate(views):
         buffer[i] = _hwc(view).numpy()
         if mirrored:
-            # torch's flip moves whole 3-byte pixels; numpy's [:, ::-1] copies byte by byte (40x slower).
+            # torch's flip moves whole 3-byte pixels; numpy's [:, ::-1] measured about 40x slower.
             out[n + i] = out[i].flip(1)
     return out
 
@@ -255,7 +256,8 @@ def multicrop(
             q = min(w, h)
             squares = [scaled[:, y : y + q, x : x + q] for x, y in _square_origins(w, h)]
             # One batched resize per scale for the three whole-square views (the only extra resize),
-            # on a dense channels-last copy: the layout of PIL's pixels and of the fast uint8 kernel.
+            # on a dense copy in PIL's channels-last layout, which the uint8 antialiased kernel reads
+            # as it is.
             dense = _stack_hwc(squares).permute(0, 3, 1, 2)
             whole = F.resize(dense, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
             for square, resized_square in zip(squares, whole, strict=True):
