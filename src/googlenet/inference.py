@@ -148,7 +148,22 @@ def _fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def _torch_runner(model: GoogLeNet, precision: str, device: str) -> Runner:
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count for one call, the process's setting restored afterwards
+    (``torch.set_num_threads`` is process-wide; a predictor must not change it for everyone)."""
+    if threads is None or threads == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _torch_runner(model: GoogLeNet, precision: str, device: str, threads: int | None = None) -> Runner:
     net = _fold_batchnorm(copy.deepcopy(model).eval())
     for head in ("aux1", "aux2"):  # never run at inference (section 5); no need to hold them
         setattr(net, head, None)
@@ -159,6 +174,7 @@ def _torch_runner(model: GoogLeNet, precision: str, device: str) -> Runner:
     def run(images: torch.Tensor) -> torch.Tensor:
         x = images.to(dev, dtype=torch.float32).contiguous(memory_format=torch.channels_last)
         with (
+            _torch_threads(threads),
             torch.inference_mode(),
             torch.autocast(
                 dev.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
@@ -312,7 +328,7 @@ def build_runner(
 ) -> Runner:
     """The function running ``model`` on ``backend`` at ``precision`` (unchecked; see :class:`Predictor`)."""
     if backend == "torch":
-        return _torch_runner(model, precision, device)
+        return _torch_runner(model, precision, device, threads if explicit_threads else None)
     if backend == "onnxruntime":
         return _ort_runner(model, precision, image_size, threads, calibration)
     return _ov_runner(model, precision, image_size, threads if explicit_threads else None, calibration)
@@ -384,7 +400,9 @@ class Predictor:
     ``auto_batch`` images and keep the fastest (cached, see :func:`cache_dir`); int8 is a candidate
     only with ``calibration``. ``calibration`` is an iterable of normalised batches (a few hundred
     training images) and is required for int8. ``threads`` sets the onnxruntime / OpenVINO thread
-    count (default: the cores of this process) and, when given, ``torch.set_num_threads``.
+    count (default: the cores of this process) and, when given, torch's thread count during this
+    predictor's calls (restored after each call). On a machine shared with other busy processes,
+    ``threads=1`` can be several times faster for the torch backend (docs/inference.md).
     """
 
     def __init__(
@@ -419,8 +437,6 @@ class Predictor:
         self.image_size = image_size
         self.device = device
         self.threads = threads or cpu_count()
-        if threads is not None:
-            torch.set_num_threads(threads)
         self._explicit_threads = threads is not None
         self._calibration = self._collect_calibration(calibration, precision)
         self.timings: dict[str, float] = {}  # seconds per auto_batch call, when auto measured them
