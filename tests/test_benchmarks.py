@@ -96,6 +96,17 @@ def test_docs_section_replaced_and_others_kept(quick) -> None:
     )
 
 
+def test_render_rewrites_the_same_section_from_json(quick, tmp_path: Path) -> None:
+    docs = quick[2]
+    assert "Target: `googlenet_tv " in docs.read_text()
+    copy = tmp_path / "benchmarks.md"
+    copy.write_text("# Benchmarks\n")
+    proc = _run("--render", str(docs.parent / "result.json"), "--docs", str(copy), timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    section = docs.read_text().split(START, 1)[1].split(END, 1)[0]
+    assert copy.read_text() == f"# Benchmarks\n\n{START}{section}{END}\n"
+
+
 def test_bad_argument_is_one_line_error() -> None:
     proc = _run("--batch-size", "0", timeout=60)
     assert proc.returncode == 2
