@@ -205,6 +205,37 @@ def measure(
             c.latency.append(1000 * statistics.median(times))
 
 
+def target_lines(contenders: list[Contender], acc_rows: list[tuple]) -> list[str]:
+    """The project's targets, checked on this run's medians."""
+    tp = {c.name: statistics.median(c.throughput) for c in contenders}
+    lat = {c.name: statistics.median(c.latency) for c in contenders}
+    peer_best = max((n for n in PEERS if n in tp), key=tp.__getitem__)
+    lines = []
+
+    def check(label: str, ours: str, ref: str, factor: float = 1.0) -> None:
+        if ours not in tp or ref not in tp:
+            return
+        r_tp, r_lat = tp[ours] / tp[ref], lat[ref] / lat[ours]
+        verdict = "met" if r_tp >= factor else f"missed by {100 * (1 - r_tp / factor):.0f}%"
+        lines.append(
+            f"- {label}: {ours} {tp[ours]:.1f} vs {ref} {tp[ref]:.1f} images/s = {r_tp:.2f}x "
+            f"(target {factor:g}x: {verdict}); latency {lat[ours]:.1f} vs {lat[ref]:.1f} ms = {r_lat:.2f}x"
+        )
+
+    check("auto at least as fast as the fastest peer", "googlenet auto", peer_best)
+    fp32 = [n for n in tp if n.startswith("googlenet ") and "fp32" in n]
+    if fp32:
+        check("our fastest fp32 at least onnxruntime fp32", max(fp32, key=tp.__getitem__), PEERS[2])
+    int8 = [n for n in tp if n.startswith("googlenet ") and n.endswith("int8")]
+    if int8:
+        check("int8 at least 1.5x OpenVINO's default", max(int8, key=tp.__getitem__), PEERS[3], 1.5)
+    fp32_acc = next((a for n, a, *_ in acc_rows if n == "torch fp32"), None)
+    for name, acc, *_ in acc_rows:
+        if name.endswith("int8") and fp32_acc is not None:
+            lines.append(f"- {name} top-1 {acc - fp32_acc:+.1f} points vs fp32 (target: within 1 point)")
+    return lines
+
+
 def versions() -> str:
     import onnxruntime
     import openvino
@@ -426,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         acc_lines = ["| path | val top-1 % | val agreement with fp32 % |", "|---|---:|---:|"]
         acc_lines += [f"| {n} | {a:.1f} | {g:.1f} |" for n, a, g, _ in acc_rows]
+    targets = target_lines(contenders, acc_rows)
     minutes = (time.perf_counter() - t0) / 60
     section = "\n".join(
         [
@@ -446,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{model_desc}.",
             "",
             *acc_lines,
+            "",
+            "Targets (throughput at the batch above; latency at batch 1):",
+            "",
+            *targets,
             "",
             f"Reproduce: `python benchmarks/inference.py{' --quick' if args.quick else ''}`",
         ]
