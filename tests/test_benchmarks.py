@@ -22,7 +22,7 @@ SCRIPT = ROOT / "benchmarks" / "train_throughput.py"
 START, END = "<!-- training:start -->", "<!-- training:end -->"
 OTHER = "<!-- inference:start -->\n## Inference\n\nkept as it was\n<!-- inference:end -->"
 ROW = re.compile(
-    r"^\| (?P<name>[^|]+?) \| (fp32|bf16) \| (NCHW|channels_last) \| [\d.]+ \| \d+ \| [\d.]+x \|$"
+    r"^\| (?P<name>[^|]+?) \| (fp32|bf16) \| (NCHW|channels_last) \| [\d.]+ \| \d+ \| [\d.]+x \| [\d.]+x \|$"
 )
 
 
@@ -50,7 +50,7 @@ def test_table_lists_peer_first_and_ours(quick) -> None:
     rows = [m for line in proc.stdout.splitlines() if (m := ROW.match(line))]
     names = [m["name"] for m in rows]
     assert names[0] == "torchvision eager fp32"
-    assert rows[0].group(0).endswith("| 1.00x |")
+    assert rows[0].group(0).endswith("| 1.00x | 1.00x |")
     assert any(n.startswith("googlenet_tv") and n.endswith("(default)") for n in names)
     assert {"googlenet_tv fp32 NCHW", "googlenet_tv fp32 channels_last"} <= set(names)
     assert any(n.startswith("googlenet_bn ") for n in names)
