@@ -15,8 +15,8 @@ images. By default the built-in set and a googlenet_tv whose classifier is a rid
 fitted on the built-in training split (the backbone is random: there is no trained checkpoint in the
 default run); pass ``--checkpoint PATH.safetensors --data builtin`` to measure a trained model.
 
-    python benchmarks/inference.py            # ~8 minutes on 2 cores, rewrites docs/benchmarks.md
-    python benchmarks/inference.py --quick    # ~1 minute, fewer rounds and images
+    python benchmarks/inference.py            # 8-12 minutes on 2 shared cores, rewrites docs/benchmarks.md
+    python benchmarks/inference.py --quick    # fewer rounds, images and rows (minutes when shared)
     python benchmarks/inference.py --checkpoint runs/x/model.safetensors --data builtin
 """
 
@@ -281,7 +281,11 @@ def write_docs(section: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="about a minute: 3 rounds, 64 calibration/val images")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few minutes: 3 rounds, 64 calibration / 100 val images, no threads=1 or int8-auto rows",
+    )
     p.add_argument("--rounds", type=int, default=None, help="round-robin rounds (default 5, --quick 3)")
     p.add_argument("--batch", type=int, default=32, help="throughput batch (default 32)")
     p.add_argument("--image-size", type=int, default=224)
@@ -359,20 +363,25 @@ def main(argv: list[str] | None = None) -> int:
                 ours, backend, precision, image_size=size, calibration=calib if precision == "int8" else None
             )
             contenders.append(Contender(f"googlenet {backend} {precision}", pred))
-        for precision in ("fp32", "bf16"):  # torch's OpenMP pool vs a busy machine (docs/inference.md)
+        # torch's OpenMP pool vs a busy machine (docs/inference.md); --quick leaves these out.
+        for precision in () if args.quick else ("fp32", "bf16"):
             if not supported("torch", precision):
                 pred = Predictor(ours, "torch", precision, image_size=size, threads=1)
                 contenders.append(Contender(f"googlenet torch {precision}, threads=1", pred))
         auto = Predictor(ours, "auto", "auto", image_size=size, auto_batch=args.batch, use_cache=False)
         contenders.append(Contender("googlenet auto", auto, note=f"chose {auto.backend} {auto.precision}"))
-        auto8 = Predictor(
-            ours, "auto", "auto", image_size=size, auto_batch=args.batch, use_cache=False, calibration=calib
-        )
-        contenders.append(
-            Contender(
-                "googlenet auto (with calibration)", auto8, note=f"chose {auto8.backend} {auto8.precision}"
+        if not args.quick:  # auto again, int8 allowed: measures every candidate a second time
+            auto8 = Predictor(
+                ours,
+                "auto",
+                "auto",
+                image_size=size,
+                auto_batch=args.batch,
+                use_cache=False,
+                calibration=calib,
             )
-        )
+            note = f"chose {auto8.backend} {auto8.precision}"
+            contenders.append(Contender("googlenet auto (with calibration)", auto8, note=note))
     big = torch.randn(args.batch, 3, size, size, generator=torch.Generator().manual_seed(1))
     one = big[:1].clone()
     print(f"timing {len(contenders)} contenders, {rounds} rounds ...", file=sys.stderr)
