@@ -101,8 +101,19 @@ def test_cli_export_from_run_directory(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     googlenet.save(model, run_dir / "model.safetensors")
     out = tmp_path / "out.onnx"
-    cmd = [sys.executable, "-m", "googlenet", "export", str(run_dir), "--format", "onnx",
-           "-o", str(out), "--image-size", str(SIZE)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "googlenet",
+        "export",
+        str(run_dir),
+        "--format",
+        "onnx",
+        "-o",
+        str(out),
+        "--image-size",
+        str(SIZE),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     assert str(out) in done.stdout
@@ -112,7 +123,39 @@ def test_cli_export_from_run_directory(tmp_path: Path) -> None:
         expected = model(x).numpy()
     assert np.abs(session.run(None, {"images": x.numpy()})[0] - expected).max() < ONNX_TOL
 
-    bad = subprocess.run([sys.executable, "-m", "googlenet", "export", str(tmp_path / "missing.safetensors"),
-                          "-o", str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=120)
+    pt2 = tmp_path / "out.pt2"
+    cmd = [
+        sys.executable,
+        "-m",
+        "googlenet",
+        "export",
+        str(run_dir / "model.safetensors"),
+        "--format",
+        "exported-program",
+        "-o",
+        str(pt2),
+        "--image-size",
+        str(SIZE),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    with torch.no_grad():
+        got = torch.export.load(str(pt2)).module()(x)
+    torch.testing.assert_close(got, model(x), rtol=1e-5, atol=1e-5)
+
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "googlenet",
+            "export",
+            str(tmp_path / "missing.safetensors"),
+            "-o",
+            str(tmp_path / "x.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert "googlenet export: error:" in bad.stderr and "missing.safetensors" in bad.stderr
