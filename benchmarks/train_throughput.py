@@ -436,7 +436,24 @@ def target_line(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def render_docs(report: dict[str, Any]) -> str:
+def other_run(report: dict[str, Any]) -> list[str]:
+    """A further run's throughput table (e.g. with other threads), for comparison with the main one."""
+    env, s = report["environment"], report["settings"]
+    load = ", ".join(f"{x:.1f}" for x in env["load_average"])
+    return [
+        "",
+        f"### Another run: `{s['command']}`",
+        "",
+        f"{env['date']}, {env['torch_threads']} torch thread(s), batch {s['batch_size']} at "
+        f"{s['image_size']} px, {s['rounds']} round(s), load average {load} before.",
+        "",
+        throughput_table(report["rows"]),
+        "",
+        target_line(report["rows"]),
+    ]
+
+
+def render_docs(report: dict[str, Any], others: list[dict[str, Any]] = ()) -> str:
     env, s = report["environment"], report["settings"]
     load = ", ".join(f"{x:.1f}" for x in env["load_average"])
     load_after = ", ".join(f"{x:.1f}" for x in report["load_average_after"])
@@ -509,6 +526,8 @@ def render_docs(report: dict[str, Any]) -> str:
             "",
             fit_table(f),
         ]
+    for other in others:
+        lines += other_run(other)
     lines += ["", END]
     return "\n".join(lines)
 
@@ -565,7 +584,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--docs", type=Path, default=DOCS, help="the file --write-docs writes")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     p.add_argument(
-        "--render", type=Path, default=None, metavar="JSON", help="only rewrite the docs from a --json result"
+        "--render",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="only rewrite the docs from --json results: the first in full, the others' throughput tables",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -581,10 +605,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def shown_command(argv: list[str]) -> str:
+    """The command for the docs: the measuring flags, without where the output went."""
+    shown: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--json", "--docs"):
+            skip = True
+        elif a != "--write-docs" and not a.startswith(("--json=", "--docs=")):
+            shown.append(a)
+    return " ".join(["python benchmarks/train_throughput.py", *shown])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:  # no measuring: re-render a saved result (e.g. after changing this template)
-        write_docs(args.docs, render_docs(json.loads(args.render.read_text())))
+        first, *others = (json.loads(path.read_text()) for path in args.render)
+        write_docs(args.docs, render_docs(first, others))
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -619,8 +658,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "fast": fast,
             "fit_lr": args.fit_lr,
-            "command": "python benchmarks/train_throughput.py "
-            + " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write-docs"),
+            "command": shown_command(argv if argv is not None else sys.argv[1:]),
         },
         "rows": rows,
         "precision_steps": args.precision_steps,
