@@ -37,8 +37,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_text
 from .errors import GoogLeNetError
-from .weights import atomic_write_bytes
 
 logger = logging.getLogger("googlenet.train")
 
@@ -117,7 +117,7 @@ def read_index(out: str | Path) -> dict[str, Any] | None:
 
 def _write_index(out: Path, index: Mapping[str, Any]) -> None:
     text = json.dumps(index, indent=1) + "\n"
-    atomic_write_bytes(out / ENSEMBLE_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write_text(out / ENSEMBLE_FILE, text)
 
 
 def _is_complete(run_dir: Path, entry: Mapping[str, Any] | None, epochs: int) -> bool:

@@ -29,10 +29,10 @@ from typing import Any
 
 import torch
 
+from .atomic import atomic_write
 from .errors import GoogLeNetError
 from .model import GoogLeNet, ModelMeta
 from .spec import config_to_dict
-from .weights import atomic_write_bytes
 
 DEFAULT_OPSET = 18  # torchlib's native opset in torch 2.14: no opset conversion of the graph
 INPUT_NAME = "images"
@@ -129,7 +129,7 @@ def export_onnx(model: GoogLeNet, path: str | Path, *, opset: int = DEFAULT_OPSE
     """Write ``model`` as ONNX to ``path`` (atomically); returns the path."""
     path = Path(path)
     data = onnx_bytes(model, opset=opset, dynamic_batch=dynamic_batch, image_size=image_size)
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(data))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     return path
 
 
@@ -172,7 +172,7 @@ def export_program(model: GoogLeNet, path: str | Path, image_size: int = 224) ->
     extra = {"meta.json": json.dumps(metadata_props(model, image_size))}
     buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer, not our temp file's name
     torch.export.save(program, buffer, extra_files=extra)
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
     return path
 
 

@@ -375,13 +375,13 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def _write_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
-    from .weights import atomic_write_bytes
+    from .atomic import atomic_write
 
     try:
         data = _read_cache(path) or {"version": CACHE_VERSION, "choices": {}}
         data.setdefault("choices", {})[key] = entry
         text = json.dumps(data, indent=1, sort_keys=True).encode()
-        atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(text))
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(text))
     except OSError as exc:  # a read-only home must not stop inference
         log.warning("could not write the auto-choice cache %s: %s", path, exc)
 

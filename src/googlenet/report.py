@@ -23,15 +23,14 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write, atomic_write_text
 from .errors import GoogLeNetError
 
 METRICS_FILE = "metrics.jsonl"
@@ -242,29 +241,6 @@ def table3_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 # Atomic writes and figures
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; a report is meant to be read, so give it the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
 def _new_figure(width: float, height: float) -> Any:
     # An explicit Agg canvas per figure: no pyplot, no process-wide backend switch.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -276,7 +252,7 @@ def _new_figure(width: float, height: float) -> Any:
 
 
 def _save_figure(fig: Any, path: Path) -> Path:
-    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _series(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -721,7 +697,7 @@ def write_report(
         )
         plot_table3(rows, out / "table3.png", title=title)
         markdown = table3_markdown(rows)
-        _write_text(out / "table3.md", markdown)
+        atomic_write_text(out / "table3.md", markdown)
         sections.append(
             (
                 "Table 3 (section 7: models x crops)",
@@ -730,8 +706,8 @@ def write_report(
             )
         )
 
-    _write_text(out / "index.md", _index_markdown(run_paths, sections))
-    _write_text(out / "index.html", _index_html(run_paths, sections))
+    atomic_write_text(out / "index.md", _index_markdown(run_paths, sections))
+    atomic_write_text(out / "index.html", _index_html(run_paths, sections))
     return out / "index.md"
 
 

@@ -62,6 +62,7 @@ import yaml
 from torch import nn
 
 from . import distributed as D
+from .atomic import atomic_write
 from .engine import (
     AUX_LOSS_WEIGHT,
     EpochBatchSampler,
@@ -76,7 +77,6 @@ from .engine import (
     train_one_epoch,
 )
 from .errors import GoogLeNetError
-from .weights import atomic_write_bytes
 
 logger = logging.getLogger("googlenet.train")
 
@@ -393,7 +393,7 @@ def base_lr(config: TrainConfig, world_size: int) -> float:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` to a temp file, fsync, rename: a kill at any moment leaves the old file whole."""
-    atomic_write_bytes(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -507,7 +507,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 # --------------------------------------------------------------------------- signals
@@ -951,7 +951,7 @@ def _train(
         write_checkpoint(epoch + 1, 0, EpochStats())
         if env.is_main:
             if improved:
-                atomic_write_bytes(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
+                atomic_write(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             runlog.scalars({f"epoch/{k}": v for k, v in record.items() if k not in ("epoch", "step")}, step)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_write
 from .errors import GoogLeNetError
 from .model import GoogLeNet, ModelMeta
 from .spec import config_from_dict, config_to_dict
@@ -46,21 +45,6 @@ def _meta_from_dict(data: dict[str, Any]) -> ModelMeta:
         if key in data:
             data[key] = tuple(data[key])
     return ModelMeta(**data)
-
-
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` and move the result over ``path`` in one rename (no half-written files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(
@@ -89,7 +73,7 @@ def save_weights(
         if key in metadata:
             raise ValueError(f"extra metadata key {key!r} is reserved")
         metadata[key] = str(value)
-    atomic_write_bytes(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
     return path
 
 

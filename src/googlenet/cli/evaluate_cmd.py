@@ -147,12 +147,6 @@ def _calibration(root: Path, layout: str) -> Any:
     return batches
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    from ..weights import atomic_write_bytes
-
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -262,5 +256,7 @@ def run(args: argparse.Namespace) -> int:
             "googlenet_version": __version__,
             "torch_version": torch.__version__,
         }
+        from ..atomic import atomic_write_text
+
         atomic_write_text(args.json, json.dumps(record, indent=1) + "\n")
     return 0

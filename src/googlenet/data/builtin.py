@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from ..atomic import atomic_write
 from ..errors import GoogLeNetError
 
 # Bumped whenever the generator's output changes; part of the cache key and of builtin.json, so a
@@ -788,11 +789,8 @@ def contact_sheet(
                 im.thumbnail((thumb, thumb), Image.BICUBIC)
             x = label_w + col * (thumb + 4) + (thumb - im.width) // 2
             sheet.paste(im, (x, y + (thumb - im.height) // 2))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     # A dithered 256-colour palette keeps the picture small in the repository (PIL dithers only
     # when mapping onto a given palette, hence the two steps).
     palette = sheet.quantize(256)
-    sheet.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG).save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, out)
-    return out
+    small = sheet.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
+    return atomic_write(out, lambda tmp: small.save(tmp, format="PNG", optimize=True))
