@@ -436,6 +436,19 @@ def target_line(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def threads_note(env: dict[str, Any]) -> list[str]:
+    if env["torch_threads"] >= env["cores"]:
+        return []
+    return [
+        f"Run with {env['torch_threads']} torch thread(s) on {env['cores']} cores (`--threads`): on a "
+        "machine shared with other jobs, torch's OpenMP threads wait for each other at every op whenever "
+        "one of them is descheduled, so multi-thread timings there measure the scheduler more than the "
+        "step (compare the other run below, at torch's default thread count); one thread measures the "
+        "work, and the CPU-time column agrees with wall time.",
+        "",
+    ]
+
+
 def other_run(report: dict[str, Any]) -> list[str]:
     """A further run's throughput table (e.g. with other threads), for comparison with the main one."""
     env, s = report["environment"], report["settings"]
@@ -449,7 +462,14 @@ def other_run(report: dict[str, Any]) -> list[str]:
         "",
         throughput_table(report["rows"]),
         "",
-        target_line(report["rows"]),
+        target_line(report["rows"])
+        + " Its per-round ratios: "
+        + "; ".join(
+            f"{r['name']} " + ", ".join(f"{q:.2f}x" for q in r["round_ratios"]) for r in report["rows"][1:3]
+        )
+        + ("." if "cpu_ratio" in report["rows"][0] else " (CPU time was not recorded by that run).")
+        if "round_ratios" in report["rows"][0]
+        else target_line(report["rows"]),
     ]
 
 
@@ -481,6 +501,7 @@ def render_docs(report: dict[str, Any], others: list[dict[str, Any]] = ()) -> st
         f"after the run, on {env['cores']} cores, so absolute numbers are low and noisy "
         f"(the peer took {peer_ms / 1000:.1f} s a step); the ratios, measured interleaved, are what count.",
         "",
+        *threads_note(env),
         throughput_table(report["rows"]),
         "",
         target_line(report["rows"]),
