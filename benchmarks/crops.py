@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from docs_section import DOCS, write_section
 
 import googlenet
 from googlenet.data.builtin import render_image
@@ -35,8 +36,6 @@ from googlenet.data.datasets import open_image
 from googlenet.data.multicrop import multicrop, normalize_crops
 from googlenet.inference import Predictor
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-START, END = "<!-- crops:start -->", "<!-- crops:end -->"
 TARGET = 0.10  # crops must cost under 10% of the model time at 144 crops
 
 
@@ -51,23 +50,6 @@ def timed(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
-
-
-def write_section(section: str) -> None:
-    """Replace this script's section of docs/benchmarks.md (other scripts own the rest), atomically."""
-    text = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Benchmarks\n"
-    block = f"{START}\n{section.rstrip()}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{DOCS.name}.", dir=DOCS.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, DOCS)
 
 
 def main() -> int:
@@ -121,7 +103,7 @@ the pace (give it more `--workers`).
 """
     print(section)
     if not args.no_docs:
-        write_section(section)
+        write_section("crops", section)
         print(f"wrote {DOCS}", file=sys.stderr)
     return 0 if ratio < TARGET else 1
 

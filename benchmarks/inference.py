@@ -40,12 +40,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from docs_section import DOCS, write_section
 
 import googlenet
 from googlenet.inference import Predictor, cpu_count, cpu_name, native_bf16, supported
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-START, END = "<!-- inference:start -->", "<!-- inference:end -->"
 PEERS = (
     "torchvision eager fp32",
     "torchvision channels_last fp32",
@@ -260,23 +259,6 @@ def load_note(load: float) -> str:
     if load > cpu_count() + 0.5:
         return "the machine was shared with other jobs: absolute numbers are low and noisy; ratios are fairer"
     return "machine otherwise idle"
-
-
-def write_docs(section: str) -> None:
-    text = (
-        DOCS.read_text()
-        if DOCS.is_file()
-        else "# Benchmarks\n\nTables written by the scripts in benchmarks/.\n"
-    )
-    block = f"{START}\n{section.rstrip()}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = DOCS.with_name(f".{DOCS.name}.tmp")
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(text)
-    os.replace(tmp, DOCS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(section)
     if not args.no_docs:
-        write_docs(section)
+        write_section("inference", section)
         print(f"\nwrote {DOCS}", file=sys.stderr)
     return 0
 

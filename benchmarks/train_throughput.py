@@ -49,16 +49,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from docs_section import DOCS, write_section
 from torch import nn
 
 import googlenet
 from googlenet.engine import AUX_LOSS_WEIGHT, TrainForward, prepare_model, resolve_precision, train_step
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-START, END = "<!-- training:start -->", "<!-- training:end -->"
-DOCS_HEADER = (
-    "# Benchmarks\n\nTables measured by the scripts in `benchmarks/`; each section names its command.\n"
-)
 PEER = "torchvision eager fp32"
 TARGET_RATIO = 1.5  # the issue: at least 1.5x torchvision's eager fp32 training step
 CPU = torch.device("cpu")
@@ -479,7 +475,6 @@ def render_docs(report: dict[str, Any], others: list[dict[str, Any]] = ()) -> st
     load_after = ", ".join(f"{x:.1f}" for x in report["load_average_after"])
     peer_ms = report["rows"][0]["ms_per_step"]
     lines = [
-        START,
         "## Training throughput (CPU)",
         "",
         f"`{s['command']}` on {env['date']}: {env['cpu']} ({env['cpu_flags']}), {env['cores']} cores, "
@@ -549,28 +544,7 @@ def render_docs(report: dict[str, Any], others: list[dict[str, Any]] = ()) -> st
         ]
     for other in others:
         lines += other_run(other)
-    lines += ["", END]
     return "\n".join(lines)
-
-
-def write_docs(path: Path, section: str) -> None:
-    """Replace our marker section of ``path`` (or append it), leaving other sections as they are;
-    the file is re-read just before writing (other benchmarks write their own sections) and replaced
-    atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = path.read_text() if path.exists() else DOCS_HEADER
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- main
@@ -644,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:  # no measuring: re-render a saved result (e.g. after changing this template)
         first, *others = (json.loads(path.read_text()) for path in args.render)
-        write_docs(args.docs, render_docs(first, others))
+        write_section("training", render_docs(first, others), args.docs)
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -705,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if args.write_docs:
-        write_docs(args.docs, render_docs(report))
+        write_section("training", render_docs(report), args.docs)
         log(f"wrote {args.docs}")
     return 0
 
