@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path_factory.getbasetemp() / "googlenet-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_sigchld() -> None:
+    # A DataLoader with workers installs a Python SIGCHLD handler in the main process and leaves it
+    # there; later subprocesses then run it whenever they exit. Restore the handler after each test so
+    # one test's loader does not reach into the others (the suite crashed without this).
+    previous = signal.getsignal(signal.SIGCHLD)
+    yield
+    signal.signal(signal.SIGCHLD, previous)
 
 
 def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
