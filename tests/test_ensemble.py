@@ -14,8 +14,7 @@ from safetensors.torch import load_file
 
 from googlenet.checkpoints import resolve_checkpoints
 from googlenet.data.builtin import make_builtin
-from googlenet.ensemble import ensemble_hash, member_config, member_dir, supports_init_seed
-from googlenet.errors import GoogLeNetError
+from googlenet.ensemble import ensemble_hash, member_config, member_dir
 from googlenet.train import TrainConfig
 
 # A learning rate so small that no weight moves (|lr x grad| is far below float32's spacing at the
@@ -92,18 +91,13 @@ def test_member_configs_differ_only_in_seed_and_directory(tmp_path: Path) -> Non
     assert ensemble_hash(base, True) == ensemble_hash(
         TrainConfig(data="somewhere", epochs=3, seed=10, out="x"), True
     )
-    if supports_init_seed():
-        assert [member_config(base, i, tmp_path).init_seed for i in range(3)] == [10, 10, 10]
-        assert [c.init_seed for c in configs] == [None, None, None]  # each member: its own seed
-    else:
-        with pytest.raises(GoogLeNetError, match="init_seed"):
-            member_config(base, 1, tmp_path, same_init=True)
+    assert [member_config(base, i, tmp_path).init_seed for i in range(3)] == [10, 10, 10]
+    assert [c.init_seed for c in configs] == [None, None, None]  # each member: its own seed
 
 
 def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ens"
-    same_init = supports_init_seed()
-    command = _command(data, out, *([] if same_init else ["--no-same-init"]))
+    command = _command(data, out)
     first = _run(*command)
     assert first.returncode == 0, first.stderr[-3000:]
     paths = [Path(line) for line in first.stdout.split()]
@@ -113,7 +107,7 @@ def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: 
     assert index["format"] == "googlenet-ensemble" and index["n"] == 2 and index["base_seed"] == 5
     assert [m["status"] for m in index["members"]] == ["complete", "complete"]
     assert [m["seed"] for m in index["members"]] == [5, 6]
-    assert [m["init_seed"] for m in index["members"]] == ([5, 5] if same_init else [5, 6])
+    assert [m["init_seed"] for m in index["members"]] == [5, 5]  # the same initial weights
     for i in range(2):
         run = member_dir(out, i)
         assert (run / "metrics.jsonl").is_file() and (run / "checkpoints" / "last.pt").is_file()
@@ -130,8 +124,8 @@ def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: 
     )
     # The data differ: BatchNorm statistics gathered over each member's crops differ.
     assert any(not raw[0][k].equal(raw[1][k]) for k in raw[0] if k.endswith("running_mean"))
-    # The initial weights are the same with --same-init, and different without.
-    assert weights_equal is same_init
+    # The initial weights are the same with --same-init (the default; FROZEN_LR keeps them visible).
+    assert weights_equal
 
     # An interrupted second member (checkpoint, no final weights) is resumed by re-running; the
     # finished first member is skipped and left untouched.
@@ -150,14 +144,6 @@ def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: 
     ] * 2
 
     # Another recipe in the same directory is refused, naming the index.
-    other = _run(*_command(data, out, "--epochs", "2", *([] if same_init else ["--no-same-init"])))
+    other = _run(*_command(data, out, "--epochs", "2"))
     assert other.returncode == 2
     assert "ensemble.json" in other.stderr and len(other.stderr.strip().splitlines()) == 1
-
-
-@pytest.mark.skipif(supports_init_seed(), reason="the trainer supports init_seed")
-def test_same_init_without_trainer_support_is_a_one_line_error(data: Path, tmp_path: Path) -> None:
-    result = _run(*_command(data, tmp_path / "ens"))
-    assert result.returncode == 2
-    assert "init_seed" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "ens" / "member_00").exists()  # refused before any training

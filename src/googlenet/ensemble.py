@@ -65,32 +65,19 @@ def member_dir(out: str | Path, index: int) -> Path:
     return Path(out) / f"member_{index:02d}"
 
 
-def supports_init_seed() -> bool:
-    """Whether :class:`~googlenet.train.TrainConfig` can seed the initial weights apart from the data."""
-    from .train import TrainConfig
-
-    return "init_seed" in {f.name for f in dataclasses.fields(TrainConfig)}
-
-
 def member_config(config: Any, index: int, out: str | Path, *, same_init: bool = True) -> Any:
     """Member ``index``'s :class:`~googlenet.train.TrainConfig`: ``config`` with its own seed and run dir.
 
     ``seed`` (data order, augmentation, dropout) is ``config.seed + index``; the initial weights come
     from ``config.seed`` when ``same_init``, else from the member's own seed.
     """
-    changes: dict[str, Any] = {
-        "out": str(member_dir(out, index)),
-        "seed": config.seed + index,
-        "resume": None,
-    }
-    if supports_init_seed():
-        changes["init_seed"] = config.seed if same_init else None  # None: the trainer uses ``seed``
-    elif same_init and index > 0:
-        raise GoogLeNetError(
-            "same initial weights for every member need TrainConfig.init_seed, which this trainer "
-            "lacks; train with --no-same-init (each member then initialises from its own seed)"
-        )
-    return dataclasses.replace(config, **changes)
+    return dataclasses.replace(
+        config,
+        out=str(member_dir(out, index)),
+        seed=config.seed + index,
+        init_seed=config.seed if same_init else None,  # None: the trainer initialises from ``seed``
+        resume=None,
+    )
 
 
 def ensemble_hash(config: Any, same_init: bool) -> str:
@@ -157,8 +144,6 @@ def train_ensemble(
         raise GoogLeNetError(f"the number of ensemble members must be a positive integer. Got {n!r}")
     if config.resume:
         raise GoogLeNetError("train-ensemble resumes by itself: re-run the same command, without --resume")
-    if same_init and n > 1 and not supports_init_seed():
-        member_config(config, 1, out, same_init=True)  # raises the error that explains it
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     digest = ensemble_hash(config, same_init)
@@ -181,7 +166,6 @@ def train_ensemble(
         "n": max(n, len(entries)),
         "base_seed": config.seed,
         "same_init": bool(same_init),
-        "init_seed_supported": supports_init_seed(),
         "config_hash": digest,
         "config": base,
         "members": [],
@@ -197,13 +181,12 @@ def train_ensemble(
     for i in range(n):
         mc = member_config(config, i, out, same_init=same_init)
         run_dir = Path(mc.out)
-        init_seed = getattr(mc, "init_seed", None)
         save(
             i,
             index=i,
             run_dir=run_dir.name,  # relative to OUT; what googlenet.checkpoints reads
             seed=mc.seed,
-            init_seed=mc.seed if init_seed is None else init_seed,
+            init_seed=mc.seed if mc.init_seed is None else mc.init_seed,
             member_config_hash=config_hash(mc),
             status=entries.get(i, {}).get("status", "pending"),
         )
