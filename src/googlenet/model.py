@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .layers import AuxHead, ConvAct, Inception
+from .layers import AuxHead, ConvAct, Inception, LocalResponseNorm
 from .spec import AUX_SOURCES, ConvRow, GoogLeNetConfig, InceptionRow, LRNRow, PoolRow, Row
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -66,7 +66,7 @@ def _build_row(row: Row, in_channels: int, config: GoogLeNetConfig) -> tuple[nn.
             pool = nn.AvgPool2d(row.kernel, row.stride, row.padding, ceil_mode=True)
         return pool, in_channels
     if isinstance(row, LRNRow):
-        return nn.LocalResponseNorm(row.size, row.alpha, row.beta, row.k), in_channels
+        return LocalResponseNorm(row.size, row.alpha, row.beta, row.k), in_channels
     if isinstance(row, InceptionRow):
         return Inception(in_channels, row, config=config), row.out_channels
     raise TypeError(f"unknown Table 1 row {row!r}")
