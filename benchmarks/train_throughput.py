@@ -439,7 +439,7 @@ def threads_note(env: dict[str, Any]) -> list[str]:
         f"Run with {env['torch_threads']} torch thread(s) on {env['cores']} cores (`--threads`): on a "
         "machine shared with other jobs, torch's OpenMP threads wait for each other at every op whenever "
         "one of them is descheduled, so multi-thread timings there measure the scheduler more than the "
-        "step (compare the other run below, at torch's default thread count); one thread measures the "
+        "step; one thread measures the "
         "work, and the CPU-time column agrees with wall time.",
         "",
     ]
@@ -492,9 +492,9 @@ def render_docs(report: dict[str, Any], others: list[dict[str, Any]] = ()) -> st
         "(same loss, same check, same `torch.optim.SGD`). `(default)` rows are what `googlenet train` "
         f"does by default on this CPU: `precision=auto` resolved to `{s['fast']}`, `channels_last=True`.",
         "",
-        f"The machine was shared with other jobs: load average {load} (1/5/15 min) before and {load_after} "
-        f"after the run, on {env['cores']} cores, so absolute numbers are low and noisy "
-        f"(the peer took {peer_ms / 1000:.1f} s a step); the ratios, measured interleaved, are what count.",
+        f"Load average {load} (1/5/15 min) before and {load_after} after the run, on {env['cores']} "
+        f"cores (the peer took {peer_ms / 1000:.1f} s a step); these machines are shared and noisy, so "
+        "the ratios, measured interleaved, are what count, not the absolute numbers.",
         "",
         *threads_note(env),
         throughput_table(report["rows"]),
