@@ -125,6 +125,15 @@ def test_lrn_matches_caffe_formula() -> None:
     torch.testing.assert_close(lrn(x), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_lrn_equals_torch_on_channels_last_input() -> None:
+    torch.manual_seed(0)
+    x = (torch.randn(2, 13, 6, 5) * 30).contiguous(memory_format=torch.channels_last)
+    ours = googlenet.create_model("googlenet").norm2
+    reference = nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0)
+    torch.testing.assert_close(ours(x), reference(x.contiguous()), rtol=1e-6, atol=1e-6)
+    assert ours(x).is_contiguous(memory_format=torch.channels_last)
+
+
 def test_max_pools_round_up_like_caffe() -> None:
     model = googlenet.create_model("googlenet")
     strided = [m for m in model.modules() if isinstance(m, nn.MaxPool2d) and m.stride == 2]
