@@ -31,13 +31,19 @@ def _restore_sigchld() -> None:
     signal.signal(signal.SIGCHLD, previous)
 
 
-def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``python -m googlenet ARGS`` as a real subprocess and capture its output."""
+def run_cli(
+    *args: object, timeout: float = 300, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess:
+    """Run ``python -m googlenet ARGS`` as a real subprocess and capture its output.
+
+    ``env`` holds variables set on top of this process's environment.
+    """
     return subprocess.run(
         [sys.executable, "-m", "googlenet", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=kwargs.pop("cwd", REPO),
-        **kwargs,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        check=False,
     )

@@ -25,6 +25,8 @@ from googlenet.data.builtin import (
 )
 from googlenet.errors import GoogLeNetError
 
+from .conftest import run_cli
+
 TINY = dict(classes=3, train_per_class=4, val_per_class=2, image_size=48)
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,15 +40,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_builtin(tmp_path_factory.mktemp("tiny") / "set", workers=1, **TINY)
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "googlenet", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=REPO,
-    )
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, timeout=120)
 
 
 def test_layout_counts_and_marker(tiny: Path) -> None:

@@ -4,9 +4,7 @@ subprocess, the index, resume and skip on re-run, same initial weights and diffe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,8 @@ from googlenet.data.builtin import make_builtin
 from googlenet.ensemble import ensemble_hash, member_config, member_dir
 from googlenet.train import TrainConfig
 
+from .conftest import run_cli
+
 # A learning rate so small that no weight moves (|lr x grad| is far below float32's spacing at the
 # weights' magnitude): the trained raw weights then show the initial weights, while BatchNorm's
 # running statistics still record which images each member saw.
@@ -24,15 +24,7 @@ FROZEN_LR = "1e-30"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "googlenet", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-        env=env,
-    )
+    return run_cli(*args, timeout=240, env={"OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,8 @@ from torch import nn
 
 from googlenet.data.multicrop import multicrop
 from googlenet.evaluate import EvalModel, crop_probabilities, format_table3, table3, topk_errors
+
+from .conftest import run_cli
 
 SIZE = 32
 W = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.5, -1.0], [-0.5, 0.5, 2.0]])
@@ -164,10 +164,7 @@ def test_nan_rows_count_as_errors() -> None:
 
 
 def googlenet_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "googlenet", *args], capture_output=True, text=True, timeout=240, env=env
-    )
+    return run_cli(*args, timeout=240, env={"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -15,14 +13,13 @@ import PIL.Image
 import pytest
 import torch
 
+from .conftest import run_cli
+
 CLASSES = ["cat", "dog", "fox"]
 
 
 def googlenet_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "googlenet", *args], capture_output=True, text=True, timeout=240, env=env
-    )
+    return run_cli(*args, timeout=240, env={"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
 
 
 def png_claiming(width: int, height: int) -> bytes:

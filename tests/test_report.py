@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,8 @@ from googlenet.report import (
     topk_errors,
     write_report,
 )
+
+from .conftest import run_cli
 
 CLASSES = 3
 VAL_PER_CLASS = 2
@@ -158,9 +159,7 @@ def test_ensemble_probabilities_are_the_mean_of_the_models(runs: tuple[Path, lis
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "googlenet", *args], capture_output=True, text=True, timeout=120, check=False
-    )
+    return run_cli(*args, timeout=120)
 
 
 def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]], tmp_path: Path) -> None:
