@@ -14,7 +14,15 @@ import torch
 from torch import nn
 
 from googlenet.data.multicrop import multicrop
-from googlenet.evaluate import EvalModel, crop_probabilities, format_table3, table3, topk_errors
+from googlenet.evaluate import (
+    EvalModel,
+    crop_probabilities,
+    format_spread,
+    format_table3,
+    table3,
+    table3_spread,
+    topk_errors,
+)
 
 from .conftest import run_cli
 
@@ -153,6 +161,29 @@ def test_table3_rows_costs_and_deltas() -> None:
         table3(hand_made_probs(), LABELS, model_counts=[3])
 
 
+def test_spread_over_every_subset_by_hand() -> None:
+    probs = hand_made_probs()
+    # A third member: model 0's probabilities, so the three single-model top-1 errors at 1 crop are
+    # 0.5 (m0), 0.25 (m1), 0.5 (m2 = m0).
+    probs[(2, "1")], probs[(2, "10")] = probs[(0, "1")], probs[(0, "10")]
+    rows = table3_spread(probs, LABELS)
+    assert [(r.models, r.crops, r.subsets) for r in rows] == [
+        (1, 1, 3), (1, 10, 3), (2, 1, 3), (2, 10, 3), (3, 1, 1), (3, 10, 1),
+    ]  # fmt: skip
+    one = rows[0]
+    assert one.top1_mean == pytest.approx((0.5 + 0.25 + 0.5) / 3)
+    assert one.top1_std == pytest.approx(np.std([0.5, 0.25, 0.5], ddof=1))
+    assert (one.top1_min, one.top1_max) == (0.25, 0.5)
+    # Pairs: (m0, m1) is the 2-model ensemble of test_table3_rows_costs_and_deltas (0.5 at 1 crop);
+    # (m0, m2) averages two copies of m0 (0.5); (m1, m2) is again m0 + m1 (0.5).
+    assert rows[2].top1_mean == pytest.approx(0.5) and rows[2].top1_std == 0.0
+    assert rows[4].subsets == 1 and rows[4].top1_std == 0.0
+    # Table 3's 1-model row takes the best member; the spread row does not pick.
+    assert table3(probs, LABELS)[0].top1_error == one.top1_min < one.top1_mean
+    assert "41.67 ± 14.43%" in format_spread(rows)
+    assert table3_spread(probs, LABELS, max_subsets=2)[0].subsets == 2
+
+
 def test_nan_rows_count_as_errors() -> None:
     probs = ranked([0, 1, 2, 3, 4, 5], [1, 0, 2, 3, 4, 5])
     probs[1] = math.nan
@@ -240,6 +271,14 @@ def test_evaluate_cli_table3_json(tiny) -> None:
     assert rows[0]["top1_err"] >= 1 / 7  # the unreadable image is in the denominator, and wrong
     table = proc.stdout
     assert "top-5 error" in table and "base" in table and "cost" in table
+    # Two models: the spread over every subset is printed and written too.
+    assert [(r["models"], r["crops"], r["subsets"]) for r in record["spread"]] == [
+        (1, 1, 2), (1, 10, 2), (2, 1, 1), (2, 10, 1),
+    ]  # fmt: skip
+    per_1crop = [m["top1_err"] for m in record["per_model"] if m["crops"] == 1]
+    assert record["spread"][0]["top1_mean"] == pytest.approx(sum(per_1crop) / 2)
+    assert record["spread"][2]["top1_mean"] == pytest.approx(rows[2]["top1_err"])
+    assert "every k-subset" in table
 
 
 def test_evaluate_cli_144_crops_max(tiny) -> None:

@@ -422,6 +422,21 @@ def test_param_groups_follow_bvlc(one_thread: None) -> None:
     assert sorted(ids) == sorted(id(p) for p in model.parameters())  # each parameter exactly once
 
 
+def test_optimizer_choice(one_thread: None) -> None:
+    from googlenet.train import TrainConfig, build_optimizer
+
+    model = googlenet.create_model("googlenet_bn", num_classes=3)
+    sgd = build_optimizer(model, TrainConfig(), 0.01)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9  # section 6
+    adamw = build_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.05), 1e-3)
+    assert isinstance(adamw, torch.optim.AdamW)
+    # The same BVLC groups: decay on weights only, biases at 2x lr.
+    assert [g["weight_decay"] for g in adamw.param_groups] == [0.05, 0.0, 0.0]
+    assert adamw.param_groups[1]["lr"] == pytest.approx(2e-3)
+    with pytest.raises(GoogLeNetError, match=r"optimizer='adam'.*sgd or adamw"):
+        TrainConfig.from_dict({"optimizer": "adam"})
+
+
 def test_polyak_average_is_an_ema_of_the_steps(one_thread: None) -> None:
     torch.manual_seed(0)
     model = googlenet.create_model("googlenet", num_classes=3, dropout=0.0)

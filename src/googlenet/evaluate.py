@@ -36,11 +36,14 @@ from .data.multicrop import multicrop, normalize_crops, num_crops, parse_scheme
 __all__ = [
     "CropProbabilities",
     "EvalModel",
+    "SpreadRow",
     "Table3Row",
     "crop_probabilities",
+    "format_spread",
     "format_table3",
     "rank_models",
     "table3",
+    "table3_spread",
     "topk_errors",
 ]
 
@@ -324,6 +327,97 @@ def table3(
             crops = num_crops(scheme)
             rows.append(Table3Row(k, crops, k * crops, top5, top1, top5 - base[0], top1 - base[1], names))
     return rows
+
+
+@dataclass(frozen=True)
+class SpreadRow:
+    """Errors over every ``models``-subset of the ensemble at one crop scheme: mean, sample standard
+    deviation (0 for a single subset), min and max, as fractions."""
+
+    models: int
+    crops: int
+    subsets: int
+    top5_mean: float
+    top5_std: float
+    top1_mean: float
+    top1_std: float
+    top1_min: float
+    top1_max: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def table3_spread(
+    probs: Mapping[tuple[int, str], torch.Tensor] | CropProbabilities,
+    labels: torch.Tensor | Sequence[int],
+    max_subsets: int = 256,
+) -> list[SpreadRow]:
+    """Table 3 without choosing on the test set: for ``k`` models, the mean and spread of the errors
+    of *every* ``k``-subset of the members (``C(n, k)`` ensembles; the first ``max_subsets`` in
+    lexicographic order when there are more), at every scheme.
+
+    Table 3's own 1-model rows use the best member, picked on the very images being scored, which
+    flatters single models; with members that differ only in their seed, these rows are the mean and
+    spread over seeds that the paper's single numbers hide.
+    """
+    import itertools
+    import statistics
+
+    if isinstance(probs, CropProbabilities):
+        probs = probs.probs
+    labels = torch.as_tensor(labels).long()
+    if not probs:
+        raise ValueError("no probabilities to tabulate (were all images unreadable?)")
+    schemes = sorted({s for _, s in probs}, key=num_crops)
+    models = sorted({m for m, _ in probs})
+    rows: list[SpreadRow] = []
+    for k in range(1, len(models) + 1):
+        subsets = list(itertools.islice(itertools.combinations(models, k), max_subsets))
+        for scheme in schemes:
+            errors = [
+                topk_errors(torch.stack([probs[(m, scheme)] for m in subset]).mean(0), labels)
+                for subset in subsets
+            ]
+            top1 = [e[0] for e in errors]
+            top5 = [e[1] for e in errors]
+            n = len(errors)
+            rows.append(
+                SpreadRow(
+                    models=k,
+                    crops=num_crops(scheme),
+                    subsets=n,
+                    top5_mean=statistics.fmean(top5),
+                    top5_std=statistics.stdev(top5) if n > 1 else 0.0,
+                    top1_mean=statistics.fmean(top1),
+                    top1_std=statistics.stdev(top1) if n > 1 else 0.0,
+                    top1_min=min(top1),
+                    top1_max=max(top1),
+                )
+            )
+    return rows
+
+
+def format_spread(rows: Sequence[SpreadRow], title: str | None = None) -> str:
+    """:func:`table3_spread` rows as a text table (mean ± sample standard deviation)."""
+    header = ("models", "crops", "subsets", "top-5 error", "top-1 error", "top-1 min..max")
+    lines = [
+        (
+            str(r.models),
+            str(r.crops),
+            str(r.subsets),
+            f"{100 * r.top5_mean:.2f} ± {100 * r.top5_std:.2f}%",
+            f"{100 * r.top1_mean:.2f} ± {100 * r.top1_std:.2f}%",
+            f"{100 * r.top1_min:.2f}..{100 * r.top1_max:.2f}%",
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(line[c]) for line in lines)) for c, h in enumerate(header)]
+    out = [title] if title else []
+    out.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in lines]
+    return "\n".join(out)
 
 
 def format_table3(rows: Sequence[Table3Row], title: str | None = None) -> str:

@@ -87,8 +87,9 @@ def metadata_props(model: GoogLeNet, image_size: int) -> dict[str, str]:
     }
 
 
-def onnx_bytes(model: GoogLeNet, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
-               image_size: int = 224) -> bytes:
+def onnx_bytes(
+    model: GoogLeNet, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True, image_size: int = 224
+) -> bytes:
     """The serialised ONNX model of ``model.forward`` (see the module docstring), metadata included."""
     import onnx
 
@@ -124,8 +125,14 @@ def onnx_bytes(model: GoogLeNet, *, opset: int = DEFAULT_OPSET, dynamic_batch: b
     return proto.SerializeToString()
 
 
-def export_onnx(model: GoogLeNet, path: str | Path, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
-                image_size: int = 224) -> Path:
+def export_onnx(
+    model: GoogLeNet,
+    path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    image_size: int = 224,
+) -> Path:
     """Write ``model`` as ONNX to ``path`` (atomically); returns the path."""
     path = Path(path)
     data = onnx_bytes(model, opset=opset, dynamic_batch=dynamic_batch, image_size=image_size)
@@ -154,8 +161,9 @@ def onnx_metadata(path_or_bytes: str | Path | bytes) -> ModelMeta:
     return ModelMeta(**data)
 
 
-def exported_program(model: GoogLeNet, *, image_size: int = 224, dynamic_batch: bool = True
-                     ) -> torch.export.ExportedProgram:
+def exported_program(
+    model: GoogLeNet, *, image_size: int = 224, dynamic_batch: bool = True
+) -> torch.export.ExportedProgram:
     """``torch.export.export`` of ``model.forward`` in eval mode, batch dimension dynamic."""
     _check_image_size(image_size)
     with _eval_mode(model):

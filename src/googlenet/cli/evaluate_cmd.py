@@ -154,7 +154,14 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoints import resolve_checkpoints
     from ..data.builtin import resolve_data
     from ..data.datasets import build_dataset
-    from ..evaluate import crop_probabilities, format_table3, load_models, table3
+    from ..evaluate import (
+        crop_probabilities,
+        format_spread,
+        format_table3,
+        load_models,
+        table3,
+        table3_spread,
+    )
 
     if args.limit is not None and args.limit < 1:
         raise GoogLeNetError(f"--limit must be at least 1. Got {args.limit}")
@@ -207,6 +214,16 @@ def run(args: argparse.Namespace) -> int:
         f"{args.combine} over crops; models: {names}"
     )
     print(format_table3(rows, title=title))
+    spread_rows = table3_spread(result, labels) if len(loaded.models) > 1 else []
+    if spread_rows:
+        print()
+        print(
+            format_spread(
+                spread_rows,
+                title="Mean ± standard deviation over every k-subset of the models (none picked on these "
+                "images; for seed-only ensembles, the spread over seeds)",
+            )
+        )
     if result.unreadable:
         print(
             f"{len(result.unreadable)} of {len(paths)} images unreadable, counted as errors", file=sys.stderr
@@ -232,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
             "format_version": 1,
             "rows": [r.to_dict(base=i == 0) for i, r in enumerate(rows)],
             "per_model": per_model,
+            "spread": [r.to_dict() for r in spread_rows],
             "checkpoints": loaded.info,
             "data": str(root),
             "data_arg": str(args.data),

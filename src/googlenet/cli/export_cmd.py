@@ -11,13 +11,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="export a checkpoint to ONNX or a torch.export program (.pt2), dynamic batch",
         description="Export the inference network (no auxiliary heads) of a googlenet checkpoint.",
     )
-    p.add_argument("checkpoint", metavar="CKPT",
-                   help="a .safetensors written by googlenet.save, or a run directory with model.safetensors")
-    p.add_argument("--format", choices=("onnx", "exported-program"), default="onnx",
-                   help="onnx (default) or exported-program (torch.export .pt2)")
+    p.add_argument(
+        "checkpoint",
+        metavar="CKPT",
+        help="a .safetensors written by googlenet.save, or a run directory with model.safetensors",
+    )
+    p.add_argument(
+        "--format",
+        choices=("onnx", "exported-program"),
+        default="onnx",
+        help="onnx (default) or exported-program (torch.export .pt2)",
+    )
     p.add_argument("-o", "--output", required=True, help="output file (.onnx or .pt2)")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="square input size baked into the graph (default: the model's input size)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="square input size baked into the graph (default: the model's input size)",
+    )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     p.set_defaults(func=run)
 

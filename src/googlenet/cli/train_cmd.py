@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr", type=float, help="learning rate at --lr-reference-batch (default 0.01 at 32)")
     g.add_argument("--lr-reference-batch", type=int)
     g.add_argument("--lr-scale-with-batch", action=BOOL, help="scale lr linearly with the global batch")
+    g.add_argument("--optimizer", choices=["sgd", "adamw"], help="sgd (section 6; default) or adamw")
     g.add_argument("--momentum", type=float)
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--bias-lr-mult", type=float, help="lr multiplier of biases (BVLC: 2)")

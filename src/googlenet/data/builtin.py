@@ -51,7 +51,7 @@ from ..errors import GoogLeNetError
 
 # Bumped whenever the generator's output changes; part of the cache key and of builtin.json, so a
 # cached set from older code is never mistaken for the current one.
-BUILTIN_VERSION = 3
+BUILTIN_VERSION = 4
 # Names this generator's random streams (kept when the version changes).
 _STREAM_TAG = 1
 BUILTIN_FORMAT = "googlenet-builtin"
@@ -430,16 +430,18 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
     short = float(image_size)
 
     # Colours: 0/1 background pair, 2/3 the target's two colours (fill texture or shading).
-    col = _colours(rng, 4, {(0, 2): 0.4, (1, 2): 0.25, (2, 3): 0.45, (0, 3): 0.2})
+    col = _colours(rng, 4, {(0, 2): 0.5, (1, 2): 0.35, (2, 3): 0.45, (0, 3): 0.3})
     img = col[0] + (col[1] - col[0]) * _background(rng, h, w)[..., None] * rng.uniform(0.3, 1.0)
     img = img.astype(np.float32)
 
-    # Target: diameter 15-100% of the shorter side (log-uniform, as object scale is in photos),
-    # centre biased towards the middle but free to push the object past the border.
-    diameter = short * math.exp(rng.uniform(math.log(0.15), math.log(1.0)))
+    # Target: diameter 35-95% of the shorter side, uniform (ILSVRC objects mostly fill a good part
+    # of the photograph), centre drawn towards the middle; at most 15% of the radius may stick out
+    # past the border, so the object is always recognisable in the full frame.
+    diameter = short * rng.uniform(0.35, 0.95)
     radius = diameter / 2
-    cx = w / 2 + (rng.uniform(-0.5, 0.5) + rng.uniform(-0.5, 0.5)) * 0.5 * max(w - radius, 0.0)
-    cy = h / 2 + (rng.uniform(-0.5, 0.5) + rng.uniform(-0.5, 0.5)) * 0.5 * max(h - radius, 0.0)
+    inside = 0.85 * radius
+    cx = w / 2 + (rng.uniform(-0.5, 0.5) + rng.uniform(-0.5, 0.5)) * max(w - 2 * inside, 0.0) / 2
+    cy = h / 2 + (rng.uniform(-0.5, 0.5) + rng.uniform(-0.5, 0.5)) * max(h - 2 * inside, 0.0) / 2
     angle = rng.uniform(0, 2 * np.pi)
     stretch = math.exp(rng.uniform(-0.12, 0.12))
 
@@ -448,29 +450,29 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
     others = [c for c in _BY_STREAM if c.shape != spec.shape]
     behind: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | float]] = []
     front: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | float]] = []
-    for _ in range(int(rng.integers(0, 5))):
+    for _ in range(int(rng.integers(0, 3))):
         dcol = _colours(rng, 2, {(0, 1): 0.3})
         if rng.random() < 0.3:
             mask, weight = _fragment_mask(rng, h, w), 0.0
         else:
             other = others[int(rng.integers(len(others)))]
             d_angle = rng.uniform(0, 2 * np.pi)
-            if rng.random() < 0.25:  # partial: up to the target's size, centre outside the frame
-                d_radius = radius * rng.uniform(0.5, 1.0)
+            if rng.random() < 0.25:  # partial: up to 80% of the target's size, centre outside the frame
+                d_radius = radius * rng.uniform(0.4, 0.8)
                 out_by = d_radius * rng.uniform(0.2, 0.8)
                 side = int(rng.integers(4))  # left, right, top, bottom
                 if side < 2:
                     d_cx, d_cy = (-out_by if side == 0 else w + out_by), rng.uniform(0, h)
                 else:
                     d_cx, d_cy = rng.uniform(0, w), (-out_by if side == 2 else h + out_by)
-            else:  # smaller: 20-60% of the target's size
-                d_radius = max(radius * rng.uniform(0.2, 0.6), 0.03 * short)
+            else:  # smaller: 15-40% of the target's size
+                d_radius = max(radius * rng.uniform(0.15, 0.4), 0.03 * short)
                 d_cx, d_cy = rng.uniform(0, w), rng.uniform(0, h)
             mask = _shape_mask(_SHAPES[other.shape](rng), h, w, d_cx, d_cy, d_angle, d_radius, 1.0)
             du, dv = _object_coords(h, w, d_cx, d_cy, d_angle, d_radius)
             fill = ("plain", "plain", "stripes", "checks", "dots")[int(rng.integers(5))]
             weight = _fill(rng, fill, du, dv, d_radius)
-        (front if rng.random() < 0.2 else behind).append((mask, dcol[0], dcol[1], weight))
+        (front if rng.random() < 0.1 else behind).append((mask, dcol[0], dcol[1], weight))
 
     for layer in behind:
         _composite(img, *layer)
