@@ -20,6 +20,7 @@ from googlenet.report import (
     confusion_matrix,
     predict_validation,
     read_metrics,
+    spread_markdown,
     table3_markdown,
     table3_rows,
     topk_errors,
@@ -133,6 +134,9 @@ def test_table3_markdown_numbers_and_base_delta() -> None:
     assert table3_markdown(given).splitlines()[3].split(" | ")[4] == "-3.45%"
     with pytest.raises(GoogLeNetError, match="rows"):
         table3_rows({"table": []})
+    assert spread_markdown(EVALUATION) is None  # one model: no spread section
+    with pytest.raises(GoogLeNetError, match="spread row 0"):
+        spread_markdown({"spread": [{"models": 2}]})
 
 
 def test_read_metrics_drops_partial_last_line_only(tmp_path: Path) -> None:
@@ -165,7 +169,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     _, run_dirs = runs
     evaluation = tmp_path / "eval.json"
-    evaluation.write_text(json.dumps(EVALUATION))
+    spread = [
+        {"models": 1, "crops": 1, "subsets": 2, "top5_mean": 0.105, "top5_std": 0.007, "top1_mean": 0.33,
+         "top1_std": 0.025, "top1_min": 0.3125, "top1_max": 0.3475},
+    ]  # fmt: skip
+    evaluation.write_text(json.dumps({**EVALUATION, "spread": spread}))
     out = tmp_path / "report"
     ensemble = run_dirs[0].parent  # an ensemble directory stands for its members
     result = _cli("report", str(ensemble), "--out", str(out), "--evaluation", str(evaluation))
@@ -189,6 +197,7 @@ def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]]
     assert all(f"`{r}`" in index for r in run_dirs)
     assert "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% | -6.25% |" in (out / "table3.md").read_text()
     assert "| 1 | 10 | 10 | 9.15% | -0.92% |  |  |" in index
+    assert "| 1 | 1 | 2 | 10.50 ± 0.70% | 33.00 ± 2.50% | 31.25-34.75% |" in index  # the seed spread
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
