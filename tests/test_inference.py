@@ -138,6 +138,13 @@ def test_backend_precision_agrees_with_fp32(fitted: dict, backend: str, precisio
         assert 0 < diff.mean().item() < LOGIT_REL_TOL[precision] * reference.std().item()
 
 
+def test_image_size_defaults_to_the_trained_size() -> None:
+    model = googlenet.create_model("googlenet_bn", num_classes=3, aux_logits=False).eval()
+    assert Predictor(model, "torch", "fp32").image_size == 224  # Table 1
+    model.meta.input_size = (3, 80, 80)  # what `googlenet train --image-size 80` records
+    assert Predictor(model, "torch", "fp32").image_size == 80
+
+
 def test_bad_requests_are_clear_errors(fitted: dict) -> None:
     model = fitted["model"]
     with pytest.raises(GoogLeNetError, match="calibration"):

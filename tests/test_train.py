@@ -405,6 +405,7 @@ def test_trains_on_ilsvrc_layout(data_dir: Path, tmp_path: Path) -> None:
     assert record["val_images"] == 12 and record["skipped_files"] == 0
     model = googlenet.load(result.model_path)
     assert model.meta.class_names == names
+    assert model.meta.input_size == (3, 64, 64)  # the trained size travels with the weights
 
 
 def test_param_groups_follow_bvlc(one_thread: None) -> None:

@@ -394,7 +394,8 @@ class Predictor:
 
     ``predictor(images)`` takes a normalised float batch ``N x 3 x H x W`` (``H = W = image_size``
     for the onnxruntime and openvino backends, whose graphs have a fixed image size and a dynamic
-    batch) and returns fp32 logits ``N x num_classes`` on the CPU.
+    batch) and returns fp32 logits ``N x num_classes`` on the CPU. ``image_size`` defaults to the
+    model's ``meta.input_size`` (224 for the paper's network; the crop size a run was trained at).
 
     ``backend`` / ``precision`` ``"auto"`` time every supported candidate on a dummy batch of
     ``auto_batch`` images and keep the fastest (cached, see :func:`cache_dir`); int8 is a candidate
@@ -411,13 +412,15 @@ class Predictor:
         backend: Backend = "auto",
         precision: Precision = "auto",
         *,
-        image_size: int = 224,
+        image_size: int | None = None,
         calibration: Iterable[torch.Tensor] | None = None,
         threads: int | None = None,
         device: str = "cpu",
         auto_batch: int = AUTO_BATCH,
         use_cache: bool = True,
     ) -> None:
+        if image_size is None:
+            image_size = int(model.meta.input_size[-1])
         if image_size < MIN_IMAGE_SIZE:
             raise GoogLeNetError(
                 f"image size {image_size} is too small; GoogLeNet needs at least {MIN_IMAGE_SIZE}"

@@ -1011,6 +1011,10 @@ def _train(
         averaged: GoogLeNet = ema.module  # type: ignore[assignment]
         averaged.meta.source = f"googlenet train {run_dir} (Polyak-averaged weights, EMA {config.ema_decay})"
         model.meta.source = f"googlenet train {run_dir} (raw weights)"
+        # The size the weights were trained at is the size to run them at: predict, evaluate, export
+        # and Predictor default to meta.input_size when no config.yaml is beside the file.
+        for m in (averaged, model):
+            m.meta.input_size = (3, config.image_size, config.image_size)
         if history:
             extra["avg_val_top1_err"] = f"{history[-1]['avg_val_top1_err']:.6f}"
         save_weights(averaged, model_path, training_config_hash=config_sha, extra=extra)
