@@ -29,6 +29,7 @@ import io
 import logging
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -288,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         help="accuracy section's input size (default: the checkpoint's meta input size, else --image-size)",
     )
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = p.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)  # echoed in the docs' "Reproduce" line
+    args = p.parse_args(given)
     rounds = args.rounds or (3 if args.quick else 5)
     n_calib = args.calib_images or (64 if args.quick else 320)
     n_val = args.val_images or (100 if args.quick else 500)
@@ -474,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *targets,
             "",
-            f"Reproduce: `python benchmarks/inference.py{' --quick' if args.quick else ''}`",
+            f"Reproduce: `{shlex.join(['python', 'benchmarks/inference.py', *given])}`",
         ]
     )
     print(section)
