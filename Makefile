@@ -13,7 +13,7 @@ $(BIN)/googlenet: pyproject.toml
 setup: $(BIN)/googlenet
 
 # The main job: Table 1, then a 3-model ensemble trained on the built-in set, evaluated with the
-# paper's 1/10/144-crop protocol (Table 3) and reported. About 7 minutes on 2 idle CPU cores.
+# paper's 1/10/144-crop protocol (Table 3) and reported. About 12 minutes on 2 idle CPU cores.
 DEMO := runs/demo
 run: setup
 	$(BIN)/googlenet summary
