@@ -21,7 +21,9 @@ An image that cannot be read is recorded with its path and reason, its rows are 
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -361,9 +363,6 @@ def table3_spread(
     flatters single models; with members that differ only in their seed, these rows are the mean and
     spread over seeds that the paper's single numbers hide.
     """
-    import itertools
-    import statistics
-
     if isinstance(probs, CropProbabilities):
         probs = probs.probs
     labels = torch.as_tensor(labels).long()
@@ -412,6 +411,11 @@ def format_spread(rows: Sequence[SpreadRow], title: str | None = None) -> str:
         )
         for r in rows
     ]
+    return _text_table(header, lines, title)
+
+
+def _text_table(header: Sequence[str], lines: Sequence[Sequence[str]], title: str | None) -> str:
+    """Right-aligned columns under a dashed header line, optionally under a title."""
     widths = [max(len(h), *(len(line[c]) for line in lines)) for c, h in enumerate(header)]
     out = [title] if title else []
     out.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
@@ -438,12 +442,7 @@ def format_table3(rows: Sequence[Table3Row], title: str | None = None) -> str:
                 delta1,
             )
         )
-    widths = [max(len(h), *(len(line[c]) for line in lines)) for c, h in enumerate(header)]
-    out = [title] if title else []
-    out.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in lines]
-    return "\n".join(out)
+    return _text_table(header, lines, title)
 
 
 @dataclass
