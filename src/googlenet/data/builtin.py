@@ -15,9 +15,9 @@ What keeps it from being a toy (see docs/builtin_dataset.md for the numbers):
 
 - images are not square (aspect ratio 3:4 .. 16:9, both orientations); ``image_size`` is the
   shorter side, so the resize-shorter-side-then-crop pipelines of sections 6 and 7 have work to do;
-- one target object per image at a random scale (about 15% of the shorter side up to filling the
-  frame), position (it may be cut by the border), rotation and aspect; clutter of smaller or
-  partly visible shapes of *other* classes, sometimes in front of the target;
+- one target object per image at a random scale (35-95% of the shorter side), position (it may be
+  cut a little by the border), rotation and aspect; clutter of smaller or partly visible shapes of
+  *other* classes, sometimes in front of the target;
 - textured backgrounds (smooth noise, gradients, stripes, checks, blurred blobs) in random colours;
 - classes differ by shape and fill texture only. Every colour is drawn from the uniform RGB cube,
   every constraint on colours depends only on their differences, and every rendering step is
