@@ -279,6 +279,20 @@ def rank_models(
     return sorted(models, key=lambda m: (scores[m][0], scores[m][1], m))
 
 
+def _tabulation_inputs(
+    probs: Mapping[tuple[int, str], torch.Tensor] | CropProbabilities, labels: torch.Tensor | Sequence[int]
+) -> tuple[Mapping[tuple[int, str], torch.Tensor], torch.Tensor, list[str], list[int]]:
+    """``(probs, labels, schemes in crop order, model indices)`` for :func:`table3` and
+    :func:`table3_spread`."""
+    if isinstance(probs, CropProbabilities):
+        probs = probs.probs
+    if not probs:
+        raise ValueError("no probabilities to tabulate (were all images unreadable?)")
+    schemes = sorted({s for _, s in probs}, key=num_crops)
+    models = sorted({m for m, _ in probs})
+    return probs, torch.as_tensor(labels).long(), schemes, models
+
+
 def table3(
     probs: Mapping[tuple[int, str], torch.Tensor] | CropProbabilities,
     labels: torch.Tensor | Sequence[int],
@@ -297,12 +311,7 @@ def table3(
     """
     if isinstance(probs, CropProbabilities):
         model_names = model_names or probs.model_names
-        probs = probs.probs
-    labels = torch.as_tensor(labels).long()
-    if not probs:
-        raise ValueError("no probabilities to tabulate (were all images unreadable?)")
-    schemes = sorted({s for _, s in probs}, key=num_crops)
-    models = sorted({m for m, _ in probs})
+    probs, labels, schemes, models = _tabulation_inputs(probs, labels)
     missing = [(m, s) for m in models for s in schemes if (m, s) not in probs]
     if missing:
         raise ValueError(f"probabilities missing for (model, scheme) {missing[0]}")
@@ -363,13 +372,7 @@ def table3_spread(
     flatters single models; with members that differ only in their seed, these rows are the mean and
     spread over seeds that the paper's single numbers hide.
     """
-    if isinstance(probs, CropProbabilities):
-        probs = probs.probs
-    labels = torch.as_tensor(labels).long()
-    if not probs:
-        raise ValueError("no probabilities to tabulate (were all images unreadable?)")
-    schemes = sorted({s for _, s in probs}, key=num_crops)
-    models = sorted({m for m, _ in probs})
+    probs, labels, schemes, models = _tabulation_inputs(probs, labels)
     rows: list[SpreadRow] = []
     for k in range(1, len(models) + 1):
         subsets = list(itertools.islice(itertools.combinations(models, k), max_subsets))
