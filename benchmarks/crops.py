@@ -7,7 +7,7 @@ fraction (target: under 10%) of running the network on the resulting 144 x 3 x 2
 
 The image is a 500 x 375 JPEG (the most common ILSVRC size), drawn by the built-in set's renderer.
 The model is the paper's ``googlenet`` (random init: speed does not depend on the weights) behind
-``googlenet.inference.Predictor`` with the torch backend in fp32, as ``googlenet evaluate`` runs it
+``googlenet.inference.predictor.Predictor`` with the torch backend in fp32, as ``googlenet evaluate`` runs it
 by default. Both timings use the same threads, interleaved round by round; medians are reported.
 
     python benchmarks/crops.py     # ~1-2 minutes on 2 cores; rewrites its docs/benchmarks.md section
@@ -34,7 +34,7 @@ import googlenet
 from googlenet.data.builtin import render_image
 from googlenet.data.datasets import open_image
 from googlenet.data.multicrop import multicrop, normalize_crops
-from googlenet.inference import Predictor
+from googlenet.inference.predictor import Predictor
 
 TARGET = 0.10  # crops must cost under 10% of the model time at 144 crops
 

@@ -44,7 +44,7 @@ import torch
 from docs_section import DOCS, write_section
 
 import googlenet
-from googlenet.inference import Predictor, cpu_count, cpu_name, native_bf16, supported
+from googlenet.inference.predictor import Predictor, cpu_count, cpu_name, native_bf16, supported
 
 PEERS = (
     "torchvision eager fp32",

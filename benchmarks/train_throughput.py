@@ -5,7 +5,7 @@ the loss ``main + 0.3 x (aux1 + aux2)`` (section 5), backward, and an SGD update
 (section 6). The peer is what a torchvision user gets: ``torchvision.models.googlenet(weights=None,
 aux_logits=True, init_weights=True)`` in train mode, eager, fp32, contiguous (NCHW) memory. Ours is
 ``googlenet.create_model("googlenet_tv")`` -- the same architecture, so the comparison is about the
-engine -- stepped by :func:`googlenet.engine.train_step` with the trainer's defaults
+engine -- stepped by :func:`googlenet.training.engine.train_step` with the trainer's defaults
 (``precision=resolve_precision("auto")``: bf16 autocast where the CPU has native bf16, and
 ``channels_last=True``). The torchvision model goes through the same ``train_step`` in fp32 and NCHW,
 so both sides pay for the same loss, the same finiteness check and the same optimizer.
@@ -23,7 +23,7 @@ count on a shared machine, not absolute numbers.
 "Accuracy unchanged": the benchmark also trains the same initial weights on one fixed batch in fp32
 NCHW and on the fast path and reports the loss of each step (dropout off so the two runs see the
 same network; tests/test_precision.py holds the tolerance tests). ``--fit`` adds a short run of
-:func:`googlenet.train.fit` on a small built-in set in fp32 and on the fast path and reports both
+:func:`googlenet.training.train.fit` on a small built-in set in fp32 and on the fast path and reports both
 validation errors.
 
     python benchmarks/train_throughput.py                 # batch 32 at 224 px; slow on 2 cores
@@ -53,7 +53,13 @@ from docs_section import DOCS, write_section
 from torch import nn
 
 import googlenet
-from googlenet.engine import AUX_LOSS_WEIGHT, TrainForward, prepare_model, resolve_precision, train_step
+from googlenet.training.engine import (
+    AUX_LOSS_WEIGHT,
+    TrainForward,
+    prepare_model,
+    resolve_precision,
+    train_step,
+)
 
 PEER = "torchvision eager fp32"
 TARGET_RATIO = 1.5  # the issue: at least 1.5x torchvision's eager fp32 training step
@@ -313,9 +319,9 @@ def precision_table(checks: list[dict[str, Any]]) -> str:
 
 
 def short_fit(args: argparse.Namespace, fast: str, log: Any) -> dict[str, Any]:
-    """:func:`googlenet.train.fit` on a small built-in set, fp32 NCHW vs the default fast path."""
+    """:func:`googlenet.training.train.fit` on a small built-in set, fp32 NCHW vs the default fast path."""
     from googlenet.data.builtin import make_builtin
-    from googlenet.train import TrainConfig, fit
+    from googlenet.training.train import TrainConfig, fit
 
     out: dict[str, Any] = {
         "model": args.fit_model,
@@ -488,7 +494,7 @@ def render_docs(report: dict[str, Any], others: list[dict[str, Any]] = ()) -> st
         "in the same round; the last column is the same ratio computed from the process's CPU time "
         "(all threads), which other jobs on a shared machine disturb less than wall time. "
         f"`{PEER}` is `torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)` "
-        "in train mode, eager, NCHW; ours go through `googlenet.engine.train_step`, and so does the peer "
+        "in train mode, eager, NCHW; ours go through `training.engine.train_step`, and so does the peer "
         "(same loss, same check, same `torch.optim.SGD`). `(default)` rows are what `googlenet train` "
         f"does by default on this CPU: `precision=auto` resolved to `{s['fast']}`, `channels_last=True`.",
         "",
@@ -533,7 +539,7 @@ def render_docs(report: dict[str, Any], others: list[dict[str, Any]] = ()) -> st
         f = fit_result
         lines += [
             "",
-            f"Short fit (`--fit`): `googlenet.train.fit` with `{f['model']}` on a built-in set of "
+            f"Short fit (`--fit`): `googlenet.training.train.fit` with `{f['model']}` on a built-in set of "
             f"{f['classes']} classes ({f['train_per_class']} train / {f['val_per_class']} val images "
             f"per class, {f['image_size']} px), {f['epochs']} epochs at batch {f['batch_size']}, lr "
             f"{report['settings']['fit_lr']}, seed {report['settings']['seed']}, one run per path: a "

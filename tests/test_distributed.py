@@ -1,4 +1,4 @@
-"""torchrun + DistributedDataParallel (googlenet.distributed, googlenet.train) against one process.
+"""torchrun + DistributedDataParallel (training.distributed, training.train) against one process.
 
 A real ``torchrun --standalone --nproc-per-node 2`` (Gloo, CPU) trains with a per-rank batch of 2; one
 process trains with batch 4. With the same seed both see the same global batches (the seeded sampler
@@ -22,8 +22,8 @@ import yaml
 from safetensors.torch import load_file
 
 from googlenet.data.builtin import make_builtin
-from googlenet.distributed import DistEnv, all_reduce_sum, any_rank, init_distributed
-from googlenet.engine import EpochBatchSampler
+from googlenet.training.distributed import DistEnv, all_reduce_sum, any_rank, init_distributed
+from googlenet.training.engine import EpochBatchSampler
 
 CONFIG = {
     "model": "googlenet",

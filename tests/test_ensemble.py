@@ -1,4 +1,4 @@
-"""googlenet.ensemble and `googlenet train-ensemble` (section 7): real training of two tiny members in a
+"""training.ensemble and `googlenet train-ensemble` (section 7): real training of two tiny members in a
 subprocess, the index, resume and skip on re-run, same initial weights and different data."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from googlenet.checkpoints import resolve_checkpoints
 from googlenet.data.builtin import make_builtin
-from googlenet.ensemble import ensemble_hash, member_config, member_dir
-from googlenet.train import TrainConfig
+from googlenet.runs import resolve_checkpoints
+from googlenet.training.ensemble import ensemble_hash, member_config, member_dir
+from googlenet.training.train import TrainConfig
 
 from .conftest import run_cli
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from googlenet.data.multicrop import multicrop
-from googlenet.evaluate import (
+from googlenet.evaluation.protocol import (
     EvalModel,
     crop_probabilities,
     format_spread,
@@ -227,8 +227,8 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_evaluate_cli_table3_json(tiny) -> None:
-    from googlenet.checkpoints import resolve_checkpoints
     from googlenet.data.datasets import build_dataset
+    from googlenet.runs import resolve_checkpoints
 
     out = tiny["root"] / "eval.json"
     proc = googlenet_cli(
@@ -307,8 +307,8 @@ def test_evaluate_cli_bad_checkpoint_names_it(tiny, capsys) -> None:
 
 
 def test_resolve_checkpoints(tmp_path) -> None:
-    from googlenet.checkpoints import resolve_checkpoints
     from googlenet.errors import GoogLeNetError
+    from googlenet.runs import resolve_checkpoints
 
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"resolved, not loaded")

@@ -1,4 +1,4 @@
-"""ONNX and torch.export programs of the inference network agree with PyTorch (googlenet.export)."""
+"""ONNX and torch.export programs of the inference network agree with PyTorch (googlenet.inference.export)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 import googlenet
 from googlenet.errors import GoogLeNetError
-from googlenet.export import export_onnx, export_program, onnx_metadata, resolve_checkpoint
+from googlenet.inference.export import export_onnx, export_program, onnx_metadata, resolve_checkpoint
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

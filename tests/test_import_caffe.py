@@ -1,4 +1,4 @@
-"""BVLC Caffe GoogLeNet import (googlenet.importers.caffe), checked against OpenCV's own Caffe importer.
+"""BVLC Caffe GoogLeNet import (weights.importers.caffe), checked against OpenCV's own Caffe importer.
 
 The tests write random-weight ``.caffemodel`` files in both Caffe layouts (current ``layer`` with
 BlobShape, legacy V1 ``layers`` with 4-D shapes and unpacked floats) with a small protobuf
@@ -23,9 +23,9 @@ import torch
 import googlenet
 from googlenet.cli import main as cli_main
 from googlenet.errors import GoogLeNetError
-from googlenet.importers import caffe_layer_map, import_caffe, load_caffe
-from googlenet.importers.caffe_proto import parse_blob
-from googlenet.model import CAFFE_MEAN, CAFFE_STD
+from googlenet.models.model import CAFFE_MEAN, CAFFE_STD
+from googlenet.weights.importers import caffe_layer_map, import_caffe, load_caffe
+from googlenet.weights.importers.caffe_proto import parse_blob
 
 cv2 = pytest.importorskip("cv2")
 

@@ -1,4 +1,4 @@
-"""torchvision GoogLeNet import (googlenet.importers.torchvision), checked against torchvision itself.
+"""torchvision GoogLeNet import (googlenet.weights.importers.torchvision), checked against torchvision itself.
 
 A real ``torch.save``d state dict of ``torchvision.models.googlenet`` (BatchNorm statistics
 randomised so that eval-mode BN is not the identity) is imported; logits and auxiliary logits
@@ -20,8 +20,8 @@ from torch import nn
 import googlenet
 from googlenet.cli import main as cli_main
 from googlenet.errors import GoogLeNetError
-from googlenet.importers import import_torchvision, load_torchvision
-from googlenet.model import IMAGENET_MEAN, IMAGENET_STD
+from googlenet.models.model import IMAGENET_MEAN, IMAGENET_STD
+from googlenet.weights.importers import import_torchvision, load_torchvision
 
 
 class NotATensor:

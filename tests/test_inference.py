@@ -22,9 +22,9 @@ import pytest
 import torch
 
 import googlenet
-import googlenet.inference as inference
+import googlenet.inference.predictor as inference
 from googlenet.errors import GoogLeNetError
-from googlenet.inference import Predictor, native_bf16, supported
+from googlenet.inference.predictor import Predictor, native_bf16, supported
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")

@@ -12,8 +12,8 @@ import torchvision
 from torch import nn
 
 import googlenet
-from googlenet.layers import AuxHead, Inception
-from googlenet.spec import TABLE1, TABLE1_OUTPUT_SIZES, InceptionRow
+from googlenet.models.layers import AuxHead, Inception
+from googlenet.models.spec import TABLE1, TABLE1_OUTPUT_SIZES, InceptionRow
 
 MODELS = googlenet.list_models()
 

@@ -1,6 +1,6 @@
-"""Mixed precision, channels-last memory and torch.compile in the training step (googlenet.engine).
+"""Mixed precision, channels-last memory and torch.compile in the training step (googlenet.training.engine).
 
-Each runs two full training steps (:func:`googlenet.engine.train_step`) on one fixed batch from the
+Each runs two full training steps (:func:`googlenet.training.engine.train_step`) on one fixed batch from the
 same initial weights and compares with the plain fp32, contiguous, eager result. Tolerances (also in
 docs/training.md): bf16 autocast loss within 2e-2 relative; channels-last fp32 within 1e-4; compile
 within 1e-4.
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import googlenet
-from googlenet.engine import TrainForward, bf16_native, prepare_model, resolve_precision, train_step
+from googlenet.training.engine import TrainForward, bf16_native, prepare_model, resolve_precision, train_step
 
 
 @pytest.fixture(autouse=True)

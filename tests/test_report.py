@@ -1,4 +1,4 @@
-"""googlenet.report and `googlenet report`: pure pieces against hand computations, the whole report
+"""googlenet.evaluation.report and `googlenet report`: pure pieces against hand computations, the whole report
 from hand-written run directories (real safetensors models, real JPEGs, a real subprocess)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image
 import googlenet
 from googlenet.data.builtin import make_builtin
 from googlenet.errors import GoogLeNetError
-from googlenet.report import (
+from googlenet.evaluation.report import (
     confusion_matrix,
     predict_validation,
     read_metrics,

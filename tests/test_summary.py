@@ -7,8 +7,8 @@ import json
 import pytest
 
 import googlenet
-from googlenet.spec import TABLE1, TABLE1_OUTPUT_SIZES, InceptionRow
-from googlenet.summary import format_table, summarize, totals
+from googlenet.models.spec import TABLE1, TABLE1_OUTPUT_SIZES, InceptionRow
+from googlenet.models.summary import format_table, summarize, totals
 
 from .conftest import run_cli
 

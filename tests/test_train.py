@@ -1,4 +1,4 @@
-"""Tests of googlenet.train / googlenet.engine: the section 6 recipe, the run directory, exact resume.
+"""Tests of training.train / training.engine: the section 6 recipe, the run directory, exact resume.
 
 Real things throughout: JPEG files on disk (the built-in generator, tiny), the ``googlenet train``
 command in subprocesses, real SIGKILL / SIGTERM. Kept small (3 classes x 8 images, 64 px, batch 5,
@@ -26,9 +26,9 @@ from safetensors.torch import load_file
 
 import googlenet
 from googlenet.data.builtin import make_builtin
-from googlenet.engine import googlenet_loss, topk_correct, train_step
 from googlenet.errors import GoogLeNetError
-from googlenet.train import (
+from googlenet.training.engine import googlenet_loss, topk_correct, train_step
+from googlenet.training.train import (
     TrainConfig,
     build_scheduler,
     config_hash,
@@ -165,7 +165,7 @@ def test_cli_writes_the_whole_run_dir(baseline: Path, data_dir: Path) -> None:
     model = googlenet.load(baseline / "model.safetensors")
     classes = (data_dir / "classes.txt").read_text().split()
     assert model.meta.class_names == classes and model.num_classes == 3
-    meta = googlenet.weights.read_metadata(baseline / "model.safetensors")
+    meta = googlenet.weights.store.read_metadata(baseline / "model.safetensors")
     assert meta["training_config_hash"] == config_hash(TrainConfig.from_dict(saved))
     w = _weights(baseline)
     differ = [
@@ -409,7 +409,7 @@ def test_trains_on_ilsvrc_layout(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_param_groups_follow_bvlc(one_thread: None) -> None:
-    from googlenet.train import param_groups
+    from googlenet.training.train import param_groups
 
     model = googlenet.create_model("googlenet_bn", num_classes=3)
     groups = param_groups(model, lr=0.1, weight_decay=2e-4, bias_lr_mult=2.0)
@@ -424,7 +424,7 @@ def test_param_groups_follow_bvlc(one_thread: None) -> None:
 
 
 def test_optimizer_choice(one_thread: None) -> None:
-    from googlenet.train import TrainConfig, build_optimizer
+    from googlenet.training.train import TrainConfig, build_optimizer
 
     model = googlenet.create_model("googlenet_bn", num_classes=3)
     sgd = build_optimizer(model, TrainConfig(), 0.01)

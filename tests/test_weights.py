@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 import googlenet
 from googlenet.errors import GoogLeNetError
-from googlenet.weights import read_metadata, tensors_sha256
+from googlenet.weights.store import read_metadata, tensors_sha256
 
 
 @pytest.mark.parametrize("name", googlenet.list_models())

@@ -1,7 +1,7 @@
 """googlenet: GoogLeNet (Szegedy et al., "Going Deeper with Convolutions", 2014), complete.
 
 The network in three variants (:func:`create_model`), the paper's training recipe (:func:`fit`),
-its test protocol (:func:`multicrop`, :mod:`googlenet.evaluate`), weights in and out
+its test protocol (:func:`multicrop`, :mod:`googlenet.evaluation.protocol`), weights in and out
 (:func:`load`, :func:`save`, :func:`load_caffe`, :func:`load_torchvision`) and inference backends
 (:class:`Predictor`). The heavier entry points are imported on first use.
 """
@@ -9,22 +9,22 @@ its test protocol (:func:`multicrop`, :mod:`googlenet.evaluate`), weights in and
 from importlib import import_module
 from typing import Any
 
-from .model import GoogLeNet, GoogLeNetOutputs, ModelMeta
-from .registry import create_model, list_models
-from .spec import GoogLeNetConfig
-from .weights import load_weights as load
-from .weights import save_weights as save
+from .models.model import GoogLeNet, GoogLeNetOutputs, ModelMeta
+from .models.registry import create_model, list_models
+from .models.spec import GoogLeNetConfig
+from .weights.store import load_weights as load
+from .weights.store import save_weights as save
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; imported lazily so `import googlenet` stays light.
 _LAZY = {
-    "fit": "googlenet.train",
-    "TrainConfig": "googlenet.train",
+    "fit": "googlenet.training.train",
+    "TrainConfig": "googlenet.training.train",
     "multicrop": "googlenet.data.multicrop",
-    "Predictor": "googlenet.inference",
-    "load_caffe": "googlenet.importers",
-    "load_torchvision": "googlenet.importers",
+    "Predictor": "googlenet.inference.predictor",
+    "load_caffe": "googlenet.weights.importers",
+    "load_torchvision": "googlenet.weights.importers",
 }
 
 __all__ = [

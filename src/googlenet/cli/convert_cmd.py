@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import GoogLeNetError
-    from ..importers import import_caffe, import_torchvision
-    from ..weights import save_weights
+    from ..weights.importers import import_caffe, import_torchvision
+    from ..weights.store import save_weights
 
     aux = False if args.no_aux else None
     if args.source_format == "torchvision":

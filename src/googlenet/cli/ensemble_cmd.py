@@ -1,7 +1,7 @@
 """``googlenet train-ensemble``: N members with one recipe, different sampling and data order (section 7).
 
 Takes every ``googlenet train`` option (the base config; ``--seed`` is the base seed) plus ``--n`` and
-``--same-init``; :func:`googlenet.ensemble.train_ensemble` does the work. Re-running the same command
+``--same-init``; :func:`googlenet.training.ensemble.train_ensemble` does the work. Re-running the same command
 continues an interrupted ensemble.
 """
 
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from ..train import TrainConfig
+    from ..training.train import TrainConfig
     from .train_cmd import _pairs
 
     keys = set(TrainConfig.__dataclass_fields__)
@@ -63,8 +63,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ensemble import EnsembleInterrupted, train_ensemble
-    from ..train import resolve_config
+    from ..training.ensemble import EnsembleInterrupted, train_ensemble
+    from ..training.train import resolve_config
     from .train_cmd import _configure_logging
 
     if getattr(args, "resume", None):

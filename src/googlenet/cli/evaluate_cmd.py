@@ -151,10 +151,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .. import __version__
-    from ..checkpoints import resolve_checkpoints
     from ..data.builtin import resolve_data
     from ..data.datasets import build_dataset
-    from ..evaluate import (
+    from ..evaluation.protocol import (
         crop_probabilities,
         format_spread,
         format_table3,
@@ -162,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         table3,
         table3_spread,
     )
+    from ..runs import resolve_checkpoints
 
     if args.limit is not None and args.limit < 1:
         raise GoogLeNetError(f"--limit must be at least 1. Got {args.limit}")
@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(result.unreadable)} of {len(paths)} images unreadable, counted as errors", file=sys.stderr
         )
     if args.json is not None:
-        from ..evaluate import topk_errors
+        from ..evaluation.protocol import topk_errors
 
         per_model = [
             dict(

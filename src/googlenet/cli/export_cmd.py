@@ -1,4 +1,4 @@
-"""``googlenet export``: a saved model to ONNX or a ``torch.export`` program (see :mod:`googlenet.export`)."""
+"""``googlenet export``: a saved model to ONNX or a ``torch.export`` program (:mod:`..inference.export`)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import GoogLeNetError
-    from ..export import DEFAULT_OPSET, export_onnx, export_program, resolve_checkpoint
-    from ..weights import load_weights
+    from ..inference.export import DEFAULT_OPSET, export_onnx, export_program, resolve_checkpoint
+    from ..weights.store import load_weights
 
     model = load_weights(resolve_checkpoint(args.checkpoint))
     image_size = args.image_size or model.meta.input_size[-1]

@@ -70,8 +70,8 @@ def expand_inputs(args: list[str]) -> tuple[list[str], list[str]]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoints import resolve_checkpoints
-    from ..evaluate import crop_probabilities, load_models
+    from ..evaluation.protocol import crop_probabilities, load_models
+    from ..runs import resolve_checkpoints
 
     if args.topk < 1:
         raise GoogLeNetError(f"--topk must be at least 1. Got {args.topk}")

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..evaluation.report import write_report
 
     for name in ("image_size", "max_images", "batch_size"):
         value = getattr(args, name)

@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..registry import create_model
-    from ..summary import format_table, summarize, totals
+    from ..models.registry import create_model
+    from ..models.summary import format_table, summarize, totals
 
     if args.image_size < MIN_IMAGE_SIZE:
         raise GoogLeNetError(

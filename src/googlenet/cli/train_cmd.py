@@ -1,7 +1,7 @@
 """``googlenet train``: the paper's training recipe (section 6) on a folder or the built-in set.
 
-Parsing and wiring only: flags become a :class:`googlenet.train.TrainConfig` (defaults < ``--config``
-YAML < flags) and :func:`googlenet.train.fit` runs it. Under ``torchrun`` every rank runs this.
+Parsing and wiring only: flags become a :class:`googlenet.training.train.TrainConfig` (defaults < ``--config``
+YAML < flags) and :func:`googlenet.training.train.fit` runs it. Under ``torchrun`` every rank runs this.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _configure_logging() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import TrainConfig, fit, resolve_config, resume_config
+    from ..training.train import TrainConfig, fit, resolve_config, resume_config
 
     keys = {f for f in TrainConfig.__dataclass_fields__}
     overrides = {k: v for k, v in vars(args).items() if k in keys and v is not None and k != "resume"}

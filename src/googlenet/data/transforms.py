@@ -39,7 +39,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ..model import ModelMeta
+from ..models.model import ModelMeta
 
 __all__ = [
     "IMAGENET_EIGVAL",

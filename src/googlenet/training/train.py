@@ -9,7 +9,7 @@ reproduction (``models/bvlc_googlenet/solver.prototxt``) where the paper gives n
   warm-up (not in the paper; helps large batches);
 * weight decay 2e-4 (BVLC ``weight_decay``) on weights only: BVLC's ``decay_mult: 0`` on biases, and
   none on BatchNorm scale/shift; BVLC's ``lr_mult: 2`` on biases (``bias_lr_mult``);
-* loss = main + 0.3 x (aux1 + aux2) (section 5) -- :func:`googlenet.engine.googlenet_loss`;
+* loss = main + 0.3 x (aux1 + aux2) (section 5) -- :func:`googlenet.training.engine.googlenet_loss`;
 * "Polyak averaging [13] was used to create the final model used at inference time" (section 6):
   an exponential moving average of the weights (:class:`torch.optim.swa_utils.AveragedModel`),
   evaluated every epoch next to the raw weights and exported as ``model.safetensors``;
@@ -29,7 +29,7 @@ A run directory holds (rank 0 writes; see docs/training.md)::
 
 Resume (:func:`fit` with ``config.resume``) restores model, averaged model, optimizer, scheduler,
 every RNG and the position inside the epoch; the data order and augmentation are pure functions of
-``(seed, epoch, position)`` (:mod:`googlenet.engine`), so an interrupted and resumed run ends with the
+``(seed, epoch, position)`` (:mod:`.engine`), so an interrupted and resumed run ends with the
 same weights, bit for bit in deterministic mode, as an uninterrupted one.
 """
 
@@ -61,8 +61,9 @@ import torch
 import yaml
 from torch import nn
 
+from ..atomic import atomic_write
+from ..errors import GoogLeNetError
 from . import distributed as D
-from .atomic import atomic_write
 from .engine import (
     AUX_LOSS_WEIGHT,
     EpochBatchSampler,
@@ -76,7 +77,6 @@ from .engine import (
     resolve_precision,
     train_one_epoch,
 )
-from .errors import GoogLeNetError
 
 logger = logging.getLogger("googlenet.train")
 
@@ -648,9 +648,9 @@ def _apply_runtime(config: TrainConfig, env: D.DistEnv) -> None:
 
 def _model_options(config: TrainConfig) -> dict[str, Any]:
     """``model_options`` for create_model; an ``aux`` mapping (e.g. ``{dropout: 0.0}``) updates the
-    variant's :class:`~googlenet.spec.AuxSpec` field by field."""
-    from .registry import model_entry
-    from .spec import AuxSpec
+    variant's :class:`~googlenet.models.spec.AuxSpec` field by field."""
+    from ..models.registry import model_entry
+    from ..models.spec import AuxSpec
 
     options = dict(config.model_options)
     aux = options.get("aux")
@@ -664,9 +664,9 @@ def _model_options(config: TrainConfig) -> dict[str, Any]:
 
 
 def _build_datasets(config: TrainConfig, meta: Any) -> tuple[Any, Any, Path]:
-    from .data.builtin import resolve_data
-    from .data.datasets import build_dataset
-    from .data.transforms import AugmentConfig, eval_transform, train_transform
+    from ..data.builtin import resolve_data
+    from ..data.datasets import build_dataset
+    from ..data.transforms import AugmentConfig, eval_transform, train_transform
 
     root = resolve_data(config.data, **config.builtin)
     try:
@@ -685,7 +685,7 @@ def _build_datasets(config: TrainConfig, meta: Any) -> tuple[Any, Any, Path]:
 
 
 def _strict_check(datasets: Mapping[str, Any], workers: int) -> None:
-    from .data.datasets import scan_unreadable
+    from ..data.datasets import scan_unreadable
 
     for split, ds in datasets.items():
         bad = scan_unreadable(ds, workers=workers)
@@ -776,8 +776,8 @@ def _train(
     checkpoint: dict[str, Any] | None,
     runlog: _RunLog,
 ) -> TrainResult:
-    from .model import GoogLeNet
-    from .registry import create_model
+    from ..models.model import GoogLeNet
+    from ..models.registry import create_model
 
     ckpt_dir = run_dir / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
@@ -1005,7 +1005,7 @@ def _train(
     model_path = run_dir / "model.safetensors"
     raw_path = run_dir / "model_raw.safetensors"
     if env.is_main:
-        from .weights import save_weights
+        from ..weights.store import save_weights
 
         extra = {"epochs": str(config.epochs), "steps": str(step), "seed": str(config.seed)}
         averaged: GoogLeNet = ema.module  # type: ignore[assignment]

@@ -51,7 +51,7 @@ class Checkpoint:
 
     def load(self, device: str = "cpu") -> Any:
         """The model, in eval mode (:func:`googlenet.load`)."""
-        from .weights import load_weights
+        from .weights.store import load_weights
 
         return load_weights(self.weights, device=device)
 

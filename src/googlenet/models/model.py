@@ -1,4 +1,4 @@
-"""GoogLeNet built by walking Table 1 (:data:`googlenet.spec.TABLE1`).
+"""GoogLeNet built by walking Table 1 (:data:`googlenet.models.spec.TABLE1`).
 
 Sections 5 of the paper. ``model(x)`` always returns logits; :meth:`GoogLeNet.forward_train`
 always returns :class:`GoogLeNetOutputs` ``(logits, aux1, aux2)``, in train and eval mode alike,
@@ -73,7 +73,7 @@ def _build_row(row: Row, in_channels: int, config: GoogLeNetConfig) -> tuple[nn.
 
 
 class GoogLeNet(nn.Module):
-    """GoogLeNet / Inception v1, one class for every variant (see :mod:`googlenet.spec`)."""
+    """GoogLeNet / Inception v1, one class for every variant (see :mod:`googlenet.models.spec`)."""
 
     def __init__(
         self,

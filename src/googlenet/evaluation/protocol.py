@@ -9,7 +9,7 @@ as ``combine="max"``). Table 3 then reports, for 1 and 7 models and 1, 10 and 14
 
 Two pure steps, so that each can be tested and reused on its own:
 
-* :func:`crop_probabilities` runs any callables (a GoogLeNet, a :class:`googlenet.inference.Predictor`,
+* :func:`crop_probabilities` runs any callables (a GoogLeNet, a :class:`googlenet.Predictor`,
   a hand-written ``nn.Module``) over every scheme's crops of every image and returns, per
   ``(model, scheme)``, an ``[num_images, num_classes]`` array of crop-combined probabilities.
   Each model normalises the crops with its own mean/std (ensemble members may differ).
@@ -33,7 +33,7 @@ import PIL.Image
 import torch
 import torch.utils.data
 
-from .data.multicrop import multicrop, normalize_crops, num_crops, parse_scheme
+from ..data.multicrop import multicrop, normalize_crops, num_crops, parse_scheme
 
 __all__ = [
     "CropProbabilities",
@@ -114,7 +114,7 @@ class Table3Row:
     model_names: tuple[str, ...] = ()
 
     def to_dict(self, *, base: bool = False) -> dict[str, Any]:
-        """The JSON form (``googlenet evaluate --json``, read by :mod:`googlenet.report`): keys
+        """The JSON form (``googlenet evaluate --json``, read by :mod:`googlenet.evaluation.report`): keys
         models, crops, cost, top5_err, top1_err, delta_top5, delta_top1 (null on the base row),
         model_names."""
         d = asdict(self)
@@ -185,7 +185,7 @@ def crop_probabilities(
     is called after every ``n`` images.
     """
     if load is None:
-        from .data.datasets import open_image as load
+        from ..data.datasets import open_image as load
     schemes = [parse_scheme(s) for s in schemes]
     if not schemes or len(set(schemes)) != len(schemes):
         raise ValueError(f"schemes must be non-empty and distinct. Got {schemes!r}")
@@ -468,15 +468,15 @@ def load_models(
     device: str = "cpu",
     calibration: Callable[[Any, int], list[torch.Tensor]] | None = None,
 ) -> LoadedModels:
-    """Load :class:`googlenet.checkpoints.Checkpoint` s behind :class:`googlenet.inference.Predictor` s.
+    """Load :class:`googlenet.runs.Checkpoint` s behind :class:`googlenet.inference.predictor.Predictor` s.
 
     ``image_size``: given, else the training image size recorded in the run's ``config.yaml``,
     else the model's ``meta.input_size``; checkpoints that disagree need an explicit size.
     ``calibration(meta, image_size)`` supplies normalised batches when ``precision`` is int8.
     All models must predict the same number of classes (they are averaged).
     """
-    from .errors import GoogLeNetError
-    from .inference import Predictor
+    from ..errors import GoogLeNetError
+    from ..inference.predictor import Predictor
 
     loaded = [(c, c.load()) for c in checkpoints]
     if image_size is None:

@@ -1,7 +1,7 @@
 """The package's weight format: safetensors with the metadata that rebuilds the model.
 
 A ``.safetensors`` file written by :func:`save_weights` holds the state dict and, in its string
-metadata, the variant's :class:`~googlenet.spec.GoogLeNetConfig`, the :class:`~googlenet.model.ModelMeta`
+metadata, the variant's :class:`~googlenet.GoogLeNetConfig`, the :class:`~googlenet.ModelMeta`
 (preprocessing, class names), whether the auxiliary heads are present, a SHA-256 over the tensors and
 an optional hash of the training config. :func:`load_weights` rebuilds the right model from the file
 alone and refuses a file whose tensors do not hash to the recorded value. safetensors cannot execute
@@ -20,10 +20,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .atomic import atomic_write
-from .errors import GoogLeNetError
-from .model import GoogLeNet, ModelMeta
-from .spec import config_from_dict, config_to_dict
+from ..atomic import atomic_write
+from ..errors import GoogLeNetError
+from ..models.model import GoogLeNet, ModelMeta
+from ..models.spec import config_from_dict, config_to_dict
 
 FORMAT = "googlenet-safetensors"
 FORMAT_VERSION = "1"

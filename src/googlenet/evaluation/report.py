@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write, atomic_write_text
-from .errors import GoogLeNetError
+from ..atomic import atomic_write, atomic_write_text
+from ..errors import GoogLeNetError
 
 METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.safetensors"  # the Polyak-averaged weights (section 6)
@@ -93,7 +93,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
 def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
     """Run directories from ``paths``; an ensemble directory (``ensemble.json``, written by
     ``googlenet train-ensemble``) stands for its members, in order."""
-    from .checkpoints import ENSEMBLE_FILE, _ensemble_members
+    from ..runs import ENSEMBLE_FILE, _ensemble_members
 
     runs: list[Path] = []
     for arg in paths:
@@ -528,7 +528,7 @@ def _resolve_data_root(data: str | Path | None, config: Mapping[str, Any], run_d
     if root is None:
         return None
     if str(root) == "builtin":
-        from .data.builtin import resolve_data
+        from ..data.builtin import resolve_data
 
         return Path(resolve_data("builtin"))
     path = Path(root)
@@ -550,9 +550,9 @@ def predict_validation(
     """Run each model on the validation split (single centre crop) and average the softmax."""
     import torch
 
-    from .data.datasets import build_dataset
-    from .data.transforms import eval_transform
-    from .weights import load_weights
+    from ..data.datasets import build_dataset
+    from ..data.transforms import eval_transform
+    from ..weights.store import load_weights
 
     models = [load_weights(p, device=device) for p in model_paths]
     first = models[0]
@@ -699,7 +699,7 @@ def write_report(
         )
     else:
         if not size:
-            from .weights import load_weights
+            from ..weights.store import load_weights
 
             size = int(load_weights(model_paths[0], verify=False).meta.input_size[-1])
         preds = predict_validation(
@@ -793,8 +793,8 @@ def _images_for(preds: ValidationPredictions, data_root: Path, rows: Sequence[in
     """The centre crops the model saw for ``rows`` of ``preds``, un-normalised to [0, 1] RGB for display."""
     import torch
 
-    from .data.datasets import build_dataset
-    from .data.transforms import eval_transform
+    from ..data.datasets import build_dataset
+    from ..data.transforms import eval_transform
 
     meta = preds.meta
     dataset = build_dataset(data_root, "val", eval_transform(meta, preds.image_size), layout=preds.layout)

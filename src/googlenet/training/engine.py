@@ -15,7 +15,7 @@ and of where a run was interrupted. A resumed run therefore draws exactly the ba
 the uninterrupted run would have drawn, by starting the epoch's sampler at the saved batch index.
 
 Everything here takes objects (models, optimizers, loaders), never argparse namespaces; the run
-directory, checkpoints and configuration live in :mod:`googlenet.train`.
+directory, checkpoints and configuration live in :mod:`googlenet.training.train`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, Sampler, default_collate
 
+from ..errors import GoogLeNetError
+from ..models.model import GoogLeNet
 from .distributed import DistEnv, all_reduce_sum
-from .errors import GoogLeNetError
-from .model import GoogLeNet
 
 logger = logging.getLogger("googlenet.train")
 
@@ -176,7 +176,7 @@ def train_step(
     """One full training step: forward (main + auxiliary heads), loss, backward, SGD update, then the
     learning-rate schedule and the Polyak average, if given.
 
-    ``model`` is a :class:`~googlenet.model.GoogLeNet` (its ``forward_train`` is used), or any module
+    ``model`` is a :class:`~googlenet.models.model.GoogLeNet` (its ``forward_train`` is used), or any module
     whose ``forward`` returns the logits or ``(logits, aux...)``: :class:`TrainForward`, its DDP or
     ``torch.compile`` wrapping, or torchvision's GoogLeNet (for benchmarks). ``images`` may live on the
     CPU; they are moved to the model's device. ``precision`` is ``"fp32"`` or ``"bf16"`` (resolve

@@ -7,11 +7,11 @@ rate policies, and they only differ in sampling methodologies and the random ord
 see input images." (The wider version is not described in the paper; all members here are the
 configured model.)
 
-:func:`train_ensemble` runs :func:`googlenet.train.fit` once per member, one after the other, each in
+:func:`train_ensemble` runs :func:`googlenet.training.train.fit` once per member, one after the other, each in
 its own run directory ``OUT/member_00``, ``OUT/member_01``, ...:
 
 * member ``i`` trains with ``seed = base_seed + i``: the data order of every epoch and the random
-  crop / photometric draw of every sample are functions of that seed (:mod:`googlenet.engine`);
+  crop / photometric draw of every sample are functions of that seed (:mod:`googlenet.training.engine`);
 * with ``same_init`` (the default, as in the paper) every member's initial weights are drawn from
   the base seed (``TrainConfig.init_seed = base_seed``), so the members start from identical
   weights; without it each member also initialises from its own seed. The initialisation *scheme*
@@ -19,7 +19,7 @@ its own run directory ``OUT/member_00``, ``OUT/member_01``, ...:
 
 ``OUT/ensemble.json`` indexes the members (``run_dir`` relative to ``OUT``, seeds, status, final
 errors) and the config hash; ``googlenet evaluate --checkpoint OUT`` and ``googlenet report OUT`` read
-it (:mod:`googlenet.checkpoints`). It is rewritten atomically whenever a member starts, stops or
+it (:mod:`googlenet.runs`). It is rewritten atomically whenever a member starts, stops or
 finishes. Running the same call again resumes: finished members are skipped, an interrupted member
 continues from its ``checkpoints/last.pt`` through the trainer's exact resume, and a larger ``n``
 adds members.
@@ -37,8 +37,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_text
-from .errors import GoogLeNetError
+from ..atomic import atomic_write_text
+from ..errors import GoogLeNetError
 
 logger = logging.getLogger("googlenet.train")
 
@@ -66,7 +66,7 @@ def member_dir(out: str | Path, index: int) -> Path:
 
 
 def member_config(config: Any, index: int, out: str | Path, *, same_init: bool = True) -> Any:
-    """Member ``index``'s :class:`~googlenet.train.TrainConfig`: ``config`` with its own seed and run dir.
+    """Member ``index``'s :class:`~googlenet.TrainConfig`: ``config`` with its own seed and run dir.
 
     ``seed`` (data order, augmentation, dropout) is ``config.seed + index``; the initial weights come
     from ``config.seed`` when ``same_init``, else from the member's own seed.
@@ -114,7 +114,7 @@ def _is_complete(run_dir: Path, entry: Mapping[str, Any] | None, epochs: int) ->
         return True
     # The weights are written only at the end of a run; the index may have missed the update
     # when the process died right after the trainer returned.
-    from .report import read_metrics
+    from ..evaluation.report import read_metrics
 
     try:
         return len(read_metrics(run_dir)) >= epochs
@@ -132,7 +132,7 @@ def train_ensemble(
 ) -> list[Path]:
     """Train (or continue) the ``n`` members of an ensemble under ``out``; the averaged weights' paths.
 
-    ``config`` is the base :class:`~googlenet.train.TrainConfig` (its ``out`` and ``resume`` are
+    ``config`` is the base :class:`~googlenet.training.train.TrainConfig` (its ``out`` and ``resume`` are
     ignored). ``on_member(index, state, run_dir)`` is called with state ``"skip"``, ``"start"``,
     ``"resume"`` or ``"done"`` (for progress messages). A signal stopping a member raises
     :class:`EnsembleInterrupted` after the index is written; any other error marks the member
@@ -184,7 +184,7 @@ def train_ensemble(
         save(
             i,
             index=i,
-            run_dir=run_dir.name,  # relative to OUT; what googlenet.checkpoints reads
+            run_dir=run_dir.name,  # relative to OUT; what googlenet.runs reads
             seed=mc.seed,
             init_seed=mc.seed if mc.init_seed is None else mc.init_seed,
             member_config_hash=config_hash(mc),

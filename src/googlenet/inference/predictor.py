@@ -6,7 +6,7 @@ the predictor returns fp32 logits on the CPU whatever runs underneath:
 
 - ``torch``: eager PyTorch in inference mode, channels-last memory format (oneDNN's preferred layout
   on CPU), eval BatchNorm folded into the convolutions, fp32 or bf16 autocast.
-- ``onnxruntime``: the ONNX export of :mod:`googlenet.export` in an ``InferenceSession`` with every
+- ``onnxruntime``: the ONNX export of :mod:`googlenet.inference.export` in an ``InferenceSession`` with every
   graph optimisation; int8 by onnxruntime's static QDQ quantisation (per-channel weights).
 - ``openvino``: ``openvino.convert_model`` of the ONNX export, compiled for the CPU with an explicit
   ``INFERENCE_PRECISION_HINT``; int8 by NNCF post-training quantisation.
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import GoogLeNetError
+from ..errors import GoogLeNetError
+from ..models.model import GoogLeNet, ModelMeta
 from .export import MIN_IMAGE_SIZE, onnx_bytes
-from .model import GoogLeNet, ModelMeta
 
 Backend = Literal["auto", "torch", "onnxruntime", "openvino"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
@@ -193,7 +193,7 @@ _ONNX_MEMO_SIZE = 4
 
 
 def _onnx_model(model: GoogLeNet, image_size: int) -> bytes:
-    from .weights import tensors_sha256
+    from ..weights.store import tensors_sha256
 
     cpu_model = copy.deepcopy(model).cpu().float().eval()
     key = (tensors_sha256(cpu_model.state_dict()), repr(cpu_model.config), image_size)
@@ -375,7 +375,7 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def _write_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
-    from .atomic import atomic_write
+    from ..atomic import atomic_write
 
     try:
         data = _read_cache(path) or {"version": CACHE_VERSION, "choices": {}}
@@ -390,7 +390,7 @@ def _write_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
 
 
 class Predictor:
-    """Run a :class:`~googlenet.model.GoogLeNet` for inference on the fastest or the chosen backend.
+    """Run a :class:`~googlenet.models.model.GoogLeNet` for inference on the fastest or the chosen backend.
 
     ``predictor(images)`` takes a normalised float batch ``N x 3 x H x W`` (``H = W = image_size``
     for the onnxruntime and openvino backends, whose graphs have a fixed image size and a dynamic

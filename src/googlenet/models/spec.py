@@ -2,7 +2,7 @@
 
 Szegedy et al., "Going Deeper with Convolutions" (arXiv:1409.4842), section 5 and Table 1;
 figure 3 for the LRN placement and the auxiliary heads. The network is built by walking
-``TABLE1`` (see :mod:`googlenet.model`); a variant is a :class:`GoogLeNetConfig` that changes a
+``TABLE1`` (see :mod:`googlenet.models.model`); a variant is a :class:`GoogLeNetConfig` that changes a
 few switches (normalisation, the kernel of the "5x5" branch, pool4, naming), never a second copy
 of the table.
 """

@@ -4,7 +4,7 @@ BVLC's reproduction of the paper (section 5, Table 1; PAPER.md "Training") is th
 set of weights for the network as published: LRN, biased convolutions, real 5x5 branches. Its
 layers are named by ``deploy.prototxt`` / ``train_val.prototxt`` (``conv1/7x7_s2``,
 ``inception_3a/5x5_reduce``, ``loss3/classifier``, the auxiliary ``loss1/*`` and ``loss2/*``);
-the mapping onto our module names is derived from Table 1 (:data:`googlenet.spec.TABLE1`), not
+the mapping onto our module names is derived from Table 1 (:data:`googlenet.models.spec.TABLE1`), not
 typed out layer by layer.
 
 What the import checks and changes:
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import GoogLeNetError
-from ..imagenet_classes import NUM_IMAGENET_CLASSES, imagenet_class_names
-from ..model import GoogLeNet
-from ..spec import PAPER, ConvRow, GoogLeNetConfig, InceptionRow
+from ...errors import GoogLeNetError
+from ...models.imagenet_classes import NUM_IMAGENET_CLASSES, imagenet_class_names
+from ...models.model import GoogLeNet
+from ...models.spec import PAPER, ConvRow, GoogLeNetConfig, InceptionRow
 from .caffe_proto import CaffeBlob, CaffeLayer, ProtobufError, parse_net
 from .common import ImportReport, assign_state, empty_model, file_sha256
 
@@ -149,7 +149,7 @@ def import_caffe(
     4-D blob shapes, packed and unpacked float data. The auxiliary heads are imported when the
     file has them, unless ``aux_logits=False`` leaves them out (``True`` requires them). The
     model takes RGB input with ``googlenet``'s preprocessing
-    (:data:`~googlenet.model.CAFFE_MEAN`, :data:`~googlenet.model.CAFFE_STD`).
+    (:data:`~googlenet.models.model.CAFFE_MEAN`, :data:`~googlenet.models.model.CAFFE_STD`).
     """
     path = Path(caffemodel_path)
     layers, layout, net_name = _read_layers(path)

@@ -70,7 +70,7 @@ def create_model(
 ) -> GoogLeNet:
     """Build a registered GoogLeNet variant with random weights.
 
-    ``config_overrides`` replace fields of the variant's :class:`~googlenet.spec.GoogLeNetConfig`
+    ``config_overrides`` replace fields of the variant's :class:`~googlenet.models.spec.GoogLeNetConfig`
     (for example ``dropout=0.5`` or, for ``googlenet_tv``, ``transform_input=True``).
     """
     entry = model_entry(name)

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from ..errors import GoogLeNetError
-from ..model import GoogLeNet
-from ..registry import create_model
+from ...errors import GoogLeNetError
+from ...models.model import GoogLeNet
+from ...models.registry import create_model
 
 
 def file_sha256(path: str | Path) -> str:

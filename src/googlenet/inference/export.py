@@ -29,10 +29,10 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_write
-from .errors import GoogLeNetError
-from .model import GoogLeNet, ModelMeta
-from .spec import config_to_dict
+from ..atomic import atomic_write
+from ..errors import GoogLeNetError
+from ..models.model import GoogLeNet, ModelMeta
+from ..models.spec import config_to_dict
 
 DEFAULT_OPSET = 18  # torchlib's native opset in torch 2.14: no opset conversion of the graph
 INPUT_NAME = "images"
@@ -154,7 +154,7 @@ def onnx_metadata(path_or_bytes: str | Path | bytes) -> ModelMeta:
         proto = onnx.load(str(path_or_bytes), load_external_data=False)
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in props:
-        raise GoogLeNetError(f"{where}: no {META_KEY} metadata; not exported by googlenet.export")
+        raise GoogLeNetError(f"{where}: no {META_KEY} metadata; not exported by googlenet.inference.export")
     data = json.loads(props[META_KEY])
     for key in ("input_size", "mean", "std"):
         data[key] = tuple(data[key])

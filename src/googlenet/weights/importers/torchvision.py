@@ -3,7 +3,7 @@
 The registered variant ``googlenet_tv`` has torchvision's state-dict layout key for key, so the
 import is a strict ``load_state_dict`` after checks that give errors a user can act on. That
 port departs from the paper (section 5, Table 1): BatchNorm instead of LRN, 3x3 kernels in the
-"5x5" branch, a 2x2 pool4; see :data:`googlenet.spec.TORCHVISION`.
+"5x5" branch, a 2x2 pool4; see :data:`googlenet.models.spec.TORCHVISION`.
 
 torchvision's ImageNet checkpoint expects ``transform_input=True``: torchvision builds the model
 with it whenever those weights are loaded, re-normalising ImageNet-normalised input to
@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from ..errors import GoogLeNetError
-from ..imagenet_classes import NUM_IMAGENET_CLASSES, imagenet_class_names
-from ..model import GoogLeNet
+from ...errors import GoogLeNetError
+from ...models.imagenet_classes import NUM_IMAGENET_CLASSES, imagenet_class_names
+from ...models.model import GoogLeNet
 from .common import ImportReport, assign_state, empty_model, file_sha256
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """A minimal reader for Caffe's ``.caffemodel`` files (a binary protobuf ``NetParameter``).
 
 Used to import BVLC's replication of the paper's network (section 5, Table 1); see
-:mod:`googlenet.importers.caffe`.
+:mod:`googlenet.weights.importers.caffe`.
 
 Only what a weight import needs is decoded: each layer's name, type and parameter blobs. Hand
 written because the alternatives cost more than these ~150 lines: the ``protobuf`` package would

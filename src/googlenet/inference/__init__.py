@@ -1,0 +1,1 @@
+"""Deployment: ONNX / torch.export files and the Predictor over torch, onnxruntime and OpenVINO."""
