@@ -1,0 +1,348 @@
+"""Detection mAP by the ILSVRC2014 and PASCAL VOC devkits (paper section 8, Tables 4 and 5).
+
+The paper's detection numbers (43.9% mAP for the ensemble, 38.02% for one model) are ILSVRC2014
+DET mAP as computed by the challenge devkit's ``eval_detection.m``; PASCAL VOC's ``VOCevaldet.m``
+is the other rule people report. The shape follows mmdetection's
+``evaluation/functional/mean_ap.py``: one small matching function per rule (one image, one class:
+per-detection TP / FP flags), then the precision/recall curve and its area (:func:`average_precision`),
+then :func:`evaluate_detections` wiring them over a dataset. Everything works on plain numpy arrays.
+
+Rules (``rule=``):
+
+``ilsvrc``
+    ``eval_detection.m``. Each ground truth has its own IoU threshold
+    ``min(0.5, w*h / ((w + 10) * (h + 10)))`` (``defaultIOUthr``, ``pixelTolerance``), which lets a
+    small object be found with a looser box. Within an image, detections of a class in descending
+    score each take, among the *still unmatched* ground truths of that class, the one of highest
+    IoU that meets that ground truth's own threshold (ties: the first); otherwise FP. Blacklisted
+    (image, class) pairs: their detections count as neither TP nor FP and their ground truths are
+    not counted. AP: all-points area under the monotone precision envelope (``VOCap.m``).
+    ILSVRC has no "difficult" flag: a target's ``difficult`` objects are ordinary ground truth here.
+``voc07`` / ``voc12``
+    ``VOCevaldet.m``. Per class, detections over all images in descending score; each takes the
+    ground truth of its class in its image with the highest IoU, difficult and already matched ones
+    included. IoU >= 0.5: a difficult one -> ignored (neither TP nor FP), an unmatched one -> TP
+    (now matched), a matched one -> FP (duplicate); IoU < 0.5 -> FP. Difficult objects are not
+    counted as positives. AP: ``voc07`` 11-point interpolated (VOC2007), ``voc12`` all points
+    (``VOCap.m``, VOC2010 and later). The blacklist, when given, is applied as under ``ilsvrc``.
+
+Boxes are inclusive ``[xmin, ymin, xmax, ymax]`` with +1 widths (:mod:`.boxes`) under every rule.
+
+Ties in score are broken the way MATLAB's ``sort(..., 'descend')`` does: stably, i.e. equal scores
+keep their input order. Under ``voc*`` that is the order of the detection list (``VOCevaldet.m``
+sorts the whole detection file); under ``ilsvrc`` it is the order of the images in ``targets``,
+then the detection list's order within an image (``eval_detection.m`` gathers each class's
+detections image by image before sorting). Ties in IoU go to the first ground truth (strict ``>``
+in both devkits).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import GoogLeNetError
+from .boxes import as_boxes, box_iou
+
+RULES = ("ilsvrc", "voc07", "voc12")
+AP_MODE = {"ilsvrc": "all", "voc07": "11point", "voc12": "all"}
+ILSVRC_MAX_IOU_THRESHOLD = 0.5  # eval_detection.m: defaultIOUthr
+ILSVRC_PIXEL_TOLERANCE = 10  # eval_detection.m: pixelTolerance
+VOC_MIN_OVERLAP = 0.5  # VOCinit.m: VOCopts.minoverlap
+
+
+def descending(scores: object) -> np.ndarray:
+    """Indices that sort ``scores`` in descending order, equal scores in input order (stable, as
+    MATLAB's ``sort(..., 'descend')``)."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    return np.argsort(-s, kind="stable")
+
+
+def ilsvrc_iou_thresholds(gt_boxes: object) -> np.ndarray:
+    """Per ground-truth IoU threshold of ``eval_detection.m``: ``min(0.5, w*h / ((w+10)*(h+10)))``
+    with +1 widths, so that a box within ~5 px of a small object still counts."""
+    g = as_boxes(gt_boxes)
+    w = g[:, 2] - g[:, 0] + 1.0
+    h = g[:, 3] - g[:, 1] + 1.0
+    tol = ILSVRC_PIXEL_TOLERANCE
+    return np.minimum(ILSVRC_MAX_IOU_THRESHOLD, (w * h) / ((w + tol) * (h + tol)))
+
+
+def match_ilsvrc(det_boxes: object, det_scores: object, gt_boxes: object) -> tuple[np.ndarray, np.ndarray]:
+    """``eval_detection.m``'s matching in one image for one class.
+
+    Returns boolean ``(tp, fp)`` flags in the input order of the detections; every detection is
+    exactly one of them. (Blacklisted pairs are dropped by the caller before matching.)
+    """
+    d, g = as_boxes(det_boxes), as_boxes(gt_boxes)
+    scores = np.asarray(det_scores, dtype=np.float64).reshape(-1)
+    if len(scores) != len(d):
+        raise ValueError(f"{len(d)} detection boxes but {len(scores)} scores")
+    tp = np.zeros(len(d), dtype=bool)
+    iou = box_iou(d, g)
+    thresholds = ilsvrc_iou_thresholds(g)
+    matched = np.zeros(len(g), dtype=bool)
+    # A greedy loop, as the devkit's: each detection's choice depends on what higher-scoring ones took.
+    for i in descending(scores):
+        # Candidates: unmatched ground truths whose own threshold this detection meets.
+        candidates = np.where(~matched & (iou[i] >= thresholds), iou[i], -np.inf)
+        if len(g) and np.isfinite(best := candidates.max()):
+            k = int(np.flatnonzero(candidates == best)[0])  # ties: the first ground truth
+            tp[i] = matched[k] = True
+    return tp, ~tp
+
+
+def match_voc(
+    det_boxes: object,
+    det_scores: object,
+    gt_boxes: object,
+    gt_difficult: object | None = None,
+    iou_threshold: float = VOC_MIN_OVERLAP,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``VOCevaldet.m``'s matching in one image for one class.
+
+    ``VOCevaldet.m`` walks all images' detections of a class in one descending-score pass, but a
+    ground truth's "matched" state belongs to its image, so walking each image's detections in
+    (stable) descending order is the same computation. Returns boolean ``(tp, fp)`` flags in the
+    input order; a detection whose best ground truth is difficult (IoU >= threshold) is neither.
+    """
+    d, g = as_boxes(det_boxes), as_boxes(gt_boxes)
+    scores = np.asarray(det_scores, dtype=np.float64).reshape(-1)
+    if len(scores) != len(d):
+        raise ValueError(f"{len(d)} detection boxes but {len(scores)} scores")
+    difficult = np.zeros(len(g), dtype=bool) if gt_difficult is None else np.asarray(gt_difficult, dtype=bool)
+    if difficult.shape != (len(g),):
+        raise ValueError(f"{len(g)} ground-truth boxes but difficult has shape {difficult.shape}")
+    tp = np.zeros(len(d), dtype=bool)
+    fp = np.zeros(len(d), dtype=bool)
+    if len(g) == 0:
+        fp[:] = True
+        return tp, fp
+    iou = box_iou(d, g)
+    matched = np.zeros(len(g), dtype=bool)
+    for i in descending(scores):
+        k = int(np.argmax(iou[i]))  # argmax: ties to the first, as the devkit's strict '>'
+        if iou[i, k] >= iou_threshold:
+            if difficult[k]:
+                continue  # neither TP nor FP
+            if matched[k]:
+                fp[i] = True  # duplicate
+            else:
+                tp[i] = matched[k] = True
+        else:
+            fp[i] = True
+    return tp, fp
+
+
+def precision_recall(scores: object, tp: object, fp: object, num_gt: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative recall and precision over detections in (stable) descending score.
+
+    Detections that are neither TP nor FP (VOC's difficult matches) are left out: they add nothing
+    to either cumulative sum, so the devkit's curve has a repeated point there (or 0/0 before the
+    first TP or FP, which MATLAB's ``max`` skips); dropping them gives the same AP.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    tp, fp = np.asarray(tp, dtype=bool).reshape(-1), np.asarray(fp, dtype=bool).reshape(-1)
+    if not (len(scores) == len(tp) == len(fp)):
+        raise ValueError(f"scores, tp and fp differ in length: {len(scores)}, {len(tp)}, {len(fp)}")
+    if num_gt <= 0:
+        raise ValueError(f"recall needs at least one ground-truth object. Got num_gt={num_gt}")
+    order = descending(scores)
+    counted = (tp | fp)[order]
+    tp_cum = np.cumsum(tp[order][counted])
+    fp_cum = np.cumsum(fp[order][counted])
+    return tp_cum / num_gt, tp_cum / np.maximum(tp_cum + fp_cum, 1)
+
+
+def average_precision(recall: object, precision: object, mode: Literal["all", "11point"] = "all") -> float:
+    """Area under the precision/recall curve, as ``VOCap.m`` (``"all"``) or VOC2007's 11-point
+    interpolation (``"11point"``: the mean over t = 0, 0.1, ..., 1 of the highest precision at
+    recall >= t, 0 where none).
+
+    The 11 thresholds are ``k / 10`` (so a recall of exactly 3/10 reaches t = 0.3); MATLAB's
+    ``0:0.1:1`` and numpy's ``arange(0, 1.1, 0.1)`` make some of them one ulp off.
+    """
+    rec = np.asarray(recall, dtype=np.float64).reshape(-1)
+    prec = np.asarray(precision, dtype=np.float64).reshape(-1)
+    if rec.shape != prec.shape:
+        raise ValueError(f"recall and precision differ in length: {rec.shape} and {prec.shape}")
+    if mode == "11point":
+        return float(
+            sum((prec[rec >= k / 10].max() if np.any(rec >= k / 10) else 0.0) for k in range(11)) / 11
+        )
+    if mode != "all":
+        raise ValueError(f"mode must be 'all' or '11point'. Got {mode!r}")
+    mrec = np.concatenate([[0.0], rec, [1.0]])
+    mpre = np.concatenate([[0.0], prec, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]  # the monotone envelope
+    step = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
+    return float(np.sum((mrec[step] - mrec[step - 1]) * mpre[step]))
+
+
+@dataclass(frozen=True)
+class DetectionEvaluation:
+    """The result of :func:`evaluate_detections`. ``ap`` holds the classes with at least one counted
+    ground-truth object (``num_gt`` > 0), ``mAP`` their mean; ``num_gt`` holds every class."""
+
+    rule: str
+    ap: dict[str, float]
+    mAP: float
+    num_gt: dict[str, int]
+    num_detections: int
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"rule", "mAP", "AP": {class: ap}, "num_gt": {class: n}, "num_detections"}``; APs are
+        fractions in [0, 1]."""
+        return {
+            "rule": self.rule,
+            "mAP": self.mAP,
+            "AP": dict(self.ap),
+            "num_gt": dict(self.num_gt),
+            "num_detections": self.num_detections,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> DetectionEvaluation:
+        """The inverse of :meth:`to_json` (other keys are ignored)."""
+        try:
+            rule, m_ap, ap, num_gt, num_det = (
+                d["rule"],
+                d["mAP"],
+                d["AP"],
+                d["num_gt"],
+                d["num_detections"],
+            )
+            if rule not in RULES:
+                raise ValueError(f"rule {rule!r} is not one of {', '.join(RULES)}")
+            return cls(
+                rule=rule,
+                ap={str(k): float(v) for k, v in ap.items()},
+                mAP=float(m_ap),
+                num_gt={str(k): int(v) for k, v in num_gt.items()},
+                num_detections=int(num_det),
+            )
+        except KeyError as exc:
+            raise GoogLeNetError(f"detection evaluation JSON lacks the key {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise GoogLeNetError(f"detection evaluation JSON is malformed: {exc}") from None
+
+    def format_table(self) -> str:
+        """Per-class AP (%) with the ground-truth count, then the mAP, as a text table."""
+        width = max([len("class"), len("mAP"), *map(len, self.num_gt)])
+        lines = [
+            f"Detection AP, rule {self.rule} ({_RULE_TITLE[self.rule]}), {self.num_detections} detections",
+            f"{'class':<{width}}  {'AP (%)':>7}  {'num_gt':>7}",
+            f"{'-' * width}  {'-' * 7}  {'-' * 7}",
+        ]
+        for name, n in self.num_gt.items():
+            value = f"{100 * self.ap[name]:7.2f}" if name in self.ap else f"{'-':>7}"
+            lines.append(f"{name:<{width}}  {value}  {n:7d}")
+        lines.append(f"{'-' * width}  {'-' * 7}  {'-' * 7}")
+        lines.append(
+            f"{'mAP':<{width}}  {100 * self.mAP:7.2f}  "
+            f"{sum(self.num_gt.values()):7d}   (mean over the {len(self.ap)} classes with ground truth)"
+        )
+        return "\n".join(lines)
+
+
+_RULE_TITLE = {
+    "ilsvrc": "ILSVRC2014 eval_detection.m",
+    "voc07": "PASCAL VOC2007 VOCevaldet.m, 11-point AP",
+    "voc12": "PASCAL VOC2010+ VOCevaldet.m, all-points AP",
+}
+
+
+def evaluate_detections(
+    detections: Sequence[Any],
+    targets: Iterable[Any],
+    class_names: Sequence[str],
+    rule: str,
+    blacklist: Collection[tuple[str, int]] = frozenset(),
+) -> DetectionEvaluation:
+    """Per-class AP and mAP of ``detections`` against ``targets`` under ``rule`` (see the module).
+
+    ``detections``: objects with ``image_id``, ``label`` (class index), ``score``, ``bbox``
+    (:class:`.detections.Detection`). ``targets``: objects with ``image_id``, ``boxes`` (N, 4),
+    ``labels`` (N,), ``difficult`` (N,) (the detection dataset's targets). ``blacklist``:
+    (image id, class index) pairs left out (ILSVRC's ``blacklist`` file).
+    """
+    if rule not in RULES:
+        raise GoogLeNetError(f"unknown detection rule {rule!r} (choose from {', '.join(RULES)})")
+    num_classes = len(class_names)
+    blacklist = frozenset(blacklist)
+
+    images: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for t in targets:
+        boxes, labels = as_boxes(t.boxes), np.asarray(t.labels, dtype=np.int64).reshape(-1)
+        difficult = np.asarray(t.difficult, dtype=bool).reshape(-1)
+        if t.image_id in images:
+            raise GoogLeNetError(f"image {t.image_id!r} appears twice in the targets")
+        if not (len(boxes) == len(labels) == len(difficult)):
+            raise GoogLeNetError(
+                f"image {t.image_id!r}: {len(boxes)} boxes, {len(labels)} labels, {len(difficult)} flags"
+            )
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            raise GoogLeNetError(f"image {t.image_id!r}: a label outside 0..{num_classes - 1}")
+        images[t.image_id] = (boxes, labels, difficult)
+
+    # (image, class) -> indices into `detections`, in input order.
+    by_pair: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, det in enumerate(detections):
+        if det.image_id not in images:
+            raise GoogLeNetError(f"detection {i} is on image {det.image_id!r}, which has no annotation")
+        if not 0 <= int(det.label) < num_classes:
+            raise GoogLeNetError(f"detection {i} has label {det.label} outside 0..{num_classes - 1}")
+        by_pair[(det.image_id, int(det.label))].append(i)
+
+    all_scores = np.array([float(d.score) for d in detections], dtype=np.float64)
+    all_boxes = as_boxes([np.asarray(d.bbox, dtype=np.float64).reshape(4) for d in detections])
+    ap: dict[str, float] = {}
+    num_gt: dict[str, int] = {}
+    for c, name in enumerate(class_names):
+        picked: list[np.ndarray] = []  # detection indices, in the devkit's concatenation order
+        tps: list[np.ndarray] = []
+        fps: list[np.ndarray] = []
+        n_gt = 0
+        for image_id, (boxes, labels, difficult) in images.items():
+            if (image_id, c) in blacklist:
+                continue
+            of_class = labels == c
+            gt, gt_difficult = boxes[of_class], difficult[of_class]
+            idx = np.asarray(by_pair.get((image_id, c), []), dtype=np.int64)
+            if rule == "ilsvrc":
+                n_gt += len(gt)
+                tp, fp = match_ilsvrc(all_boxes[idx], all_scores[idx], gt)
+            else:
+                n_gt += int(np.count_nonzero(~gt_difficult))
+                tp, fp = match_voc(all_boxes[idx], all_scores[idx], gt, gt_difficult)
+            picked.append(idx)
+            tps.append(tp)
+            fps.append(fp)
+        num_gt[name] = n_gt
+        if n_gt == 0:
+            continue  # no positives: AP undefined, left out of the mAP as in both devkits' sets
+        idx = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+        tp = np.concatenate(tps) if tps else np.zeros(0, dtype=bool)
+        fp = np.concatenate(fps) if fps else np.zeros(0, dtype=bool)
+        if rule != "ilsvrc":
+            # VOCevaldet.m sorts the detection file itself: ties keep the file's order. (eval_detection.m
+            # concatenates image by image, in targets order, as gathered above: ties keep that order.)
+            file_order = np.argsort(idx, kind="stable")
+            idx, tp, fp = idx[file_order], tp[file_order], fp[file_order]
+        recall, precision = precision_recall(all_scores[idx], tp, fp, n_gt)
+        ap[name] = average_precision(recall, precision, AP_MODE[rule])
+    if not ap:
+        raise GoogLeNetError(
+            f"no class has a ground-truth object counted under rule {rule}: nothing to score"
+        )
+    return DetectionEvaluation(
+        rule=rule,
+        ap=ap,
+        mAP=float(np.mean(list(ap.values()))),
+        num_gt=num_gt,
+        num_detections=len(detections),
+    )
