@@ -136,6 +136,8 @@ def test_all_points_and_11_point_ap_by_hand() -> None:
     assert average_precision(rec, prec, "all") == pytest.approx((1 + 2 / 3 + 0.6 + 0) / 4)
     # t = 0, .1, .2 -> 1; t = .3, .4, .5 -> 2/3; t = .6, .7 -> 0.6; t = .8, .9, 1 -> 0.
     assert average_precision(rec, prec, "11point") == pytest.approx((3 + 2 + 1.2) / 11)
+    # FP, TP, TP over 2: precision 0, 1/2, 2/3 -> the envelope lifts the first step to 2/3.
+    assert average_precision([0, 0.5, 1], [0, 0.5, 2 / 3], "all") == pytest.approx(2 / 3)
     assert average_precision([], [], "all") == 0.0
     assert average_precision([], [], "11point") == 0.0
     with pytest.raises(ValueError, match="mode"):
@@ -149,11 +151,26 @@ def test_11_point_thresholds_are_exact_tenths() -> None:
 
 
 def test_ties_in_score_keep_file_order_for_voc_and_image_order_for_ilsvrc() -> None:
-    # Targets list b before a; the file lists a's false positive before b's true positive, same score.
-    targets = [Target("b", [GT_A], [0]), Target("a", [], [])]
-    dets = [det("a", 0, 0.5, GT_A), det("b", 0, 0.5, GT_A)]
-    assert evaluate_detections(dets, targets, ["obj"], "voc12").mAP == pytest.approx(0.5)  # FP, TP
-    assert evaluate_detections(dets, targets, ["obj"], "ilsvrc").mAP == 1.0  # TP, FP
+    # Targets list b0..b19 before a; the file lists 20 false positives on a before the 20 true
+    # positives on b*, all at one score. Low-scoring false positives between them (after every tie, so
+    # no AP changes) make the sort move entries: an unstable sort would then scramble the ties.
+    targets = [*(Target(f"b{i}", [GT_A], [0]) for i in range(20)), Target("a", [], [])]
+    ties = [det("a", 0, 0.5, GT_A) for _ in range(20)] + [det(f"b{i}", 0, 0.5, GT_A) for i in range(20)]
+    dets = [d for tie in ties for d in (tie, det(tie.image_id, 0, 0.1, [300, 300, 399, 399]))]
+    # voc: 20 FPs then 20 TPs -> precision k / (20 + k) at recall k / 20: envelope 1/2 -> AP 0.5.
+    assert evaluate_detections(dets, targets, ["obj"], "voc12").mAP == pytest.approx(0.5)
+    # ilsvrc: image by image in targets order -> the TPs first -> AP 1.
+    assert evaluate_detections(dets, targets, ["obj"], "ilsvrc").mAP == 1.0
+
+
+def test_ties_in_iou_go_to_the_first_ground_truth() -> None:
+    # D1 has IoU 9000 / 11000 with both boxes; D2 meets only the first (0.538 against 0.333). D1 takes
+    # the first box, so D2 is a false positive under both rules (it would be a TP had D1 taken the second).
+    gts = [[0, 0, 99, 99], [20, 0, 119, 99]]
+    d1, d2 = [10, 0, 109, 99], [-30, 0, 69, 99]
+    assert box_iou([d1, d2], gts) == pytest.approx(np.array([[9 / 11, 9 / 11], [7 / 13, 1 / 3]]))
+    assert match_ilsvrc([d1, d2], [0.9, 0.8], gts)[0].tolist() == [True, False]
+    assert match_voc([d1, d2], [0.9, 0.8], gts)[0].tolist() == [True, False]
 
 
 def test_map_is_the_mean_over_classes_with_ground_truth() -> None:
