@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from googlenet.cache import cache_dir
 from googlenet.data import builtin
 from googlenet.data.builtin import (
     BUILTIN_CLASSES,
-    MAX_ASPECT,
     ensure_builtin,
     is_complete,
     make_builtin,
     resolve_data,
 )
+from googlenet.data.scenes import MAX_ASPECT
 from googlenet.errors import GoogLeNetError
 
 from .conftest import run_cli
@@ -131,7 +132,7 @@ def test_bad_parameters_name_the_value(tmp_path: Path, key: str, value: int) -> 
 
 def test_resolve_data_builtin_uses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path / "cache"))
-    assert builtin.default_cache_dir() == tmp_path / "cache"
+    assert cache_dir() == tmp_path / "cache"
     root = resolve_data("builtin", **TINY)
     assert root.parent == tmp_path / "cache" and root.name.startswith("builtin-")
     assert is_complete(root, TINY)
