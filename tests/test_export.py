@@ -13,7 +13,8 @@ import torch
 
 import googlenet
 from googlenet.errors import GoogLeNetError
-from googlenet.inference.export import export_onnx, export_program, onnx_metadata, resolve_checkpoint
+from googlenet.inference.export import export_onnx, export_program, onnx_metadata
+from googlenet.runs import resolve_checkpoint
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -91,7 +92,7 @@ def test_export_rejects_bad_values(tmp_path: Path) -> None:
         export_onnx(model, tmp_path / "m.onnx", image_size=32)
     with pytest.raises(GoogLeNetError, match="opset"):
         export_onnx(model, tmp_path / "m.onnx", opset=11, image_size=SIZE)
-    with pytest.raises(GoogLeNetError, match=r"without model\.safetensors"):
+    with pytest.raises(GoogLeNetError, match=r"neither model\.safetensors"):
         resolve_checkpoint(tmp_path)
     assert not (tmp_path / "m.onnx").exists()
 

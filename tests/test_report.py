@@ -19,13 +19,13 @@ from googlenet.errors import GoogLeNetError
 from googlenet.evaluation.report import (
     confusion_matrix,
     predict_validation,
-    read_metrics,
     spread_markdown,
     table3_markdown,
     table3_rows,
     topk_errors,
     write_report,
 )
+from googlenet.runs import read_metrics
 
 from .conftest import run_cli
 

@@ -35,10 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import GoogLeNetError
-    from ..inference.export import DEFAULT_OPSET, export_onnx, export_program, resolve_checkpoint
-    from ..weights.store import load_weights
+    from ..inference.export import DEFAULT_OPSET, export_onnx, export_program
+    from ..runs import resolve_checkpoint
 
-    model = load_weights(resolve_checkpoint(args.checkpoint))
+    model = resolve_checkpoint(args.checkpoint).load()
     image_size = args.image_size or model.meta.input_size[-1]
     if args.format == "onnx":
         path = export_onnx(model, args.output, opset=args.opset or DEFAULT_OPSET, image_size=image_size)

@@ -468,7 +468,7 @@ def load_models(
     device: str = "cpu",
     calibration: Callable[[Any, int], list[torch.Tensor]] | None = None,
 ) -> LoadedModels:
-    """Load :class:`googlenet.runs.Checkpoint` s behind :class:`googlenet.inference.predictor.Predictor` s.
+    """Load :class:`googlenet.runs.ModelRef` s behind :class:`googlenet.inference.predictor.Predictor` s.
 
     ``image_size``: given, else the training image size recorded in the run's ``config.yaml``,
     else the model's ``meta.input_size``; checkpoints that disagree need an explicit size.

@@ -23,7 +23,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +32,7 @@ import numpy as np
 
 from ..atomic import atomic_write, atomic_write_text
 from ..errors import GoogLeNetError
-
-METRICS_FILE = "metrics.jsonl"
-MODEL_FILE = "model.safetensors"  # the Polyak-averaged weights (section 6)
-CONFIG_FILE = "config.yaml"
+from ..runs import RunLayout, expand_run_dirs, read_metrics, read_run_config, run_label
 
 # Above this many classes the confusion matrix and the tick labels become unreadable as text;
 # the matrix is then drawn without per-class labels.
@@ -46,79 +43,6 @@ TOP_K = 5  # ILSVRC's top-5 criterion (section 7)
 
 # --------------------------------------------------------------------------------------------
 # Reading runs
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-epoch records of ``run_dir/metrics.jsonl``, in file order.
-
-    A run killed while writing can leave a partial last line; it is dropped. Any other line that
-    is not a JSON object is an error naming the file and line.
-    """
-    path = Path(run_dir) / METRICS_FILE
-    if not Path(run_dir).is_dir():
-        raise GoogLeNetError(f"run directory {run_dir} does not exist")
-    if not path.is_file():
-        raise GoogLeNetError(f"run directory {run_dir} has no {METRICS_FILE}; is it a `googlenet train` run?")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    records: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise GoogLeNetError(f"{path}:{number}: not a JSON line") from None
-        if not isinstance(record, dict):
-            raise GoogLeNetError(f"{path}:{number}: expected a JSON object per line")
-        records.append(record)
-    return records
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """``run_dir/config.yaml`` as a dict ({} when the run has none)."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise GoogLeNetError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    return data if isinstance(data, dict) else {}
-
-
-def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
-    """Run directories from ``paths``; an ensemble directory (``ensemble.json``, written by
-    ``googlenet train-ensemble``) stands for its members, in order."""
-    from ..runs import ENSEMBLE_FILE, _ensemble_members
-
-    runs: list[Path] = []
-    for arg in paths:
-        path = Path(arg)
-        if (path / METRICS_FILE).is_file() or not (path / ENSEMBLE_FILE).is_file():
-            runs.append(path)
-            continue
-        for member in _ensemble_members(path):
-            run = Path(member).expanduser()
-            run = run if run.is_absolute() else path / run
-            if run.suffix == ".safetensors":
-                raise GoogLeNetError(
-                    f"{path / ENSEMBLE_FILE} lists the weights file {run}; the report needs run directories"
-                )
-            runs.append(run)
-    return runs
-
-
-def run_label(run_dir: str | Path, taken: Iterable[str] = ()) -> str:
-    """A short legend label for a run: its folder name, with its parent's name when that collides."""
-    path = Path(run_dir).resolve()
-    label = path.name
-    if label in set(taken):
-        label = f"{path.parent.name}/{path.name}"
-    return label
 
 
 # --------------------------------------------------------------------------------------------
@@ -683,7 +607,7 @@ def write_report(
     )
 
     config = read_run_config(run_paths[0])
-    model_paths = [r / MODEL_FILE for r in run_paths]
+    model_paths = [RunLayout(r).weights for r in run_paths]
     missing = [str(p) for p in model_paths if not p.is_file()]
     data_root = _resolve_data_root(data, config, run_paths[0])
     size = image_size or config.get("image_size")

@@ -182,17 +182,3 @@ def export_program(model: GoogLeNet, path: str | Path, image_size: int = 224) ->
     torch.export.save(program, buffer, extra_files=extra)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
     return path
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """The weights file of ``path``: a ``.safetensors`` written by ``googlenet.save``, or
-    ``model.safetensors`` inside a training run directory."""
-    path = Path(path)
-    if path.is_dir():
-        candidate = path / "model.safetensors"
-        if not candidate.is_file():
-            raise GoogLeNetError(f"{path} is a directory without model.safetensors")
-        return candidate
-    if not path.is_file():
-        raise GoogLeNetError(f"checkpoint {path} not found")
-    return path

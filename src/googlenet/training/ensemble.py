@@ -39,14 +39,13 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 from ..errors import GoogLeNetError
+from ..runs import EnsembleLayout, RunLayout, read_metrics
 
 logger = logging.getLogger("googlenet.train")
 
-ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_FORMAT = "googlenet-ensemble"
 ENSEMBLE_VERSION = 1
 PAPER_ENSEMBLE_SIZE = 7  # section 7: "We independently trained 7 versions"
-MEMBER_MODEL = "model.safetensors"  # the member's Polyak-averaged weights (section 6)
 
 
 class EnsembleInterrupted(Exception):
@@ -62,7 +61,7 @@ class EnsembleInterrupted(Exception):
 
 def member_dir(out: str | Path, index: int) -> Path:
     """``OUT/member_XX``: the run directory of member ``index``."""
-    return Path(out) / f"member_{index:02d}"
+    return EnsembleLayout(out).member(index).root
 
 
 def member_config(config: Any, index: int, out: str | Path, *, same_init: bool = True) -> Any:
@@ -90,7 +89,7 @@ def ensemble_hash(config: Any, same_init: bool) -> str:
 
 def read_index(out: str | Path) -> dict[str, Any] | None:
     """``OUT/ensemble.json`` as a dict, or None when there is none."""
-    path = Path(out) / ENSEMBLE_FILE
+    path = EnsembleLayout(out).index
     if not path.is_file():
         return None
     try:
@@ -104,18 +103,16 @@ def read_index(out: str | Path) -> dict[str, Any] | None:
 
 def _write_index(out: Path, index: Mapping[str, Any]) -> None:
     text = json.dumps(index, indent=1) + "\n"
-    atomic_write_text(out / ENSEMBLE_FILE, text)
+    atomic_write_text(EnsembleLayout(out).index, text)
 
 
 def _is_complete(run_dir: Path, entry: Mapping[str, Any] | None, epochs: int) -> bool:
-    if not (run_dir / MEMBER_MODEL).is_file():
+    if not RunLayout(run_dir).weights.is_file():
         return False
     if entry is not None and entry.get("status") == "complete":
         return True
     # The weights are written only at the end of a run; the index may have missed the update
     # when the process died right after the trainer returned.
-    from ..evaluation.report import read_metrics
-
     try:
         return len(read_metrics(run_dir)) >= epochs
     except GoogLeNetError:
@@ -150,7 +147,7 @@ def train_ensemble(
     index = read_index(out)
     if index is not None and index.get("config_hash") != digest:
         raise GoogLeNetError(
-            f"{out / ENSEMBLE_FILE} belongs to an ensemble with another training config or --same-init "
+            f"{EnsembleLayout(out).index} belongs to an ensemble with another training config or --same-init "
             "setting; choose another --out (members of one ensemble share everything but the seed)"
         )
     entries: dict[int, dict[str, Any]] = {
@@ -191,12 +188,12 @@ def train_ensemble(
             status=entries.get(i, {}).get("status", "pending"),
         )
         if _is_complete(run_dir, entries.get(i), mc.epochs):
-            save(i, status="complete", model=str(Path(run_dir.name) / MEMBER_MODEL))
-            paths.append(run_dir / MEMBER_MODEL)
+            save(i, status="complete", model=str(RunLayout(run_dir.name).weights))
+            paths.append(RunLayout(run_dir).weights)
             if on_member:
                 on_member(i, "skip", run_dir)
             continue
-        if (run_dir / "checkpoints" / "last.pt").is_file():
+        if RunLayout(run_dir).last_checkpoint.is_file():
             resumed = resume_config(run_dir, runtime)
             if config_hash(resumed) != config_hash(mc):
                 raise GoogLeNetError(
@@ -224,13 +221,13 @@ def train_ensemble(
             status="complete",
             error=None,
             finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            model=str(Path(run_dir.name) / MEMBER_MODEL),
+            model=str(RunLayout(run_dir.name).weights),
             epochs=result.epochs_completed,
             steps=result.step,
             avg_val_top1_err=last.get("avg_val_top1_err"),
             avg_val_top5_err=last.get("avg_val_top5_err"),
         )
-        paths.append(run_dir / MEMBER_MODEL)
+        paths.append(RunLayout(run_dir).weights)
         if on_member:
             on_member(i, "done", run_dir)
     return paths
