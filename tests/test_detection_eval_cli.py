@@ -1,0 +1,157 @@
+"""``googlenet evaluate-detection`` as a real subprocess on a tiny PASCAL VOC folder written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from googlenet.detection.datasets import open_detection_dataset
+from googlenet.detection.detections import read_detections
+from googlenet.detection.metrics import DetectionEvaluation, evaluate_detections
+
+from .conftest import run_cli
+
+CLASSES = ["cat", "dog"]
+# image id -> [(class, [xmin, ymin, xmax, ymax] inclusive 1-based, difficult)]
+OBJECTS = {
+    "000001": [("cat", [10, 10, 60, 60], False), ("dog", [70, 20, 120, 90], False)],
+    "000002": [("cat", [5, 5, 40, 40], False), ("dog", [50, 50, 100, 100], True)],
+    "000003": [("dog", [20, 20, 90, 90], False)],
+}
+DETECTIONS = [
+    {"image_id": "000001", "label": "cat", "bbox": [10, 10, 60, 60], "score": 0.9},  # TP
+    {"image_id": "000003", "label": "cat", "bbox": [1, 1, 30, 30], "score": 0.8},  # FP: no cat there
+    {"image_id": "000002", "label": "cat", "bbox": [5, 5, 40, 40], "score": 0.7},  # TP
+    {"image_id": "000002", "label": "dog", "bbox": [50, 50, 100, 100], "score": 0.95},  # the difficult dog
+    {"image_id": "000003", "label": "dog", "bbox": [21, 20, 90, 91], "score": 0.6},  # TP
+]
+# cat under every rule: TP FP TP over 2 -> 1/2 * 1 + 1/2 * 2/3 = 5/6.
+# dog, voc12: the difficult match is ignored, one TP of 2 positives -> 1/2; mAP (5/6 + 1/2) / 2.
+# dog, ilsvrc: the difficult dog is ordinary ground truth: TP TP of 3 -> 2/3; mAP (5/6 + 2/3) / 2.
+EXPECTED_MAP = {"voc12": (5 / 6 + 1 / 2) / 2, "ilsvrc": (5 / 6 + 2 / 3) / 2}
+
+
+def write_voc(root: Path) -> Path:
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    for image_id, objects in OBJECTS.items():
+        Image.new("RGB", (160, 120), (90, 120, 150)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        xml_objects = "".join(
+            f"<object><name>{name}</name><difficult>{int(difficult)}</difficult><bndbox>"
+            + "".join(
+                f"<{tag}>{v}</{tag}>" for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True)
+            )
+            + "</bndbox></object>"
+            for name, box, difficult in objects
+        )
+        (root / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><filename>{image_id}.jpg</filename><size><width>160</width><height>120</height>"
+            f"<depth>3</depth></size>{xml_objects}</annotation>"
+        )
+    (root / "ImageSets" / "Main" / "val.txt").write_text("\n".join(OBJECTS) + "\n")
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    return root
+
+
+@pytest.fixture
+def voc(tmp_path: Path) -> tuple[Path, Path]:
+    root = write_voc(tmp_path / "voc")
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps(DETECTIONS))
+    return root, dets
+
+
+def printed_map(stdout: str) -> str:
+    (line,) = [line for line in stdout.splitlines() if line.startswith("mAP ")]
+    return line.split()[1]
+
+
+@pytest.mark.parametrize("rule", ["voc12", "ilsvrc"])
+def test_evaluate_detection_prints_and_writes_the_library_map(
+    voc: tuple[Path, Path], tmp_path: Path, rule: str
+) -> None:
+    root, dets = voc
+    out = tmp_path / "new" / "folder" / "eval.json"
+    proc = run_cli("evaluate-detection", "--data", root, "--detections", dets, "--rule", rule, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    dataset = open_detection_dataset(root, "val")
+    library = evaluate_detections(
+        read_detections(dets, dataset.class_names, dataset.image_ids),
+        dataset.targets(),
+        dataset.class_names,
+        rule,
+        blacklist=dataset.blacklist,
+    )
+    assert library.mAP == pytest.approx(EXPECTED_MAP[rule])
+    assert printed_map(proc.stdout) == f"{100 * library.mAP:.2f}"
+    record = json.loads(out.read_text())
+    assert DetectionEvaluation.from_json(record) == library
+    assert record["rule"] == rule and record["num_detections"] == 5 and record["num_images"] == 3
+    assert record["num_gt"] == ({"cat": 2, "dog": 2} if rule == "voc12" else {"cat": 2, "dog": 3})
+    assert record["detections"] == str(dets)
+
+
+def test_a_bad_detections_file_is_one_line_exit_2_and_writes_nothing(
+    voc: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, _ = voc
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([DETECTIONS[0], {**DETECTIONS[1], "label": "bird"}]))
+    out = tmp_path / "eval.json"
+    proc = run_cli(
+        "evaluate-detection", "--data", root, "--detections", bad, "--rule", "voc07", "--json", out
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert str(bad) in lines[0] and "entry 1" in lines[0] and "'bird'" in lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["directory", "under_a_file"])
+def test_an_unwritable_json_path_is_refused_before_any_work(tmp_path: Path, case: str) -> None:
+    # --data does not exist: the --json error coming first shows the check runs before the work.
+    if case == "directory":
+        out = tmp_path / "out"
+        out.mkdir()
+    else:
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "eval.json"
+    proc = run_cli(
+        "evaluate-detection",
+        "--data",
+        tmp_path / "no-such-data",
+        "--detections",
+        tmp_path / "no-such.json",
+        "--rule",
+        "ilsvrc",
+        "--json",
+        out,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "--json" in proc.stderr and str(out) in proc.stderr
+    assert "no-such-data" not in proc.stderr
+
+
+def test_strict_data_stops_at_a_bad_object_that_is_otherwise_skipped(voc: tuple[Path, Path]) -> None:
+    root, dets = voc
+    xml = root / "Annotations" / "000003.xml"
+    bird = (
+        "<object><name>bird</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax>"
+        "</bndbox></object>"
+    )
+    xml.write_text(xml.read_text().replace("</annotation>", bird + "</annotation>"))
+    args = ("evaluate-detection", "--data", root, "--detections", dets, "--rule", "voc12")
+    lenient = run_cli(*args)
+    assert lenient.returncode == 0, lenient.stderr
+    assert printed_map(lenient.stdout) == f"{100 * EXPECTED_MAP['voc12']:.2f}"
+    assert "1 annotation files/objects" in lenient.stderr and "--strict-data" in lenient.stderr
+    strict = run_cli(*args, "--strict-data")
+    assert strict.returncode == 2
+    assert strict.stderr.count("\n") == 1 and str(xml) in strict.stderr and "bird" in strict.stderr
