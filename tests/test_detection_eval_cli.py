@@ -155,3 +155,66 @@ def test_strict_data_stops_at_a_bad_object_that_is_otherwise_skipped(voc: tuple[
     strict = run_cli(*args, "--strict-data")
     assert strict.returncode == 2
     assert strict.stderr.count("\n") == 1 and str(xml) in strict.stderr and "bird" in strict.stderr
+
+
+def test_ilsvrc_blacklist_of_the_devkit_reaches_the_evaluation(tmp_path: Path) -> None:
+    # The ILSVRC2014 tarball layout: images, XML, devkit class list, val list and blacklist.
+    root = tmp_path / "ilsvrc"
+    (root / "ILSVRC2014_DET_bbox_val").mkdir(parents=True)
+    (root / "ILSVRC2014_DET_val").mkdir()
+    devkit = root / "ILSVRC2014_devkit" / "data"
+    (devkit / "det_lists").mkdir(parents=True)
+    (devkit / "map_det.txt").write_text("n01443537 1 goldfish\nn01503061 2 bird\n")
+    objects = {
+        "ILSVRC2013_val_00000001": [("n01443537", [1, 1, 100, 100]), ("n01503061", [101, 1, 150, 100])],
+        "ILSVRC2013_val_00000002": [("n01443537", [1, 1, 100, 100])],
+    }
+    for stem, objs in objects.items():
+        Image.new("RGB", (160, 120), (20, 40, 60)).save(root / "ILSVRC2014_DET_val" / f"{stem}.JPEG", "JPEG")
+        body = "".join(
+            f"<object><name>{wnid}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+            f"<ymax>{b[3]}</ymax></bndbox></object>"
+            for wnid, b in objs
+        )
+        (root / "ILSVRC2014_DET_bbox_val" / f"{stem}.xml").write_text(
+            f"<annotation><size><width>160</width><height>120</height></size>{body}</annotation>"
+        )
+    (devkit / "det_lists" / "val.txt").write_text("ILSVRC2013_val_00000001 1\nILSVRC2013_val_00000002 2\n")
+    (devkit / "ILSVRC2014_det_validation_blacklist.txt").write_text("1 n01443537\n")
+    dets = tmp_path / "dets.json"
+    dets.write_text(
+        json.dumps(
+            [
+                # a goldfish FP on image 1: blacklisted (image 1, goldfish) -> not counted at all
+                {
+                    "image_id": "ILSVRC2013_val_00000001",
+                    "label": "n01443537",
+                    "bbox": [120, 1, 159, 119],
+                    "score": 0.9,
+                },
+                {
+                    "image_id": "ILSVRC2013_val_00000002",
+                    "label": "n01443537",
+                    "bbox": [1, 1, 100, 100],
+                    "score": 0.5,
+                },
+                {
+                    "image_id": "ILSVRC2013_val_00000001",
+                    "label": "n01503061",
+                    "bbox": [101, 1, 150, 100],
+                    "score": 0.4,
+                },
+            ]
+        )
+    )
+    out = tmp_path / "eval.json"
+    proc = run_cli(
+        "evaluate-detection", "--data", root, "--detections", dets, "--rule", "ilsvrc", "--json", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "1 blacklisted (image, class) pairs" in proc.stdout
+    record = json.loads(out.read_text())
+    # Without the blacklist goldfish would be FP, TP over 2 objects: AP 1/4, mAP 0.625.
+    assert record["AP"] == {"n01443537": 1.0, "n01503061": 1.0}
+    assert record["num_gt"] == {"n01443537": 1, "n01503061": 1}
+    assert printed_map(proc.stdout) == "100.00"
