@@ -298,6 +298,16 @@ def evaluate_detections(
             raise GoogLeNetError(f"detection {i} has label {det.label} outside 0..{num_classes - 1}")
         by_pair[(det.image_id, int(det.label))].append(i)
 
+    # class -> the images (in targets order) with a ground truth or a detection of it: the only ones
+    # that add to its curve (ILSVRC val has 20k images x 200 classes, most pairs empty).
+    order = {image_id: i for i, image_id in enumerate(images)}
+    relevant: dict[int, set[str]] = defaultdict(set)
+    for image_id, (_, labels, _) in images.items():
+        for c in np.unique(labels).tolist():
+            relevant[c].add(image_id)
+    for image_id, c in by_pair:
+        relevant[c].add(image_id)
+
     all_scores = np.array([float(d.score) for d in detections], dtype=np.float64)
     all_boxes = as_boxes([np.asarray(d.bbox, dtype=np.float64).reshape(4) for d in detections])
     ap: dict[str, float] = {}
@@ -307,9 +317,10 @@ def evaluate_detections(
         tps: list[np.ndarray] = []
         fps: list[np.ndarray] = []
         n_gt = 0
-        for image_id, (boxes, labels, difficult) in images.items():
+        for image_id in sorted(relevant[c], key=order.__getitem__):
             if (image_id, c) in blacklist:
                 continue
+            boxes, labels, difficult = images[image_id]
             of_class = labels == c
             gt, gt_difficult = boxes[of_class], difficult[of_class]
             idx = np.asarray(by_pair.get((image_id, c), []), dtype=np.int64)
