@@ -1,0 +1,54 @@
+"""Box arithmetic in the annotation convention of PASCAL VOC and ILSVRC DET.
+
+Boxes are ``[xmin, ymin, xmax, ymax]`` in inclusive pixel indices, so a box's width is
+``xmax - xmin + 1`` and its height ``ymax - ymin + 1``, as both devkits compute them
+(``VOCevaldet.m``, ``eval_detection.m``). torchvision.ops assumes exclusive corners (width
+``xmax - xmin``); :func:`to_exclusive` converts for it. The +1 IoU is written here because no
+library offers it (mmdetection's ``bbox_overlaps(use_legacy_coordinate=True)`` is not a dependency).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_boxes(boxes: object) -> np.ndarray:
+    """``boxes`` as a float64 array of shape (N, 4) (an empty input gives shape (0, 4))."""
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:
+        return arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4). Got {arr.shape}")
+    return arr
+
+
+def box_area(boxes: object) -> np.ndarray:
+    """Areas with +1 widths: ``(xmax - xmin + 1) * (ymax - ymin + 1)``."""
+    b = as_boxes(boxes)
+    return (b[:, 2] - b[:, 0] + 1.0) * (b[:, 3] - b[:, 1] + 1.0)
+
+
+def box_iou(a: object, b: object) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) with +1 widths; boxes overlap only when both sides of the
+    intersection are > 0, as ``eval_detection.m`` and ``VOCevaldet.m`` test."""
+    a, b = as_boxes(a), as_boxes(b)
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + 1.0
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + 1.0
+    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(inter > 0, inter / union, 0.0)
+
+
+def to_exclusive(boxes: object) -> np.ndarray:
+    """Inclusive ``[x1, y1, x2, y2]`` -> torchvision's exclusive corners (``x2 + 1``, ``y2 + 1``)."""
+    b = as_boxes(boxes).copy()
+    b[:, 2:] += 1.0
+    return b
+
+
+def from_exclusive(boxes: object) -> np.ndarray:
+    """torchvision's exclusive corners -> inclusive ``[x1, y1, x2, y2]``."""
+    b = as_boxes(boxes).copy()
+    b[:, 2:] -= 1.0
+    return b
