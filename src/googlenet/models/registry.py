@@ -61,6 +61,35 @@ def model_entry(name: str) -> ModelEntry:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}") from None
 
 
+def _model_config(name: str, config_overrides: dict[str, Any]) -> GoogLeNetConfig:
+    entry = model_entry(name)
+    unknown = set(config_overrides) - _CONFIG_FIELDS
+    if unknown:
+        raise ValueError(f"unknown model option(s) {sorted(unknown)} for {name!r}")
+    return replace(entry.config, **config_overrides)
+
+
+def model_meta(
+    name: str,
+    num_classes: int = 1000,
+    class_names: list[str] | None = None,
+    **config_overrides: Any,
+) -> ModelMeta:
+    """The metadata :func:`create_model` gives the model (preprocessing, classes), without building it."""
+    entry = model_entry(name)
+    config = _model_config(name, config_overrides)
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
+    return ModelMeta(
+        variant=name,
+        num_classes=num_classes,
+        mean=entry.mean,
+        std=entry.std,
+        class_names=list(class_names) if class_names is not None else None,
+        transform_input=config.transform_input,
+    )
+
+
 def create_model(
     name: str,
     num_classes: int = 1000,
@@ -73,19 +102,6 @@ def create_model(
     ``config_overrides`` replace fields of the variant's :class:`~googlenet.models.spec.GoogLeNetConfig`
     (for example ``dropout=0.5`` or, for ``googlenet_tv``, ``transform_input=True``).
     """
-    entry = model_entry(name)
-    unknown = set(config_overrides) - _CONFIG_FIELDS
-    if unknown:
-        raise ValueError(f"unknown model option(s) {sorted(unknown)} for {name!r}")
-    config = replace(entry.config, **config_overrides)
-    if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
-    meta = ModelMeta(
-        variant=name,
-        num_classes=num_classes,
-        mean=entry.mean,
-        std=entry.std,
-        class_names=list(class_names) if class_names is not None else None,
-        transform_input=config.transform_input,
-    )
+    meta = model_meta(name, num_classes, class_names, **config_overrides)
+    config = _model_config(name, config_overrides)
     return GoogLeNet(config, num_classes=num_classes, aux_logits=aux_logits, meta=meta)
