@@ -207,3 +207,34 @@ def test_tensor_input() -> None:
     assert torch.equal(multicrop(pixels.contiguous(), "10", SIZE), multicrop(image, "10", SIZE))
     with pytest.raises(ValueError, match="uint8"):
         multicrop(pixels.float() / 255, "1", SIZE)
+
+
+def test_geometry_follows_the_model_data_config() -> None:
+    # Issue 9 point 2: multi-crop and the eval transform read one data config (resize ratio,
+    # interpolation), resolved from the model's metadata; a plain size is the paper's config.
+    from dataclasses import replace
+
+    import googlenet
+    from googlenet.data.config import resolve_data_config
+    from googlenet.data.multicrop import paper_config, scale_sides
+    from googlenet.data.transforms import eval_transform
+
+    meta = googlenet.create_model("googlenet_bn", num_classes=3, aux_logits=False).meta
+    assert scale_sides("144", resolve_data_config(meta)) == (256, 288, 320, 352)
+    assert scale_sides("1", paper_config(64)) == scale_sides("1", 64) == (73,)
+    meta.resize_ratio, meta.interpolation = 1.5, "bicubic"
+    config = replace(resolve_data_config(meta), image_size=SIZE)
+    assert scale_sides("1", config) == (48,)  # round(32 * 1.5)
+    assert scale_sides("144", config) == tuple(round(s * 48 / 256) for s in (256, 288, 320, 352))
+    assert crop_views(60, 90, "1", config)[0].resized == (48, 72)
+    picture = coordinate_image(90, 60, seed=3)
+    reference = eval_transform(meta, SIZE)(picture)  # PIL, bicubic, shorter side 48
+    ours = normalize_crops(multicrop(picture, "1", config, dtype=torch.uint8), meta.mean, meta.std)[0]
+    std = torch.tensor(meta.std).view(3, 1, 1)
+    assert ((ours - reference) * std).abs().max() <= 6 / 255
+    bilinear = normalize_crops(
+        multicrop(picture, "1", replace(config, interpolation="bilinear")), meta.mean, meta.std
+    )
+    assert not torch.equal(bilinear, ours[None])  # the filter is the config's, not a fixed bilinear
+    with pytest.raises(ValueError, match="Got interpolation 'lanczos'"):
+        multicrop(picture, "1", replace(config, interpolation="lanczos"))

@@ -6,15 +6,21 @@ these resized images (in the case of portrait images, we take the top, center an
 For each square, we then take the 4 corners and the center 224x224 crop as well as the square
 resized to 224x224, and their mirrored versions. This results in 4x3x6x2 = 144 crops per image."
 
-Schemes (``size`` is the crop side; every paper length is scaled by ``size / 224``):
+Geometry comes from the model's data config (:class:`googlenet.data.config.DataConfig`, resolved
+from its metadata by :func:`googlenet.data.config.resolve_data_config`), the same one that
+:func:`googlenet.data.transforms.eval_transform` follows: its ``image_size`` is the crop side ``S``,
+its ``resize_size`` (``round(S * resize_ratio)``, 256 for 224) the single-crop shorter side, and
+its ``interpolation`` the resize filter. A plain int ``S`` stands for the paper's config at that
+crop side (``resize_ratio`` 256 / 224, bilinear).
 
 ``"1"``
-    shorter side resized to ``round(256 / 224 * size)``, the centre ``size`` square (the eval preset
-    of :func:`googlenet.data.transforms.eval_transform`).
+    shorter side resized to ``resize_size``, the centre ``S`` square (the eval preset of
+    :func:`googlenet.data.transforms.eval_transform`).
 ``"10"``
     the same resize; the 4 corner crops and the centre crop of the resized image, then their mirrors.
 ``"144"``
-    the paper's protocol quoted above.
+    the paper's protocol quoted above, its four shorter sides in the paper's proportions to the
+    single-crop side (256 : 288 : 320 : 352, so 256, 288, 320 and 352 for the paper's config at 224).
 
 Crop order (the order of the returned batch, also the order of :func:`crop_views`):
 
@@ -50,10 +56,10 @@ from typing import Literal
 import numpy as np
 import PIL.Image
 import torch
-from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from .transforms import to_rgb
+from .config import PAPER_CROP_SIZE, DataConfig
+from .transforms import interpolation_mode, to_rgb
 
 __all__ = [
     "PAPER_CROP_SIZE",
@@ -66,6 +72,7 @@ __all__ = [
     "multicrop",
     "normalize_crops",
     "num_crops",
+    "paper_config",
     "parse_scheme",
     "scale_sides",
 ]
@@ -74,9 +81,10 @@ Scheme = Literal["1", "10", "144"]
 SCHEMES: tuple[str, ...] = ("1", "10", "144")
 # Section 7: shorter side 256, 288, 320 and 352 for 224 x 224 crops.
 PAPER_SCALES: tuple[int, ...] = (256, 288, 320, 352)
-PAPER_CROP_SIZE = 224
 # The single- and 10-crop resize, 256 for a 224 crop (section 7; BVLC's 256 x 256 training images).
 SINGLE_SCALE = 256
+# Resize filters the uint8 tensor kernels have (PIL's box / lanczos / hamming have no tensor form).
+TENSOR_INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
 
@@ -107,12 +115,30 @@ def num_crops(scheme: str | int) -> int:
     return int(parse_scheme(scheme))
 
 
-def scale_sides(scheme: str | int, size: int = PAPER_CROP_SIZE) -> tuple[int, ...]:
-    """The shorter-side lengths a scheme resizes to, scaled from the paper's by ``size / 224``."""
-    scheme = parse_scheme(scheme)
+def paper_config(size: int = PAPER_CROP_SIZE) -> DataConfig:
+    """The paper's geometry at crop side ``size``: shorter side 256 / 224 of the crop, bilinear
+    (mean / std are the model's business; these are placeholders)."""
     _check_size(size)
-    sides = PAPER_SCALES if scheme == "144" else (SINGLE_SCALE,)
-    return tuple(round(s * size / PAPER_CROP_SIZE) for s in sides)
+    return DataConfig(size, SINGLE_SCALE / PAPER_CROP_SIZE, "bilinear", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def _geometry(size: int | DataConfig) -> DataConfig:
+    if isinstance(size, DataConfig):
+        _check_size(size.image_size)
+        if size.resize_size < size.image_size:
+            raise ValueError(f"resize_ratio must be at least 1. Got {size.resize_ratio!r}")
+        return size
+    return paper_config(size)
+
+
+def scale_sides(scheme: str | int, size: int | DataConfig = PAPER_CROP_SIZE) -> tuple[int, ...]:
+    """The shorter-side lengths a scheme resizes to: the config's ``resize_size``, and for 144 crops
+    the paper's four in their proportions to it (``round(side * S * resize_ratio / 256)``)."""
+    scheme = parse_scheme(scheme)
+    config = _geometry(size)
+    if scheme != "144":
+        return (config.resize_size,)
+    return tuple(round(s * config.image_size * config.resize_ratio / SINGLE_SCALE) for s in PAPER_SCALES)
 
 
 def resized_shape(width: int, height: int, shorter_side: int) -> tuple[int, int]:
@@ -142,14 +168,17 @@ def _square_origins(width: int, height: int) -> list[tuple[int, int]]:
     return [(0, 0), (0, _centre_offset(height, side)), (0, height - side)]
 
 
-def crop_views(width: int, height: int, scheme: str | int, size: int = PAPER_CROP_SIZE) -> list[CropView]:
+def crop_views(
+    width: int, height: int, scheme: str | int, size: int | DataConfig = PAPER_CROP_SIZE
+) -> list[CropView]:
     """Every view of a ``width x height`` image for ``scheme``, in the order :func:`multicrop` returns."""
     scheme = parse_scheme(scheme)
-    _check_size(size)
+    config = _geometry(size)
+    sides, size = scale_sides(scheme, config), config.image_size
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive. Got {width}x{height}")
     views: list[CropView] = []
-    for side in scale_sides(scheme, size):
+    for side in sides:
         w, h = resized_shape(width, height, side)
         if scheme == "1":
             (box,) = _five_boxes(0, 0, w, h, size)[4:]
@@ -168,7 +197,9 @@ def crop_views(width: int, height: int, scheme: str | int, size: int = PAPER_CRO
     return views
 
 
-def crop_boxes_144(width: int, height: int, size: int = PAPER_CROP_SIZE) -> list[tuple[int, Box]]:
+def crop_boxes_144(
+    width: int, height: int, size: int | DataConfig = PAPER_CROP_SIZE
+) -> list[tuple[int, Box]]:
     """The 72 unmirrored 144-crop boxes as ``(scale_index, box)``; boxes are in the resized image at
     that scale, and every sixth (the whole square) is resized to ``size``. Views 72-143 mirror them."""
     sides = scale_sides("144", size)
@@ -220,7 +251,7 @@ def _as_uint8_tensor(image: PIL.Image.Image | torch.Tensor) -> torch.Tensor:
 def multicrop(
     image: PIL.Image.Image | torch.Tensor,
     scheme: str | int,
-    size: int = PAPER_CROP_SIZE,
+    size: int | DataConfig = PAPER_CROP_SIZE,
     *,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
@@ -231,15 +262,24 @@ def multicrop(
 
     ``image`` is a PIL image of any mode (EXIF orientation applied, converted to RGB by
     :func:`googlenet.data.transforms.to_rgb`) or an upright RGB ``3 x H x W`` uint8 tensor.
-    The batch is not normalised: apply the model's mean/std afterwards. Order: see the module
-    docstring; ``crop_views(width, height, scheme, size)[i]`` describes row ``i``.
+    The batch is not normalised: apply the model's mean/std afterwards. ``size``: a crop side (the
+    paper's geometry) or a :class:`googlenet.data.config.DataConfig` (crop side, resize ratio,
+    interpolation). Order: see the module docstring; ``crop_views(width, height, scheme, size)[i]``
+    describes row ``i``.
     """
     scheme = parse_scheme(scheme)
-    _check_size(size)
+    config = _geometry(size)
+    if config.interpolation not in TENSOR_INTERPOLATIONS:
+        raise ValueError(
+            f"multi-crop resizes tensors, with one of {', '.join(TENSOR_INTERPOLATIONS)}. "
+            f"Got interpolation {config.interpolation!r}"
+        )
+    mode = interpolation_mode(config.interpolation)
+    size = config.image_size
     pixels = _as_uint8_tensor(image)
     height, width = pixels.shape[-2:]
     crops: list[torch.Tensor] = []  # 3 x size x size views
-    for side in scale_sides(scheme, size):
+    for side in scale_sides(scheme, config):
         w, h = resized_shape(width, height, side)
         limit = PIL.Image.MAX_IMAGE_PIXELS  # PIL's decompression-bomb limit (None: disabled by the user)
         if limit is not None and w * h > limit:
@@ -247,7 +287,7 @@ def multicrop(
             raise ValueError(
                 f"image of {width}x{height} is too elongated: its shorter side at {side} gives {w}x{h} pixels"
             )
-        scaled = F.resize(pixels, [h, w], interpolation=InterpolationMode.BILINEAR, antialias=True)
+        scaled = F.resize(pixels, [h, w], interpolation=mode, antialias=True)
         if scheme == "1":
             crops.append(F.center_crop(scaled, [size, size]))
         elif scheme == "10":
@@ -259,7 +299,7 @@ def multicrop(
             # on a dense copy in PIL's channels-last layout, which the uint8 antialiased kernel reads
             # as it is.
             dense = _stack_hwc(squares).permute(0, 3, 1, 2)
-            whole = F.resize(dense, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+            whole = F.resize(dense, [size, size], interpolation=mode, antialias=True)
             for square, resized_square in zip(squares, whole, strict=True):
                 crops += F.five_crop(square, [size, size])
                 crops.append(resized_square)

@@ -17,8 +17,9 @@ competition models:
 * horizontal mirroring (not stated in section 6 but used by the BVLC reproduction,
   ``mirror: true``, and by the section 7 test crops) -> ``AugmentConfig.hflip``.
 
-Evaluation (section 7, single crop): resize the shorter side to ``round(image_size *
-meta.resize_ratio)`` (256 for 224) and take the centre ``image_size`` square.
+Evaluation (section 7, single crop): resize the shorter side to the model's data config's
+``resize_size`` (``round(image_size * meta.resize_ratio)``, 256 for 224; :mod:`googlenet.data.config`)
+and take the centre ``image_size`` square.
 
 Every random draw comes from torch's global RNG (the torchvision v2 transforms and the two
 transforms written here), never from Python's ``random`` or numpy, so DataLoader worker seeding
@@ -28,7 +29,7 @@ makes the batches of a run reproducible.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import PIL.Image
@@ -40,6 +41,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from ..models.model import ModelMeta
+from .config import DataConfig, resolve_data_config
 
 __all__ = [
     "IMAGENET_EIGVAL",
@@ -369,20 +371,38 @@ def train_transform(
     return v2.Compose(steps)
 
 
-def eval_transform(meta: ModelMeta, image_size: int) -> Callable[[PIL.Image.Image], torch.Tensor]:
-    """Single centre crop (section 7): shorter side -> ``round(image_size * meta.resize_ratio)``."""
-    _check_image_size(image_size)
-    resize = round(image_size * meta.resize_ratio)
-    if resize < image_size:
-        raise ValueError(f"meta.resize_ratio must be at least 1. Got {meta.resize_ratio!r}")
+def eval_transform(
+    meta: ModelMeta | DataConfig, image_size: int | None = None
+) -> Callable[[PIL.Image.Image], torch.Tensor]:
+    """Single centre crop (section 7): shorter side -> ``resize_size``, centre ``image_size`` square.
+
+    ``meta``: a model's :class:`googlenet.ModelMeta`, resolved by
+    :func:`googlenet.data.config.resolve_data_config` (its resize ratio, interpolation, mean and
+    std; crop ``image_size``, else its trained size), or an already resolved
+    :class:`googlenet.data.config.DataConfig`, used as it is.
+    """
+    if isinstance(meta, DataConfig):
+        config = meta if image_size is None else replace(meta, image_size=image_size)
+    else:
+        if meta.channel_order != "RGB":
+            raise ValueError(f"only RGB channel order is supported. Got channel_order={meta.channel_order!r}")
+        # The model's own config; the crop side is replaced as given, without the network's 64 px
+        # minimum, which is the caller's business (the transform works at any size).
+        config = resolve_data_config(meta)
+        config = config if image_size is None else replace(config, image_size=image_size)
+    _check_image_size(config.image_size)
+    if config.resize_size < config.image_size:
+        raise ValueError(f"meta.resize_ratio must be at least 1. Got {config.resize_ratio!r}")
     return v2.Compose(
         [
             ToRGB(),
-            v2.Resize(resize, interpolation=interpolation_mode(meta.interpolation), antialias=True),
-            v2.CenterCrop(image_size),
+            v2.Resize(
+                config.resize_size, interpolation=interpolation_mode(config.interpolation), antialias=True
+            ),
+            v2.CenterCrop(config.image_size),
             v2.ToImage(),
             v2.ToDtype(torch.float32, scale=True),
-            normalize(meta),
+            v2.Normalize(mean=list(config.mean), std=list(config.std)),
             v2.ToPureTensor(),
         ]
     )

@@ -29,3 +29,60 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int]) 
     top = logits.topk(kmax, dim=1).indices  # N x kmax
     hits = top.eq(labels.unsqueeze(1))
     return [int(hits[:, : min(k, kmax)].any(dim=1).sum().item()) for k in ks]
+
+
+# --------------------------------------------------------------------------------------------
+# Scores of crop-combined probabilities (section 7's Table 3, the report's confusion matrix).
+#
+# The one rule for unreadable images: the protocol gives an image it could not read a row of NaN
+# (:func:`googlenet.evaluation.protocol.crop_probabilities`); such a row is never right, and it
+# stays in the denominator, so an error rate is always over every image asked for.
+
+
+def readable_rows(probs: torch.Tensor) -> torch.Tensor:
+    """``[N]`` bool: the rows of ``probs`` ``[N, C]`` that hold a prediction (no NaN)."""
+    return ~torch.isnan(probs).any(-1)
+
+
+def topk_errors(
+    probs: torch.Tensor, labels: torch.Tensor | Sequence[int], ks: Sequence[int] = (1, PAPER_TOP_K)
+) -> list[float]:
+    """Top-k error rates (fractions) of ``probs`` ``[N, C]`` against ``labels`` ``[N]``, one per k.
+
+    A NaN row (an unreadable image) counts as an error and stays in the denominator. A ``k``
+    above C counts as C (always right). Ties are broken by :func:`torch.topk`.
+    """
+    labels = torch.as_tensor(labels).long()
+    n = len(labels)
+    if probs.shape[0] != n:
+        raise ValueError(f"{probs.shape[0]} probability rows for {n} labels")
+    if n == 0:
+        raise ValueError("no images to score")
+    valid = readable_rows(probs)
+    if not valid.any():
+        return [1.0 for _ in ks]
+    correct = topk_correct(probs[valid], labels[valid], ks)
+    return [1.0 - c / n for c in correct]
+
+
+def confusion_matrix(
+    labels: Sequence[int] | torch.Tensor, preds: Sequence[int] | torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """``C[i, j]`` = number of samples of true class ``i`` predicted as class ``j`` (int64).
+
+    Only images with a prediction belong here: pass the :func:`readable_rows` (an unreadable image
+    has no predicted class; its error is counted by :func:`topk_errors`).
+    """
+    labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+    preds = torch.as_tensor(preds, dtype=torch.int64).reshape(-1)
+    if labels.shape != preds.shape:
+        raise ValueError(f"labels and preds differ in length. Got {labels.numel()} and {preds.numel()}")
+    if num_classes <= 0:
+        raise ValueError(f"num_classes must be positive. Got {num_classes}")
+    for name, values in (("labels", labels), ("preds", preds)):
+        if values.numel() and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(
+                f"{name} must lie in [0, {num_classes}). Got {int(values.min())}..{int(values.max())}"
+            )
+    counts = torch.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
