@@ -231,13 +231,19 @@ _BY_STREAM: tuple[BuiltinClass, ...] = tuple(sorted(CLASS_SPECS, key=lambda c: c
 # the module docstring for why that matters).
 
 
-def _colours(rng: np.random.Generator, n: int, min_dist: Mapping[tuple[int, int], float]) -> np.ndarray:
+def _colours(
+    rng: np.random.Generator,
+    n: int,
+    min_dist: Mapping[tuple[int, int], float],
+    fixed: np.ndarray | None = None,
+) -> np.ndarray:
     """``n`` colours uniform in the RGB cube, redrawn until the listed pairs are far enough apart.
 
-    The condition depends on colour differences only, so it keeps the symmetry c -> 1 - c.
+    The first ``len(fixed)`` colours are ``fixed`` (not drawn). The condition depends on colour
+    differences only, so it keeps the symmetry c -> 1 - c.
     """
     for _ in range(200):
-        c = rng.random((n, 3))
+        c = rng.random((n, 3)) if fixed is None else np.concatenate([fixed, rng.random((n - len(fixed), 3))])
         if all(np.linalg.norm(c[i] - c[j]) >= d for (i, j), d in min_dist.items()):
             return c
     return c  # practically unreachable (every condition holds with probability > 0.5)
@@ -314,6 +320,18 @@ def _fill(rng: np.random.Generator, kind: str, u: np.ndarray, v: np.ndarray, rad
     raise AssertionError(kind)
 
 
+def _placed(
+    polys: list[Polygon], cx: float, cy: float, angle: float, radius: float, stretch: float
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """The polygons in pixel coordinates: ``(x, y, value)`` each (pixel centres at +0.5)."""
+    c, s = math.cos(angle), math.sin(angle)
+    out = []
+    for pts, value in polys:
+        x, y = pts[:, 0] * radius * stretch, pts[:, 1] * radius / stretch
+        out.append((cx + x * c - y * s, cy + x * s + y * c, value))
+    return out
+
+
 def _shape_mask(
     polys: list[Polygon], h: int, w: int, cx: float, cy: float, angle: float, radius: float, stretch: float
 ) -> np.ndarray:
@@ -321,12 +339,8 @@ def _shape_mask(
     ss = _SUPERSAMPLE
     img = Image.new("L", (w * ss, h * ss), 0)
     draw = ImageDraw.Draw(img)
-    c, s = math.cos(angle), math.sin(angle)
-    for pts, value in polys:
-        x, y = pts[:, 0] * radius * stretch, pts[:, 1] * radius / stretch
-        px = (cx + x * c - y * s) * ss
-        py = (cy + x * s + y * c) * ss
-        draw.polygon(list(zip(px.tolist(), py.tolist(), strict=True)), fill=value)
+    for px, py, value in _placed(polys, cx, cy, angle, radius, stretch):
+        draw.polygon(list(zip((px * ss).tolist(), (py * ss).tolist(), strict=True)), fill=value)
     img = img.resize((w, h), Image.BOX)
     return np.asarray(img, dtype=np.float32) / 255.0
 
@@ -375,11 +389,7 @@ def _composite(
 def render_image(class_index: int, rng: np.random.Generator, image_size: int) -> Image.Image:
     """One image of class ``class_index`` (index into :data:`CLASS_SPECS`), shorter side ``image_size``."""
     spec = CLASS_SPECS[class_index]
-    aspect = math.exp(rng.uniform(0.0, math.log(MAX_ASPECT)))
-    if rng.random() < 0.5:  # landscape or portrait, like photographs
-        h, w = image_size, round(image_size * aspect)
-    else:
-        h, w = round(image_size * aspect), image_size
+    h, w = _frame_size(rng, image_size)
     short = float(image_size)
 
     # Colours: 0/1 background pair, 2/3 the target's two colours (fill texture or shading).
@@ -434,8 +444,20 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
     _composite(img, mask, col[2], col[3], _fill(rng, spec.fill, u, v, radius))
     for layer in front:
         _composite(img, *layer)
+    return _camera(rng, img)
 
-    # Lighting and sensor: a symmetric (zero-mean) brightness ramp and pixel noise, then clip.
+
+def _frame_size(rng: np.random.Generator, image_size: int) -> tuple[int, int]:
+    """``(h, w)``: shorter side ``image_size``, aspect 1 .. :data:`MAX_ASPECT`, either orientation."""
+    aspect = math.exp(rng.uniform(0.0, math.log(MAX_ASPECT)))
+    if rng.random() < 0.5:  # landscape or portrait, like photographs
+        return image_size, round(image_size * aspect)
+    return round(image_size * aspect), image_size
+
+
+def _camera(rng: np.random.Generator, img: np.ndarray) -> Image.Image:
+    """Lighting and sensor: a symmetric (zero-mean) brightness ramp and pixel noise, clip, sometimes blur."""
+    h, w = img.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     a = rng.uniform(0, 2 * np.pi)
     ramp = ((xx - w / 2) * math.cos(a) + (yy - h / 2) * math.sin(a)) / max(h, w)
@@ -445,6 +467,143 @@ def render_image(class_index: int, rng: np.random.Generator, image_size: int) ->
     if rng.random() < 0.25:  # out-of-focus shots
         out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# A scene of several objects, with the ground truth a detector is scored against.
+
+# Object diameter range, as fractions of the shorter side, drawn log-uniformly: from COCO-"small"
+# (under 32 px at the default 256 px shorter side) to most of the frame, as in ILSVRC DET / COCO.
+OBJECT_DIAMETER = (0.05, 0.9)
+# A pixel belongs to an object's visible mask when the object's own colour makes up at least this
+# share of it after every later layer is composited over it (its over-compositing weight).
+VISIBLE_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One drawn object and what is left of it in the image.
+
+    ``box`` is ``(xmin, ymin, xmax, ymax)``: inclusive, 0-based pixel indices of the tight box
+    around ``mask`` (add 1 for the VOC files). ``visible`` is the visible share of the whole
+    shape's area: clipping by the border and occlusion by later-drawn objects and clutter both
+    count. ``truncated``: the shape crosses the image border; ``occluded``: later layers hide more
+    than 5% of the part inside the frame.
+    """
+
+    class_index: int
+    box: tuple[int, int, int, int]
+    visible: float
+    truncated: bool
+    occluded: bool
+    mask: np.ndarray  # (h, w) bool: the object's visible pixels
+
+
+@dataclass(frozen=True)
+class Scene:
+    image: Image.Image
+    objects: tuple[SceneObject, ...]  # in drawing order (later ones occlude earlier ones)
+
+
+def _unit_area(polys: list[Polygon]) -> float:
+    """Area of a shape drawn with radius 1 and no stretch (stretch keeps area), by rasterising it
+    at radius 64: holes and overlapping parts rule out the shoelace formula."""
+    return float(_shape_mask(polys, 192, 192, 96.0, 96.0, 0.0, 64.0, 1.0).sum()) / 64.0**2
+
+
+def render_scene(rng: np.random.Generator, image_size: int, *, classes: int, max_objects: int = 6) -> Scene:
+    """A scene of 1..``max_objects`` objects of the first ``classes`` classes (label order of
+    :data:`CLASS_SPECS`), shorter side ``image_size``, with each object's visible mask and box.
+
+    Objects get log-uniform sizes (:data:`OBJECT_DIAMETER`), uniform positions (the centre may lie
+    a little outside the frame, so objects are cut by the border), random rotations, and are drawn
+    one over another in random order. Clutter (strokes, arcs, and shapes of classes outside the
+    set) goes behind the objects or, sometimes, in front of them. An object none of whose pixels
+    stays visible is left out of ``objects``.
+    """
+    if not 1 <= classes <= len(CLASS_SPECS):
+        raise ValueError(f"classes must be between 1 and {len(CLASS_SPECS)}. Got {classes}")
+    h, w = _frame_size(rng, image_size)
+    short = float(image_size)
+    background = _colours(rng, 2, {})
+    img = background[0] + (background[1] - background[0]) * _background(rng, h, w)[..., None] * rng.uniform(
+        0.3, 1.0
+    )
+    img = img.astype(np.float32)
+    log_d = (math.log(OBJECT_DIAMETER[0]), math.log(OBJECT_DIAMETER[1]))
+
+    # (mask, colour_a, colour_b, weight, object index or -1 for clutter), in drawing order.
+    objects: list[tuple[int, float, bool]] = []  # (class_index, full area in pixels, truncated)
+    layers: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | float, int]] = []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        class_index = int(rng.integers(classes))
+        spec = CLASS_SPECS[class_index]
+        radius = short * math.exp(rng.uniform(*log_d)) / 2
+        cx, cy = rng.uniform(-0.3 * radius, w + 0.3 * radius), rng.uniform(-0.3 * radius, h + 0.3 * radius)
+        angle = rng.uniform(0, 2 * np.pi)
+        stretch = math.exp(rng.uniform(-0.12, 0.12))  # as render_image: the classes look the same
+        # Colours 0/1 the background pair (fixed), 2/3 the object's, kept apart as in render_image.
+        col = _colours(rng, 4, {(0, 2): 0.5, (1, 2): 0.35, (2, 3): 0.45, (0, 3): 0.3}, fixed=background)
+        polys = _SHAPES[spec.shape](rng)
+        mask = _shape_mask(polys, h, w, cx, cy, angle, radius, stretch)
+        u, v = _object_coords(h, w, cx, cy, angle, radius)
+        weight = _fill(rng, spec.fill, u, v, radius)
+        truncated = any(
+            px.min() < 0 or py.min() < 0 or px.max() > w or py.max() > h
+            for px, py, value in _placed(polys, cx, cy, angle, radius, stretch)
+            if value
+        )
+        layers.append((mask, col[2], col[3], weight, len(objects)))
+        objects.append((class_index, _unit_area(polys) * radius**2, truncated))
+
+    # Clutter that is no object of the set: strokes and arcs, and shapes of the classes after the
+    # first ``classes`` (hard negatives: a plain disc when the set has only the striped one).
+    others = CLASS_SPECS[classes:]
+    behind, front = [], []
+    for _ in range(int(rng.integers(1, 6))):
+        dcol = _colours(rng, 2, {(0, 1): 0.3})
+        if not others or rng.random() < 0.4:
+            layer = (_fragment_mask(rng, h, w), dcol[0], dcol[1], 0.0, -1)
+        else:
+            other = others[int(rng.integers(len(others)))]
+            d_radius = short * math.exp(rng.uniform(log_d[0], math.log(0.5))) / 2
+            d_cx, d_cy, d_angle = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * np.pi)
+            d_mask = _shape_mask(_SHAPES[other.shape](rng), h, w, d_cx, d_cy, d_angle, d_radius, 1.0)
+            du, dv = _object_coords(h, w, d_cx, d_cy, d_angle, d_radius)
+            layer = (d_mask, dcol[0], dcol[1], _fill(rng, other.fill, du, dv, d_radius), -1)
+        (front if rng.random() < 0.25 else behind).append(layer)
+    layers = behind + layers + front
+
+    for mask, colour_a, colour_b, weight, _ in layers:
+        _composite(img, mask, colour_a, colour_b, weight)
+    # Each object's share of each final pixel: its coverage times what every later layer lets
+    # through (over-compositing), accumulated from the top layer down.
+    through = np.ones((h, w), np.float32)
+    shares: dict[int, np.ndarray] = {}
+    for mask, _, _, _, k in reversed(layers):
+        if k >= 0:
+            shares[k] = mask * through
+        through *= 1.0 - mask
+    image = _camera(rng, img)
+
+    found = []
+    for k, (class_index, full_area, truncated) in enumerate(objects):
+        share, coverage = shares[k], layers[len(behind) + k][0]
+        visible = share >= VISIBLE_WEIGHT
+        rows, cols = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
+        if rows.size == 0:
+            continue
+        found.append(
+            SceneObject(
+                class_index=class_index,
+                box=(int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])),
+                visible=min(1.0, float(share.sum()) / full_area),
+                truncated=truncated,
+                occluded=float(share.sum()) < 0.95 * float(coverage.sum()),
+                mask=visible,
+            )
+        )
+    return Scene(image, tuple(found))
 
 
 # ----------------------------------------------------------------------------------------------
