@@ -329,7 +329,9 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     multibox = run_cli("proposals", "--data", voc, "--method", "paper", "--multibox", model, "--out", out)
     assert multibox.returncode == 2
     lines = multibox.stderr.strip().splitlines()
-    assert len(lines) == 1 and "multibox" in lines[0].lower(), multibox.stderr
+    # Until googlenet.detection.multibox exists: "needs a trained MultiBox model"; after, its loader
+    # refuses the empty folder.
+    assert len(lines) == 1 and ("needs a trained MultiBox model" in lines[0] or str(model) in lines[0])
     assert not out.exists()
     directory = run_cli("proposals", "--data", voc, "--method", "selective-search", "--out", tmp_path)
     assert directory.returncode == 2

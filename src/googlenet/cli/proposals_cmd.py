@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     check_method(method)
     dataset = open_detection_dataset(args.data, args.split, strict=args.strict_data)
     cache = proposals_cache_path(dataset, method)
-    hit = cache.is_file() and not args.refresh
+    before = _stamp(cache)
     t0 = time.perf_counter()
     with tqdm(
         total=len(dataset), desc=f"proposals {method.name}", unit="img", file=sys.stderr, disable=None
@@ -102,12 +102,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"{method.name} on {dataset.root} split {dataset.split!r}: {n} images -> {args.out}")
     print(f"  mean proposals per image: {mean:.1f}")
     print(f"  coverage (ground-truth boxes with a proposal at IoU >= 0.5): {cov_text}")
-    if hit:
+    # An entry that was used is not rewritten; a missing, stale or damaged one is.
+    if before is not None and _stamp(cache) == before:
         print(f"  read from cache {cache} ({wall:.2f} s; --refresh recomputes)")
     else:
         cores = max(1, min(workers, n))
         per_image = wall / max(n, 1)
         print(
-            f"  seconds per image: {per_image:.3f} wall, {per_image * cores:.3f} per core ({cores} worker(s))"
+            f"  seconds per image: {per_image:.3f} wall, {per_image * cores:.3f} per core ({cores} processes)"
         )
     return 0
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns

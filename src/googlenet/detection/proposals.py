@@ -110,9 +110,11 @@ def proposal_method(name: str, *, multibox: str | Path | None = None, **override
     """
     if name not in _PRESETS:
         raise GoogLeNetError(f"unknown proposal method {name!r}; choose from {', '.join(METHODS)}")
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(ProposalMethod)} - {"name"})
-    if unknown or "name" in overrides or "multibox_dir" in overrides:
-        raise GoogLeNetError(f"proposal method {name!r}: unknown setting(s) {', '.join(unknown or ['name'])}")
+    # The name picks the preset and the folder comes through ``multibox``: neither is an override.
+    allowed = {f.name for f in dataclasses.fields(ProposalMethod)} - {"name", "multibox_dir"}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise GoogLeNetError(f"proposal method {name!r}: unknown setting(s) {', '.join(unknown)}")
     fields = {**_PRESETS[name], **overrides}
     ks = tuple(int(k) for k in fields.pop("ks"))
     if any(k < 1 for k in ks) or len(set(ks)) != len(ks):
@@ -285,12 +287,14 @@ def propose(image: np.ndarray, method: ProposalMethod) -> np.ndarray:
 
 
 def check_method(method: ProposalMethod) -> None:
-    """Fail before any work when the method cannot run (no MultiBox module)."""
+    """Fail before any work when the method cannot run: no MultiBox module, or a model folder it
+    cannot load (loaded here once; pool workers load their own copies)."""
     if method.multibox_top > 0:
         try:
             _load_multibox_module()
         except GoogLeNetError:
             raise GoogLeNetError(MULTIBOX_MISSING.format(name=method.name)) from None
+        _multibox_model(method.multibox_dir)
 
 
 # --------------------------------------------------------------------------- a dataset
