@@ -70,7 +70,7 @@ def average_probabilities(member_logits: Sequence[torch.Tensor]) -> torch.Tensor
 
 
 def detections_from_scores(
-    probabilities: torch.Tensor, boxes: object, settings: ScoringSettings = ScoringSettings()
+    probabilities: torch.Tensor, boxes: object, settings: ScoringSettings | None = None
 ) -> ScoredBoxes:
     """Per-class NMS over every (region, object class) pair, then the best ``max_detections``.
 
@@ -78,6 +78,7 @@ def detections_from_scores(
     (inclusive 1-based). NMS runs on torchvision's exclusive corners (``x2 + 1``), which gives the
     +1-width IoU of the devkits.
     """
+    settings = settings or ScoringSettings()
     b = as_boxes(boxes)
     if probabilities.ndim != 2 or probabilities.shape[0] != len(b) or probabilities.shape[1] < 2:
         raise ValueError(

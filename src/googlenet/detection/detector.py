@@ -1,0 +1,298 @@
+"""GoogLeNet's detector (paper section 8): proposals -> warped regions -> an ensemble of Inception
+region classifiers -> per-class NMS.
+
+A detector directory (``googlenet train-detector --out DIR``, layout in :mod:`googlenet.runs`) holds
+``detector.json`` (the manifest: the members' run directories, the proposal method and its
+settings, the object class names, the scoring settings, the input size) and one training run per
+member. :class:`Detector` loads it and runs the whole pipeline on an image or a dataset; every
+region of an image goes through :class:`googlenet.Predictor` in batches, so onnxruntime, OpenVINO
+and int8 serve detection as they serve classification.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from ..atomic import atomic_write_text
+from ..errors import GoogLeNetError
+from ..runs import DetectorLayout, RunLayout
+from .proposals import ProposalMethod, propose
+from .regions import normalise, warp_regions
+from .scoring import ScoredBoxes, ScoringSettings, average_probabilities, detections_from_scores
+
+DETECTOR_FORMAT = "googlenet-detector"
+DETECTOR_VERSION = 1
+PAPER_DETECTOR_MEMBERS = 6  # section 8: "an ensemble of 6 ConvNets"
+REGION_BATCH = 128  # regions per network call
+
+
+@dataclass
+class DetectorManifest:
+    """What ``detector.json`` records: enough to rebuild the detector with nothing else."""
+
+    class_names: list[str]
+    members: list[str]  # run directories, relative to the detector directory
+    proposals: dict[str, Any]  # ProposalMethod.settings()
+    scoring: dict[str, Any] = field(default_factory=lambda: ScoringSettings().to_dict())
+    image_size: int = 224
+    variant: str = "googlenet"
+    data: str | None = None
+    init_from: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": DETECTOR_FORMAT, "version": DETECTOR_VERSION, **self.__dict__}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "detector.json") -> DetectorManifest:
+        if not isinstance(data, Mapping) or data.get("format") != DETECTOR_FORMAT:
+            raise GoogLeNetError(f"{where}: not a googlenet detector manifest")
+        if data.get("version") != DETECTOR_VERSION:
+            raise GoogLeNetError(f"{where}: detector format version {data.get('version')!r} is not supported")
+        names = {f for f in cls.__dataclass_fields__}
+        missing = sorted(n for n in ("class_names", "members", "proposals") if n not in data)
+        if missing:
+            raise GoogLeNetError(f"{where}: missing key(s) {', '.join(missing)}")
+        manifest = cls(**{k: v for k, v in data.items() if k in names})
+        if not manifest.members or not all(isinstance(m, str) for m in manifest.members):
+            raise GoogLeNetError(f"{where}: members must be a non-empty list of run directories")
+        return manifest
+
+    def proposal_method(self) -> ProposalMethod:
+        settings = dict(self.proposals)
+        settings["ks"] = tuple(settings.get("ks", ()))
+        return ProposalMethod(**settings)
+
+    def scoring_settings(self) -> ScoringSettings:
+        return ScoringSettings(**self.scoring)
+
+
+def write_manifest(directory: str | Path, manifest: DetectorManifest) -> Path:
+    """``DIR/detector.json``, atomically."""
+    return atomic_write_text(
+        DetectorLayout(directory).manifest, json.dumps(manifest.to_json(), indent=1) + "\n"
+    )
+
+
+def read_manifest(directory: str | Path) -> DetectorManifest:
+    """The manifest of a detector directory; errors say what the folder is instead."""
+    layout = DetectorLayout(directory)
+    if not layout.root.is_dir():
+        what = "a file" if layout.root.exists() else "missing"
+        raise GoogLeNetError(
+            f"detector {layout.root} is {what}: pass the folder given to train-detector --out"
+        )
+    if not layout.is_detector():
+        raise GoogLeNetError(
+            f"{layout.root} holds no {layout.manifest.name}: it is not a detector "
+            "(made by googlenet train-detector)"
+        )
+    try:
+        data = json.loads(layout.manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GoogLeNetError(f"{layout.manifest}: not a readable detector manifest ({exc})") from None
+    return DetectorManifest.from_json(data, str(layout.manifest))
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (summed over images), for the cost tables of docs/detection.md."""
+
+    proposals: float = 0.0
+    warp: float = 0.0
+    network: float = 0.0
+    scoring: float = 0.0
+    images: int = 0
+    regions: int = 0
+
+    def overhead_ratio(self) -> float:
+        """(warping + NMS and bookkeeping) / the network's own time."""
+        return (self.warp + self.scoring) / self.network if self.network > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+class Detector:
+    """Section 8's detector: ``detect(image)`` -> :class:`ScoredBoxes` (labels index ``class_names``).
+
+    ``models`` are the member region classifiers (``N + 1`` outputs, output 0 = background), all of
+    one variant and input size; ``predictor_options`` go to :class:`googlenet.Predictor` (backend,
+    precision, threads, ...).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[Any],
+        class_names: Sequence[str],
+        proposals: ProposalMethod,
+        *,
+        image_size: int,
+        scoring: ScoringSettings | None = None,
+        batch_size: int = REGION_BATCH,
+        **predictor_options: Any,
+    ) -> None:
+        from ..inference.predictor import Predictor
+
+        if not models:
+            raise GoogLeNetError("a detector needs at least one member model")
+        outputs = {int(m.meta.num_classes) for m in models}
+        if outputs != {len(class_names) + 1}:
+            raise GoogLeNetError(
+                f"members have {sorted(outputs)} outputs; a detector of {len(class_names)} classes needs "
+                f"{len(class_names) + 1} (the classes + background)"
+            )
+        norms = {(tuple(m.meta.mean), tuple(m.meta.std)) for m in models}
+        if len(norms) != 1:
+            raise GoogLeNetError("members disagree on their input normalisation (mean/std)")
+        ((mean, std),) = norms
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        self.class_names = list(class_names)
+        self.method = proposals
+        self.image_size = image_size
+        self.scoring = scoring or ScoringSettings()
+        self.batch_size = batch_size
+        self.predictors = [Predictor(m, image_size=image_size, **predictor_options) for m in models]
+        self.times = StageTimes()
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        members: int | None = None,
+        proposals: ProposalMethod | None = None,
+        scoring: ScoringSettings | None = None,
+        **predictor_options: Any,
+    ) -> Detector:
+        """The detector in ``directory`` with its first ``members`` members (default: all)."""
+        from ..weights.store import load_weights
+
+        manifest = read_manifest(directory)
+        names = manifest.members
+        if members is not None:
+            if not 1 <= members <= len(names):
+                raise GoogLeNetError(
+                    f"--members {members}: the detector {directory} has {len(names)} member(s)"
+                )
+            names = names[:members]
+        models = []
+        for name in names:
+            weights = RunLayout(Path(directory) / name).weights
+            if not weights.is_file():
+                raise GoogLeNetError(
+                    f"detector {directory}: member {name} has no weights ({weights} is missing)"
+                )
+            models.append(load_weights(weights))
+        return cls(
+            models,
+            manifest.class_names,
+            proposals or manifest.proposal_method(),
+            image_size=manifest.image_size,
+            scoring=scoring or manifest.scoring_settings(),
+            **predictor_options,
+        )
+
+    def __repr__(self) -> str:
+        p = self.predictors[0]
+        return (
+            f"Detector({len(self.predictors)} member(s), {len(self.class_names)} classes, proposals "
+            f"{self.method.name}, {self.image_size} px, backend {p.backend}/{p.precision})"
+        )
+
+    # -- the pipeline -------------------------------------------------------------------------
+
+    def regions(self, image: Any, boxes: np.ndarray | None = None) -> tuple[np.ndarray, torch.Tensor]:
+        """``(boxes, warped regions)`` of one RGB image (PIL or H x W x 3 uint8)."""
+        array = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8)
+        if boxes is None:
+            t0 = time.perf_counter()
+            boxes = propose(array, self.method)
+            self.times.proposals += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warped = warp_regions(normalise(array, self.mean, self.std), boxes, self.image_size)
+        self.times.warp += time.perf_counter() - t0
+        return boxes, warped
+
+    def score(self, boxes: np.ndarray, warped: torch.Tensor) -> ScoredBoxes:
+        """Classify warped regions with every member, average the softmaxes, NMS."""
+        t0 = time.perf_counter()
+        logits = [torch.cat([p(chunk) for chunk in warped.split(self.batch_size)]) if len(warped) else
+                  torch.zeros(0, len(self.class_names) + 1) for p in self.predictors]  # fmt: skip
+        t1 = time.perf_counter()
+        result = detections_from_scores(average_probabilities(logits), boxes, self.scoring)
+        self.times.network += t1 - t0
+        self.times.scoring += time.perf_counter() - t1
+        self.times.images += 1
+        self.times.regions += len(boxes)
+        return result
+
+    def detect(self, image: Any, boxes: np.ndarray | None = None) -> ScoredBoxes:
+        """The detections of one image (``boxes``: precomputed proposals, else the detector's method)."""
+        return self.score(*self.regions(image, boxes))
+
+    def detect_dataset(
+        self,
+        dataset: Any,
+        proposals: Mapping[str, np.ndarray],
+        *,
+        workers: int = 0,
+        progress: Callable[[int], object] | None = None,
+    ) -> dict[str, ScoredBoxes]:
+        """Detections for every image of ``dataset`` (a DetectionDataset) from cached ``proposals``.
+
+        Decoding and warping run in ``workers`` DataLoader processes while this one runs the network.
+        """
+        warper = _Warper(dataset, proposals, self.mean, self.std, self.image_size)
+        loader = torch.utils.data.DataLoader(
+            warper,
+            batch_size=None,
+            num_workers=workers,
+            persistent_workers=False,
+            prefetch_factor=2 if workers else None,
+        )
+        out: dict[str, ScoredBoxes] = {}
+        t_wait = time.perf_counter()
+        for image_id, boxes, warped, seconds in loader:
+            # With workers the warp happens elsewhere: count what this process waited for it.
+            self.times.warp += seconds if workers == 0 else time.perf_counter() - t_wait
+            out[image_id] = self.score(boxes, warped)
+            if progress is not None:
+                progress(1)
+            t_wait = time.perf_counter()
+        return out
+
+
+class _Warper(torch.utils.data.Dataset):
+    """Item ``i``: image ``i``'s id, proposals and warped regions (decoded and warped in a worker)."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        proposals: Mapping[str, np.ndarray],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        size: int,
+    ) -> None:
+        self.dataset, self.proposals, self.mean, self.std, self.size = dataset, proposals, mean, std, size
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[str, np.ndarray, torch.Tensor, float]:
+        t0 = time.perf_counter()
+        image, target = self.dataset[i]
+        boxes = np.asarray(self.proposals.get(target.image_id, np.zeros((0, 4))), dtype=np.float64).reshape(
+            -1, 4
+        )
+        warped = warp_regions(normalise(image, self.mean, self.std), boxes, self.size)
+        return target.image_id, boxes, warped, time.perf_counter() - t0
