@@ -361,7 +361,9 @@ def detection_contact_sheet(
             colour = (200, 200, 200) if difficult else colours.get(cls, (255, 0, 255))
             draw.rectangle(box, outline=colour, width=1 if difficult else 2)
             text = cls + (" (difficult)" if difficult else "")
-            tx, ty = box[0] + 2, max(box[1] - 12, y0)
+            width = draw.textlength(text, font=font)
+            # Kept inside the thumbnail, so a label never covers the neighbouring image.
+            tx, ty = max(x0, min(box[0] + 2, x0 + im.width - width - 1)), max(box[1] - 12, y0)
             left, top, right, bottom = draw.textbbox((tx, ty), text, font=font)
             draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=(0, 0, 0))
             draw.text((tx, ty), text, fill=colour, font=font)
