@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .. import cache
 from ..atomic import atomic_write, atomic_write_text
 from ..data.scenes import BUILTIN_CLASSES, render_in_workers, render_scene
 from ..errors import GoogLeNetError
+from .draw import DIFFICULT_COLOUR, colour_of, draw_boxes
 
 # Bumped whenever the generator's output changes; part of the cache key and of the marker.
 BUILTIN_DETECTION_VERSION = 1
@@ -317,9 +318,6 @@ def resolve_detection_data(data: str | Path, **params: Any) -> Path:
 # ----------------------------------------------------------------------------------------------
 # A picture of the set, for the docs.
 
-# One outline colour per class (Okabe-Ito, readable by colour-blind viewers), cycled.
-_BOX_COLOURS = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0))
-
 
 def detection_contact_sheet(
     root: str | Path, path: str | Path, n: int = 16, *, split: str = "train", cell: int = 256
@@ -331,17 +329,11 @@ def detection_contact_sheet(
     root = Path(root)
     ids = (root / "ImageSets" / "Main" / f"{split}.txt").read_text(encoding="utf-8").split()[:n]
     colours = {
-        name: _BOX_COLOURS[k % len(_BOX_COLOURS)]
-        for k, name in enumerate((root / CLASSES_NAME).read_text(encoding="utf-8").split())
+        name: colour_of(k) for k, name in enumerate((root / CLASSES_NAME).read_text(encoding="utf-8").split())
     }
     cols = min(4, max(1, len(ids)))
     rows = -(-len(ids) // cols)
     sheet = Image.new("RGB", (cols * (cell + 4), rows * (cell + 4)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    try:
-        font = ImageFont.load_default(size=11)
-    except (TypeError, OSError):  # Pillow < 10.1 or no FreeType: the small bitmap font
-        font = ImageFont.load_default()
     for k, name in enumerate(ids):
         with Image.open(root / "JPEGImages" / f"{name}.jpg") as im:
             im = im.convert("RGB")
@@ -350,23 +342,17 @@ def detection_contact_sheet(
         x0 = (k % cols) * (cell + 4) + 2 + (cell - im.width) // 2
         y0 = (k // cols) * (cell + 4) + 2 + (cell - im.height) // 2
         sheet.paste(im, (x0, y0))
+        boxes, texts, box_colours, widths = [], [], [], []
         for obj in ET.parse(root / "Annotations" / f"{name}.xml").getroot().iter("object"):
             cls = obj.findtext("name") or "?"
-            x1, y1, x2, y2 = (
-                float(obj.findtext(f"bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")
-            )
-            # Inclusive 1-based pixel indices -> the pixel edges they span, scaled to the thumbnail.
-            box = (x0 + (x1 - 1) * scale, y0 + (y1 - 1) * scale, x0 + x2 * scale - 1, y0 + y2 * scale - 1)
+            boxes.append([float(obj.findtext(f"bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")])
             difficult = (obj.findtext("difficult") or "0").strip() == "1"
-            colour = (200, 200, 200) if difficult else colours.get(cls, (255, 0, 255))
-            draw.rectangle(box, outline=colour, width=1 if difficult else 2)
-            text = cls + (" (difficult)" if difficult else "")
-            width = draw.textlength(text, font=font)
-            # Kept inside the thumbnail, so a label never covers the neighbouring image.
-            tx, ty = max(x0, min(box[0] + 2, x0 + im.width - width - 1)), max(box[1] - 12, y0)
-            left, top, right, bottom = draw.textbbox((tx, ty), text, font=font)
-            draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=(0, 0, 0))
-            draw.text((tx, ty), text, fill=colour, font=font)
+            texts.append(cls + (" (difficult)" if difficult else ""))
+            box_colours.append(DIFFICULT_COLOUR if difficult else colours.get(cls, (255, 0, 255)))
+            widths.append(1 if difficult else 2)
+        # Labels kept inside the thumbnail, so they never cover the neighbouring image.
+        draw_boxes(sheet, boxes, texts, box_colours, scale=scale, offset=(x0, y0), widths=widths,
+                   clip=(x0, y0, x0 + im.width, y0 + im.height))  # fmt: skip
     palette = sheet.quantize(256)  # a 256-colour PNG keeps the picture small in the repository
     small = sheet.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
     return atomic_write(path, lambda tmp: small.save(tmp, format="PNG", optimize=True))
