@@ -42,6 +42,7 @@ ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_MEMBER_PREFIX = "member_"
 # A detector (googlenet train-detector --out DIR).
 DETECTOR_FILE = "detector.json"
+MULTIBOX_FILE = "multibox.json"  # a MultiBox model (googlenet train-multibox --out DIR), beside its weights
 
 TRAINING_CHECKPOINT_SUFFIX = ".pt"
 WEIGHTS_SUFFIX = ".safetensors"
