@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,15 +15,14 @@ import torch
 from torch import nn
 
 from googlenet.data.multicrop import multicrop
+from googlenet.evaluation.metrics import topk_errors
 from googlenet.evaluation.protocol import (
     EvalModel,
     crop_probabilities,
-    format_spread,
-    format_table3,
     table3,
     table3_spread,
-    topk_errors,
 )
+from googlenet.evaluation.tables import format_spread, format_table3
 
 from .conftest import run_cli
 
@@ -140,7 +140,7 @@ def test_topk_errors_by_hand() -> None:
 
 def test_table3_rows_costs_and_deltas() -> None:
     rows = table3(hand_made_probs(), LABELS, model_names=["m0", "m1"])
-    got = [(r.models, r.crops, r.cost, r.top5_error, r.top1_error, r.model_names) for r in rows]
+    got = [(r.models, r.crops, r.cost, r.topk_error, r.top1_error, r.model_names) for r in rows]
     # Ensemble at 1 crop, averaging the two models' probabilities by hand:
     # image 1: class 0 (0.25 + 0.40) / 2 = 0.325 beats class 1 (0.40 + 0.15) / 2 = 0.275 -> wrong;
     # image 2: class 2 (0.25 + 0.40) / 2 = 0.325 beats class 0 (0.40 + 0.15) / 2 = 0.275 -> right;
@@ -152,7 +152,8 @@ def test_table3_rows_costs_and_deltas() -> None:
         (2, 10, 20, 0.0, 0.0, ("m1", "m0")),
     ]
     assert [r.delta_top1 for r in rows] == [0.0, -0.25, 0.25, -0.25]
-    assert [r.delta_top5 for r in rows] == [0.0] * 4
+    assert [r.delta_topk for r in rows] == [0.0] * 4
+    assert {r.k for r in rows} == {5}  # six classes: top-5
     text = format_table3(rows)
     assert "base" in text and "+25.00%" in text and "-25.00%" in text
     assert len(table3(hand_made_probs(), LABELS, model_counts="every")) == 4
@@ -211,11 +212,11 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     (first_class / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     torch.manual_seed(0)
     paths = {"data": data}
-    model = googlenet.create_model(
-        "googlenet_bn", num_classes=3, aux_logits=False, class_names=["x", "y", "z"]
-    )
+    names = (data / "classes.txt").read_text().split()
+    model = googlenet.create_model("googlenet_bn", num_classes=3, aux_logits=False, class_names=names)
     for name in ("run_a", "run_b"):
         model.reset_classifier(3)  # a second model more cheaply than building another network
+        model.meta.class_names = names  # which reset_classifier forgets
         googlenet.save(model, root / name / "model.safetensors")
         (root / name / "config.yaml").write_text("image_size: 64\nepochs: 1\n")
         paths[name] = root / name
@@ -254,7 +255,7 @@ def test_evaluate_cli_table3_json(tiny) -> None:
         (2, 1, 2),
         (2, 10, 20),
     ]
-    assert rows[0]["delta_top5"] is None and rows[0]["delta_top1"] is None
+    assert rows[0]["delta_topk"] is None and rows[0]["delta_top1"] is None
     # The single-crop rows again in-process, from the same files with the library's own pieces
     # (plain torch models, no Predictor): the CLI's wiring (labels, ensemble, image size) is right.
     dataset = build_dataset(tiny["data"], "val")
@@ -264,13 +265,17 @@ def test_evaluate_cli_table3_json(tiny) -> None:
     labels = torch.tensor([label for _, label in dataset.samples])
     expected = table3(crop_probabilities([p for p, _ in dataset.samples], models, ["1"], 64), labels)
     for got, want in zip(rows[::2], expected, strict=True):
-        assert got["top1_err"] == pytest.approx(want.top1_error) and got["top5_err"] == pytest.approx(
-            want.top5_error
+        assert got["top1_err"] == pytest.approx(want.top1_error) and got["topk_err"] == pytest.approx(
+            want.topk_error
         )
         assert got["model_names"] == list(want.model_names)
     assert rows[0]["top1_err"] >= 1 / 7  # the unreadable image is in the denominator, and wrong
     table = proc.stdout
-    assert "top-5 error" in table and "base" in table and "cost" in table
+    # Three classes: the column is top-3 (issue 12 point 11), as the JSON's top_k says.
+    assert "top-3 error" in table and "top-5" not in table and "base" in table and "cost" in table
+    assert (
+        record["top_k"] == 3 and record["class_names"] == (tiny["data"] / "classes.txt").read_text().split()
+    )
     # Two models: the spread over every subset is printed and written too.
     assert [(r["models"], r["crops"], r["subsets"]) for r in record["spread"]] == [
         (1, 1, 2), (1, 10, 2), (2, 1, 1), (2, 10, 1),
@@ -334,7 +339,7 @@ def test_resolve_checkpoints(tmp_path) -> None:
     (tmp_path / "badyaml" / "model.safetensors").write_bytes(b"x")
     (tmp_path / "badyaml" / "config.yaml").write_text("image_size: big\n")
     for arg, message in [
-        (tmp_path / "notes.txt", "is not a .safetensors file"),
+        (tmp_path / "notes.txt", "neither a .safetensors weights file nor a .pt training checkpoint"),
         (tmp_path / "outer", "nested in another ensemble"),
         (tmp_path / "badyaml", "image_size must be a positive integer"),
         (tmp_path / "runs", "holds neither model.safetensors"),
@@ -385,6 +390,98 @@ def test_evaluate_ilsvrc_flat_val_layout(tiny, tmp_path, capsys) -> None:
     probs = crop_probabilities([p for p, _ in folder.samples], [model], ["1"], 64).probs[(0, "1")]
     top1, top5 = topk_errors(probs, torch.tensor(folder.targets))
     assert record["rows"][0]["top1_err"] == pytest.approx(top1) and record["rows"][0][
-        "top5_err"
+        "topk_err"
     ] == pytest.approx(top5)
     assert "Table 3" in capsys.readouterr().out
+
+
+def _one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("googlenet evaluate: error:"), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def test_evaluate_cli_refuses_other_class_names(tiny, tmp_path) -> None:
+    import shutil
+
+    # Issue 12 point 10: the same three classes, upper-cased folder names: refused, both lists shown.
+    names = (tiny["data"] / "classes.txt").read_text().split()
+    upper = tmp_path / "upper"
+    for split in ("train", "val"):
+        for name in names:
+            shutil.copytree(tiny["data"] / split / name, upper / split / name.upper())
+    args = [
+        "evaluate",
+        "--data",
+        str(upper),
+        "--checkpoint",
+        str(tiny["run_a"]),
+        "--crops",
+        "1",
+        "--workers",
+        "0",
+    ]
+    line = _one_error_line(googlenet_cli(*args), ", ".join(names), ", ".join(n.upper() for n in names))
+    assert "--allow-class-mismatch" in line
+    proc = googlenet_cli(*args, "--allow-class-mismatch")  # explicitly mapped by position
+    assert proc.returncode == 0, proc.stderr
+    assert "Table 3" in proc.stdout
+
+
+def test_evaluate_cli_checks_outputs_and_sizes_before_work(tiny, tmp_path) -> None:
+    # Issue 12 point 5: an unusable --json path is refused before any image is read, naming it.
+    base = ["evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["run_a"]), "--crops", "1"]
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        cases = [
+            (["--json", str(folder)], [str(folder), "is a folder"]),
+            (["--json", str(tmp_path / "missing" / "e.json")], [str(tmp_path / "missing" / "e.json")]),
+            (["--image-size", "10"], ["--image-size", "10"]),
+        ]
+        if not os.access(locked, os.W_OK):  # root writes anywhere: then the case cannot be made
+            cases.append((["--json", str(locked / "e.json")], [str(locked / "e.json"), "not writable"]))
+        for extra, needles in cases:
+            proc = googlenet_cli(*base, *extra)
+            _one_error_line(proc, *needles)
+            assert proc.stdout == "", "the evaluation ran before the bad argument was refused"
+        assert list(folder.iterdir()) == [] and list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_evaluation_result_round_trip_and_old_files() -> None:
+    from googlenet.errors import GoogLeNetError
+    from googlenet.evaluation.result import EvaluationResult, read_evaluation
+
+    # The format 1 file in docs/results (top5_* keys) reads as it is and prints the same table.
+    old_path = (
+        Path(__file__).resolve().parents[1] / "docs" / "results" / "table3_builtin_googlenet_5seeds.json"
+    )
+    old = json.loads(old_path.read_text())
+    result = read_evaluation(old_path)
+    assert result.top_k == 5 and len(result.rows) == len(old["rows"]) and result.num_classes == 10
+    assert [r.topk_error for r in result.rows] == [r["top5_err"] for r in old["rows"]]
+    assert [r.topk_mean for r in result.spread] == [r["top5_mean"] for r in old["spread"]]
+    assert result.checkpoints == old["checkpoints"] and result.num_unreadable == old["num_unreadable"]
+    again = EvaluationResult.from_json(result.to_json())
+    assert again.to_dict() == result.to_dict()
+    assert format_table3(again.rows) == format_table3(result.rows)
+    assert format_spread(again.spread) == format_spread(result.spread)
+    for bad, message in [
+        ({"rows": []}, "no 'rows' list"),
+        ({"rows": [{"models": 1, "crops": 1}]}, "row 0 lacks"),
+        ({"rows": [{"models": 0, "crops": 1, "topk_err": 0.1}]}, "row 0 models must be a positive integer"),
+        ({"format": "other", "rows": []}, "pass a file written by googlenet evaluate --json"),
+        ({**old, "class_names": ["a"]}, "names 1 classes but counts 10"),
+        ({**old, "spread": [{"models": 2}]}, "spread row 0 is malformed"),
+    ]:
+        with pytest.raises(GoogLeNetError, match=message):
+            EvaluationResult.from_json(bad, source="x.json")

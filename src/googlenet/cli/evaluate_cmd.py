@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -100,7 +100,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="evaluate N images spread evenly over the split (every k-th sample: classes sampled evenly)",
     )
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write rows and metadata as JSON")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the evaluation (rows, spread, checkpoints, data) as JSON, for googlenet report",
+    )
+    p.add_argument(
+        "--allow-class-mismatch",
+        action="store_true",
+        help="score models whose class names differ from the data's folders by position (default: refuse)",
+    )
     add_model_arguments(p)
     p.set_defaults(func=run)
 
@@ -114,17 +125,32 @@ def resolve_device(device: str) -> str:
 
 
 def progress_bar(total: int, desc: str) -> Any:
-    """tqdm on a terminal, nothing otherwise (logs stay clean)."""
+    """tqdm on stderr (stdout keeps the table); away from a terminal, a line every 30 s at most."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", disable=not sys.stderr.isatty(), file=sys.stderr)
+    interactive = sys.stderr.isatty()
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="img",
+        file=sys.stderr,
+        mininterval=0.1 if interactive else 30.0,
+        dynamic_ncols=interactive,
+    )
 
 
-def spread(n: int, limit: int | None) -> list[int]:
-    """``limit`` indices spread evenly over ``range(n)`` (all of them without a limit)."""
-    if limit is None or limit >= n:
-        return list(range(n))
-    return [i * n // limit for i in range(limit)]
+def check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, a missing or
+    read-only folder, a read-only file. Errors name the path as the user gave it."""
+    if path.is_dir():
+        raise GoogLeNetError(f"{flag} {path} is a folder: pass a file name, e.g. {path / 'evaluation.json'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise GoogLeNetError(f"{flag} {path}: folder {parent} does not exist; create it or pass another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GoogLeNetError(f"{flag} {path}: folder {parent} is not writable; pass a path you can write")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise GoogLeNetError(f"{flag} {path} is read-only; pass a path you can write")
 
 
 def _calibration(root: Path, layout: str) -> Any:
@@ -135,12 +161,13 @@ def _calibration(root: Path, layout: str) -> Any:
 
         from ..data.datasets import build_dataset
         from ..data.transforms import eval_transform
+        from ..evaluation.protocol import select_images
 
         try:
             train = build_dataset(root, "train", eval_transform(meta, image_size), layout=layout)
         except GoogLeNetError as exc:
             raise GoogLeNetError(f"precision int8 calibrates on the train split: {exc}") from None
-        picked = [train[i] for i in spread(len(train), 256)]
+        picked = [train[i] for i in select_images(len(train), 256)]
         images = [item[0] for item in picked if item is not None]
         return [torch.stack(images[i : i + 32]) for i in range(0, len(images), 32)]
 
@@ -152,21 +179,30 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import __version__
     from ..data.builtin import resolve_data
+    from ..data.config import check_image_size
     from ..data.datasets import build_dataset
+    from ..evaluation.metrics import topk_errors
     from ..evaluation.protocol import (
+        check_class_names,
         crop_probabilities,
-        format_spread,
-        format_table3,
         load_models,
+        select_images,
         table3,
         table3_spread,
     )
+    from ..evaluation.result import EvaluationResult
+    from ..evaluation.tables import format_spread, format_table3
     from ..runs import resolve_checkpoints
 
+    # Every argument and output path is checked before a model is loaded or an image read.
     if args.limit is not None and args.limit < 1:
         raise GoogLeNetError(f"--limit must be at least 1. Got {args.limit}")
     if args.batch_size < 1 or args.workers < 0:
         raise GoogLeNetError("--batch-size must be at least 1 and --workers at least 0")
+    if args.image_size is not None:
+        check_image_size(args.image_size, "--image-size")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     checkpoints = resolve_checkpoints(args.checkpoint)
     root = resolve_data(args.data)
     dataset = build_dataset(root, args.split, layout=args.layout)
@@ -185,7 +221,14 @@ def run(args: argparse.Namespace) -> int:
             f"{checkpoints[0].weights} predicts {loaded.num_classes} classes but {root} ({args.split}) has "
             f"{len(dataset.classes)}"
         )
-    picked = [dataset.samples[i] for i in spread(len(dataset.samples), args.limit)]
+    check_class_names(
+        loaded.class_names,
+        dataset.classes,
+        model=str(checkpoints[0].weights),
+        data=f"{root} ({args.split})",
+        allow_mismatch=args.allow_class_mismatch,
+    )
+    picked = [dataset.samples[i] for i in select_images(len(dataset.samples), args.limit)]
     paths = [p for p, _ in picked]
     labels = torch.tensor([label for _, label in picked])
     start = time.perf_counter()
@@ -194,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
             paths,
             loaded.models,
             schemes,
-            loaded.image_size,
+            loaded.data_config,
             args.combine,
             batch_size=args.batch_size,
             workers=args.workers,
@@ -208,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
             f"none of the {len(paths)} images could be read (first: {result.unreadable[0][1]})"
         )
     rows = table3(result, labels, model_counts=args.model_counts)
+    k = rows[0].k
     names = ", ".join(m.name for m in loaded.models)
     title = (
         f"Table 3 (section 7) on {len(paths)} images of {root} [{args.split}], {loaded.image_size}px crops, "
@@ -229,52 +273,46 @@ def run(args: argparse.Namespace) -> int:
             f"{len(result.unreadable)} of {len(paths)} images unreadable, counted as errors", file=sys.stderr
         )
     if args.json is not None:
-        from ..evaluation.protocol import topk_errors
-
         per_model = [
             dict(
-                zip(
-                    ("top1_err", "top5_err"),
-                    topk_errors(result.probs[(m, s)], labels),
-                    strict=True,
-                ),
+                zip(("top1_err", "topk_err"), topk_errors(result.probs[(m, s)], labels, (1, k)), strict=True),
                 name=loaded.models[m].name,
                 crops=int(s),
             )
             for m in range(len(loaded.models))
             for s in schemes
         ]
-        record = {
-            "format": "googlenet-evaluate",
-            "format_version": 1,
-            "rows": [r.to_dict(base=i == 0) for i, r in enumerate(rows)],
-            "per_model": per_model,
-            "spread": [r.to_dict() for r in spread_rows],
-            "checkpoints": loaded.info,
-            "data": str(root),
-            "data_arg": str(args.data),
-            "split": args.split,
-            "layout": dataset.layout,
-            "num_images": len(paths),
-            "num_classes": loaded.num_classes,
-            "limit": args.limit,
-            "image_size": loaded.image_size,
-            "schemes": [int(s) for s in schemes],
-            "combine": args.combine,
-            "model_counts": args.model_counts,
-            "backend": args.backend,
-            "precision": args.precision,
-            "device": device,
-            "batch_size": args.batch_size,
-            "unreadable": [{"index": i, "path": paths[i], "error": msg} for i, msg in result.unreadable],
-            "num_unreadable": len(result.unreadable),
-            "wall_time_s": round(wall, 3),
-            "images_per_s": round(len(paths) / wall, 3) if wall > 0 else None,
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "googlenet_version": __version__,
-            "torch_version": torch.__version__,
-        }
-        from ..atomic import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(record, indent=1) + "\n")
+        evaluation = EvaluationResult(
+            rows=rows,
+            spread=spread_rows,
+            per_model=per_model,
+            checkpoints=loaded.info,
+            top_k=k,
+            data=str(root),
+            data_arg=str(args.data),
+            split=args.split,
+            layout=dataset.layout,
+            num_images=len(paths),
+            num_classes=loaded.num_classes,
+            class_names=list(dataset.classes),
+            limit=args.limit,
+            image_size=loaded.image_size,
+            schemes=[int(s) for s in schemes],
+            combine=args.combine,
+            model_counts=args.model_counts,
+            backend=args.backend,
+            precision=args.precision,
+            device=device,
+            batch_size=args.batch_size,
+            unreadable=[{"index": i, "path": paths[i], "error": msg} for i, msg in result.unreadable],
+            wall_time_s=round(wall, 3),
+            images_per_s=round(len(paths) / wall, 3) if wall > 0 else None,
+            date=datetime.now(UTC).isoformat(timespec="seconds"),
+            googlenet_version=__version__,
+            torch_version=torch.__version__,
+        )
+        try:
+            evaluation.write(args.json)
+        except OSError as exc:  # the temp file's name means nothing to the user: name their path
+            raise GoogLeNetError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
     return 0

@@ -5,7 +5,9 @@ Section 7 of Szegedy et al. (2014): each image is seen through several crops (1,
 over all the individual classifiers to obtain the final prediction" ("max pooling over crops and
 averaging over classifiers ... lead to inferior performance than the simple averaging", kept here
 as ``combine="max"``). Table 3 then reports, for 1 and 7 models and 1, 10 and 144 crops, the cost
-(models x crops forward passes per image) and the top-5 error against the 1-model, 1-crop base.
+(models x crops forward passes per image) and the top-5 error against the 1-model, 1-crop base
+(top-k with k = :func:`googlenet.evaluation.metrics.topk_for` of the class count: top-5 from five
+classes up, top-C below).
 
 Two pure steps, so that each can be tested and reused on its own:
 
@@ -16,7 +18,9 @@ Two pure steps, so that each can be tested and reused on its own:
 * :func:`table3` turns those arrays and the labels into Table 3's rows.
 
 An image that cannot be read is recorded with its path and reason, its rows are NaN, and
-:func:`table3` counts it as wrong: the denominator is always the full number of images.
+:func:`table3` counts it as wrong (:mod:`googlenet.evaluation.metrics`, the one rule): the
+denominator is always the full number of images. :func:`select_images` is the one choice of which
+images a capped run (``evaluate --limit``, ``report --max-images``) looks at.
 """
 
 from __future__ import annotations
@@ -33,20 +37,25 @@ import PIL.Image
 import torch
 import torch.utils.data
 
+from ..data.config import DataConfig
 from ..data.multicrop import multicrop, normalize_crops, num_crops, parse_scheme
+from ..errors import GoogLeNetError
+from .metrics import topk_errors, topk_for
 
 __all__ = [
     "CropProbabilities",
     "EvalModel",
+    "LoadedModels",
     "SpreadRow",
     "Table3Row",
+    "check_class_names",
     "crop_probabilities",
-    "format_spread",
-    "format_table3",
+    "ensemble_probabilities",
+    "load_models",
     "rank_models",
+    "select_images",
     "table3",
     "table3_spread",
-    "topk_errors",
 ]
 
 Combine = Literal["mean", "max"]
@@ -102,27 +111,35 @@ class CropProbabilities:
 
 @dataclass(frozen=True)
 class Table3Row:
-    """One row of Table 3: errors are fractions (0.0789 = 7.89%); deltas are against the base row."""
+    """One row of Table 3: errors are fractions (0.0789 = 7.89%); deltas are against the base row.
+
+    ``k``: the top-k of ``topk_error`` (5, or the class count below five classes). ``top1_error``
+    and the deltas may be None in a hand-written table (left empty when printed).
+    """
 
     models: int
     crops: int
     cost: int
-    top5_error: float
-    top1_error: float
-    delta_top5: float
-    delta_top1: float
+    topk_error: float
+    top1_error: float | None
+    delta_topk: float | None
+    delta_top1: float | None
     model_names: tuple[str, ...] = ()
+    k: int = 5
 
     def to_dict(self, *, base: bool = False) -> dict[str, Any]:
-        """The JSON form (``googlenet evaluate --json``, read by :mod:`googlenet.evaluation.report`): keys
-        models, crops, cost, top5_err, top1_err, delta_top5, delta_top1 (null on the base row),
-        model_names."""
-        d = asdict(self)
-        d["top5_err"], d["top1_err"] = d.pop("top5_error"), d.pop("top1_error")
-        d["model_names"] = list(self.model_names)
-        if base:
-            d["delta_top5"] = d["delta_top1"] = None
-        return d
+        """The JSON form (``googlenet evaluate --json``): keys models, crops, cost, topk_err, top1_err,
+        delta_topk, delta_top1 (null on the base row), model_names; the k is the file's ``top_k``."""
+        return {
+            "models": self.models,
+            "crops": self.crops,
+            "cost": self.cost,
+            "topk_err": self.topk_error,
+            "top1_err": self.top1_error,
+            "delta_topk": None if base else self.delta_topk,
+            "delta_top1": None if base else self.delta_top1,
+            "model_names": list(self.model_names),
+        }
 
 
 def _identity(item: Any) -> Any:
@@ -140,7 +157,7 @@ class _CropViews(torch.utils.data.Dataset):
         self,
         images: Sequence[Image],
         schemes: Sequence[str],
-        size: int,
+        size: int | DataConfig,
         load: Callable[[str | Path], PIL.Image.Image],
     ) -> None:
         self.images, self.schemes, self.size, self.load = images, schemes, size, load
@@ -165,7 +182,7 @@ def crop_probabilities(
     images: Sequence[Image],
     models: Sequence[EvalModel],
     schemes: Sequence[str | int],
-    size: int,
+    size: int | DataConfig,
     combine: Combine = "mean",
     *,
     batch_size: int = 128,
@@ -177,9 +194,11 @@ def crop_probabilities(
 
     Each image is decoded once (``load``, default :func:`googlenet.data.datasets.open_image`, for
     paths; PIL images and ``3 x H x W`` uint8 tensors are used as given) and cut into every
-    scheme's crops once; the crops of whole images are gathered into batches of at most
-    ``batch_size`` crops (one image's crops always share a batch, so a 144-crop image makes a
-    batch of its own when ``batch_size < 144``) and every model runs on the same batch.
+    scheme's crops once (``size``: the crop side, or the models' shared
+    :class:`googlenet.data.config.DataConfig`, :attr:`LoadedModels.data_config`); the crops of
+    whole images are gathered into batches of at most ``batch_size`` crops (one image's crops
+    always share a batch, so a 144-crop image makes a batch of its own when ``batch_size < 144``)
+    and every model runs on the same batch.
     ``combine``: ``"mean"`` (the paper) or ``"max"`` over crops, per class, not renormalised.
     ``workers`` > 0 decodes and crops in that many DataLoader worker processes. ``progress(n)``
     is called after every ``n`` images.
@@ -248,34 +267,40 @@ def crop_probabilities(
     return result
 
 
-def topk_errors(probs: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[float]:
-    """Top-k error rates (fractions) of ``probs`` ``[N, C]`` against ``labels`` ``[N]``.
+def select_images(count: int, limit: int | None) -> list[int]:
+    """The indices of the images a run capped at ``limit`` looks at: ``limit`` spread evenly over
+    ``range(count)`` (every ``count / limit``-th; folder datasets are sorted by class, so every class
+    is sampled), all of them without a cap. ``evaluate --limit`` and ``report --max-images`` both
+    ask this function, so a report's confusion matrix and its Table 3 come from the same images."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1. Got {limit}")
+    if limit is None or limit >= count:
+        return list(range(count))
+    return [i * count // limit for i in range(limit)]
 
-    A row containing NaN (an unreadable image) counts as an error. With fewer than ``k`` classes
-    top-k is top-C (always right). Ties are broken by ``torch.topk``.
-    """
-    labels = torch.as_tensor(labels).long()
-    n = len(labels)
-    if probs.shape[0] != n:
-        raise ValueError(f"{probs.shape[0]} probability rows for {n} labels")
-    if n == 0:
-        raise ValueError("no images to score")
-    valid = ~torch.isnan(probs).any(-1)
-    ranked = torch.nan_to_num(probs, nan=-1.0).argsort(dim=-1, descending=True, stable=True)
-    hits = ranked == labels[:, None]
-    errors = []
-    for k in ks:
-        correct = hits[:, :k].any(-1) & valid
-        errors.append(1.0 - correct.sum().item() / n)
-    return errors
+
+def ensemble_probabilities(
+    probs: Mapping[tuple[int, str], torch.Tensor] | CropProbabilities,
+    scheme: str,
+    models: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Section 7's ensemble: the probabilities of ``models`` (default: all) at ``scheme``, averaged."""
+    if isinstance(probs, CropProbabilities):
+        probs = probs.probs
+    if models is None:
+        models = sorted({m for m, s in probs if s == scheme})
+    if not models:
+        raise ValueError(f"no probabilities at scheme {scheme!r}")
+    return torch.stack([probs[(m, scheme)] for m in models]).mean(0)
 
 
 def rank_models(
     probs: Mapping[tuple[int, str], torch.Tensor], labels: torch.Tensor, scheme: str
 ) -> list[int]:
-    """Model indices, best first by top-1 error at ``scheme`` (then top-5, then index)."""
+    """Model indices, best first by top-1 error at ``scheme`` (then top-k, then index)."""
     models = sorted({m for m, s in probs if s == scheme})
-    scores = {m: topk_errors(probs[(m, scheme)], labels) for m in models}
+    ks = (1, topk_for(next(iter(probs.values())).shape[-1]))
+    scores = {m: topk_errors(probs[(m, scheme)], labels, ks) for m in models}
     return sorted(models, key=lambda m: (scores[m][0], scores[m][1], m))
 
 
@@ -325,38 +350,48 @@ def table3(
         counts = sorted(set(model_counts))
         if not counts or counts[0] < 1 or counts[-1] > total:
             raise ValueError(f"model counts must lie in 1..{total}. Got {list(model_counts)!r}")
+    k = _top_k(probs)
     rows: list[Table3Row] = []
     base: list[float] | None = None
-    for k in counts:
-        chosen = ranking[:k]
+    for count in counts:
+        chosen = ranking[:count]
         for scheme in schemes:
-            averaged = torch.stack([probs[(m, scheme)] for m in chosen]).mean(0)
-            top1, top5 = topk_errors(averaged, labels)
+            top1, topk = topk_errors(ensemble_probabilities(probs, scheme, chosen), labels, (1, k))
             if base is None:
-                base = [top5, top1]
+                base = [topk, top1]
             names = tuple(model_names[m] for m in chosen) if model_names else tuple(str(m) for m in chosen)
             crops = num_crops(scheme)
-            rows.append(Table3Row(k, crops, k * crops, top5, top1, top5 - base[0], top1 - base[1], names))
+            rows.append(
+                Table3Row(count, crops, count * crops, topk, top1, topk - base[0], top1 - base[1], names, k)
+            )
     return rows
+
+
+def _top_k(probs: Mapping[tuple[int, str], torch.Tensor]) -> int:
+    return topk_for(next(iter(probs.values())).shape[-1])
 
 
 @dataclass(frozen=True)
 class SpreadRow:
     """Errors over every ``models``-subset of the ensemble at one crop scheme: mean, sample standard
-    deviation (0 for a single subset), min and max, as fractions."""
+    deviation (0 for a single subset), min and max, as fractions; ``k`` is the top-k of ``topk_*``."""
 
     models: int
     crops: int
     subsets: int
-    top5_mean: float
-    top5_std: float
+    topk_mean: float
+    topk_std: float
     top1_mean: float
     top1_std: float
     top1_min: float
     top1_max: float
+    k: int = 5
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form; the k is the file's ``top_k``."""
+        d = asdict(self)
+        del d["k"]
+        return d
 
 
 def table3_spread(
@@ -373,90 +408,91 @@ def table3_spread(
     spread over seeds that the paper's single numbers hide.
     """
     probs, labels, schemes, models = _tabulation_inputs(probs, labels)
+    k = _top_k(probs)
     rows: list[SpreadRow] = []
-    for k in range(1, len(models) + 1):
-        subsets = list(itertools.islice(itertools.combinations(models, k), max_subsets))
+    for count in range(1, len(models) + 1):
+        subsets = list(itertools.islice(itertools.combinations(models, count), max_subsets))
         for scheme in schemes:
             errors = [
-                topk_errors(torch.stack([probs[(m, scheme)] for m in subset]).mean(0), labels)
+                topk_errors(ensemble_probabilities(probs, scheme, subset), labels, (1, k))
                 for subset in subsets
             ]
             top1 = [e[0] for e in errors]
-            top5 = [e[1] for e in errors]
+            topk = [e[1] for e in errors]
             n = len(errors)
             rows.append(
                 SpreadRow(
-                    models=k,
+                    models=count,
                     crops=num_crops(scheme),
                     subsets=n,
-                    top5_mean=statistics.fmean(top5),
-                    top5_std=statistics.stdev(top5) if n > 1 else 0.0,
+                    topk_mean=statistics.fmean(topk),
+                    topk_std=statistics.stdev(topk) if n > 1 else 0.0,
                     top1_mean=statistics.fmean(top1),
                     top1_std=statistics.stdev(top1) if n > 1 else 0.0,
                     top1_min=min(top1),
                     top1_max=max(top1),
+                    k=k,
                 )
             )
     return rows
 
 
-def format_spread(rows: Sequence[SpreadRow], title: str | None = None) -> str:
-    """:func:`table3_spread` rows as a text table (mean ± sample standard deviation)."""
-    header = ("models", "crops", "subsets", "top-5 error", "top-1 error", "top-1 min..max")
-    lines = [
-        (
-            str(r.models),
-            str(r.crops),
-            str(r.subsets),
-            f"{100 * r.top5_mean:.2f} ± {100 * r.top5_std:.2f}%",
-            f"{100 * r.top1_mean:.2f} ± {100 * r.top1_std:.2f}%",
-            f"{100 * r.top1_min:.2f}..{100 * r.top1_max:.2f}%",
-        )
-        for r in rows
-    ]
-    return _text_table(header, lines, title)
-
-
-def _text_table(header: Sequence[str], lines: Sequence[Sequence[str]], title: str | None) -> str:
-    """Right-aligned columns under a dashed header line, optionally under a title."""
-    widths = [max(len(h), *(len(line[c]) for line in lines)) for c, h in enumerate(header)]
-    out = [title] if title else []
-    out.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in lines]
-    return "\n".join(out)
-
-
-def format_table3(rows: Sequence[Table3Row], title: str | None = None) -> str:
-    """Rows as a text table shaped like the paper's Table 3."""
-    header = ("models", "crops", "cost", "top-5 error", "top-1 error", "top-5 vs base", "top-1 vs base")
-    lines = []
-    for i, r in enumerate(rows):
-        delta5 = "base" if i == 0 else f"{100 * r.delta_top5:+.2f}%"
-        delta1 = "base" if i == 0 else f"{100 * r.delta_top1:+.2f}%"
-        lines.append(
-            (
-                str(r.models),
-                str(r.crops),
-                str(r.cost),
-                f"{100 * r.top5_error:.2f}%",
-                f"{100 * r.top1_error:.2f}%",
-                delta5,
-                delta1,
-            )
-        )
-    return _text_table(header, lines, title)
-
-
 @dataclass
 class LoadedModels:
-    """Models ready for :func:`crop_probabilities`, with what the JSON report records about them."""
+    """Models ready for :func:`crop_probabilities`, with what the evaluation records about them.
+
+    ``data_config``: the crop geometry every model shares (pass it to :func:`crop_probabilities`);
+    each :class:`EvalModel` keeps its own mean / std.
+    """
 
     models: list[EvalModel]
-    image_size: int
+    data_config: DataConfig
     class_names: list[str] | None
     num_classes: int
     info: list[dict[str, Any]]
+
+    @property
+    def image_size(self) -> int:
+        return self.data_config.image_size
+
+
+def classifier_classes(model: Any) -> int:
+    """The number of classes a model predicts, read from its classifier (never a copy kept beside it)."""
+    fc = getattr(model, "fc", None)
+    return int(fc.out_features) if fc is not None else int(model.num_classes)
+
+
+def check_class_names(
+    model_names: Sequence[str] | None,
+    data_names: Sequence[str],
+    *,
+    model: str,
+    data: str,
+    allow_mismatch: bool = False,
+) -> None:
+    """Refuse to score a model on a data set whose classes differ (issue 12 point 10).
+
+    Class ``i`` of the model is scored against class ``i`` of the data, so when the model records
+    its class names they must equal the data's, in order and case; ``allow_mismatch`` maps
+    differing names by position (the counts must still agree). A model without names is checked
+    on the count alone. Errors show both lists.
+    """
+    data_names = list(data_names)
+    if model_names is None or list(model_names) == data_names:
+        return
+    model_names = list(model_names)
+    same_count = len(model_names) == len(data_names)
+    if same_count and allow_mismatch:
+        return
+    hint = "; pass --allow-class-mismatch to map the classes by position" if same_count else ""
+    raise GoogLeNetError(
+        f"{model} was trained on the classes [{_shown(model_names)}] but {data} has [{_shown(data_names)}]"
+        + hint
+    )
+
+
+def _shown(names: Sequence[str], limit: int = 12) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def load_models(
@@ -470,31 +506,56 @@ def load_models(
 ) -> LoadedModels:
     """Load :class:`googlenet.runs.ModelRef` s behind :class:`googlenet.inference.predictor.Predictor` s.
 
-    ``image_size``: given, else the training image size recorded in the run's ``config.yaml``,
-    else the model's ``meta.input_size``; checkpoints that disagree need an explicit size.
-    ``calibration(meta, image_size)`` supplies normalised batches when ``precision`` is int8.
-    All models must predict the same number of classes (they are averaged).
+    Each model's data config comes from :func:`googlenet.data.config.resolve_data_config`
+    (``image_size`` if given, else the trained size its metadata records, else its run's
+    ``config.yaml``); the models are cropped once for all, so they must agree on the geometry (crop
+    side, resize ratio, interpolation): checkpoints that disagree on the size need an explicit
+    ``image_size``. ``calibration(meta, image_size)`` supplies normalised batches when ``precision``
+    is int8. All models must predict the same classes (they are averaged).
     """
-    from ..errors import GoogLeNetError
+    from ..data.config import resolve_data_config
     from ..inference.predictor import Predictor
 
     loaded = [(c, c.load()) for c in checkpoints]
-    if image_size is None:
-        sizes = {c.image_size or int(m.meta.input_size[-1]) for c, m in loaded}
-        if len(sizes) > 1:
-            raise GoogLeNetError(
-                f"checkpoints were trained at different image sizes {sorted(sizes)}; "
-                "choose one with --image-size"
-            )
-        image_size = sizes.pop()
-    counts = {m.num_classes for _, m in loaded}
-    if len(counts) > 1:
+    configs = [
+        resolve_data_config(m.meta, image_size=image_size, run_image_size=c.image_size) for c, m in loaded
+    ]
+    sizes = sorted({c.image_size for c in configs})
+    if len(sizes) > 1:
         raise GoogLeNetError(
-            "checkpoints predict different numbers of classes: "
-            + ", ".join(f"{c.weights} ({m.num_classes})" for c, m in loaded)
+            f"checkpoints were trained at different image sizes {sizes}; choose one with --image-size"
         )
+    geometry = {(c.resize_size, c.interpolation) for c in configs}
+    if len(geometry) > 1:
+        raise GoogLeNetError(
+            "checkpoints resize differently (shorter side, interpolation): "
+            + ", ".join(
+                f"{c.weights} ({d.resize_size}, {d.interpolation})"
+                for (c, _), d in zip(loaded, configs, strict=True)
+            )
+        )
+    first_ref, first = loaded[0]
+    num_classes = classifier_classes(first)
+    for ref, model in loaded[1:]:
+        if classifier_classes(model) != num_classes:
+            raise GoogLeNetError(
+                "checkpoints predict different numbers of classes: "
+                + ", ".join(f"{c.weights} ({classifier_classes(m)})" for c, m in loaded)
+            )
+        if (
+            model.meta.class_names
+            and first.meta.class_names
+            and model.meta.class_names != first.meta.class_names
+        ):
+            check_class_names(
+                model.meta.class_names,
+                first.meta.class_names,
+                model=str(ref.weights),
+                data=str(first_ref.weights),
+            )
+    data_config = configs[0]
     batches = (
-        calibration(loaded[0][1].meta, image_size)
+        calibration(first.meta, data_config.image_size)
         if precision == "int8" and calibration is not None
         else None
     )
@@ -502,7 +563,7 @@ def load_models(
     names_seen: dict[str, int] = {}
     for checkpoint, model in loaded:
         predictor = Predictor(
-            model, backend, precision, image_size=image_size, calibration=batches, device=device
+            model, backend, precision, image_size=data_config.image_size, calibration=batches, device=device
         )
         name = checkpoint.name
         names_seen[name] = names_seen.get(name, 0) + 1
@@ -516,11 +577,24 @@ def load_models(
                 "name": name,
                 "source": checkpoint.source,
                 "weights": str(checkpoint.weights),
+                "kind": checkpoint.kind,
+                "sha256": _weights_sha256(checkpoint, model),
                 "variant": model.meta.variant,
-                "num_classes": model.num_classes,
+                "num_classes": classifier_classes(model),
                 "backend": predictor.backend,
                 "precision": predictor.precision,
             }
         )
-    first = loaded[0][1]
-    return LoadedModels(models, image_size, first.meta.class_names, first.num_classes, info)
+    class_names = list(first.meta.class_names) if first.meta.class_names else None
+    return LoadedModels(models, data_config, class_names, num_classes, info)
+
+
+def _weights_sha256(checkpoint: Any, model: Any) -> str:
+    """The tensor hash that identifies a model whatever its path (what ``report`` matches on)."""
+    from ..weights.store import read_metadata, tensors_sha256
+
+    if checkpoint.kind == "weights":
+        recorded = read_metadata(checkpoint.weights).get("sha256")
+        if recorded:
+            return recorded
+    return tensors_sha256({k: v for k, v in model.state_dict().items()})
