@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,3 +127,12 @@ def write_detections(path: str | Path, detections: Iterable[Detection], class_na
     # One entry a line: diffable, and still plain JSON. allow_nan=False: never write a file we refuse.
     body = ",\n".join(json.dumps(e, allow_nan=False) for e in entries)
     return atomic_write_text(path, f"[\n{body}\n]\n" if entries else "[]\n")
+
+
+def detections_of(scored: Mapping[str, Any]) -> list[Detection]:
+    """Flatten ``{image_id: ScoredBoxes}`` (a detector's output) into :class:`Detection` s."""
+    return [
+        Detection(image_id, int(label), float(score), box)
+        for image_id, found in scored.items()
+        for box, label, score in zip(found.boxes, found.labels, found.scores, strict=True)
+    ]
