@@ -7,8 +7,9 @@ aux_logits=True, init_weights=True)`` in train mode, eager, fp32, contiguous (NC
 ``googlenet.create_model("googlenet_tv")`` -- the same architecture, so the comparison is about the
 engine -- stepped by :func:`googlenet.training.engine.train_step` with the trainer's defaults
 (``precision=resolve_precision("auto")``: bf16 autocast where the CPU has native bf16, and
-``channels_last=True``). The torchvision model goes through the same ``train_step`` in fp32 and NCHW,
-so both sides pay for the same loss, the same finiteness check and the same optimizer.
+``channels_last=True``). The torchvision model goes through the same ``train_step`` in fp32 and NCHW
+(wrapped by :class:`TorchvisionForward`, which reorders its outputs into ours), so both sides pay for
+the same loss, the same finiteness check and the same optimizer.
 
 Also measured: ours in fp32 NCHW and fp32 channels-last (what each switch is worth), the paper's
 ``googlenet`` (LRN) and ``googlenet_bn`` on the fast path, with ``--extra`` bf16 NCHW, the torchvision
@@ -53,13 +54,8 @@ from docs_section import DOCS, write_section
 from torch import nn
 
 import googlenet
-from googlenet.training.engine import (
-    AUX_LOSS_WEIGHT,
-    TrainForward,
-    prepare_model,
-    resolve_precision,
-    train_step,
-)
+from googlenet.models.model import GoogLeNetOutputs
+from googlenet.training.engine import TrainForward, prepare_model, resolve_precision, train_step
 
 PEER = "torchvision eager fp32"
 TARGET_RATIO = 1.5  # the issue: at least 1.5x torchvision's eager fp32 training step
@@ -86,7 +82,6 @@ class Contender:
             self.optimizer,
             images,
             labels,
-            aux_loss_weight=AUX_LOSS_WEIGHT,
             precision=self.precision,
             channels_last=self.channels_last,
             ema=self.ema,
@@ -99,11 +94,25 @@ def sgd(model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
 
+class TorchvisionForward(nn.Module):
+    """torchvision's train-mode outputs ``(logits, aux_logits2, aux_logits1)`` as our
+    :class:`GoogLeNetOutputs` ``(logits, aux1, aux2)``, the training step's contract."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> GoogLeNetOutputs:
+        out = self.model(x)
+        return GoogLeNetOutputs(out.logits, out.aux_logits1, out.aux_logits2)
+
+
 def torchvision_googlenet(seed: int) -> nn.Module:
     import torchvision
 
     torch.manual_seed(seed)
-    return torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True).train()
+    model = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True).train()
+    return TorchvisionForward(model)
 
 
 def ours(name: str, seed: int, channels_last: bool) -> googlenet.GoogLeNet:

@@ -27,17 +27,13 @@ from safetensors.torch import load_file
 import googlenet
 from googlenet.data.builtin import make_builtin
 from googlenet.errors import GoogLeNetError
-from googlenet.training.engine import googlenet_loss, topk_correct, train_step
-from googlenet.training.train import (
-    TrainConfig,
-    build_scheduler,
-    config_hash,
-    fit,
-    load_checkpoint,
-    lr_factor,
-    resolve_config,
-    resume_config,
-)
+from googlenet.evaluation.metrics import topk_correct
+from googlenet.models.model import GoogLeNetOutputs
+from googlenet.training.checkpoint import load_checkpoint
+from googlenet.training.config import TrainConfig, config_hash, resolve_config, resume_config
+from googlenet.training.engine import googlenet_loss, train_step
+from googlenet.training.task import Task, recipe_loss
+from googlenet.training.train import build_scheduler, fit, lr_factor
 
 REQUIRED_METRICS = {
     "epoch",
@@ -97,7 +93,10 @@ def baseline(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "baseline"
     config = out.parent / "cfg.yaml"
     # YAML sets lr and epochs; the flag --epochs 2 must beat the YAML's 7; momentum stays default.
-    config.write_text(yaml.safe_dump({"lr": 0.02, "epochs": 7, "ema_decay": 0.9}))
+    # The rate halves after every epoch (5 steps), so an epoch's rate differs from the one after it.
+    config.write_text(
+        yaml.safe_dump({"lr": 0.02, "epochs": 7, "ema_decay": 0.9, "lr_step_epochs": 1, "lr_gamma": 0.5})
+    )
     proc = _cli(
         "--data", str(data_dir), "--out", str(out), "--config", str(config), *RUN_FLAGS,
         "--checkpoint-every", "2", "--workers", "0", "--log-every", "1",
@@ -157,8 +156,10 @@ def test_cli_writes_the_whole_run_dir(baseline: Path, data_dir: Path) -> None:
         assert r["skipped_files"] == 1  # the broken file, once per epoch
         assert r["train_images"] == 24 and r["val_images"] == 12
         assert all(math.isfinite(r[k]) for k in REQUIRED_METRICS)
-    # lr 0.02 at batch 32, scaled to batch 5; no decay within 2 epochs
+    # lr 0.02 at batch 32, scaled to batch 5: each record holds the rate its epoch trained with,
+    # not the halved one the scheduler moved to after the epoch's last step (issue 13)
     assert records[0]["lr"] == pytest.approx(0.02 * 5 / 32)
+    assert records[1]["lr"] == pytest.approx(0.02 * 5 / 32 * 0.5)
     assert BAD_NAME in (baseline / "train.log").read_text()
 
     # the exported model: averaged weights, class names, config hash; differs from the raw weights
@@ -315,14 +316,30 @@ def test_sigterm_checkpoints_and_exits_143(baseline: Path, data_dir: Path, tmp_p
     _assert_bit_equal(baseline, out)
 
 
+def _nan_at_call(n: int):
+    """A task whose loss turns NaN at its ``n``-th call (the loss is the task's to give)."""
+
+    def build_loss(config: TrainConfig):
+        loss, calls = recipe_loss(config), []
+
+        def poisoned(outputs, labels):
+            calls.append(1)
+            value = loss(outputs, labels)
+            return value * float("nan") if len(calls) == n else value
+
+        return poisoned
+
+    return Task(build_loss=build_loss)
+
+
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "nan"
     config = TrainConfig(
         data=str(data_dir), out=str(out), image_size=64, batch_size=5, epochs=1, workers=0,
-        precision="fp32", checkpoint_every=2, debug_nan_at_step=3, handle_signals=False, num_threads=1,
+        precision="fp32", checkpoint_every=2, handle_signals=False, num_threads=1,
     )  # fmt: skip
     with pytest.raises(GoogLeNetError, match=r"non-finite loss \(nan\) at step 3 \(epoch 1, batch 2\)"):
-        fit(config)
+        fit(config, task=_nan_at_call(3))
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["step"] == 2
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
@@ -424,7 +441,7 @@ def test_param_groups_follow_bvlc(one_thread: None) -> None:
 
 
 def test_optimizer_choice(one_thread: None) -> None:
-    from googlenet.training.train import TrainConfig, build_optimizer
+    from googlenet.training.train import build_optimizer
 
     model = googlenet.create_model("googlenet_bn", num_classes=3)
     sgd = build_optimizer(model, TrainConfig(), 0.01)
@@ -455,9 +472,22 @@ def test_polyak_average_is_an_ema_of_the_steps(one_thread: None) -> None:
     assert not torch.equal(ema.module.fc.weight, model.fc.weight)
 
 
+class _TorchvisionForward(torch.nn.Module):
+    """What benchmarks/train_throughput.py does: torchvision's train-mode outputs (logits, aux2, aux1)
+    as GoogLeNetOutputs (logits, aux1, aux2)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> GoogLeNetOutputs:
+        out = self.model(x)
+        return GoogLeNetOutputs(out.logits, out.aux_logits1, out.aux_logits2)
+
+
 def test_train_step_takes_torchvision_googlenet(one_thread: None) -> None:
-    # The throughput benchmark times the same step on torchvision's model (its outputs in train mode
-    # are (logits, aux2, aux1)).
+    # The throughput benchmark times the same step on torchvision's model, wrapped; unwrapped, its
+    # reordered tuple is refused rather than mixed up.
     import torchvision
 
     torch.manual_seed(0)
@@ -465,6 +495,8 @@ def test_train_step_takes_torchvision_googlenet(one_thread: None) -> None:
     tv.train()
     opt = torch.optim.SGD(tv.parameters(), lr=0.0)
     x, y = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
-    result = train_step(tv, opt, x, y, channels_last=False)
+    with pytest.raises(TypeError, match="GoogLeNetOutputs"):
+        train_step(tv, opt, x, y, channels_last=False)
+    result = train_step(_TorchvisionForward(tv), opt, x, y, channels_last=False)
     assert result.logits.shape == (2, 3) and math.isfinite(result.loss.item())
     assert all(p.grad is not None for p in tv.parameters() if p.requires_grad)

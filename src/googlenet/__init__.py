@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 # name -> module that defines it; imported lazily so `import googlenet` stays light.
 _LAZY = {
     "fit": "googlenet.training.train",
-    "TrainConfig": "googlenet.training.train",
+    "TrainConfig": "googlenet.training.config",
     "multicrop": "googlenet.data.multicrop",
     "Predictor": "googlenet.inference.predictor",
     "load_caffe": "googlenet.weights.importers",

@@ -1,4 +1,4 @@
-"""The training engine: the loss, one SGD step, an epoch of training, evaluation, and the data order.
+"""The training engine: the loss, one SGD step, an epoch of training, validation, and the data order.
 
 Paper section 6 ("Training Methodology") and section 5 (auxiliary classifiers):
 
@@ -6,7 +6,8 @@ Paper section 6 ("Training Methodology") and section 5 (auxiliary classifiers):
   losses of the auxiliary classifiers were weighted by 0.3)": :func:`googlenet_loss`;
 * one SGD step (:func:`train_step`) optionally under bf16 autocast and channels-last memory, followed
   by the Polyak (exponential moving) average update of the weights;
-* :func:`evaluate` reports the single-centre-crop top-1 / top-5 error of section 7's first row.
+* :func:`validate` reports the single-centre-crop top-1 / top-5 error of section 7's first row
+  (counted by :mod:`googlenet.evaluation.metrics`, like every other score of the package).
 
 Reproducibility: the data order of an epoch is a pure function of ``(seed, epoch)`` and the random
 augmentation of each sample a pure function of ``(seed, epoch, position in the epoch)``
@@ -25,7 +26,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,7 +36,8 @@ from torch import nn
 from torch.utils.data import Dataset, Sampler, default_collate
 
 from ..errors import GoogLeNetError
-from ..models.model import GoogLeNet
+from ..evaluation.metrics import topk_correct, topk_for
+from ..models.model import GoogLeNet, GoogLeNetOutputs
 from .distributed import DistEnv, all_reduce_sum
 
 logger = logging.getLogger("googlenet.train")
@@ -43,6 +45,8 @@ logger = logging.getLogger("googlenet.train")
 AUX_LOSS_WEIGHT = 0.3  # section 5: auxiliary losses "weighted by 0.3"
 
 Precision = Literal["auto", "fp32", "bf16"]
+# loss(outputs of the training forward, labels) -> scalar tensor
+LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
 
 
 # --------------------------------------------------------------------------- precision
@@ -53,9 +57,9 @@ def bf16_native(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
-        cpu = getattr(torch, "cpu", None)
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+        from ..cpu import native_bf16
+
+        return native_bf16()
     return False
 
 
@@ -86,11 +90,11 @@ def prepare_model(model: nn.Module, device: torch.device, *, channels_last: bool
     return model
 
 
-# --------------------------------------------------------------------------- loss and metrics
+# --------------------------------------------------------------------------- the loss
 
 
 class TrainForward(nn.Module):
-    """``forward(x) -> (logits, aux1, aux2)``: GoogLeNet's training forward as a plain ``forward``.
+    """``forward(x) -> GoogLeNetOutputs``: GoogLeNet's training forward as a plain ``forward``.
 
     DistributedDataParallel and ``torch.compile`` hook ``forward``; wrapping ``forward_train`` lets
     them see the auxiliary heads, so every parameter receives a gradient (no unused-parameter error).
@@ -100,17 +104,21 @@ class TrainForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        return tuple(self.model.forward_train(x))  # type: ignore[return-value]
+    def forward(self, x: torch.Tensor) -> GoogLeNetOutputs:
+        return self.model.forward_train(x)
 
 
-def split_outputs(outputs: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """``(logits, [aux logits...])`` from a tensor, a ``GoogLeNetOutputs`` or any tuple whose first entry
-    is the main logits (torchvision's ``GoogLeNetOutputs`` too); ``None`` entries are dropped."""
+def split_outputs(outputs: torch.Tensor | GoogLeNetOutputs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``(logits, [aux logits...])`` from the main logits alone or a :class:`GoogLeNetOutputs`
+    (absent auxiliary heads are dropped)."""
     if isinstance(outputs, torch.Tensor):
         return outputs, []
-    logits, *aux = outputs
-    return logits, [a for a in aux if a is not None]
+    if not isinstance(outputs, GoogLeNetOutputs):
+        raise TypeError(
+            "the training forward must return logits or GoogLeNetOutputs(logits, aux1, aux2) "
+            f"(wrap other models to do so). Got {type(outputs).__name__}"
+        )
+    return outputs.logits, [a for a in (outputs.aux1, outputs.aux2) if a is not None]
 
 
 def googlenet_loss(
@@ -129,19 +137,6 @@ def googlenet_loss(
     for a in aux:
         loss = loss + aux_loss_weight * F.cross_entropy(a.float(), labels, label_smoothing=label_smoothing)
     return loss
-
-
-def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int]) -> list[int]:
-    """Number of samples whose label is among the ``k`` highest logits, for each ``k`` in ``ks``."""
-    kmax = min(max(ks), logits.shape[1])
-    top = logits.topk(kmax, dim=1).indices  # N x kmax
-    hits = top.eq(labels.unsqueeze(1))
-    return [int(hits[:, : min(k, kmax)].any(dim=1).sum().item()) for k in ks]
-
-
-def topk_for(num_classes: int) -> int:
-    """The "top-5" k: 5, or the number of classes when there are fewer (then top-k error is 0)."""
-    return min(5, num_classes)
 
 
 # --------------------------------------------------------------------------- the step
@@ -164,27 +159,25 @@ def train_step(
     images: torch.Tensor,
     labels: torch.Tensor,
     *,
-    aux_loss_weight: float = AUX_LOSS_WEIGHT,
-    label_smoothing: float = 0.0,
+    loss_fn: LossFn = googlenet_loss,
     precision: str = "fp32",
     channels_last: bool = True,
     ema: torch.optim.swa_utils.AveragedModel | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     check_finite: bool = True,
-    poison_loss: bool = False,
 ) -> StepResult:
     """One full training step: forward (main + auxiliary heads), loss, backward, SGD update, then the
     learning-rate schedule and the Polyak average, if given.
 
-    ``model`` is a :class:`~googlenet.models.model.GoogLeNet` (its ``forward_train`` is used), or any module
-    whose ``forward`` returns the logits or ``(logits, aux...)``: :class:`TrainForward`, its DDP or
-    ``torch.compile`` wrapping, or torchvision's GoogLeNet (for benchmarks). ``images`` may live on the
-    CPU; they are moved to the model's device. ``precision`` is ``"fp32"`` or ``"bf16"`` (resolve
-    ``"auto"`` first with :func:`resolve_precision`).
+    ``model`` is a :class:`~googlenet.models.model.GoogLeNet` (its ``forward_train`` is used) or a
+    module whose ``forward`` returns :class:`GoogLeNetOutputs`: :class:`TrainForward` and its DDP or
+    ``torch.compile`` wrapping. ``loss_fn(outputs, labels)`` defaults to section 5's
+    :func:`googlenet_loss` (pass a ``functools.partial`` of it for another weight or label
+    smoothing). ``images`` may live on the CPU; they are moved to the model's device. ``precision``
+    is ``"fp32"`` or ``"bf16"`` (resolve ``"auto"`` first with :func:`resolve_precision`).
 
     With ``check_finite`` a NaN/inf loss raises :class:`NonFiniteLossError` *before* the update, so the
-    weights stay those of the last good step (costs one device sync per step). ``poison_loss`` is a
-    testing hook that turns the loss into NaN.
+    weights stay those of the last good step (costs one device sync per step).
     """
     device = next(model.parameters()).device
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -192,9 +185,7 @@ def train_step(
     labels = labels.to(device, non_blocking=True)
     with autocast(device, precision):
         outputs = model.forward_train(images) if isinstance(model, GoogLeNet) else model(images)
-    loss = googlenet_loss(outputs, labels, aux_loss_weight=aux_loss_weight, label_smoothing=label_smoothing)
-    if poison_loss:
-        loss = loss * float("nan")
+    loss = loss_fn(outputs, labels)
     if check_finite and not bool(torch.isfinite(loss)):
         raise NonFiniteLossError(f"non-finite loss ({loss.item()})")
     optimizer.zero_grad(set_to_none=True)
@@ -393,11 +384,9 @@ class EpochStats:
 class StepSettings:
     """How :func:`train_one_epoch` runs each step (see :func:`train_step`)."""
 
-    aux_loss_weight: float = AUX_LOSS_WEIGHT
-    label_smoothing: float = 0.0
+    loss_fn: LossFn = googlenet_loss
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = True
-    poison_loss_at_step: int | None = None  # testing only: global step whose loss becomes NaN
 
 
 # after_step(batch_index_done, global_step, stats) -> True to stop the epoch early (signal)
@@ -441,22 +430,17 @@ def train_one_epoch(
                     f"({batch.skipped[0]}, ...); remove them (see --strict-data)"
                 )
         else:
-            poison = (
-                settings.poison_loss_at_step is not None and global_step + 1 == settings.poison_loss_at_step
-            )
             try:
                 result = train_step(
                     model,
                     optimizer,
                     batch.images,
                     batch.labels,
-                    aux_loss_weight=settings.aux_loss_weight,
-                    label_smoothing=settings.label_smoothing,
+                    loss_fn=settings.loss_fn,
                     precision=settings.precision,
                     channels_last=settings.channels_last,
                     ema=ema,
                     scheduler=scheduler,
-                    poison_loss=poison,
                 )
             except NonFiniteLossError as exc:
                 raise NonFiniteLossError(
@@ -479,7 +463,9 @@ def train_one_epoch(
 
 
 @dataclass(frozen=True)
-class EvalResult:
+class ValidationResult:
+    """Single-crop scores of the main classifier over the whole validation split."""
+
     loss: float
     top1_err: float
     topk_err: float
@@ -488,7 +474,7 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(
+def validate(
     model: nn.Module,
     loader: Iterable[Batch],
     *,
@@ -496,7 +482,7 @@ def evaluate(
     env: DistEnv,
     precision: str = "fp32",
     channels_last: bool = True,
-) -> EvalResult:
+) -> ValidationResult:
     """Single-crop top-1 / top-k error (k = 5, or the class count when smaller) and mean CE of the main
     classifier, summed over every rank's share of the split."""
     model.eval()
@@ -522,6 +508,6 @@ def evaluate(
     n = sums["n"]
     if n == 0:
         raise GoogLeNetError("the validation split has no readable image")
-    return EvalResult(
+    return ValidationResult(
         loss=sums["loss"] / n, top1_err=1 - sums["c1"] / n, topk_err=1 - sums["ck"] / n, k=k, images=int(n)
     )

@@ -81,7 +81,7 @@ def member_config(config: Any, index: int, out: str | Path, *, same_init: bool =
 
 def ensemble_hash(config: Any, same_init: bool) -> str:
     """SHA-256 of the base config's weight-determining keys and ``same_init`` (not of ``n``)."""
-    from .train import config_hash
+    from .config import config_hash
 
     blob = json.dumps({"config": config_hash(config), "same_init": bool(same_init)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -129,13 +129,14 @@ def train_ensemble(
 ) -> list[Path]:
     """Train (or continue) the ``n`` members of an ensemble under ``out``; the averaged weights' paths.
 
-    ``config`` is the base :class:`~googlenet.training.train.TrainConfig` (its ``out`` and ``resume`` are
+    ``config`` is the base :class:`~googlenet.training.config.TrainConfig` (its ``out`` and ``resume`` are
     ignored). ``on_member(index, state, run_dir)`` is called with state ``"skip"``, ``"start"``,
     ``"resume"`` or ``"done"`` (for progress messages). A signal stopping a member raises
     :class:`EnsembleInterrupted` after the index is written; any other error marks the member
     ``failed`` and propagates.
     """
-    from .train import RUNTIME_KEYS, config_hash, fit, resume_config
+    from .config import RUNTIME_KEYS, config_hash, resume_config
+    from .train import fit
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise GoogLeNetError(f"the number of ensemble members must be a positive integer. Got {n!r}")
@@ -153,8 +154,7 @@ def train_ensemble(
     entries: dict[int, dict[str, Any]] = {
         int(e["index"]): e for e in (index or {}).get("members", []) if isinstance(e, dict) and "index" in e
     }
-    base = config.to_dict()
-    base.pop("resume", None)
+    base = config.saved_dict()
     index = {
         "format": ENSEMBLE_FORMAT,
         "version": ENSEMBLE_VERSION,

@@ -1,4 +1,4 @@
-"""Training runs: the configuration, the run directory, checkpoints, exact resume, signals, :func:`fit`.
+"""Training runs: :func:`fit` builds, restores, runs the epochs and finalises one run of the recipe.
 
 The recipe is the paper's section 6 ("Training Methodology") with the numbers of BVLC's Caffe
 reproduction (``models/bvlc_googlenet/solver.prototxt``) where the paper gives none:
@@ -15,17 +15,21 @@ reproduction (``models/bvlc_googlenet/solver.prototxt``) where the paper gives n
   evaluated every epoch next to the raw weights and exported as ``model.safetensors``;
 * section 6's image sampling lives in :func:`googlenet.data.transforms.train_transform`.
 
-A run directory holds (rank 0 writes; see docs/training.md)::
+:func:`fit` follows the shape of torchvision's ``references/classification/train.py``:
 
-    config.yaml            the resolved TrainConfig (defaults < YAML < flags)
-    env.json               versions, device, CPU, world size, git commit
-    metrics.jsonl          one JSON record per epoch
-    train.log              the human log
-    tensorboard/           SummaryWriter event files
-    checkpoints/last.pt    everything needed to continue exactly (every epoch, every N steps)
-    checkpoints/best.pt    the checkpoint with the lowest averaged-weights val top-1 error
-    model.safetensors      the averaged (Polyak) weights, googlenet.save format
-    model_raw.safetensors  the raw weights
+1. :func:`build_run` checks the config, builds the task's data and model, the Polyak average,
+   optimizer, schedule and loaders, and loads the checkpoint to continue -- everything that can
+   fail on bad input -- before anything is written;
+2. :meth:`TrainState.load_state_dict` restores a run (or the fresh run is seeded);
+3. :func:`open_run_dir` writes ``config.yaml`` and ``env.json`` (rank 0; the layout is
+   :class:`googlenet.runs.RunLayout`, see docs/training.md);
+4. :func:`run_epochs`: ``train_one_epoch``, ``validate`` raw and averaged weights, one
+   ``metrics.jsonl`` record, ``checkpoints/last.pt`` (and ``best.pt`` with ``model_best.safetensors``
+   when the averaged top-1 error improves) per epoch;
+5. :func:`finalise` writes ``model.safetensors`` (averaged) and ``model_raw.safetensors``.
+
+What is trained comes from a :class:`~googlenet.training.task.Task` (data, model, loss builders);
+the default is the paper's classifier, and the detector's region classifier passes its own.
 
 Resume (:func:`fit` with ``config.resume``) restores model, averaged model, optimizer, scheduler,
 every RNG and the position inside the epoch; the data order and augmentation are pure functions of
@@ -36,15 +40,12 @@ same weights, bit for bit in deterministic mode, as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
 import logging
 import math
 import os
 import platform
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -52,7 +53,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,257 +62,42 @@ import torch
 import yaml
 from torch import nn
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write_text
 from ..errors import GoogLeNetError
+from ..models.model import GoogLeNet
+from ..runs import RunLayout
 from . import distributed as D
+from .checkpoint import CheckpointSaver, capture_rng, load_checkpoint, restore_rng
+from .config import RUNTIME_KEYS, TrainConfig, config_hash, resolve_config, resume_config, resume_hash
 from .engine import (
-    AUX_LOSS_WEIGHT,
     EpochBatchSampler,
     EpochStats,
     SeededSamples,
     StepSettings,
     TrainForward,
     collate_batch,
-    evaluate,
     prepare_model,
     resolve_precision,
     train_one_epoch,
+    validate,
 )
+from .task import CLASSIFICATION, Task, TaskData, registered_model
+
+__all__ = [
+    "RUNTIME_KEYS",
+    "Task",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "config_hash",
+    "fit",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "resolve_config",
+    "resume_config",
+]
 
 logger = logging.getLogger("googlenet.train")
-
-CHECKPOINT_FORMAT = "googlenet-train-checkpoint"
-CHECKPOINT_VERSION = 1
-
-# Keys that change how a run executes but not the weights it produces: they may differ on --resume
-# and are left out of the training-config hash.
-RUNTIME_KEYS: frozenset[str] = frozenset(
-    {"out", "resume", "workers", "log_every", "checkpoint_every", "handle_signals", "debug_hold_at_step"}
-)
-# What --resume may change: the runtime keys and the number of epochs (train a finished run further).
-RESUME_KEYS = RUNTIME_KEYS | {"epochs"}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on. Defaults are the paper's recipe (module docstring)."""
-
-    # data and model
-    data: str = "builtin"  # a folder with train/ and val/ (ImageFolder or ILSVRC2012 layout) or "builtin"
-    layout: str = "auto"  # "auto" | "imagefolder" | "ilsvrc"
-    builtin: dict[str, Any] = field(default_factory=dict)  # make_builtin parameters for data: builtin
-    model: str = "googlenet"  # a registered model (googlenet, googlenet_bn, googlenet_tv)
-    model_options: dict[str, Any] = field(default_factory=dict)  # create_model overrides, e.g. dropout: 0.0
-    image_size: int = 224  # Table 1 input
-    augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig overrides (section 6 switches)
-    strict_data: bool = False  # decode every file first; stop naming the first unreadable one
-    out: str = "runs/train"
-    # schedule
-    epochs: int = 60  # not in the paper; BVLC's quick solver: 2.4 M iterations at batch 32 = 60 epochs
-    batch_size: int = 32  # per process; BVLC batch 32
-    val_batch_size: int | None = None  # default: batch_size
-    lr: float = 0.01  # BVLC base_lr at lr_reference_batch
-    lr_reference_batch: int = 32
-    lr_scale_with_batch: bool = True  # lr x (global batch / lr_reference_batch), the linear scaling rule
-    optimizer: str = "sgd"  # section 6: "sgd" (momentum); "adamw" for short CPU runs (docs/training.md)
-    momentum: float = 0.9  # section 6 (sgd only)
-    weight_decay: float = 2e-4  # BVLC solver weight_decay
-    bias_lr_mult: float = 2.0  # BVLC train_val.prototxt: biases lr_mult 2, decay_mult 0
-    lr_step_epochs: float = 8.0  # section 6: "every 8 epochs"
-    lr_gamma: float = 0.96  # section 6: "decreasing the learning rate by 4%"
-    warmup_epochs: float = 0.0
-    warmup_start_factor: float = 0.1
-    aux_loss_weight: float = AUX_LOSS_WEIGHT  # section 5: 0.3
-    label_smoothing: float = 0.0
-    ema_decay: float = 0.999  # Polyak (EMA) decay per step; 0.9999 for ImageNet-length runs
-    # execution
-    seed: int = 0  # data order, augmentation, dropout (and the initial weights unless init_seed)
-    init_seed: int | None = None  # initial weights; None: seed (section 7 ensembles share it)
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    precision: str = "auto"  # "auto" | "fp32" | "bf16"
-    channels_last: bool = True
-    compile: bool = False  # torch.compile the training forward
-    sync_bn: bool = False  # SyncBatchNorm across ranks (googlenet_bn/_tv under torchrun, CUDA)
-    deterministic: bool = False  # torch.use_deterministic_algorithms(True), no cudnn autotuning
-    num_threads: int | None = None  # torch.set_num_threads (CPU); None: torch's default
-    workers: int = 4  # DataLoader worker processes per rank
-    checkpoint_every: int = 0  # also write checkpoints/last.pt every N steps (0: at epoch ends only)
-    log_every: int = 50  # steps between plain log lines (non-TTY) and TensorBoard step scalars
-    handle_signals: bool = True  # SIGINT/SIGTERM: finish the step, checkpoint, stop
-    resume: str | None = None  # run directory to continue (its config.yaml is the config)
-    # testing only: inject a NaN loss at this global step / pause after this step until a signal
-    debug_nan_at_step: int | None = None
-    debug_hold_at_step: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
-        """Build from a mapping; unknown keys and wrongly typed values are errors naming ``source``."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise GoogLeNetError(
-                f"{source}: unknown training option {unknown[0]!r} (known: {', '.join(known)})"
-            )
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            values[key] = _coerce(key, value, getattr(defaults, key), known[key].type, source)
-        config = cls(**values)
-        config.validate(source)
-        return config
-
-    def validate(self, source: str = "config") -> None:
-        def bad(key: str, why: str) -> GoogLeNetError:
-            return GoogLeNetError(f"{source}: {key}={getattr(self, key)!r} {why}")
-
-        for key in ("epochs", "batch_size", "lr_reference_batch", "image_size"):
-            if getattr(self, key) < 1:
-                raise bad(key, "must be >= 1")
-        if self.image_size < 64:
-            raise bad("image_size", "is too small; GoogLeNet needs at least 64")
-        for key in ("lr", "lr_step_epochs", "lr_gamma", "warmup_start_factor"):
-            if not getattr(self, key) > 0:
-                raise bad(key, "must be > 0")
-        for key in (
-            "weight_decay",
-            "momentum",
-            "aux_loss_weight",
-            "warmup_epochs",
-            "workers",
-            "checkpoint_every",
-        ):
-            if getattr(self, key) < 0:
-                raise bad(key, "must be >= 0")
-        if not 0 <= self.ema_decay < 1:
-            raise bad("ema_decay", "must be in [0, 1)")
-        if not 0 <= self.label_smoothing < 1:
-            raise bad("label_smoothing", "must be in [0, 1)")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise bad("optimizer", "must be sgd or adamw")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise bad("precision", "must be auto, fp32 or bf16")
-        if self.layout not in ("auto", "imagefolder", "ilsvrc"):
-            raise bad("layout", "must be auto, imagefolder or ilsvrc")
-        if self.log_every < 1:
-            raise bad("log_every", "must be >= 1")
-        if self.init_seed is not None and self.init_seed < 0:
-            raise bad("init_seed", "must be >= 0")
-        for key in ("num_threads", "val_batch_size", "debug_nan_at_step", "debug_hold_at_step"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise bad(key, "must be >= 1")
-
-    def training_dict(self) -> dict[str, Any]:
-        """The keys that determine the trained weights (everything but :data:`RUNTIME_KEYS`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}
-
-
-def _coerce(key: str, value: Any, default: Any, annotation: Any, source: str) -> Any:
-    # YAML gives ints where floats are meant (lr: 1) and flags give strings; accept exactly the
-    # conversions that cannot lose meaning and name the key otherwise.
-    text = str(annotation)
-    if value is None:
-        if "None" in text:
-            return None
-        raise GoogLeNetError(f"{source}: {key} must not be empty")
-    if "dict" in text:
-        if not isinstance(value, Mapping):
-            raise GoogLeNetError(f"{source}: {key} must be a mapping. Got {value!r}")
-        return dict(value)
-    if text.startswith("bool"):
-        if isinstance(value, bool):
-            return value
-        raise GoogLeNetError(f"{source}: {key} must be true or false. Got {value!r}")
-    if text.startswith("int"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise GoogLeNetError(f"{source}: {key} must be an integer. Got {value!r}")
-    if text.startswith("float"):
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise GoogLeNetError(f"{source}: {key} must be a number. Got {value!r}")
-    if text.startswith("str"):
-        if isinstance(value, str | os.PathLike):
-            return str(value)
-        raise GoogLeNetError(f"{source}: {key} must be a string. Got {value!r}")
-    return value
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML config file; a missing file or bad YAML is an error naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise GoogLeNetError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise GoogLeNetError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise GoogLeNetError(f"{path}: a training config must be a YAML mapping of options")
-    return data
-
-
-def resolve_config(
-    config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
-) -> TrainConfig:
-    """Defaults in code < ``config_file`` (YAML) < ``overrides`` (command-line flags).
-
-    ``model_options``, ``augment`` and ``builtin`` mappings merge key by key.
-    """
-    merged: dict[str, Any] = {}
-    source = "config"
-    if config_file is not None:
-        merged.update(load_yaml(config_file))
-        source = str(config_file)
-    for key, value in (overrides or {}).items():
-        if key in ("model_options", "augment", "builtin") and isinstance(merged.get(key), Mapping):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return TrainConfig.from_dict(merged, source=source)
-
-
-def resume_config(run_dir: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """The config of the run in ``run_dir`` set up to continue it.
-
-    Only :data:`RUNTIME_KEYS` and ``epochs`` (to train a finished run further; the schedule does not
-    depend on it) may change.
-    """
-    run_dir = Path(run_dir)
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise GoogLeNetError(
-            f"cannot resume: {config_file} not found (is {run_dir} a training run directory?)"
-        )
-    saved = load_yaml(config_file)
-    changed = sorted(k for k in (overrides or {}) if k not in RESUME_KEYS)
-    if changed:
-        raise GoogLeNetError(
-            f"cannot change {changed[0]!r} when resuming {run_dir}; an exact resume uses the run's "
-            f"config.yaml (only {', '.join(sorted(RESUME_KEYS - {'out', 'resume'}))} may change)"
-        )
-    # The testing pause belongs to the interrupted process, not to the run.
-    data = {**saved, "debug_hold_at_step": None, **(overrides or {})}
-    data.update(out=str(run_dir), resume=str(run_dir))
-    return TrainConfig.from_dict(data, source=str(config_file))
-
-
-def _resume_hash(config: TrainConfig) -> str:
-    # what a checkpoint must agree on to be continued: everything but the epoch count
-    blob = json.dumps({**config.training_dict(), "epochs": None}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def config_hash(config: TrainConfig) -> str:
-    """SHA-256 of the canonical JSON of :meth:`TrainConfig.training_dict`."""
-    blob = json.dumps(config.training_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- schedule and optimizer
@@ -406,65 +192,92 @@ def base_lr(config: TrainConfig, world_size: int) -> float:
     return config.lr * config.batch_size * world_size / config.lr_reference_batch
 
 
-# --------------------------------------------------------------------------- checkpoints
+def epoch_lr(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> float:
+    """The first group's learning rate during optimizer step ``step - 1``: the rate an epoch that
+    ended at ``step`` trained its last batch with (not the rate after its last scheduler step,
+    which is the next epoch's; issue 13)."""
+    return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](max(step - 1, 0))
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temp file, fsync, rename: a kill at any moment leaves the old file whole."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+# --------------------------------------------------------------------------- the training state
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A training checkpoint (``weights_only=True``); a missing or damaged file is an error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise GoogLeNetError(f"cannot resume: checkpoint {path} not found")
+def _mine(value: Any, rank: int) -> Any:
+    # A checkpoint holds per-rank entries as lists indexed by rank; state_dict() gives this rank's.
+    return value[rank] if isinstance(value, list) else value
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while a run trains; with the run's header, what a checkpoint holds.
+
+    ``epoch`` is the epoch in progress (0-based, = epochs completed), ``batch`` the next batch of it,
+    ``step`` the optimizer steps so far, ``best`` the lowest averaged-weights val top-1 error.
+    """
+
+    model: GoogLeNet
+    ema: torch.optim.swa_utils.AveragedModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float | None = None
+    epoch_stats: EpochStats = field(default_factory=EpochStats)
+
+    def state_dict(self) -> dict[str, Any]:
+        """This process's state (its own RNGs and epoch sums; :class:`CheckpointSaver` gathers ranks)."""
+        device = next(self.model.parameters()).device
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": list(self.history),
+            "best_avg_val_top1_err": self.best,
+            "epoch_stats": self.epoch_stats.to_dict(),
+            "rng": capture_rng(device),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], rank: int = 0) -> None:
+        """Restore from :meth:`state_dict` or a checkpoint (whose RNGs and sums are per rank)."""
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.batch, self.step = int(state["epoch"]), int(state["batch"]), int(state["step"])
+        self.history = list(state["history"])
+        self.best = state["best_avg_val_top1_err"]
+        self.epoch_stats = EpochStats.from_dict(_mine(state["epoch_stats"], rank))
+        restore_rng(_mine(state["rng"], rank), next(self.model.parameters()).device)
+
+
+def model_from_checkpoint(path: str | Path, *, averaged: bool = True, device: str = "cpu") -> GoogLeNet:
+    """The model of a training checkpoint (``last.pt``, ``best.pt``), in eval mode.
+
+    The Polyak-averaged weights (section 6: the inference model) by default, the raw ones with
+    ``averaged=False``; built from the checkpoint's own config and class names, with
+    ``meta.input_size`` the size the run trained at. Read with ``weights_only=True``.
+    """
+    state = load_checkpoint(path, action="cannot load the model")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and weights_only errors all mean the same to the user
-        reason = " ".join(str(exc).split())[:200]
-        raise GoogLeNetError(
-            f"cannot resume: checkpoint {path} is corrupt or unreadable ({reason})"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise GoogLeNetError(f"cannot resume: {path} is not a googlenet training checkpoint")
-    return state
-
-
-def capture_rng(device: torch.device) -> dict[str, Any]:
-    """Every RNG the run draws from, as tensors and primitives (``weights_only``-loadable)."""
-    import numpy as np
-
-    version, mt, gauss = random.getstate()
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
-        "numpy": {
-            "name": str(np_state[0]),
-            "keys": torch.from_numpy(np_state[1].astype("int64")),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def restore_rng(state: Mapping[str, Any], device: torch.device) -> None:
-    import numpy as np
-
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
-    n = state["numpy"]
-    np.random.set_state(
-        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
-    )
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        saved = {k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__}
+        config = TrainConfig.from_dict(saved, source=str(path))
+        classes = list(state["class_names"])
+        weights = state["ema"] if averaged else state["model"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise GoogLeNetError(f"cannot load the model: {path} lacks its config or weights ({exc})") from None
+    model = registered_model(config, classes)
+    if averaged:  # AveragedModel's state: the model's under "module.", plus its update count
+        weights = {k.removeprefix("module."): v for k, v in weights.items() if k != "n_averaged"}
+    model.load_state_dict(weights)
+    kind = "Polyak-averaged" if averaged else "raw"
+    model.meta.source = f"{path} ({kind} weights, epoch {state.get('epoch')})"
+    return model.to(device).eval()
 
 
 # --------------------------------------------------------------------------- run directory
@@ -524,10 +337,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
 # --------------------------------------------------------------------------- signals
 
 
@@ -585,6 +394,418 @@ class TrainResult:
         return 128 + int(getattr(signal, self.interrupted))
 
 
+def fit(config: TrainConfig, *, task: Task = CLASSIFICATION) -> TrainResult:
+    """Train (or, with ``config.resume``, continue) a run of ``task`` (default: the classifier).
+
+    Under ``torchrun`` every rank calls this; rank 0 alone writes files. Bad input raises
+    :class:`~googlenet.errors.GoogLeNetError` before the run directory is created or changed; a
+    non-finite loss raises it too (the last checkpoint is left intact).
+    """
+    config.validate()
+    env = D.init_distributed(config.device)
+    # fit() is a run, not an import: it may set torch's thread count and determinism, but puts
+    # them back so that a caller (a notebook, a test) is left as it was.
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        with _stop_on_signals(config.handle_signals) as stop:
+            _apply_runtime(config, env)
+            run = build_run(config, env, task)
+            restore(run)
+            open_run_dir(run)
+            with _RunLog(run.layout, env.is_main, purge_step=run.state.step if run.resumed else None) as log:
+                log_start(run)
+                interrupted = run_epochs(run, stop, log)
+                if interrupted:
+                    log.file_only(
+                        logging.WARNING,
+                        f"stopped by {interrupted} after step {run.state.step}; "
+                        f"checkpoint {run.layout.last_checkpoint} written",
+                    )
+                    return _result(run, interrupted=interrupted)
+                return finalise(run)
+    finally:
+        D.teardown(env)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.benchmark = benchmark
+
+
+@dataclass
+class Run:
+    """One run, built and checked by :func:`build_run` before anything is written."""
+
+    config: TrainConfig
+    env: D.DistEnv
+    layout: RunLayout
+    data: TaskData
+    state: TrainState
+    forward: nn.Module  # what train_one_epoch steps: TrainForward, maybe in DDP / torch.compile
+    settings: StepSettings
+    train_sampler: EpochBatchSampler
+    train_loader: Any
+    val_loader: Any
+    saver: CheckpointSaver
+    checkpoint: dict[str, Any] | None  # the loaded last.pt when resuming
+
+    @property
+    def resumed(self) -> bool:
+        return self.checkpoint is not None
+
+    @property
+    def iters_per_epoch(self) -> int:
+        return self.train_sampler.batches_per_epoch()
+
+
+def check_run_dir(root: Path) -> None:
+    """``root`` is, or can become, a directory: errors name it (``--out``) before any work."""
+    if root.exists() and not root.is_dir():
+        raise GoogLeNetError(f"--out {root} is a file, not a directory: pass a new or existing run directory")
+    parent = root
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GoogLeNetError(f"--out {root}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GoogLeNetError(f"--out {root}: cannot create it, {parent} is not writable")
+
+
+def _load_resume_checkpoint(config: TrainConfig, env: D.DistEnv, layout: RunLayout) -> dict[str, Any]:
+    checkpoint = load_checkpoint(layout.last_checkpoint)
+    if checkpoint["resume_hash"] != resume_hash(config):
+        raise GoogLeNetError(
+            f"cannot resume: {layout.last_checkpoint} was written by a different training config"
+        )
+    if checkpoint["world_size"] != env.world_size:
+        raise GoogLeNetError(
+            f"cannot resume {layout.root} with {env.world_size} process(es): it was trained with "
+            f"{checkpoint['world_size']} (the data order and batch depend on it)"
+        )
+    done, batch = int(checkpoint["epoch"]), int(checkpoint["batch"])
+    # Resuming with fewer epochs than were trained would rewrite the weights and config.yaml of a
+    # longer run (issue 12); only a run whose last epoch ended without its weights is finished off.
+    if done > config.epochs or (done == config.epochs and (batch > 0 or layout.weights.is_file())):
+        raise GoogLeNetError(
+            f"run {layout.root} has already trained {done} epoch(s), --epochs {config.epochs}: nothing "
+            f"to do, nothing changed; pass --epochs above {done} to train it further"
+        )
+    return checkpoint
+
+
+def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
+    """Every object of the run, with every input checked; nothing is written."""
+    if not config.resume and config.data != "builtin" and Path(config.data).expanduser().is_dir():
+        # config.yaml must name the data wherever --resume is run from
+        config = replace(config, data=str(Path(config.data).expanduser().resolve()))
+    layout = RunLayout(config.out)
+    check_run_dir(layout.root)
+    if config.resume:
+        checkpoint: dict[str, Any] | None = _load_resume_checkpoint(config, env, layout)
+    else:
+        checkpoint = None
+        if layout.last_checkpoint.exists():
+            raise GoogLeNetError(
+                f"{layout.root} already holds a training run ({layout.last_checkpoint}); continue it with "
+                f"`googlenet train --resume {layout.root}` or choose another --out"
+            )
+    device = env.device
+    precision = resolve_precision(config.precision, device)
+    data = task.build_data(config)
+
+    # the same initial weights on every rank and every run (and every ensemble member sharing init_seed)
+    torch.manual_seed(config.seed if config.init_seed is None else config.init_seed)
+    model = task.build_model(config, data.classes)
+    if config.sync_bn and env.is_distributed:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[assignment]
+    prepare_model(model, device, channels_last=config.channels_last)
+    # Polyak averaging (section 6) as an EMA of the weights. use_buffers=True averages BatchNorm's
+    # running statistics along with the weights, so the averaged model is usable without a
+    # recomputation pass over the data (SWA's update_bn); the paper variant has no buffers.
+    ema = torch.optim.swa_utils.AveragedModel(
+        model,
+        multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
+        use_buffers=True,
+    )
+    model.meta.source = f"googlenet train {layout.root} (raw weights)"
+    ema.module.meta.source = (
+        f"googlenet train {layout.root} (Polyak-averaged weights, EMA {config.ema_decay})"
+    )
+    optimizer = build_optimizer(model, config, base_lr(config, env.world_size))
+    train_sampler = EpochBatchSampler(
+        len(data.train), config.batch_size, seed=config.seed, rank=env.rank, world_size=env.world_size
+    )
+    val_sampler = EpochBatchSampler(
+        len(data.val),
+        config.val_batch_size or config.batch_size,
+        rank=env.rank,
+        world_size=env.world_size,
+        shuffle=False,
+    )
+    iters_per_epoch = train_sampler.batches_per_epoch()
+    if iters_per_epoch == 0:
+        raise GoogLeNetError(
+            f"{data.source} has {len(data.train)} training images, fewer than one global batch of "
+            f"{train_sampler.global_batch_size}; lower --batch-size"
+        )
+    scheduler = build_scheduler(optimizer, config, iters_per_epoch)
+    state = TrainState(model, ema, optimizer, scheduler)
+
+    forward: nn.Module = TrainForward(model)
+    if env.is_distributed:
+        forward = nn.parallel.DistributedDataParallel(
+            forward, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if config.compile:
+        forward = torch.compile(forward)  # type: ignore[assignment]
+    header = {
+        "config": config.saved_dict(),
+        "config_hash": config_hash(config),
+        "resume_hash": resume_hash(config),
+        "world_size": env.world_size,
+        "class_names": data.classes,
+    }
+    return Run(
+        config=config,
+        env=env,
+        layout=layout,
+        data=data,
+        state=state,
+        forward=forward,
+        settings=StepSettings(
+            loss_fn=task.build_loss(config), precision=precision, channels_last=config.channels_last
+        ),
+        train_sampler=train_sampler,
+        train_loader=_loader(data.train, train_sampler, config.workers, device),
+        val_loader=_loader(data.val, val_sampler, config.workers, device),
+        saver=CheckpointSaver(layout, env, header),
+        checkpoint=checkpoint,
+    )
+
+
+def restore(run: Run) -> None:
+    """Continue from the loaded checkpoint, or seed the fresh run's dropout and Python RNGs."""
+    if run.checkpoint is not None:
+        run.state.load_state_dict(run.checkpoint, rank=run.env.rank)
+    else:
+        # Dropout masks differ per rank, as they would on different machines.
+        torch.manual_seed(run.config.seed + 1 + run.env.rank)
+        random.seed(run.config.seed + run.env.rank)
+
+
+def open_run_dir(run: Run) -> None:
+    """Rank 0 writes ``config.yaml`` (on resume too: ``--epochs`` may have changed), ``env.json`` and,
+    on resume, ``metrics.jsonl`` as the checkpoint's history (dropping records of lost work)."""
+    layout, env = run.layout, run.env
+    if env.is_main:
+        layout.checkpoints.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(layout.config, yaml.safe_dump(run.config.saved_dict(), sort_keys=False))
+        info = environment(env)
+        if run.resumed:  # keep what produced the first part of the run; list each resume
+            previous = _read_json(layout.env)
+            info = {**previous, "resumed": [*previous.get("resumed", []), info]} if previous else info
+        atomic_write_text(layout.env, json.dumps(info, indent=1) + "\n")
+        if run.resumed:
+            atomic_write_text(layout.metrics, "".join(json.dumps(r) + "\n" for r in run.state.history))
+    D.barrier(env)
+
+
+def log_start(run: Run) -> None:
+    state = run.state
+    logger.info(
+        "%s %s: rank %d/%d on %s, precision %s, channels_last %s",
+        "resuming" if run.resumed else "training",
+        run.layout.root,
+        run.env.rank,
+        run.env.world_size,
+        run.env.device,
+        run.settings.precision,
+        run.config.channels_last,
+    )
+    if run.resumed:
+        logger.info(
+            "resumed at epoch %d, batch %d/%d, step %d",
+            state.epoch + 1,
+            state.batch,
+            run.iters_per_epoch,
+            state.step,
+        )
+
+
+def _signal_name(stop: StopFlag) -> str:
+    return signal.Signals(stop.signum).name if stop.signum is not None else "SIGTERM"
+
+
+def run_epochs(run: Run, stop: StopFlag, log: _RunLog) -> str | None:
+    """Train epoch by epoch to ``config.epochs``; the signal's name when one stopped the run."""
+    config, env, state, saver = run.config, run.env, run.state, run.saver
+    progress = _Progress(env, config, run.iters_per_epoch, log)
+
+    def after_step(batch_index: int, global_step: int, stats: EpochStats) -> bool:
+        state.batch, state.step, state.epoch_stats = batch_index, global_step, stats
+        if config.checkpoint_every and global_step % config.checkpoint_every == 0:
+            saver.save_last(state.state_dict())
+        if config.debug_hold_at_step is not None and global_step == config.debug_hold_at_step:
+            logger.warning("debug_hold_at_step: holding after step %d (testing option)", global_step)
+            deadline = time.monotonic() + 120
+            while not stop and time.monotonic() < deadline:
+                time.sleep(0.02)
+        if D.any_rank(env, bool(stop)):
+            saver.save_last(state.state_dict())
+            return True
+        return False
+
+    while state.epoch < config.epochs:
+        run.train_sampler.set_epoch(state.epoch, state.batch)
+        progress.start(state.epoch, state.batch, state.epoch_stats.images)
+        try:
+            stats, state.step, stopped = train_one_epoch(
+                run.forward,
+                state.optimizer,
+                run.train_loader,
+                epoch=state.epoch,
+                start_batch=state.batch,
+                global_step=state.step,
+                settings=run.settings,
+                env=env,
+                stats=state.epoch_stats,
+                scheduler=state.scheduler,
+                ema=state.ema,
+                after_step=after_step,
+                progress=progress.update,
+            )
+        finally:
+            progress.close()
+        if stopped:
+            return _signal_name(stop)
+        record = epoch_record(run, stats)
+        state.history.append(record)
+        improved = state.best is None or record["avg_val_top1_err"] < state.best
+        if improved:
+            state.best = record["avg_val_top1_err"]
+        state.epoch, state.batch, state.epoch_stats = state.epoch + 1, 0, EpochStats()
+        saver.save_last(state.state_dict())
+        if improved:
+            saver.save_best(state.ema.module, _weights_extra(run, record["epoch"]))
+        if env.is_main:
+            with open(run.layout.metrics, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            log.scalars(
+                {f"epoch/{k}": v for k, v in record.items() if k not in ("epoch", "step")}, state.step
+            )
+            _log_epoch(record, config.epochs)
+        if D.any_rank(env, bool(stop)):
+            return _signal_name(stop)
+    return None
+
+
+def _log_epoch(record: Mapping[str, Any], epochs: int) -> None:
+    logger.info(
+        "epoch %d/%d: train loss %.4f top-1 err %.4f | val top-1 err %.4f top-%d err %.4f | "
+        "averaged val top-1 err %.4f top-%d err %.4f | %.1f img/s, %.1f s, %d files skipped",
+        record["epoch"],
+        epochs,
+        record["train_loss"],
+        record["train_top1_err"],
+        record["val_top1_err"],
+        record["top_k"],
+        record["val_top5_err"],
+        record["avg_val_top1_err"],
+        record["top_k"],
+        record["avg_val_top5_err"],
+        record["images_per_s"],
+        record["epoch_time_s"],
+        record["skipped_files"],
+    )
+
+
+def epoch_record(run: Run, stats: EpochStats) -> dict[str, Any]:
+    """One ``metrics.jsonl`` line: the epoch's training sums over every rank, and the validation of
+    the raw and the averaged weights (section 7's single centre crop)."""
+    env, state = run.env, run.state
+    sums = D.all_reduce_sum(
+        env,
+        {
+            "loss_sum": stats.loss_sum,
+            "correct1": stats.correct1,
+            "images": stats.images,
+            "skipped": stats.skipped_files,
+            "elapsed": stats.elapsed_s,
+        },
+    )
+    num_classes = len(run.data.classes)
+    scores = {
+        prefix: validate(
+            model,
+            run.val_loader,
+            num_classes=num_classes,
+            env=env,
+            precision=run.settings.precision,
+            channels_last=run.config.channels_last,
+        )
+        for prefix, model in (("", state.model), ("avg_", state.ema.module))
+    }
+    raw, avg = scores[""], scores["avg_"]
+    images = sums["images"]
+    elapsed = sums["elapsed"] / env.world_size
+    return {
+        "epoch": state.epoch + 1,
+        "step": state.step,
+        "lr": epoch_lr(state.scheduler, state.step),
+        "train_loss": sums["loss_sum"] / images if images else math.nan,
+        "train_top1_err": 1 - sums["correct1"] / images if images else math.nan,
+        "val_loss": raw.loss,
+        "val_top1_err": raw.top1_err,
+        "val_top5_err": raw.topk_err,
+        "avg_val_loss": avg.loss,
+        "avg_val_top1_err": avg.top1_err,
+        "avg_val_top5_err": avg.topk_err,
+        "top_k": raw.k,
+        "train_images": int(images),
+        "val_images": raw.images,
+        "images_per_s": images / elapsed if elapsed > 0 else 0.0,
+        "epoch_time_s": elapsed,
+        "skipped_files": int(sums["skipped"]),
+    }
+
+
+def _weights_extra(run: Run, epochs: int) -> dict[str, str]:
+    extra = {"epochs": str(epochs), "steps": str(run.state.step), "seed": str(run.config.seed)}
+    record = next((r for r in reversed(run.state.history) if r["epoch"] == epochs), None)
+    if record is not None:
+        extra["avg_val_top1_err"] = f"{record['avg_val_top1_err']:.6f}"
+    return extra
+
+
+def finalise(run: Run) -> TrainResult:
+    """Write the averaged (``model.safetensors``) and raw weights of the finished run."""
+    layout = run.layout
+    if run.env.is_main:
+        from ..weights.store import save_weights
+
+        extra = _weights_extra(run, run.config.epochs)
+        digest = run.saver.header["config_hash"]
+        save_weights(run.state.ema.module, layout.weights, training_config_hash=digest, extra=extra)
+        save_weights(run.state.model, layout.raw_weights, training_config_hash=digest, extra=extra)
+        logger.info("wrote %s (averaged weights) and %s", layout.weights, layout.raw_weights)
+    D.barrier(run.env)
+    return _result(run)
+
+
+def _result(run: Run, interrupted: str | None = None) -> TrainResult:
+    state, layout = run.state, run.layout
+    done = interrupted is None
+    return TrainResult(
+        run_dir=layout.root,
+        epochs_completed=state.epoch,
+        step=state.step,
+        metrics=state.history,
+        best_avg_val_top1_err=state.best,
+        model_path=layout.weights if done else None,
+        raw_model_path=layout.raw_weights if done else None,
+        interrupted=interrupted,
+    )
+
+
 def _loader(dataset: Any, sampler: EpochBatchSampler, workers: int, device: torch.device) -> Any:
     return torch.utils.data.DataLoader(
         SeededSamples(dataset),
@@ -600,15 +821,15 @@ def _loader(dataset: Any, sampler: EpochBatchSampler, workers: int, device: torc
 
 
 class _RunLog:
-    """train.log handler and TensorBoard writer of rank 0 (no-ops elsewhere)."""
+    """train.log handler and TensorBoard writer of rank 0 (no-ops elsewhere); a context manager."""
 
-    def __init__(self, run_dir: Path, enabled: bool, purge_step: int | None) -> None:
+    def __init__(self, layout: RunLayout, enabled: bool, purge_step: int | None) -> None:
         self.handler: logging.Handler | None = None
         self.writer: Any = None
         self.previous_level = logger.level
         if not enabled:
             return
-        self.handler = logging.FileHandler(run_dir / "train.log")
+        self.handler = logging.FileHandler(layout.log)
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         for name in ("googlenet.train", "googlenet.data"):
             logging.getLogger(name).addHandler(self.handler)
@@ -616,7 +837,18 @@ class _RunLog:
             logger.setLevel(logging.INFO)
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
+        self.writer = SummaryWriter(log_dir=str(layout.tensorboard), purge_step=purge_step)
+
+    def __enter__(self) -> _RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def file_only(self, level: int, message: str) -> None:
+        """A line for train.log alone: what the caller (the CLI) tells the user in its own words."""
+        if self.handler is not None:
+            self.handler.handle(logger.makeRecord(logger.name, level, __file__, 0, message, (), None))
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
         if self.writer is not None:
@@ -644,446 +876,6 @@ def _apply_runtime(config: TrainConfig, env: D.DistEnv) -> None:
         torch.backends.cudnn.benchmark = False
     elif env.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-def _model_options(config: TrainConfig) -> dict[str, Any]:
-    """``model_options`` for create_model; an ``aux`` mapping (e.g. ``{dropout: 0.0}``) updates the
-    variant's :class:`~googlenet.models.spec.AuxSpec` field by field."""
-    from ..models.registry import model_entry
-    from ..models.spec import AuxSpec
-
-    options = dict(config.model_options)
-    aux = options.get("aux")
-    if isinstance(aux, Mapping):
-        base = dataclasses.asdict(model_entry(config.model).config.aux)
-        unknown = sorted(set(aux) - set(base))
-        if unknown:
-            raise GoogLeNetError(f"model_options.aux: unknown key {unknown[0]!r} (known: {', '.join(base)})")
-        options["aux"] = AuxSpec(**{**base, **aux})
-    return options
-
-
-def _build_datasets(config: TrainConfig, meta: Any) -> tuple[Any, Any, Path]:
-    from ..data.builtin import resolve_data
-    from ..data.datasets import build_dataset
-    from ..data.transforms import AugmentConfig, eval_transform, train_transform
-
-    root = resolve_data(config.data, **config.builtin)
-    try:
-        augment = AugmentConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()}
-        )
-    except TypeError as exc:
-        raise GoogLeNetError(f"augment: {exc}") from None
-    train_ds = build_dataset(
-        root, "train", train_transform(meta, config.image_size, augment=augment), layout=config.layout
-    )
-    val_ds = build_dataset(root, "val", eval_transform(meta, config.image_size), layout=config.layout)
-    if list(val_ds.classes) != list(train_ds.classes):
-        raise GoogLeNetError(f"{root}: the val split's classes differ from the train split's")
-    return train_ds, val_ds, root
-
-
-def _strict_check(datasets: Mapping[str, Any], workers: int) -> None:
-    from ..data.datasets import scan_unreadable
-
-    for split, ds in datasets.items():
-        bad = scan_unreadable(ds, workers=workers)
-        if bad:
-            path, reason = bad[0]
-            raise GoogLeNetError(
-                f"unreadable image {path} ({reason}) in the {split} split"
-                + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
-                + " (--strict-data; remove it or train without --strict-data to skip it)"
-            )
-
-
-def fit(config: TrainConfig) -> TrainResult:
-    """Train (or, with ``config.resume``, continue) a run; see the module docstring for the run dir.
-
-    Under ``torchrun`` every rank calls this; rank 0 alone writes files. Raises
-    :class:`~googlenet.errors.GoogLeNetError` for bad input and for a non-finite loss (the last
-    checkpoint is left intact).
-    """
-    config.validate()
-    env = D.init_distributed(config.device)
-    # fit() is a run, not an import: it may set torch's thread count and determinism, but puts
-    # them back so that a caller (a notebook, a test) is left as it was.
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    benchmark = torch.backends.cudnn.benchmark
-    try:
-        with _stop_on_signals(config.handle_signals) as stop:
-            return _fit(config, env, stop)
-    finally:
-        D.teardown(env)
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
-        torch.backends.cudnn.benchmark = benchmark
-
-
-def _fit(config: TrainConfig, env: D.DistEnv, stop: StopFlag) -> TrainResult:
-    _apply_runtime(config, env)
-    if not config.resume and config.data != "builtin" and Path(config.data).expanduser().is_dir():
-        # config.yaml must name the data wherever --resume is run from
-        config = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()))
-    run_dir = Path(config.out)
-    ckpt_dir = run_dir / "checkpoints"
-    last_path = ckpt_dir / "last.pt"
-    checkpoint: dict[str, Any] | None = None
-    if config.resume:
-        checkpoint = load_checkpoint(last_path)
-        if checkpoint["resume_hash"] != _resume_hash(config):
-            raise GoogLeNetError(f"cannot resume: {last_path} was written by a different training config")
-        if checkpoint["world_size"] != env.world_size:
-            raise GoogLeNetError(
-                f"cannot resume {run_dir} with {env.world_size} process(es): it was trained with "
-                f"{checkpoint['world_size']} (the data order and batch depend on it)"
-            )
-    elif last_path.exists():
-        raise GoogLeNetError(
-            f"{run_dir} already holds a training run ({last_path}); continue it with "
-            f"`googlenet train --resume {run_dir}` or choose another --out"
-        )
-    if env.is_main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        # on resume too: --epochs may have changed
-        _write_text(run_dir / "config.yaml", yaml.safe_dump(_saved_config(config), sort_keys=False))
-        info = environment(env)
-        if config.resume:  # keep what produced the first part of the run; list each resume
-            previous = _read_json(run_dir / "env.json")
-            info = {**previous, "resumed": [*previous.get("resumed", []), info]} if previous else info
-        _write_text(run_dir / "env.json", json.dumps(info, indent=1) + "\n")
-    D.barrier(env)
-    start_step = int(checkpoint["step"]) if checkpoint else 0
-    runlog = _RunLog(run_dir, env.is_main, purge_step=start_step if checkpoint else None)
-    try:
-        return _train(config, env, stop, run_dir, checkpoint, runlog)
-    finally:
-        runlog.close()
-
-
-def _saved_config(config: TrainConfig) -> dict[str, Any]:
-    d = config.to_dict()
-    d.pop("resume")
-    return d
-
-
-def _train(
-    config: TrainConfig,
-    env: D.DistEnv,
-    stop: StopFlag,
-    run_dir: Path,
-    checkpoint: dict[str, Any] | None,
-    runlog: _RunLog,
-) -> TrainResult:
-    from ..models.model import GoogLeNet
-    from ..models.registry import create_model
-
-    ckpt_dir = run_dir / "checkpoints"
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    device = env.device
-    precision = resolve_precision(config.precision, device)
-    logger.info(
-        "%s %s: rank %d/%d on %s, precision %s, channels_last %s",
-        "resuming" if checkpoint else "training",
-        run_dir,
-        env.rank,
-        env.world_size,
-        device,
-        precision,
-        config.channels_last,
-    )
-
-    # ---- data (class names first: the model needs their count; the transforms need its meta)
-    model_options = _model_options(config)
-    probe_meta = create_model(config.model, num_classes=1, aux_logits=False, **model_options).meta
-    train_ds, val_ds, root = _build_datasets(config, probe_meta)
-    classes = list(train_ds.classes)
-    if config.strict_data and not checkpoint:
-        _strict_check({"train": train_ds, "val": val_ds}, config.workers)
-
-    # ---- model, averaged model, optimizer, schedule
-    # the same initial weights on every rank and every run (and every ensemble member sharing init_seed)
-    torch.manual_seed(config.seed if config.init_seed is None else config.init_seed)
-    model: GoogLeNet = create_model(
-        config.model, num_classes=len(classes), class_names=classes, **model_options
-    )
-    if config.sync_bn and env.is_distributed:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[assignment]
-    prepare_model(model, device, channels_last=config.channels_last)
-    # Polyak averaging (section 6) as an EMA of the weights. use_buffers=True averages BatchNorm's
-    # running statistics along with the weights, so the averaged model is usable without a
-    # recomputation pass over the data (SWA's update_bn); the paper variant has no buffers.
-    ema = torch.optim.swa_utils.AveragedModel(
-        model,
-        multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
-        use_buffers=True,
-    )
-    lr = base_lr(config, env.world_size)
-    optimizer = build_optimizer(model, config, lr)
-    train_sampler = EpochBatchSampler(
-        len(train_ds), config.batch_size, seed=config.seed, rank=env.rank, world_size=env.world_size
-    )
-    val_sampler = EpochBatchSampler(
-        len(val_ds),
-        config.val_batch_size or config.batch_size,
-        rank=env.rank,
-        world_size=env.world_size,
-        shuffle=False,
-    )
-    iters_per_epoch = train_sampler.batches_per_epoch()
-    if iters_per_epoch == 0:
-        raise GoogLeNetError(
-            f"{root}/train has {len(train_ds)} images, fewer than one global batch of "
-            f"{train_sampler.global_batch_size}; lower --batch-size"
-        )
-    scheduler = build_scheduler(optimizer, config, iters_per_epoch)
-
-    epoch, start_batch, step = 0, 0, 0
-    history: list[dict[str, Any]] = []
-    best: float | None = None
-    stats: EpochStats | None = None
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        ema.load_state_dict(checkpoint["ema"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        epoch, start_batch, step = int(checkpoint["epoch"]), int(checkpoint["batch"]), int(checkpoint["step"])
-        history = list(checkpoint["history"])
-        best = checkpoint["best_avg_val_top1_err"]
-        stats = EpochStats.from_dict(checkpoint["epoch_stats"][env.rank])
-        restore_rng(checkpoint["rng"][env.rank], device)
-        if env.is_main:  # metrics.jsonl = the checkpoint's history (drops records of lost work)
-            _write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-        logger.info(
-            "resumed at epoch %d, batch %d/%d, step %d", epoch + 1, start_batch, iters_per_epoch, step
-        )
-    else:
-        # Dropout masks differ per rank, as they would on different machines.
-        torch.manual_seed(config.seed + 1 + env.rank)
-        random.seed(config.seed + env.rank)
-
-    # ---- the forward DDP / compile see
-    forward: nn.Module = TrainForward(model)
-    if env.is_distributed:
-        forward = nn.parallel.DistributedDataParallel(
-            forward, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if config.compile:
-        forward = torch.compile(forward)  # type: ignore[assignment]
-
-    settings = StepSettings(
-        aux_loss_weight=config.aux_loss_weight,
-        label_smoothing=config.label_smoothing,
-        precision=precision,
-        channels_last=config.channels_last,
-        poison_loss_at_step=config.debug_nan_at_step,
-    )
-    train_loader = _loader(train_ds, train_sampler, config.workers, device)
-    val_loader = _loader(val_ds, val_sampler, config.workers, device)
-    config_sha = config_hash(config)
-
-    def checkpoint_state(next_epoch: int, next_batch: int, epoch_stats: EpochStats) -> dict[str, Any] | None:
-        rngs = D.all_gather_objects(env, capture_rng(device))
-        all_stats = D.all_gather_objects(env, epoch_stats.to_dict())
-        if not env.is_main:
-            return None
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "config": _saved_config(config),
-            "config_hash": config_sha,
-            "resume_hash": _resume_hash(config),
-            "world_size": env.world_size,
-            "class_names": classes,
-            "epoch": next_epoch,
-            "batch": next_batch,
-            "step": step_box[0],
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rngs,
-            "epoch_stats": all_stats,
-            "history": history,
-            "best_avg_val_top1_err": best,
-        }
-
-    def write_checkpoint(next_epoch: int, next_batch: int, epoch_stats: EpochStats) -> None:
-        state = checkpoint_state(next_epoch, next_batch, epoch_stats)
-        if state is not None:
-            save_checkpoint(last_path, state)
-
-    step_box = [step]
-    progress = _Progress(env, config, iters_per_epoch, runlog)
-
-    def after_step(batch_index: int, global_step: int, epoch_stats: EpochStats) -> bool:
-        step_box[0] = global_step
-        if config.checkpoint_every and global_step % config.checkpoint_every == 0:
-            write_checkpoint(epoch, batch_index, epoch_stats)
-        if config.debug_hold_at_step is not None and global_step == config.debug_hold_at_step:
-            logger.warning("debug_hold_at_step: holding after step %d (testing option)", global_step)
-            deadline = time.monotonic() + 120
-            while not stop and time.monotonic() < deadline:
-                time.sleep(0.02)
-        if D.any_rank(env, bool(stop)):
-            write_checkpoint(epoch, batch_index, epoch_stats)
-            return True
-        return False
-
-    interrupted: str | None = None
-    while epoch < config.epochs:
-        train_sampler.set_epoch(epoch, start_batch)
-        progress.start(epoch, start_batch, stats.images if stats else 0.0)
-        try:
-            stats, step, stopped = train_one_epoch(
-                forward,
-                optimizer,
-                train_loader,
-                epoch=epoch,
-                start_batch=start_batch,
-                global_step=step,
-                settings=settings,
-                env=env,
-                stats=stats,
-                scheduler=scheduler,
-                ema=ema,
-                after_step=after_step,
-                progress=progress.update,
-            )
-        finally:
-            progress.close()
-        step_box[0] = step
-        if stopped:
-            interrupted = signal.Signals(stop.signum).name if stop.signum is not None else "SIGTERM"
-            break
-        record = _epoch_record(config, env, epoch, step, optimizer, stats, model, ema, val_loader, precision)
-        history.append(record)
-        improved = best is None or record["avg_val_top1_err"] < best
-        if improved:
-            best = record["avg_val_top1_err"]
-        write_checkpoint(epoch + 1, 0, EpochStats())
-        if env.is_main:
-            if improved:
-                atomic_write(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            runlog.scalars({f"epoch/{k}": v for k, v in record.items() if k not in ("epoch", "step")}, step)
-            logger.info(
-                "epoch %d/%d: train loss %.4f top-1 err %.4f | val top-1 err %.4f top-%d err %.4f | "
-                "averaged val top-1 err %.4f top-%d err %.4f | %.1f img/s, %.1f s, %d files skipped",
-                record["epoch"],
-                config.epochs,
-                record["train_loss"],
-                record["train_top1_err"],
-                record["val_top1_err"],
-                record["top_k"],
-                record["val_top5_err"],
-                record["avg_val_top1_err"],
-                record["top_k"],
-                record["avg_val_top5_err"],
-                record["images_per_s"],
-                record["epoch_time_s"],
-                record["skipped_files"],
-            )
-        epoch, start_batch, stats = epoch + 1, 0, None
-        if D.any_rank(env, bool(stop)):
-            interrupted = signal.Signals(stop.signum).name if stop.signum is not None else "SIGTERM"
-            break
-
-    if interrupted and env.is_main:
-        logger.warning(
-            "stopped by %s after step %d; checkpoint %s written. Continue with: googlenet train --resume %s",
-            interrupted,
-            step,
-            last_path,
-            run_dir,
-        )
-    if interrupted:
-        return TrainResult(run_dir, epoch, step, history, best, None, None, interrupted)
-
-    model_path = run_dir / "model.safetensors"
-    raw_path = run_dir / "model_raw.safetensors"
-    if env.is_main:
-        from ..weights.store import save_weights
-
-        extra = {"epochs": str(config.epochs), "steps": str(step), "seed": str(config.seed)}
-        averaged: GoogLeNet = ema.module  # type: ignore[assignment]
-        averaged.meta.source = f"googlenet train {run_dir} (Polyak-averaged weights, EMA {config.ema_decay})"
-        model.meta.source = f"googlenet train {run_dir} (raw weights)"
-        # The size the weights were trained at is the size to run them at: predict, evaluate, export
-        # and Predictor default to meta.input_size when no config.yaml is beside the file.
-        for m in (averaged, model):
-            m.meta.input_size = (3, config.image_size, config.image_size)
-        if history:
-            extra["avg_val_top1_err"] = f"{history[-1]['avg_val_top1_err']:.6f}"
-        save_weights(averaged, model_path, training_config_hash=config_sha, extra=extra)
-        save_weights(model, raw_path, training_config_hash=config_sha, extra=extra)
-        logger.info("wrote %s (averaged weights) and %s", model_path, raw_path)
-    D.barrier(env)
-    return TrainResult(run_dir, epoch, step, history, best, model_path, raw_path)
-
-
-def _epoch_record(
-    config: TrainConfig,
-    env: D.DistEnv,
-    epoch: int,
-    step: int,
-    optimizer: torch.optim.Optimizer,
-    stats: EpochStats,
-    model: nn.Module,
-    ema: torch.optim.swa_utils.AveragedModel,
-    val_loader: Any,
-    precision: str,
-) -> dict[str, Any]:
-    sums = D.all_reduce_sum(
-        env,
-        {
-            "loss_sum": stats.loss_sum,
-            "correct1": stats.correct1,
-            "images": stats.images,
-            "skipped": stats.skipped_files,
-            "elapsed": stats.elapsed_s,
-        },
-    )
-    num_classes = int(model.num_classes)  # type: ignore[arg-type]
-    raw = evaluate(
-        model,
-        val_loader,
-        num_classes=num_classes,
-        env=env,
-        precision=precision,
-        channels_last=config.channels_last,
-    )
-    avg = evaluate(
-        ema.module,
-        val_loader,
-        num_classes=num_classes,
-        env=env,
-        precision=precision,
-        channels_last=config.channels_last,
-    )
-    images = sums["images"]
-    elapsed = sums["elapsed"] / env.world_size
-    return {
-        "epoch": epoch + 1,
-        "step": step,
-        "lr": optimizer.param_groups[0]["lr"],
-        "train_loss": sums["loss_sum"] / images if images else math.nan,
-        "train_top1_err": 1 - sums["correct1"] / images if images else math.nan,
-        "val_loss": raw.loss,
-        "val_top1_err": raw.top1_err,
-        "val_top5_err": raw.topk_err,
-        "avg_val_loss": avg.loss,
-        "avg_val_top1_err": avg.top1_err,
-        "avg_val_top5_err": avg.topk_err,
-        "top_k": raw.k,
-        "train_images": int(images),
-        "val_images": raw.images,
-        "images_per_s": images / elapsed if elapsed > 0 else 0.0,
-        "epoch_time_s": elapsed,
-        "skipped_files": int(sums["skipped"]),
-    }
 
 
 class _Progress:

@@ -1,0 +1,133 @@
+"""What a training run trains -- its data, its model, its loss -- as one small object, :class:`Task`.
+
+The loop of :func:`googlenet.training.train.fit` (optimizer, schedule, Polyak averaging, checkpoints,
+exact resume, torchrun) is the same whatever is trained; a :class:`Task` supplies the rest. The
+default task is the paper's classifier: section 6's image sampling on an image folder (ImageFolder,
+ILSVRC2012) or the built-in set, a registered GoogLeNet and section 5's loss. Another task (the
+region classifier of the detector, section 5's R-CNN-style use of GoogLeNet) replaces one or more
+builders and keeps the loop.
+
+The contract:
+
+* ``build_data(config) -> TaskData``: the train and val datasets and the class names. A dataset
+  returns ``(image tensor, label)`` for an index, or ``None`` for an unreadable sample, and has
+  ``samples[index][0]``, the sample's file (named when it is skipped). Its random transforms draw
+  from torch's RNG, which the loop seeds per sample (exact resume).
+* ``build_model(config, classes) -> GoogLeNet``: called with torch's RNG seeded to the run's
+  initial-weights seed, so every rank and every ensemble member sharing it starts alike.
+* ``build_loss(config) -> loss(outputs, labels)``: ``outputs`` is the model's
+  :class:`~googlenet.models.model.GoogLeNetOutputs`.
+
+Every builder runs before the run directory is created: bad input raises there and leaves nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from ..errors import GoogLeNetError
+from ..models.model import GoogLeNet
+from .config import TrainConfig, augment_config
+from .engine import LossFn, googlenet_loss
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The two splits of a task; ``source`` names the data in messages (a folder, a file list)."""
+
+    train: Any
+    val: Any
+    classes: list[str]
+    source: str
+
+
+def model_options(config: TrainConfig) -> dict[str, Any]:
+    """``model_options`` for create_model; an ``aux`` mapping (e.g. ``{dropout: 0.0}``) updates the
+    variant's :class:`~googlenet.models.spec.AuxSpec` field by field."""
+    from ..models.registry import model_entry
+    from ..models.spec import AuxSpec
+
+    options = dict(config.model_options)
+    aux = options.get("aux")
+    if isinstance(aux, Mapping):
+        base = dataclasses.asdict(model_entry(config.model).config.aux)
+        unknown = sorted(set(aux) - set(base))
+        if unknown:
+            raise GoogLeNetError(f"model_options.aux: unknown key {unknown[0]!r} (known: {', '.join(base)})")
+        options["aux"] = AuxSpec(**{**base, **aux})
+    return options
+
+
+def image_folders(config: TrainConfig) -> TaskData:
+    """The classifier's data: ``config.data`` (a folder or ``builtin``) with section 6's training
+    transform and the single centre crop for validation, normalised as the model expects."""
+    from ..data.builtin import resolve_data
+    from ..data.datasets import build_dataset
+    from ..data.transforms import eval_transform, train_transform
+    from ..models.registry import model_meta
+
+    # The registry's metadata of the model (mean/std, interpolation, resize ratio): the transforms
+    # need it before the model exists, and the model needs the class count from the data.
+    options = {k: v for k, v in config.model_options.items() if k != "aux"}
+    meta = model_meta(config.model, **options)
+    root = resolve_data(config.data, **config.builtin)
+    augment = augment_config(config.augment)
+    train = build_dataset(
+        root, "train", train_transform(meta, config.image_size, augment=augment), layout=config.layout
+    )
+    val = build_dataset(root, "val", eval_transform(meta, config.image_size), layout=config.layout)
+    if list(val.classes) != list(train.classes):
+        raise GoogLeNetError(f"{root}: the val split's classes differ from the train split's")
+    if config.strict_data and not config.resume:
+        check_readable({"train": train, "val": val}, config.workers)
+    return TaskData(train, val, list(train.classes), str(root))
+
+
+def check_readable(datasets: Mapping[str, Any], workers: int) -> None:
+    """``--strict-data``: decode every file first and stop naming the first unreadable one."""
+    from ..data.datasets import scan_unreadable
+
+    for split, ds in datasets.items():
+        bad = scan_unreadable(ds, workers=workers)
+        if bad:
+            path, reason = bad[0]
+            raise GoogLeNetError(
+                f"unreadable image {path} ({reason}) in the {split} split"
+                + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
+                + " (--strict-data; remove it or train without --strict-data to skip it)"
+            )
+
+
+def registered_model(config: TrainConfig, classes: Sequence[str]) -> GoogLeNet:
+    """``config.model`` from the registry with one output per class; its metadata records the
+    class names and the size it is trained at (what predict, evaluate and export default to)."""
+    from ..models.registry import create_model
+
+    model = create_model(
+        config.model, num_classes=len(classes), class_names=list(classes), **model_options(config)
+    )
+    model.meta.input_size = (3, config.image_size, config.image_size)
+    return model
+
+
+def recipe_loss(config: TrainConfig) -> LossFn:
+    """Section 5's loss with the config's auxiliary weight (0.3) and label smoothing."""
+    return partial(
+        googlenet_loss, aux_loss_weight=config.aux_loss_weight, label_smoothing=config.label_smoothing
+    )
+
+
+@dataclass(frozen=True)
+class Task:
+    """The builders :func:`~googlenet.training.train.fit` calls; the defaults train the paper's classifier."""
+
+    build_data: Callable[[TrainConfig], TaskData] = image_folders
+    build_model: Callable[[TrainConfig, Sequence[str]], GoogLeNet] = registered_model
+    build_loss: Callable[[TrainConfig], LossFn] = recipe_loss
+
+
+CLASSIFICATION = Task()
