@@ -610,6 +610,14 @@ def render_scene(rng: np.random.Generator, image_size: int, *, classes: int, max
 # Many images at once.
 
 
+def _sigint_default() -> None:
+    # Ctrl-C reaches the whole process group: the workers die silently (the default action) and the
+    # parent raises KeyboardInterrupt, instead of every worker printing a traceback (issue 12).
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def render_in_workers(
     render_chunk: Callable[..., Any], args: Sequence[Any], tasks: list, workers: int
 ) -> list:
@@ -627,6 +635,7 @@ def render_in_workers(
     # torch through the package). Interleaved chunks balance the load across workers.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     n_chunks = workers * 4
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_sigint_default) as pool:
         columns = [[a] * n_chunks for a in args]
         return list(pool.map(render_chunk, *columns, [tasks[k::n_chunks] for k in range(n_chunks)]))
