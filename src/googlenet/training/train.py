@@ -408,9 +408,11 @@ def fit(config: TrainConfig, *, task: Task = CLASSIFICATION) -> TrainResult:
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     benchmark = torch.backends.cudnn.benchmark
     try:
+        _apply_runtime(config, env)
+        # A Ctrl-C while building raises KeyboardInterrupt: nothing is written yet. From here on a
+        # signal finishes the current step, checkpoints and stops.
+        run = build_run(config, env, task)
         with _stop_on_signals(config.handle_signals) as stop:
-            _apply_runtime(config, env)
-            run = build_run(config, env, task)
             restore(run)
             open_run_dir(run)
             with _RunLog(run.layout, env.is_main, purge_step=run.state.step if run.resumed else None) as log:
