@@ -16,15 +16,10 @@ from PIL import Image
 import googlenet
 from googlenet.data.builtin import make_builtin
 from googlenet.errors import GoogLeNetError
-from googlenet.evaluation.report import (
-    confusion_matrix,
-    predict_validation,
-    spread_markdown,
-    table3_markdown,
-    table3_rows,
-    topk_errors,
-    write_report,
-)
+from googlenet.evaluation.metrics import confusion_matrix, topk_errors
+from googlenet.evaluation.report import predict_validation, write_report
+from googlenet.evaluation.result import EvaluationResult
+from googlenet.evaluation.tables import spread_markdown, table3_markdown
 from googlenet.runs import read_metrics
 
 from .conftest import run_cli
@@ -114,29 +109,31 @@ def test_confusion_matrix_matches_hand_count() -> None:
 
 
 def test_topk_errors_hand_computed() -> None:
-    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
-    labels = np.array([0, 1, 2])
-    top1, top2 = topk_errors(probs, labels, k=2)
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+    labels = torch.tensor([0, 1, 2])
+    top1, top2 = topk_errors(probs, labels, ks=(1, 2))
     assert top1 == pytest.approx(2 / 3)  # rows 1 and 2 wrong at top-1
     assert top2 == pytest.approx(1 / 3)  # row 2: class 2 is last
 
 
 def test_table3_markdown_numbers_and_base_delta() -> None:
-    rows = table3_rows(EVALUATION)
-    assert [r["cost"] for r in rows] == [1, 10, 7 * 144]  # cost defaults to models x crops
+    rows = EvaluationResult.from_json(EVALUATION).rows
+    assert [r.cost for r in rows] == [1, 10, 7 * 144]  # cost defaults to models x crops
     md = table3_markdown(rows).splitlines()
     assert md[0].startswith("| Number of models | Number of crops | Cost | Top-5 error | Top-5 vs base")
     assert md[2] == "| 1 | 1 | 1 | 10.07% | base | 31.25% | base |"
     assert md[3] == "| 1 | 10 | 10 | 9.15% | -0.92% |  |  |"  # no top-1 error given: left empty
     assert md[4] == "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% | -6.25% |"
     # deltas given in the file win over the computed ones (evaluate writes both)
-    given = table3_rows({"rows": [EVALUATION["rows"][0], {**EVALUATION["rows"][2], "delta_top5": -0.0345}]})
+    given = EvaluationResult.from_json(
+        {"rows": [EVALUATION["rows"][0], {**EVALUATION["rows"][2], "delta_top5": -0.0345}]}
+    ).rows
     assert table3_markdown(given).splitlines()[3].split(" | ")[4] == "-3.45%"
     with pytest.raises(GoogLeNetError, match="rows"):
-        table3_rows({"table": []})
-    assert spread_markdown(EVALUATION) is None  # one model: no spread section
+        EvaluationResult.from_json({"table": []})
+    assert spread_markdown(EvaluationResult.from_json(EVALUATION).spread) is None  # one model: no spread
     with pytest.raises(GoogLeNetError, match="spread row 0"):
-        spread_markdown({"spread": [{"models": 2}]})
+        EvaluationResult.from_json({**EVALUATION, "spread": [{"models": 2}]})
 
 
 def test_read_metrics_drops_partial_last_line_only(tmp_path: Path) -> None:
@@ -166,6 +163,29 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return run_cli(*args, timeout=120)
 
 
+def _evaluated(runs: tuple[Path, list[Path]]) -> dict:
+    """What `googlenet evaluate --json` records of the runs' models and data (checked by the report)."""
+    from googlenet.weights.store import read_metadata
+
+    data, run_dirs = runs
+    weights = [r / "model.safetensors" for r in run_dirs]
+    return {
+        "checkpoints": [{"weights": str(w), "sha256": read_metadata(w)["sha256"]} for w in weights],
+        "data": str(data),
+        "class_names": (data / "classes.txt").read_text().split(),
+    }
+
+
+def _one_error_line(result: subprocess.CompletedProcess, *needles: str) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("googlenet report: error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
 def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     _, run_dirs = runs
     evaluation = tmp_path / "eval.json"
@@ -173,7 +193,7 @@ def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]]
         {"models": 1, "crops": 1, "subsets": 2, "top5_mean": 0.105, "top5_std": 0.007, "top1_mean": 0.33,
          "top1_std": 0.025, "top1_min": 0.3125, "top1_max": 0.3475},
     ]  # fmt: skip
-    evaluation.write_text(json.dumps({**EVALUATION, "spread": spread}))
+    evaluation.write_text(json.dumps({**EVALUATION, "spread": spread, **_evaluated(runs)}))
     out = tmp_path / "report"
     ensemble = run_dirs[0].parent  # an ensemble directory stands for its members
     result = _cli("report", str(ensemble), "--out", str(out), "--evaluation", str(evaluation))
@@ -231,3 +251,106 @@ def test_report_without_weights_draws_curves_and_says_why(tmp_path: Path) -> Non
     assert not (tmp_path / "out" / "confusion.png").exists()
     with Image.open(tmp_path / "out" / "curves.png") as image:
         assert image.size[0] >= 400
+
+
+def test_report_refuses_bad_input_before_any_work(
+    runs: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, run_dirs = runs
+    out = tmp_path / "out"
+    # Issue 12 point 4: the image size is validated like the other commands', nothing is written.
+    _one_error_line(
+        _cli("report", str(run_dirs[0]), "--out", str(out), "--image-size", "10"), "--image-size", "10"
+    )
+    # A training checkpoint or a weights file where a run directory is expected: what it is, what to pass.
+    best = tmp_path / "r" / "checkpoints" / "best.pt"
+    best.parent.mkdir(parents=True)
+    best.write_bytes(b"x")
+    _one_error_line(
+        _cli("report", str(best), "--out", str(out)), str(best), "training checkpoint", str(tmp_path / "r")
+    )
+    weights = run_dirs[0] / "model.safetensors"
+    with pytest.raises(GoogLeNetError, match="is a weights file; the report takes run directories"):
+        write_report([weights], out)
+    # Issue 12 point 8: an evaluation of other checkpoints, data or classes is refused, naming both.
+    other = tmp_path / "other.json"
+    evaluated = _evaluated(runs)
+    cases = [
+        (
+            {**evaluated, "checkpoints": evaluated["checkpoints"][:1]},
+            [str(run_dirs[1] / "model.safetensors")],
+        ),
+        ({**evaluated, "data": str(tmp_path)}, [str(tmp_path), str(data)]),
+        ({**evaluated, "class_names": ["A", "B", "C"]}, ["A, B, C", "--allow-class-mismatch"]),
+        ({**evaluated, "class_names": ["a", "b"]}, ["a, b"]),
+        ({}, ["records no checkpoints"]),
+    ]
+    from googlenet.cli import main
+
+    for extra, needles in cases:  # in-process: the same parser and error handler, without 5 start-ups
+        other.write_text(json.dumps({**EVALUATION, **extra}))
+        assert main(["report", *map(str, run_dirs), "--out", str(out), "--evaluation", str(other)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("googlenet report: error:") and str(other) in err[0]
+        assert all(n in err[0] for n in needles), (needles, err[0])
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_report_replaces_an_earlier_report_whole(runs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    _, run_dirs = runs
+    out = tmp_path / "report"
+    evaluation = tmp_path / "eval.json"
+    evaluation.write_text(json.dumps({**EVALUATION, **_evaluated(runs)}))
+    write_report(run_dirs, out, evaluation=evaluation, max_images=3)
+    assert (out / "table3.md").is_file() and (out / "table3.png").is_file()
+    earlier = (out / "index.md").read_text()
+    # A failure half-way (no validation split in --data) leaves the earlier report as it was.
+    empty = tmp_path / "no_val"
+    (empty / "val").mkdir(parents=True)
+    with pytest.raises(GoogLeNetError):
+        write_report(run_dirs, out, data=empty)
+    assert (out / "index.md").read_text() == earlier and (out / "table3.png").is_file()
+    # Issue 12 point 4: a new report in the same folder leaves no stale table3.* behind.
+    write_report(run_dirs[:1], out, max_images=3)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["index.md", "index.html", "curves.png", "confusion.png", "predictions.png"]
+    )
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # A folder holding anything but a report is never replaced.
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(GoogLeNetError, match=r"notes\.txt"):
+        write_report(run_dirs[:1], out)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_report_max_images_and_evaluate_limit_see_the_same_images(
+    runs: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    import shutil
+
+    # Issue 13 point 3: one selection and one rule for unreadable images, so the report's numbers are
+    # those of `evaluate --limit N` on the same model (a broken file lands among the picked images).
+    data, run_dirs = runs
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    first = sorted(p for p in (copy / "val").iterdir() if p.is_dir())[0]
+    (first / "aa_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = tmp_path / "eval.json"
+    limit = "4"  # of 7 images: indices 0, 1, 3, 5 -> the broken file (index 0) is among them
+    result = run_cli(
+        "evaluate", "--data", copy, "--checkpoint", run_dirs[0], "--crops", "1", "--limit", limit,
+        "--workers", "0", "--json", out, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    assert record["num_unreadable"] == 1 and record["num_images"] == 4
+    report = tmp_path / "report"
+    result = _cli(
+        "report", str(run_dirs[0]), "--out", str(report), "--data", str(copy), "--max-images", limit,
+        "--evaluation", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    index = (report / "index.md").read_text()
+    row = record["rows"][0]
+    assert f"top-1 error {100 * row['top1_err']:.2f}%, top-3 error {100 * row['topk_err']:.2f}%" in index
+    assert "over 4 validation images (1 unreadable, counted as errors" in index

@@ -16,24 +16,44 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by `googlenet train`"
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run directories written by `googlenet train` (its --out folder), or ensemble directories",
     )
-    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument(
+        "--out", required=True, help="output folder, created or replaced whole (an earlier report's folder)"
+    )
     p.add_argument("--evaluation", metavar="EVAL.json", help="JSON written by `googlenet evaluate --json`")
     p.add_argument("--data", help="dataset folder or 'builtin' (default: the first run's config.yaml)")
-    p.add_argument("--image-size", type=int, help="centre-crop size (default: the first run's config.yaml)")
     p.add_argument(
-        "--max-images", type=int, help="use at most this many validation images, evenly spaced (default: all)"
+        "--image-size",
+        type=int,
+        help="centre-crop size, at least 64 (default: the size the models were trained at)",
     )
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--max-images",
+        type=int,
+        help="use at most this many validation images, evenly spaced: the images `evaluate --limit N` "
+        "picks (default: all)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
     p.add_argument("--device", default="cpu", help="torch device for the predictions (default cpu)")
+    p.add_argument(
+        "--allow-class-mismatch",
+        action="store_true",
+        help="accept data (or an evaluation) whose class names differ from the models' by position",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.config import check_image_size
     from ..evaluation.report import write_report
 
-    for name in ("image_size", "max_images", "batch_size"):
+    if args.image_size is not None:
+        check_image_size(args.image_size, "--image-size")
+    for name in ("max_images", "batch_size"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive. Got {value}")
@@ -46,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         batch_size=args.batch_size,
         device=args.device,
+        allow_class_mismatch=args.allow_class_mismatch,
     )
     print(index)
     return 0

@@ -1,432 +1,72 @@
-"""Pictures of training runs and of the paper's Table 3 (sections 6 and 7).
+"""Pictures of training runs and of the paper's Table 3 (sections 6 and 7), assembled into a page.
 
 :func:`write_report` turns one or more run directories (written by ``googlenet train``) and,
-optionally, an evaluation JSON (written by ``googlenet evaluate --json``) into a folder of PNGs
-plus ``index.md`` and ``index.html``:
+optionally, an evaluation (:class:`googlenet.evaluation.result.EvaluationResult`, written by
+``googlenet evaluate --json``) into a folder of PNGs plus ``index.md`` and ``index.html``:
 
-- ``curves.png``: loss, top-1 / top-5 error, learning rate, and the validation error of the raw
+- ``curves.png``: loss, top-1 / top-k error, learning rate, and the validation error of the raw
   weights next to that of the Polyak-averaged weights (section 6: "Polyak averaging ... was used
   to create the final model used at inference time"); several runs are overlaid.
 - ``confusion.png``: the confusion matrix of the first run's averaged model on the validation
   split (single centre crop, section 7's base row), or of the ensemble when several runs are given
   (softmax probabilities averaged over models, as section 7 does).
-- ``predictions.png``: validation images with their top-5 classes; right answers and mistakes marked.
-- ``table3.png`` and ``table3.md``: the Table 3 rows (models x crops -> cost, top-5 error, delta).
+- ``predictions.png``: validation images with their top-k classes; right answers and mistakes marked.
+- ``table3.png`` and ``table3.md``: the Table 3 rows (models x crops -> cost, top-k error, delta).
 
-Plots are drawn on :class:`matplotlib.figure.Figure` objects with an explicit Agg canvas, so
-nothing here touches pyplot's global state or the process-wide backend. Every file is written
-atomically.
+The predictions go through the protocol's one inference path (``protocol.load_models`` +
+``protocol.crop_probabilities``, single crop), over the images ``protocol.select_images`` picks,
+scored by :mod:`googlenet.evaluation.metrics`:
+a report's confusion matrix and an ``evaluate --limit`` of the same size see the same images and
+count unreadable ones alike. An evaluation is checked against the runs (the same checkpoints, data
+and classes) before anything is drawn. The folder is built beside ``out`` and swapped in whole, so
+a failure leaves the earlier report as it was and no stale file of an earlier report survives.
+The pictures are drawn by :mod:`googlenet.evaluation.plots`.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import math
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import torch
 
-from ..atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write_text
+from ..data.config import DataConfig
 from ..errors import GoogLeNetError
-from ..runs import RunLayout, expand_run_dirs, read_metrics, read_run_config, run_label
-
-# Above this many classes the confusion matrix and the tick labels become unreadable as text;
-# the matrix is then drawn without per-class labels.
-MAX_LABELLED_CLASSES = 30
-PREDICTION_GRID = (4, 4)  # rows x columns of validation images in predictions.png
-TOP_K = 5  # ILSVRC's top-5 criterion (section 7)
-
-
-# --------------------------------------------------------------------------------------------
-# Reading runs
-
-
-# --------------------------------------------------------------------------------------------
-# Pure computations
-
-
-def confusion_matrix(
-    labels: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray, num_classes: int
-) -> np.ndarray:
-    """``C[i, j]`` = number of samples of true class ``i`` predicted as class ``j`` (int64)."""
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    preds = np.asarray(preds, dtype=np.int64).reshape(-1)
-    if labels.shape != preds.shape:
-        raise ValueError(f"labels and preds differ in length. Got {labels.size} and {preds.size}")
-    if num_classes <= 0:
-        raise ValueError(f"num_classes must be positive. Got {num_classes}")
-    for name, values in (("labels", labels), ("preds", preds)):
-        if values.size and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(f"{name} must lie in [0, {num_classes}). Got {values.min()}..{values.max()}")
-    return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
-
-
-def topk_errors(probs: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> tuple[float, float]:
-    """(top-1 error, top-k error) as fractions, section 7's two measures."""
-    k = min(k, probs.shape[1])
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    top1 = float(np.mean(order[:, 0] != labels))
-    topk = float(np.mean(~np.any(order == labels[:, None], axis=1)))
-    return top1, topk
-
-
-def _percent(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{100.0 * float(value):.2f}%"
-
-
-def _signed_percent(value: Any) -> str:
-    return "" if value is None else f"{100.0 * float(value):+.2f}%"
-
-
-def _optional_float(row: Mapping[str, Any], key: str) -> float | None:
-    value = row.get(key)
-    return None if value is None else float(value)
-
-
-def table3_rows(evaluation: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The Table 3 rows of an evaluation dict.
-
-    Accepted schema (errors are fractions in [0, 1], as ``googlenet evaluate --json`` writes)::
-
-        {"rows": [{"models": 1, "crops": 1, "cost": 1, "top5_err": 0.1007, "top1_err": 0.30,
-                   "delta_top5": null, "delta_top1": null}, ...], ...metadata...}
-
-    The first row is the base (Table 3's "base": 1 model, 1 crop). ``cost`` defaults to models x
-    crops (the paper's definition); ``delta_top5`` / ``delta_top1`` (the "compared to base"
-    columns) default to the difference from the base row.
-    """
-    rows = evaluation.get("rows") if isinstance(evaluation, Mapping) else None
-    if not isinstance(rows, list) or not rows:
-        raise GoogLeNetError("evaluation JSON has no 'rows' list of Table 3 rows")
-    out: list[dict[str, Any]] = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping) or "top5_err" not in row or "models" not in row or "crops" not in row:
-            raise GoogLeNetError(f"evaluation row {i} lacks one of models, crops, top5_err: {row!r}")
-        models, crops = int(row["models"]), int(row["crops"])
-        entry: dict[str, Any] = {
-            "models": models,
-            "crops": crops,
-            "cost": int(row.get("cost", models * crops)),
-            "top5_err": float(row["top5_err"]),
-            "top1_err": _optional_float(row, "top1_err"),
-        }
-        for k in ("top5", "top1"):
-            delta = _optional_float(row, f"delta_{k}")
-            base = out[0][f"{k}_err"] if out else None
-            if i > 0 and delta is None and base is not None and entry[f"{k}_err"] is not None:
-                delta = entry[f"{k}_err"] - base
-            entry[f"delta_{k}"] = None if i == 0 else delta
-        out.append(entry)
-    return out
-
-
-TABLE3_HEADER = (
-    "Number of models",
-    "Number of crops",
-    "Cost",
-    "Top-5 error",
-    "Top-5 vs base",
-    "Top-1 error",
-    "Top-1 vs base",
+from ..runs import (
+    CHECKPOINT_DIR,
+    TRAINING_CHECKPOINT_SUFFIX,
+    WEIGHTS_SUFFIX,
+    RunLayout,
+    expand_run_dirs,
+    read_metrics,
+    read_run_config,
+    run_label,
 )
+from .metrics import confusion_matrix, readable_rows, topk_errors, topk_for
+from .plots import PREDICTION_GRID, plot_confusion, plot_curves, plot_predictions, plot_table3
+from .result import EvaluationResult, read_evaluation
+from .tables import spread_markdown, table3_markdown
 
+__all__ = ["REPORT_FILES", "ValidationPredictions", "predict_validation", "write_report"]
 
-def _table3_cells(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    return [
-        [
-            str(r["models"]),
-            str(r["crops"]),
-            str(r["cost"]),
-            _percent(r["top5_err"]),
-            "base" if i == 0 else _signed_percent(r.get("delta_top5")),
-            _percent(r.get("top1_err")),
-            "base" if i == 0 and r.get("top1_err") is not None else _signed_percent(r.get("delta_top1")),
-        ]
-        for i, r in enumerate(rows)
-    ]
-
-
-def table3_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Table 3 as a GitHub markdown table (errors in percent, two decimals as the paper prints)."""
-    lines = ["| " + " | ".join(TABLE3_HEADER) + " |", "|" + "---:|" * len(TABLE3_HEADER)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in _table3_cells(rows)]
-    return "\n".join(lines) + "\n"
-
-
-def spread_markdown(evaluation: Mapping[str, Any]) -> str | None:
-    """The ``spread`` rows of ``googlenet evaluate --json`` (mean ± standard deviation over every
-    k-subset of the models) as a markdown table; None when the evaluation has none (one model)."""
-    rows = evaluation.get("spread") if isinstance(evaluation, Mapping) else None
-    if not rows:
-        return None
-    header = ("Number of models", "Number of crops", "Subsets", "Top-5 error", "Top-1 error", "Top-1 range")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    for i, r in enumerate(rows):
-        try:
-            cells = [
-                str(int(r["models"])),
-                str(int(r["crops"])),
-                str(int(r["subsets"])),
-                f"{100 * float(r['top5_mean']):.2f} ± {100 * float(r['top5_std']):.2f}%",
-                f"{100 * float(r['top1_mean']):.2f} ± {100 * float(r['top1_std']):.2f}%",
-                f"{100 * float(r['top1_min']):.2f}-{100 * float(r['top1_max']):.2f}%",
-            ]
-        except (KeyError, TypeError, ValueError):
-            raise GoogLeNetError(f"evaluation spread row {i} is malformed: {r!r}") from None
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writes and figures
-
-
-def _new_figure(width: float, height: float) -> Any:
-    # An explicit Agg canvas per figure: no pyplot, no process-wide backend switch.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save_figure(fig: Any, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-
-
-def _series(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for i, r in enumerate(records):
-        value = r.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            xs.append(float(r.get("epoch", i + 1)))
-            ys.append(float(value))
-    return xs, ys
-
-
-# The series of every panel: (name, line style, single-run colour). The style tells the series apart
-# when several runs are overlaid (the colour then tells the runs apart).
-CURVE_SERIES = {
-    "train": ("-", "C0"),
-    "val, raw weights": ("--", "C1"),
-    "val, averaged weights": (":", "C2"),
-}
-# (panel title, y label, [(metrics key, series)], y is an error shown in percent)
-CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...], bool], ...] = (
-    (
-        "Loss",
-        "cross-entropy",
-        (
-            ("train_loss", "train"),
-            ("val_loss", "val, raw weights"),
-            ("avg_val_loss", "val, averaged weights"),
-        ),
-        False,
-    ),
-    (
-        "Top-1 error",
-        "error (%)",
-        (
-            ("train_top1_err", "train"),
-            ("val_top1_err", "val, raw weights"),
-            ("avg_val_top1_err", "val, averaged weights"),
-        ),
-        True,
-    ),
-    (
-        "Top-{k} error",
-        "error (%)",
-        (("val_top5_err", "val, raw weights"), ("avg_val_top5_err", "val, averaged weights")),
-        True,
-    ),
-    ("Learning rate", "lr", (("lr", "train"),), False),
+# Every file a report writes; a folder holding anything else is not replaced by one.
+REPORT_FILES = (
+    "index.md",
+    "index.html",
+    "curves.png",
+    "confusion.png",
+    "predictions.png",
+    "table3.png",
+    "table3.md",
 )
-
-
-def plot_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path) -> Path:
-    """Training curves, one panel per quantity (loss, top-1 error, top-5 error, learning rate).
-
-    ``runs`` maps a legend label to that run's metrics records (see :func:`read_metrics`). Solid:
-    training; dashed: validation with the raw weights; dotted: validation with the Polyak-averaged
-    weights (section 6). One run: one colour per series; several runs: one colour per run. The
-    legend sits under the panels, where it hides no curve.
-    """
-    from matplotlib.lines import Line2D
-
-    if not runs:
-        raise ValueError("plot_curves needs at least one run")
-    several = len(runs) > 1
-    run_colours = {label: f"C{i % 10}" for i, label in enumerate(runs)}
-    # top_k is min(5, classes) in the trainer's records; a 4-class set has a top-4 error
-    ks = {int(r["top_k"]) for records in runs.values() for r in records if isinstance(r.get("top_k"), int)}
-    k = ks.pop() if len(ks) == 1 else TOP_K
-    fig = _new_figure(11.0, 8.0 + 0.25 * len(runs) * several)
-    axes = fig.subplots(2, 2).ravel()
-    used_series: set[str] = set()
-    for ax, (title, ylabel, keys, is_error) in zip(axes, CURVE_PANELS, strict=True):
-        drawn = 0
-        for label, records in runs.items():
-            for key, series in keys:
-                xs, ys = _series(records, key)
-                if not xs:
-                    continue
-                if is_error:
-                    ys = [100.0 * y for y in ys]
-                style, colour = CURVE_SERIES[series]
-                ax.plot(
-                    xs,
-                    ys,
-                    style,
-                    color=run_colours[label] if several else colour,
-                    marker="o" if len(xs) < 15 else None,
-                    ms=3,
-                )
-                used_series.add(series)
-                drawn += 1
-        ax.set_title(title.format(k=k) + (" (val)" if "{k}" in title else ""))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.3)
-        if drawn == 0:
-            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
-        elif is_error:
-            # An error is never negative: no axis down to -0.05% around a flat 0% line, but a small
-            # margin under 0 so that such a line stays visible above the frame.
-            low, high = ax.get_ylim()
-            high = high if high > 0 else 1.0
-            ax.set_ylim(max(low, -0.03 * high), high)
-        if title == "Learning rate" and drawn:
-            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-    handles = [
-        Line2D(
-            [], [], linestyle=CURVE_SERIES[s][0], color="black" if several else CURVE_SERIES[s][1], label=s
-        )
-        for s in CURVE_SERIES
-        if s in used_series
-    ]
-    if several:
-        handles += [
-            Line2D([], [], color=c, marker="o", ms=4, label=label) for label, c in run_colours.items()
-        ]
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False)
-    fig.suptitle("Training curves" + (f" ({len(runs)} runs)" if several else ""))
-    return _save_figure(fig, Path(path))
-
-
-def plot_confusion(
-    matrix: np.ndarray, class_names: Sequence[str] | None, path: str | Path, title: str
-) -> Path:
-    """The confusion matrix, rows = true class, columns = predicted, normalised per true class."""
-    matrix = np.asarray(matrix)
-    n = matrix.shape[0]
-    totals = matrix.sum(axis=1, keepdims=True)
-    rates = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
-    labelled = n <= MAX_LABELLED_CLASSES
-    side = 4.5 + (0.35 * n if labelled else 4.0)
-    fig = _new_figure(side + 1.5, side)
-    ax = fig.subplots()
-    image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    if labelled:
-        names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
-        names = [s if len(s) <= 18 else s[:17] + "…" for s in names]
-        ax.set_xticks(range(n), names, rotation=60, ha="right", rotation_mode="anchor")
-        ax.set_yticks(range(n), names)
-        for i in range(n):
-            for j in range(n):
-                if matrix[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        str(int(matrix[i, j])),
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        color="white" if rates[i, j] > 0.5 else "black",
-                    )
-    return _save_figure(fig, Path(path))
-
-
-def plot_predictions(
-    images: np.ndarray,
-    labels: Sequence[int],
-    probs: np.ndarray,
-    class_names: Sequence[str],
-    path: str | Path,
-    *,
-    columns: int = PREDICTION_GRID[1],
-    k: int = TOP_K,
-) -> Path:
-    """A grid of images (``N x H x W x 3`` floats in [0, 1]) with their top-k classes.
-
-    The frame and title are green when the top-1 class is right, orange when the true class is
-    only within the top-k (right by the ILSVRC top-5 criterion), red otherwise; the true class is
-    marked with a check mark in the list.
-    """
-    n = len(images)
-    if n == 0:
-        raise ValueError("plot_predictions needs at least one image")
-    k = min(k, probs.shape[1])
-    columns = min(columns, n)
-    rows = math.ceil(n / columns)
-    fig = _new_figure(3.2 * columns, 4.1 * rows)
-    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
-    for ax in axes[n:]:
-        ax.axis("off")
-    for ax, image, label, p in zip(axes, images, labels, probs, strict=False):
-        order = np.argsort(-p, kind="stable")[:k]
-        if order[0] == label:
-            colour, verdict = "tab:green", "right"
-        elif label in order:
-            colour, verdict = "tab:orange", f"top-{k} only"
-        else:
-            colour, verdict = "tab:red", "wrong"
-        ax.imshow(np.clip(image, 0.0, 1.0))
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_edgecolor(colour)
-            spine.set_linewidth(4)
-        ax.set_title(f"true: {_short(class_names[label])} ({verdict})", fontsize=9, color=colour)
-        lines = [f"{'✓' if c == label else ' '} {100 * p[c]:5.1f}% {_short(class_names[c])}" for c in order]
-        ax.set_xlabel("\n".join(lines), fontsize=8, family="monospace", loc="left")
-    fig.suptitle(f"Validation images and top-{k} predictions (centre crop)")
-    return _save_figure(fig, Path(path))
-
-
-def _short(name: str, width: int = 22) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
-
-
-def plot_table3(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "Table 3") -> Path:
-    """Table 3 drawn as an image (same cells as :func:`table3_markdown`)."""
-    cells = _table3_cells(rows)
-    fig = _new_figure(11.5, 0.7 + 0.36 * (len(cells) + 1))
-    ax = fig.subplots()
-    ax.axis("off")
-    # bbox fills the axes, so the table sits right under the title whatever the row count.
-    table = ax.table(cellText=cells, colLabels=list(TABLE3_HEADER), cellLoc="center", bbox=(0, 0, 1, 1))
-    table.auto_set_font_size(False)
-    table.set_fontsize(10)
-    for (row, _col), cell in table.get_celld().items():
-        if row == 0:
-            cell.set_text_props(weight="bold")
-            cell.set_facecolor("#e8eef7")
-    ax.set_title(title)
-    return _save_figure(fig, Path(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,16 +75,217 @@ def plot_table3(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str 
 
 @dataclass
 class ValidationPredictions:
-    """Softmax probabilities (averaged over models) of every validation image, in dataset order."""
+    """Softmax probabilities (averaged over models) of the selected validation images, in order.
 
-    probs: np.ndarray  # N x num_classes
-    labels: np.ndarray  # N
+    Rows of unreadable images are NaN (``unreadable``: ``(row, message)``); they count as errors.
+    """
+
+    probs: torch.Tensor  # N x num_classes
+    labels: torch.Tensor  # N
+    paths: list[str]
     class_names: list[str]
     models: int
-    image_size: int
-    indices: np.ndarray  # N dataset indices of the rows (unreadable files are left out)
-    meta: Any = None  # the first model's ModelMeta (its preprocessing un-normalises the grid's images)
-    layout: str = "auto"  # the dataset layout the images were read with
+    data_config: DataConfig
+    unreadable: list[tuple[int, str]]
+
+    @property
+    def image_size(self) -> int:
+        return self.data_config.image_size
+
+
+def predict_validation(
+    models: Sequence[Any],
+    data_root: str | Path,
+    image_size: int | None = None,
+    *,
+    batch_size: int = 32,
+    max_images: int | None = None,
+    device: str = "cpu",
+    layout: str = "auto",
+    allow_class_mismatch: bool = False,
+) -> ValidationPredictions:
+    """Every model (:class:`googlenet.runs.ModelRef` s, or paths they resolve from) on the
+    validation split, single centre crop, softmax averaged over the models (section 7)."""
+    from ..data.datasets import build_dataset
+    from ..runs import ModelRef, resolve_checkpoints
+    from .protocol import (
+        check_class_names,
+        crop_probabilities,
+        ensemble_probabilities,
+        load_models,
+        select_images,
+    )
+
+    refs = [m for arg in models for m in ([arg] if isinstance(arg, ModelRef) else resolve_checkpoints([arg]))]
+    loaded = load_models(refs, image_size=image_size, device=device)
+    dataset = build_dataset(data_root, "val", layout=layout)
+    if not dataset.samples:
+        raise GoogLeNetError(f"{data_root}: the validation split has no images")
+    if loaded.num_classes != len(dataset.classes):
+        raise GoogLeNetError(
+            f"{refs[0].weights} predicts {loaded.num_classes} classes but {data_root} (val) has "
+            f"{len(dataset.classes)}"
+        )
+    check_class_names(
+        loaded.class_names,
+        dataset.classes,
+        model=str(refs[0].weights),
+        data=f"{data_root} (val)",
+        allow_mismatch=allow_class_mismatch,
+    )
+    picked = [dataset.samples[i] for i in select_images(len(dataset.samples), max_images)]
+    paths = [str(p) for p, _ in picked]
+    result = crop_probabilities(paths, loaded.models, ["1"], loaded.data_config, batch_size=batch_size)
+    if not result.probs:
+        raise GoogLeNetError(f"{data_root}: no readable validation image (first: {result.unreadable[0][1]})")
+    return ValidationPredictions(
+        probs=ensemble_probabilities(result, "1"),
+        labels=torch.tensor([label for _, label in picked]),
+        paths=paths,
+        class_names=list(loaded.class_names or dataset.classes),
+        models=len(loaded.models),
+        data_config=loaded.data_config,
+        unreadable=list(result.unreadable),
+    )
+
+
+def _spread_indices(labels: Sequence[int], count: int) -> list[int]:
+    # Round-robin over classes so that the grid shows as many classes as it can, not the first
+    # class's images only (folder datasets are sorted by class).
+    by_class: dict[int, list[int]] = {}
+    for i, c in enumerate(labels):
+        by_class.setdefault(c, []).append(i)
+    picked: list[int] = []
+    while len(picked) < count and any(by_class.values()):
+        for c in sorted(by_class):
+            if by_class[c] and len(picked) < count:
+                picked.append(by_class[c].pop(0))
+    return picked
+
+
+def _crops_shown(preds: ValidationPredictions, rows: Sequence[int]) -> Any:
+    """The centre crops the models saw for ``rows`` (the protocol's own crop), as [0, 1] RGB."""
+    from ..data.datasets import open_image
+    from ..data.multicrop import multicrop
+
+    crops = [
+        multicrop(open_image(preds.paths[i]), "1", preds.data_config, dtype=torch.uint8)[0] for i in rows
+    ]
+    return (torch.stack(crops).permute(0, 2, 3, 1).float() / 255.0).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Checks before any work
+
+
+def _check_run_argument(path: Path) -> None:
+    """A file given where a run directory is expected: say what it is and what to pass."""
+    if not path.is_file():
+        return
+    if path.suffix == TRAINING_CHECKPOINT_SUFFIX:
+        run = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+        raise GoogLeNetError(f"{path} is a training checkpoint; the report takes run directories: pass {run}")
+    if path.suffix == WEIGHTS_SUFFIX:
+        raise GoogLeNetError(
+            f"{path} is a weights file; the report takes run directories (with metrics.jsonl): "
+            f"pass the folder given to googlenet train --out (here perhaps {path.parent})"
+        )
+    if path.suffix == ".json":
+        raise GoogLeNetError(
+            f"{path} is a file, not a run directory: pass an evaluation as --evaluation {path}, "
+            "and run or ensemble directories as RUN_DIR"
+        )
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise GoogLeNetError(f"--out {out} is a file: pass a folder (it is created)")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in REPORT_FILES)
+        if foreign:
+            raise GoogLeNetError(
+                f"--out {out} holds {foreign[0]}, which no report writes; a report replaces the whole "
+                "folder: pass a new folder or an earlier report's"
+            )
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise GoogLeNetError(f"--out {out}: {parent} is not a writable folder; pass another --out")
+
+
+def _weights_identity(path: Path) -> tuple[str | None, dict[str, Any] | None]:
+    """(tensor SHA-256, model meta) recorded in a weights file; (None, None) when it has none."""
+    from ..weights.store import read_metadata
+
+    if not path.is_file():
+        return None, None
+    metadata = read_metadata(path)
+    try:
+        meta = json.loads(metadata.get("meta", "null"))
+    except json.JSONDecodeError:
+        meta = None
+    return metadata.get("sha256"), meta if isinstance(meta, dict) else None
+
+
+def _check_evaluation(
+    evaluation: EvaluationResult,
+    source: str,
+    run_paths: Sequence[Path],
+    data_root: Path | None,
+    *,
+    allow_class_mismatch: bool,
+) -> None:
+    """Refuse an evaluation of other checkpoints, data or classes than the report's (issue 12 point 8)."""
+    from .protocol import check_class_names
+
+    if not evaluation.checkpoints:
+        raise GoogLeNetError(
+            f"evaluation {source} records no checkpoints, so it cannot be matched to the runs: pass a file "
+            "written by googlenet evaluate --checkpoint RUN ... --json"
+        )
+    runs = [(RunLayout(r).weights, *_weights_identity(RunLayout(r).weights)) for r in run_paths]
+    evaluated_hashes = [c.get("sha256") for c in evaluation.checkpoints]
+    run_hashes = [h for _, h, _ in runs]
+    if all(evaluated_hashes) and all(run_hashes):
+        # The tensors' hash names a model wherever its file now lies (an evaluation made elsewhere).
+        same = set(evaluated_hashes) == set(run_hashes)
+    else:  # an older evaluation, or runs without weights yet: the files' paths
+        same = {os.path.realpath(str(c.get("weights"))) for c in evaluation.checkpoints} == {
+            os.path.realpath(w) for w, _, _ in runs
+        }
+    if not same:
+        evaluated = ", ".join(str(c.get("weights")) for c in evaluation.checkpoints)
+        reported = ", ".join(str(w) for w, _, _ in runs)
+        raise GoogLeNetError(
+            f"evaluation {source} is of the checkpoints [{evaluated}] but the report is of [{reported}]: "
+            "evaluate these runs (googlenet evaluate --checkpoint RUN ... --json) or report on the runs it "
+            "evaluated"
+        )
+    same_data = (
+        data_root is None
+        or evaluation.data is None
+        or os.path.realpath(evaluation.data) == os.path.realpath(data_root)
+    )
+    if not same_data:
+        raise GoogLeNetError(
+            f"evaluation {source} is on the data {evaluation.data} but the report's data is {data_root}: "
+            "pass --data with the evaluated data, or an evaluation of this data"
+        )
+    meta = runs[0][2] or {}
+    names, count = meta.get("class_names"), meta.get("num_classes")
+    if evaluation.class_names is not None:
+        check_class_names(
+            names,
+            evaluation.class_names,
+            model=str(runs[0][0]),
+            data=f"evaluation {source}",
+            allow_mismatch=allow_class_mismatch,
+        )
+    if evaluation.num_classes is not None and count is not None and int(count) != evaluation.num_classes:
+        raise GoogLeNetError(
+            f"evaluation {source} scores {evaluation.num_classes} classes but {runs[0][0]} predicts {count}"
+        )
 
 
 def _resolve_data_root(data: str | Path | None, config: Mapping[str, Any], run_dir: Path) -> Path | None:
@@ -461,141 +302,123 @@ def _resolve_data_root(data: str | Path | None, config: Mapping[str, Any], run_d
     return path
 
 
-def predict_validation(
-    model_paths: Sequence[Path],
-    data_root: Path,
-    image_size: int,
-    *,
-    batch_size: int = 32,
-    max_images: int | None = None,
-    device: str = "cpu",
-    layout: str = "auto",
-) -> ValidationPredictions:
-    """Run each model on the validation split (single centre crop) and average the softmax."""
-    import torch
-
-    from ..data.datasets import build_dataset
-    from ..data.transforms import eval_transform
-    from ..weights.store import load_weights
-
-    models = [load_weights(p, device=device) for p in model_paths]
-    first = models[0]
-    for path, m in zip(model_paths[1:], models[1:], strict=True):
-        if m.num_classes != first.num_classes:
-            raise GoogLeNetError(
-                f"{path} has {m.num_classes} classes but {model_paths[0]} has {first.num_classes}; "
-                "an ensemble needs the same classes"
-            )
-    # Each model gets its own preprocessing (a run's model carries its mean and std).
-    datasets = [
-        build_dataset(data_root, "val", eval_transform(m.meta, image_size), layout=layout) for m in models
-    ]
-    total = len(datasets[0])
-    if total == 0:
-        raise GoogLeNetError(f"{data_root}: the validation split has no images")
-    # Folder datasets are sorted by class, so a cap takes evenly spaced images, not the first ones.
-    indices = list(range(total))
-    if max_images is not None and max_images < total:
-        indices = sorted({round(i) for i in np.linspace(0, total - 1, max(1, max_images))})
-    class_names = list(first.meta.class_names or getattr(datasets[0], "classes", None) or [])
-    if len(class_names) != first.num_classes:
-        class_names = [str(i) for i in range(first.num_classes)]
-    probs: np.ndarray | None = None
-    labels: list[int] = []
-    kept: list[int] = []
-    with torch.inference_mode():
-        for dataset, model in zip(datasets, models, strict=True):
-            # Batches by hand (not a DataLoader) so that every model sees the same images in the
-            # same order and an unreadable file (the dataset returns None) is dropped for all.
-            model_probs: list[np.ndarray] = []
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                items = [(i, dataset[i]) for i in chunk]
-                items = [(i, item) for i, item in items if item is not None]
-                if not items:
-                    continue
-                x = torch.stack([item[0] for _, item in items]).to(device)
-                model_probs.append(torch.softmax(model(x).float(), dim=1).cpu().double().numpy())
-                if probs is None:  # first model: record labels and which images were readable
-                    labels += [int(item[1]) for _, item in items]
-                    kept += [i for i, _ in items]
-            stacked = np.concatenate(model_probs) if model_probs else np.zeros((0, first.num_classes))
-            probs = stacked if probs is None else probs + stacked
-    if probs is None or not len(kept):
-        raise GoogLeNetError(f"{data_root}: no readable validation image")
-    return ValidationPredictions(
-        probs=probs / len(models),
-        labels=np.asarray(labels, dtype=np.int64),
-        class_names=class_names,
-        models=len(models),
-        image_size=image_size,
-        indices=np.asarray(kept, dtype=np.int64),
-        meta=first.meta,
-        layout=layout,
-    )
-
-
-def _spread_indices(labels: np.ndarray, count: int) -> list[int]:
-    # Round-robin over classes so that the grid shows as many classes as it can, not the first
-    # class's images only (folder datasets are sorted by class).
-    by_class: dict[int, list[int]] = {}
-    for i, c in enumerate(labels.tolist()):
-        by_class.setdefault(c, []).append(i)
-    picked: list[int] = []
-    while len(picked) < count and any(by_class.values()):
-        for c in sorted(by_class):
-            if by_class[c] and len(picked) < count:
-                picked.append(by_class[c].pop(0))
-    return picked
+def _evaluation(
+    evaluation: str | Path | Mapping[str, Any] | EvaluationResult,
+) -> tuple[EvaluationResult, str]:
+    if isinstance(evaluation, EvaluationResult):
+        return evaluation, "(given)"
+    if isinstance(evaluation, Mapping):
+        return EvaluationResult.from_json(dict(evaluation)), "(given)"
+    return read_evaluation(evaluation), str(evaluation)
 
 
 # --------------------------------------------------------------------------------------------
 # The report
 
 
-def load_evaluation(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise GoogLeNetError(f"evaluation file {path} not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise GoogLeNetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise GoogLeNetError(f"{path}: expected a JSON object with a 'rows' list")
-    return data
-
-
 def write_report(
     run_dirs: Sequence[str | Path],
     out: str | Path,
-    evaluation: str | Path | Mapping[str, Any] | None = None,
+    evaluation: str | Path | Mapping[str, Any] | EvaluationResult | None = None,
     data: str | Path | None = None,
     image_size: int | None = None,
     *,
     max_images: int | None = None,
     batch_size: int = 32,
     device: str = "cpu",
+    allow_class_mismatch: bool = False,
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out``; returns the path of ``out/index.md``.
 
-    An ensemble directory among ``run_dirs`` stands for its members (:func:`expand_run_dirs`).
+    An ensemble directory among ``run_dirs`` stands for its members (:func:`googlenet.runs.expand_run_dirs`).
 
-    ``data`` (a folder or ``"builtin"``) and ``image_size`` default to the first run's
-    ``config.yaml``. The confusion matrix and prediction grid need every run's
-    ``model.safetensors`` and a validation split; without them those sections are left out and
-    ``index.md`` says why. ``max_images`` caps the validation images used (all by default).
+    ``data`` (a folder or ``"builtin"``) defaults to the first run's ``config.yaml``; ``image_size``
+    to the models' data config (:func:`googlenet.data.config.resolve_data_config`). The confusion
+    matrix and prediction grid need every run's weights and a validation split; without them those
+    sections are left out and ``index.md`` says why. ``max_images`` caps the validation images
+    (:func:`~googlenet.evaluation.protocol.select_images`, as ``evaluate --limit`` does).
+    Everything is checked before the first picture is drawn; ``out`` is replaced whole.
     """
+    from ..data.config import check_image_size
+
     if not run_dirs:
         raise GoogLeNetError("no run directory given")
+    if image_size is not None:
+        check_image_size(image_size, "--image-size")
+    for arg in run_dirs:
+        _check_run_argument(Path(arg))
     run_paths = expand_run_dirs(run_dirs)
     runs: dict[str, list[dict[str, Any]]] = {}
     for run in run_paths:
         runs[run_label(run, runs)] = read_metrics(run)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out(out)
+    config = read_run_config(run_paths[0])
+    model_paths = [RunLayout(r).weights for r in run_paths]
+    missing = [str(p) for p in model_paths if not p.is_file()]
+    data_root = _resolve_data_root(data, config, run_paths[0])
+    loaded_evaluation = None
+    if evaluation is not None:
+        loaded_evaluation, source = _evaluation(evaluation)
+        _check_evaluation(
+            loaded_evaluation, source, run_paths, data_root, allow_class_mismatch=allow_class_mismatch
+        )
 
-    sections: list[tuple[str, str | None, str]] = []  # (title, picture file or None, text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        sections = _draw(
+            build,
+            runs,
+            run_paths,
+            missing,
+            data_root,
+            loaded_evaluation,
+            image_size=image_size,
+            max_images=max_images,
+            batch_size=batch_size,
+            device=device,
+            layout=str(config.get("layout") or "auto"),
+            allow_class_mismatch=allow_class_mismatch,
+        )
+        atomic_write_text(build / "index.md", _index_markdown(run_paths, sections))
+        atomic_write_text(build / "index.html", _index_html(run_paths, sections))
+        _swap_in(build, out)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return out / "index.md"
+
+
+def _swap_in(build: Path, out: Path) -> None:
+    """Put the finished folder ``build`` at ``out``; an earlier report there goes as a whole."""
+    build.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; give it an ordinary folder's mode
+    if not out.exists():
+        os.replace(build, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    os.replace(out, old / out.name)
+    os.replace(build, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _draw(
+    out: Path,
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    run_paths: Sequence[Path],
+    missing: Sequence[str],
+    data_root: Path | None,
+    evaluation: EvaluationResult | None,
+    **predict: Any,
+) -> list[tuple[str, str | None, str]]:
+    """Every picture into ``out``; the page's sections (title, picture file or None, text)."""
+    sections: list[tuple[str, str | None, str]] = []
     plot_curves(runs, out / "curves.png")
     epochs = ", ".join(f"{label}: {len(records)} epochs" for label, records in runs.items())
     sections.append(
@@ -605,12 +428,6 @@ def write_report(
             f"Runs: {epochs}. Dashed: raw weights; dotted: Polyak-averaged weights (section 6).",
         )
     )
-
-    config = read_run_config(run_paths[0])
-    model_paths = [RunLayout(r).weights for r in run_paths]
-    missing = [str(p) for p in model_paths if not p.is_file()]
-    data_root = _resolve_data_root(data, config, run_paths[0])
-    size = image_size or config.get("image_size")
     if missing:
         sections.append(("Validation predictions", None, f"Left out: no weights at {', '.join(missing)}."))
     elif data_root is None:
@@ -622,110 +439,94 @@ def write_report(
             )
         )
     else:
-        if not size:
-            from ..weights.store import load_weights
-
-            size = int(load_weights(model_paths[0], verify=False).meta.input_size[-1])
         preds = predict_validation(
-            model_paths,
+            [RunLayout(r).root for r in run_paths],
             data_root,
-            int(size),
-            batch_size=batch_size,
-            max_images=max_images,
-            device=device,
-            layout=str(config.get("layout") or "auto"),
+            predict.pop("image_size"),
+            **predict,
         )
-        sections += _prediction_sections(preds, out, data_root, int(size))
-
+        sections += _prediction_sections(preds, out, data_root)
     if evaluation is not None:
-        eval_data = evaluation if isinstance(evaluation, Mapping) else load_evaluation(evaluation)
-        rows = table3_rows(eval_data)
-        title = "Table 3" + (
-            f" ({eval_data['dataset']})" if isinstance(eval_data.get("dataset"), str) else ""
+        sections += _evaluation_sections(evaluation, out)
+    return sections
+
+
+def _evaluation_sections(evaluation: EvaluationResult, out: Path) -> list[tuple[str, str | None, str]]:
+    title = "Table 3" + (f" ({evaluation.title})" if evaluation.title else "")
+    plot_table3(evaluation.rows, out / "table3.png", title=title)
+    markdown = table3_markdown(evaluation.rows)
+    atomic_write_text(out / "table3.md", markdown)
+    sections: list[tuple[str, str | None, str]] = [
+        (
+            "Table 3 (section 7: models x crops)",
+            "table3.png",
+            markdown + "\nErrors are on the evaluated validation split; cost = models x crops.",
         )
-        plot_table3(rows, out / "table3.png", title=title)
-        markdown = table3_markdown(rows)
-        atomic_write_text(out / "table3.md", markdown)
+    ]
+    spread = spread_markdown(evaluation.spread)
+    if spread is not None:
         sections.append(
             (
-                "Table 3 (section 7: models x crops)",
-                "table3.png",
-                markdown + "\nErrors are on the evaluated validation split; cost = models x crops.",
+                "Spread over seeds (every k-subset of the models)",
+                None,
+                spread + "\nTable 3's k-model rows use the k best members, picked on the same images; "
+                "here every k-subset counts, so nothing is picked on the test set. Mean ± sample "
+                "standard deviation over the subsets.",
             )
         )
-        spread = spread_markdown(eval_data)
-        if spread is not None:
-            sections.append(
-                (
-                    "Spread over seeds (every k-subset of the models)",
-                    None,
-                    spread + "\nTable 3's k-model rows use the k best members, picked on the same images; "
-                    "here every k-subset counts, so nothing is picked on the test set. Mean ± sample "
-                    "standard deviation over the subsets.",
-                )
-            )
-
-    atomic_write_text(out / "index.md", _index_markdown(run_paths, sections))
-    atomic_write_text(out / "index.html", _index_html(run_paths, sections))
-    return out / "index.md"
+    return sections
 
 
 def _prediction_sections(
-    preds: ValidationPredictions,
-    out: Path,
-    data_root: Path,
-    image_size: int,
+    preds: ValidationPredictions, out: Path, data_root: Path
 ) -> list[tuple[str, str | None, str]]:
     n_classes = preds.probs.shape[1]
-    predicted = preds.probs.argmax(axis=1)
-    matrix = confusion_matrix(preds.labels, predicted, n_classes)
-    top1, top5 = topk_errors(preds.probs, preds.labels)
+    k = topk_for(n_classes)
+    top1, topk = topk_errors(preds.probs, preds.labels, (1, k))
+    readable = readable_rows(preds.probs)
+    labels = preds.labels[readable]
+    matrix = confusion_matrix(labels, preds.probs[readable].argmax(dim=1), n_classes)
     who = f"ensemble of {preds.models} models" if preds.models > 1 else "averaged weights"
+    total = len(preds.labels)
     plot_confusion(
-        matrix,
+        matrix.numpy(),
         preds.class_names,
         out / "confusion.png",
-        title=f"Confusion matrix, {who}, {len(preds.labels)} val images",
+        title=f"Confusion matrix, {who}, {int(readable.sum())} val images",
+    )
+    unreadable = (
+        f" ({len(preds.unreadable)} unreadable, counted as errors and left out of the matrix)"
+        if preds.unreadable
+        else ""
     )
     sections: list[tuple[str, str | None, str]] = [
         (
             "Confusion matrix",
             "confusion.png",
-            f"{who.capitalize()}, single centre crop at {image_size} px on {data_root}: "
-            f"top-1 error {_percent(top1)}, top-{min(TOP_K, n_classes)} error {_percent(top5)} "
-            f"over {len(preds.labels)} validation images.",
+            f"{who.capitalize()}, single centre crop at {preds.image_size} px on {data_root}: "
+            f"top-1 error {100 * top1:.2f}%, top-{k} error {100 * topk:.2f}% "
+            f"over {total} validation images{unreadable}.",
         )
     ]
+    kept = readable.nonzero().flatten().tolist()
     count = PREDICTION_GRID[0] * PREDICTION_GRID[1]
-    picked = _spread_indices(preds.labels, count)
-    images = _images_for(preds, data_root, picked)
+    picked = [kept[i] for i in _spread_indices(labels.tolist(), count)]
     plot_predictions(
-        images, preds.labels[picked].tolist(), preds.probs[picked], preds.class_names, out / "predictions.png"
+        _crops_shown(preds, picked),
+        preds.labels[picked].tolist(),
+        preds.probs[picked].numpy(),
+        preds.class_names,
+        out / "predictions.png",
+        k=k,
     )
     sections.append(
         (
             "Predictions",
             "predictions.png",
-            f"Green: top-1 right; orange: right only within the top {min(TOP_K, n_classes)}; red: wrong. "
-            "✓ marks the true class.",
+            f"Green: top-1 right; orange: right only within the top {k}; red: wrong. ✓ marks the true class.",
         )
     )
     return sections
-
-
-def _images_for(preds: ValidationPredictions, data_root: Path, rows: Sequence[int]) -> np.ndarray:
-    """The centre crops the model saw for ``rows`` of ``preds``, un-normalised to [0, 1] RGB for display."""
-    import torch
-
-    from ..data.datasets import build_dataset
-    from ..data.transforms import eval_transform
-
-    meta = preds.meta
-    dataset = build_dataset(data_root, "val", eval_transform(meta, preds.image_size), layout=preds.layout)
-    mean = torch.tensor(meta.mean).view(3, 1, 1)
-    std = torch.tensor(meta.std).view(3, 1, 1)
-    indices = preds.indices[list(rows)].tolist()
-    return np.stack([(dataset[i][0] * std + mean).clamp(0, 1).permute(1, 2, 0).numpy() for i in indices])
 
 
 def _index_markdown(run_paths: Sequence[Path], sections: Sequence[tuple[str, str | None, str]]) -> str:
