@@ -58,7 +58,12 @@ def test_summary_follows_the_input_size() -> None:
 def test_summary_cli_json_matches_table1() -> None:
     result = run_cli("summary", "--json")
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    record = json.loads(result.stdout)
+    assert (record["model"], record["image_size"], record["num_classes"]) == ("googlenet", 224, 1000)
+    rows = record["rows"]
+    # Issue 12: the totals the text form prints are in the JSON too.
+    assert record["totals"]["params"] == 6_998_552 and record["totals"]["depth"] == 22
+    assert record["totals"]["macs"] == sum(r["macs"] for r in rows if not r["training_only"])
     by_name = {r["name"]: r for r in rows}
     for name, size in TABLE1_OUTPUT_SIZES.items():
         assert tuple(by_name[name]["output_shape"] + [1] * (3 - len(by_name[name]["output_shape"]))) == size

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import GoogLeNetError
-
-MIN_IMAGE_SIZE = 64
+from ..data.config import MIN_IMAGE_SIZE, check_image_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,10 +13,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "summary", help="print Table 1 (shapes, filters, params, multiply-adds) from the live model"
     )
     p.add_argument("--model", default="googlenet", help="registered model name (default: googlenet)")
-    p.add_argument("--image-size", type=int, default=224, help="square input size (default 224, minimum 64)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=224,
+        help=f"square input size (default 224, minimum {MIN_IMAGE_SIZE})",
+    )
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--no-aux", action="store_true", help="leave out the auxiliary classifiers")
-    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"model", "image_size", "num_classes", "rows": [...], "totals": {...}} as JSON',
+    )
     p.set_defaults(func=run)
 
 
@@ -26,14 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from ..models.registry import create_model
     from ..models.summary import format_table, summarize, totals
 
-    if args.image_size < MIN_IMAGE_SIZE:
-        raise GoogLeNetError(
-            f"--image-size {args.image_size} is too small; GoogLeNet needs at least {MIN_IMAGE_SIZE}"
-        )
+    check_image_size(args.image_size, "--image-size")
     model = create_model(args.model, num_classes=args.num_classes, aux_logits=not args.no_aux)
     rows = summarize(model, args.image_size)
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=1))
+        record = {
+            "model": args.model,
+            "image_size": args.image_size,
+            "num_classes": args.num_classes,
+            "rows": [r.to_dict() for r in rows],
+            "totals": totals(rows),  # the inference net's, and with the auxiliary heads
+        }
+        print(json.dumps(record, indent=1))
     else:
         print(
             format_table(
