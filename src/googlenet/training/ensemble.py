@@ -126,6 +126,7 @@ def train_ensemble(
     same_init: bool = True,
     *,
     on_member: Callable[[int, str, Path], None] | None = None,
+    task: Any = None,
 ) -> list[Path]:
     """Train (or continue) the ``n`` members of an ensemble under ``out``; the averaged weights' paths.
 
@@ -133,7 +134,8 @@ def train_ensemble(
     ignored). ``on_member(index, state, run_dir)`` is called with state ``"skip"``, ``"start"``,
     ``"resume"`` or ``"done"`` (for progress messages). A signal stopping a member raises
     :class:`EnsembleInterrupted` after the index is written; any other error marks the member
-    ``failed`` and propagates.
+    ``failed`` and propagates. ``task`` (a :class:`~googlenet.training.task.Task`, default the
+    classifier) is what every member trains: the detector's region classifiers reuse this.
     """
     from .config import RUNTIME_KEYS, config_hash, resume_config
     from .train import fit
@@ -207,7 +209,7 @@ def train_ensemble(
             on_member(i, state, run_dir)
         save(i, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         try:
-            result = fit(mc)
+            result = fit(mc) if task is None else fit(mc, task=task)
         except BaseException as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
             save(i, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=message)

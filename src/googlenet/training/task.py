@@ -17,6 +17,9 @@ The contract:
   initial-weights seed, so every rank and every ensemble member sharing it starts alike.
 * ``build_loss(config) -> loss(outputs, labels)``: ``outputs`` is the model's
   :class:`~googlenet.models.model.GoogLeNetOutputs`.
+* ``build_sampler(train_dataset, batch_size, *, seed, rank, world_size) -> EpochBatchSampler``: the
+  training batches (default: every sample once per epoch in a seeded order; the detector's
+  regions use one with 1/4 positives per batch). Validation always visits every sample in order.
 
 Every builder runs before the run directory is created: bad input raises there and leaves nothing.
 """
@@ -32,7 +35,7 @@ from typing import Any
 from ..errors import GoogLeNetError
 from ..models.model import GoogLeNet
 from .config import TrainConfig, augment_config
-from .engine import LossFn, googlenet_loss
+from .engine import EpochBatchSampler, LossFn, googlenet_loss
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,13 @@ def recipe_loss(config: TrainConfig) -> LossFn:
     )
 
 
+def epoch_sampler(
+    dataset: Any, batch_size: int, *, seed: int, rank: int, world_size: int
+) -> EpochBatchSampler:
+    """Every training sample once per epoch, in an order seeded by (seed, epoch)."""
+    return EpochBatchSampler(len(dataset), batch_size, seed=seed, rank=rank, world_size=world_size)
+
+
 @dataclass(frozen=True)
 class Task:
     """The builders :func:`~googlenet.training.train.fit` calls; the defaults train the paper's classifier."""
@@ -128,6 +138,7 @@ class Task:
     build_data: Callable[[TrainConfig], TaskData] = image_folders
     build_model: Callable[[TrainConfig, Sequence[str]], GoogLeNet] = registered_model
     build_loss: Callable[[TrainConfig], LossFn] = recipe_loss
+    build_sampler: Callable[..., EpochBatchSampler] = epoch_sampler
 
 
 CLASSIFICATION = Task()

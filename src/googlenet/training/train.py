@@ -533,8 +533,8 @@ def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
         f"googlenet train {layout.root} (Polyak-averaged weights, EMA {config.ema_decay})"
     )
     optimizer = build_optimizer(model, config, base_lr(config, env.world_size))
-    train_sampler = EpochBatchSampler(
-        len(data.train), config.batch_size, seed=config.seed, rank=env.rank, world_size=env.world_size
+    train_sampler = task.build_sampler(
+        data.train, config.batch_size, seed=config.seed, rank=env.rank, world_size=env.world_size
     )
     val_sampler = EpochBatchSampler(
         len(data.val),
