@@ -79,7 +79,12 @@ def test_predict_good_and_broken_files(files) -> None:
     assert "DecompressionBomb" in next(line for line in errors if "bomb.png" in line)
     records = json.loads(proc.stdout)
     images = files["images"]
+    # Every failed input is a record too, with its error (the same line as on stderr).
+    failed = {r["path"]: r["error"] for r in records if "error" in r}
+    assert set(failed) == {str(p) for p in [*bad, files["root"] / "missing.jpg"]}
+    assert all(f"googlenet predict: error: {message}" in errors for message in failed.values())
     # The folder (recursively, image extensions only), then the glob; broken files left out.
+    records = [r for r in records if "predictions" in r]
     expected = [images / "a.jpg", images / "b.png", images / "sub" / "c.jpeg", images / "a.jpg"]
     assert [r["path"] for r in records] == [str(p) for p in expected]
     for record in records:
@@ -133,3 +138,87 @@ def test_predict_unknown_checkpoint_exits_2_naming_it(files) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"googlenet predict: error: checkpoint {missing} does not exist"
     assert proc.stdout == ""
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    """Issue 12's contract: exit 2, one stderr line naming the value, no traceback, no output."""
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("googlenet predict: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "tpu"])
+def test_predict_bad_device_is_one_line(files, device: str) -> None:
+    proc = googlenet_cli(
+        "predict", str(files["images"] / "b.png"), "--checkpoint", str(files["model"]), "--device", device
+    )
+    assert_one_line_error(proc, repr(device))
+
+
+def _dataset(root: Path, per_class: int = 4) -> Path:
+    """A tiny ImageFolder dataset (train/ only) of noise images, for calibration."""
+    rng = np.random.default_rng(1)
+    for name in CLASSES:
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(per_class):
+            PIL.Image.fromarray(rng.integers(0, 256, (72, 72, 3), dtype=np.uint8)).save(
+                root / "train" / name / f"{i}.png"
+            )
+    return root
+
+
+def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path) -> None:
+    import yaml
+
+    image = str(files["images"] / "b.png")
+    common = ("--backend", "onnxruntime", "--precision", "int8", "--image-size", "64", "--json")
+    # A bare weights file names no training data: the error says what to pass.
+    proc = googlenet_cli("predict", image, "--checkpoint", str(files["model"]), *common)
+    assert_one_line_error(proc, "--calibration DIR", str(files["model"]))
+    proc = googlenet_cli(
+        "predict",
+        image,
+        "--checkpoint",
+        str(files["model"]),
+        *common,
+        "--calibration",
+        str(tmp_path / "nope"),
+    )
+    assert_one_line_error(proc, "--calibration", "does not exist")
+
+    data = _dataset(tmp_path / "data")
+    proc = googlenet_cli(
+        "predict", image, "--checkpoint", str(files["model"]), *common, "--calibration", str(data)
+    )
+    assert proc.returncode == 0, proc.stderr
+    (record,) = json.loads(proc.stdout)
+    assert record["path"] == image and len(record["predictions"]) == 3
+
+    # A run directory whose config.yaml names its training data calibrates on it, no flag needed.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(files["model"].read_bytes())
+    (run / "config.yaml").write_text(
+        yaml.safe_dump({"data": str(data), "layout": "imagefolder", "image_size": 64})
+    )
+    proc = googlenet_cli("predict", image, "--checkpoint", str(run), *common)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["predictions"] == record["predictions"]  # same images, same ranges
+
+
+def test_predict_progress_only_on_a_terminal_and_for_long_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from googlenet.cli import predict_cmd
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: no bar at all
+    assert predict_cmd.progress_bar(1000).disable
+    tty = io.StringIO()
+    tty.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr("sys.stderr", tty)
+    bar = predict_cmd.progress_bar(1000)
+    assert not bar.disable and bar.delay == predict_cmd.PROGRESS_DELAY_S  # shown once a run lasts
+    bar.close()

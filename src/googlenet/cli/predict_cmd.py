@@ -7,11 +7,13 @@ import glob
 import json
 import os
 import sys
+from typing import Any
 
 from ..errors import GoogLeNetError
-from .evaluate_cmd import add_model_arguments, progress_bar, resolve_device
+from .evaluate_cmd import add_model_arguments
 
 GLOB_CHARS = set("*?[")
+PROGRESS_DELAY_S = 2.0  # a bar only for inputs that take longer than this (short runs stay quiet)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--crops", default="1", choices=("1", "10", "144"), help="crop scheme (default 1)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image (default 5)")
-    p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list instead of text: one record per image, with 'predictions' or 'error'",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="DIR",
+        default=None,
+        help="--precision int8: training images to calibrate on (a dataset folder with train/, or a "
+        "folder of images; default: the training data named in the checkpoint's run config)",
+    )
     add_model_arguments(p, workers=0)
     p.set_defaults(func=run)
 
@@ -38,12 +51,12 @@ def image_extensions() -> tuple[str, ...]:
     return tuple(IMG_EXTENSIONS)
 
 
-def expand_inputs(args: list[str]) -> tuple[list[str], list[str]]:
-    """``(image paths, errors)``: folders searched recursively for image extensions, globs expanded
-    (sorted), files kept as given whatever their extension (the decoder decides)."""
+def expand_inputs(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """``(image paths, [(argument, error)])``: folders searched recursively for image extensions,
+    globs expanded (sorted), files kept as given whatever their extension (the decoder decides)."""
     exts = image_extensions()
     paths: list[str] = []
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     for arg in args:
         if os.path.isdir(arg):
             found = sorted(
@@ -53,42 +66,93 @@ def expand_inputs(args: list[str]) -> tuple[list[str], list[str]]:
                 if f.lower().endswith(exts) and not f.startswith(".")
             )
             if not found:
-                errors.append(f"{arg}: no images ({', '.join(exts)}) in this folder")
+                errors.append((arg, f"{arg}: no images ({', '.join(exts)}) in this folder"))
             paths += found
         elif os.path.exists(arg):
             paths.append(arg)
         elif GLOB_CHARS & set(arg):
             found = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
             if not found:
-                errors.append(f"{arg}: no file matches this pattern")
+                errors.append((arg, f"{arg}: no file matches this pattern"))
             paths += found
         else:
-            errors.append(f"{arg}: no such file or folder")
+            errors.append((arg, f"{arg}: no such file or folder"))
     return paths, errors
+
+
+def progress_bar(total: int) -> Any:
+    """tqdm on stderr when it is a terminal and the run lasts (``delay``); nothing in logs and pipes."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc="predict",
+        unit="img",
+        file=sys.stderr,
+        delay=PROGRESS_DELAY_S,
+        disable=not sys.stderr.isatty(),
+        leave=False,
+    )
+
+
+def calibration_for(args: argparse.Namespace, checkpoints: list[Any]) -> Any:
+    """The int8 calibration loader: ``--calibration DIR``, else the first checkpoint's training data."""
+    from ..inference.calibration import calibration_loader, run_calibration_data
+
+    if args.calibration is not None:
+        from pathlib import Path
+
+        folder = Path(args.calibration).expanduser()
+        if not folder.is_dir():
+            what = "does not exist" if not folder.exists() else "is not a folder"
+            raise GoogLeNetError(
+                f"--calibration {args.calibration} {what}: pass a dataset folder with train/ or a folder of "
+                "training images"
+            )
+        return calibration_loader(folder)
+    if args.precision != "int8":
+        return None
+    for ref in checkpoints:
+        found = run_calibration_data(ref.run_dir)
+        if found is not None:
+            return calibration_loader(*found)
+    raise GoogLeNetError(
+        f"--precision int8 calibrates on training images, and the run config of {checkpoints[0].source} "
+        "names none that exist here: pass --calibration DIR (a dataset folder with train/ or a folder of "
+        "training images)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..device import resolve_device
     from ..evaluation.protocol import crop_probabilities, load_models
     from ..runs import resolve_checkpoints
 
     if args.topk < 1:
         raise GoogLeNetError(f"--topk must be at least 1. Got {args.topk}")
+    if args.calibration is not None and args.precision != "int8":
+        raise GoogLeNetError(f"--calibration applies to --precision int8, not {args.precision}")
+    device = resolve_device(args.device)
     checkpoints = resolve_checkpoints(args.checkpoint)
+    calibration = calibration_for(args, checkpoints)
     paths, errors = expand_inputs(args.images)
     loaded = load_models(
         checkpoints,
         image_size=args.image_size,
         backend=args.backend,
         precision=args.precision,
-        device=resolve_device(args.device),
+        device=device,
+        calibration=calibration,
     )
-    for message in errors:
+    for _, message in errors:
         print(f"googlenet predict: error: {message}", file=sys.stderr)
     if not paths:
+        if args.json:
+            print(json.dumps([{"path": arg, "error": m} for arg, m in errors], indent=1))
         return 1
-    with progress_bar(len(paths), "predict") as bar:
+    with progress_bar(len(paths)) as bar:
         result = crop_probabilities(
             paths,
             loaded.models,
@@ -100,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
         )
     for _, message in result.unreadable:
         print(f"googlenet predict: error: {message}", file=sys.stderr)
-    unreadable = {i for i, _ in result.unreadable}
-    records = []
+    unreadable = dict(result.unreadable)
+    records: list[dict[str, Any]] = []
     if result.probs:
         # Section 7: probabilities averaged over crops (done) and over the models.
         probs = torch.stack([result.probs[(m, args.crops)] for m in range(len(loaded.models))]).mean(0)
@@ -109,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         names = loaded.class_names
         for i, path in enumerate(paths):
             if i in unreadable:
+                records.append({"path": path, "error": unreadable[i]})
                 continue
             top = torch.topk(probs[i], k)
             records.append(
@@ -124,10 +189,16 @@ def run(args: argparse.Namespace) -> int:
                     ],
                 }
             )
+    else:
+        records = [{"path": path, "error": unreadable[i]} for i, path in enumerate(paths)]
+    # Inputs that named no image (a missing file, an empty folder or pattern) after the images.
+    records += [{"path": arg, "error": message} for arg, message in errors]
     if args.json:
         print(json.dumps(records, indent=1))
     else:
         for record in records:
+            if "error" in record:
+                continue  # already on stderr
             print(record["path"])
             for pred in record["predictions"]:
                 print(f"  {pred['probability']:.4f}  {pred['class_name']} ({pred['class_index']})")

@@ -3,13 +3,16 @@
 The exported graph is the inference network of the paper's Table 1 (section 5): ``model.forward``
 only, in eval mode, so the auxiliary classifiers (used only in training, section 5) and dropout are
 not in it. Input ``images`` is ``N x 3 x H x W`` (normalised as ``model.meta`` says) with a dynamic
-batch dimension; output ``logits`` is ``N x num_classes``.
+batch dimension; output ``logits`` is ``N x num_classes`` (or, ``outputs="features"``, ``features``:
+the pooled ``N x 1024`` pool5 output of Table 1, for region classifiers and feature extraction).
 
 ONNX uses the dynamo-based ``torch.onnx.export`` (the default in torch 2.14): it goes through
 ``torch.export``, and its onnxscript optimiser folds eval-mode BatchNorm into the convolutions, so the
 googlenet_bn/tv graphs hold only Conv/Relu/MaxPool/Concat/ReduceMean/Gemm (139 nodes). The
 TorchScript-based legacy exporter is deprecated and gives no cleaner graph. Opset 18 is the opset
-torchlib emits natively (no version conversion pass); onnxruntime and OpenVINO both read it.
+torchlib emits natively (no version conversion pass); :data:`MIN_OPSET` to :data:`MAX_OPSET` are
+accepted (higher opsets go through onnxscript's version converter); onnxruntime and OpenVINO read
+all of them.
 
 ``model.meta`` (class names, preprocessing) is stored in the ONNX ``metadata_props`` so that the file
 alone is enough to run the model; :func:`onnx_metadata` reads it back.
@@ -30,14 +33,18 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_write
+from ..data.config import MIN_IMAGE_SIZE
 from ..errors import GoogLeNetError
 from ..models.model import GoogLeNet, ModelMeta
 from ..models.spec import config_to_dict
 
 DEFAULT_OPSET = 18  # torchlib's native opset in torch 2.14: no opset conversion of the graph
+MIN_OPSET = 18  # below torchlib's native opset the converter fails on this graph
+# torch 2.14's exporter maximum (torch.onnx._constants.ONNX_MAX_OPSET); every opset 18-23 export of
+# this graph was checked to load and run in onnxruntime 1.32 and OpenVINO 2026.4.
+MAX_OPSET = 23
 INPUT_NAME = "images"
-OUTPUT_NAME = "logits"
-MIN_IMAGE_SIZE = 64  # five stride-2 stages (Table 1): below this the 7x7 map of pool5 collapses
+OUTPUT_NAMES = {"logits": "logits", "features": "features"}
 META_KEY = "googlenet.meta"
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,24 @@ def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+def check_opset(opset: object) -> int:
+    """``opset`` when this exporter supports it, else a one-line error naming the range."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise GoogLeNetError(f"ONNX opset {opset!r} is not supported: choose {MIN_OPSET} to {MAX_OPSET}")
+    return opset
+
+
+class FeatureExtractor(torch.nn.Module):
+    """``model`` up to pool5 (Table 1): ``N x 1024`` pooled features instead of logits."""
+
+    def __init__(self, model: GoogLeNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+
 def _dummy(model: GoogLeNet, batch: int, image_size: int) -> torch.Tensor:
     param = next(model.parameters())
     return torch.randn(batch, 3, image_size, image_size, device=param.device, dtype=param.dtype)
@@ -70,10 +95,11 @@ def _batch_dim() -> Any:
     return torch.export.Dim("batch", min=1, max=4096)
 
 
-def metadata_props(model: GoogLeNet, image_size: int) -> dict[str, str]:
+def metadata_props(model: GoogLeNet, image_size: int, outputs: str = "logits") -> dict[str, str]:
     """String key/values stored with an exported model: the full meta as JSON plus the common fields."""
     meta = model.meta
     return {
+        "outputs": outputs,
         META_KEY: json.dumps(asdict(meta)),
         "googlenet.config": json.dumps(config_to_dict(model.config)),
         "variant": meta.variant,
@@ -88,14 +114,22 @@ def metadata_props(model: GoogLeNet, image_size: int) -> dict[str, str]:
 
 
 def onnx_bytes(
-    model: GoogLeNet, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True, image_size: int = 224
+    model: GoogLeNet,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    image_size: int = 224,
+    outputs: str = "logits",
 ) -> bytes:
-    """The serialised ONNX model of ``model.forward`` (see the module docstring), metadata included."""
+    """The serialised ONNX model of ``model.forward`` (or its pooled features, ``outputs=
+    "features"``; see the module docstring), metadata included."""
     import onnx
 
     _check_image_size(image_size)
-    if opset < DEFAULT_OPSET:
-        raise GoogLeNetError(f"--opset {opset} is not supported; use {DEFAULT_OPSET} or newer")
+    check_opset(opset)
+    if outputs not in OUTPUT_NAMES:
+        raise GoogLeNetError(f"unknown outputs {outputs!r}; choose one of {', '.join(OUTPUT_NAMES)}")
+    module = model if outputs == "logits" else FeatureExtractor(model)
     with _eval_mode(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation/tracing chatter, not actionable here
         x = _dummy(model, 2, image_size)
@@ -103,11 +137,11 @@ def onnx_bytes(
         # The exporter reports its progress on stdout; a library stays quiet (its errors still raise).
         with contextlib.redirect_stdout(io.StringIO()):
             program = torch.onnx.export(
-                model,
+                module,
                 (x,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=[OUTPUT_NAMES[outputs]],
                 dynamic_shapes=dynamic_shapes,
                 opset_version=opset,
                 optimize=True,
@@ -117,7 +151,7 @@ def onnx_bytes(
         raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto
     del proto.metadata_props[:]
-    for key, value in metadata_props(model, image_size).items():
+    for key, value in metadata_props(model, image_size, outputs).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "googlenet"
