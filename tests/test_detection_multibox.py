@@ -16,12 +16,14 @@ import PIL.Image
 import pytest
 import torch
 
+from googlenet.cli import main
 from googlenet.data.config import resolve_data_config
 from googlenet.detection.boxes import box_iou
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.multibox import (
     MultiBox,
     MultiBoxSamples,
+    MultiBoxTrainConfig,
     create_multibox_network,
     decode_boxes,
     denormalise_boxes,
@@ -36,10 +38,15 @@ from googlenet.detection.multibox import (
     positive_share,
     save_multibox,
     split_outputs,
+    train_multibox,
     training_boxes,
 )
 from googlenet.errors import GoogLeNetError
+from googlenet.models.registry import create_model
 from googlenet.runs import MULTIBOX_FILE, RunLayout
+from googlenet.weights.store import read_metadata, save_weights
+
+from .conftest import run_cli
 
 CLASSES = ("square", "bar")
 
@@ -58,12 +65,12 @@ def scene(index: int, size: int = 80) -> tuple[np.ndarray, list[tuple[int, int, 
     return pixels, boxes
 
 
-def write_voc(root: Path, n: int = 6, split: str = "train", size: int = 80) -> Path:
+def write_voc(root: Path, n: int = 6, split: str = "train", size: int = 80, first: int = 0) -> Path:
     """A tiny VOC folder: Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/<split>.txt, classes.txt."""
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    ids = [f"{i:06d}" for i in range(n)]
-    for i, image_id in enumerate(ids):
+    ids = [f"{i:06d}" for i in range(first, first + n)]
+    for i, image_id in enumerate(ids, start=first):
         pixels, boxes = scene(i, size)
         PIL.Image.fromarray(pixels).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
         objects = "".join(
@@ -245,8 +252,6 @@ def test_save_load_and_proposals_by_folder(tmp_path: Path) -> None:
         load_multibox(tmp_path)
     other = tiny_multibox(seed=1)
     other.network.fc.bias.data += 1.0
-    from googlenet.weights.store import save_weights
-
     save_weights(other.network, RunLayout(tmp_path / "mb").weights)
     with pytest.raises(GoogLeNetError, match="mixes two trainings"):
         load_multibox(tmp_path / "mb")
@@ -313,3 +318,101 @@ def test_a_few_steps_lower_the_loss(tmp_path: Path) -> None:
         optimizer.step()
     after = loss_now()
     assert math.isfinite(after) and after < 0.9 * before, (before, after)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path) -> None:
+    voc = write_voc(tmp_path / "voc", n=2, split="train")
+    write_voc(voc, n=1, split="val", first=2)
+    classifier = tmp_path / "classifier.safetensors"
+    torch.manual_seed(1)
+    save_weights(create_model("googlenet", num_classes=2), classifier)
+    settings = {"num_priors": 3, "image_size": 64, "batch_size": 2, "top": 3, "workers": 0}
+    flags = ["--data", voc, "--init-from", classifier, "--device", "cpu"]
+    flags += [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+
+    # One epoch as a command, resumed to two as another: the weights of two epochs in one go.
+    first = run_cli("train-multibox", *flags, "--epochs", "1", "--out", tmp_path / "resumed")
+    assert first.returncode == 0, first.stderr
+    line = first.stdout.splitlines()[0]
+    assert (
+        line.startswith("epoch 1/1: loss ") and "coverage of the val boxes by the top 3 (IoU >= 0.5)" in line
+    )
+    resumed = run_cli("train-multibox", "--out", tmp_path / "resumed", "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.splitlines()[1].startswith("epoch 2/2: ")
+    assert resumed.stdout.splitlines()[-1] == f"MultiBox model (3 priors) written to {tmp_path / 'resumed'}"
+    config = MultiBoxTrainConfig(
+        data=str(voc), out=str(tmp_path / "straight"), init_from=str(classifier), epochs=2, **settings
+    )
+    straight = train_multibox(config)
+    a, b = RunLayout(tmp_path / "straight"), RunLayout(tmp_path / "resumed")
+    assert read_metadata(a.weights)["sha256"] == read_metadata(b.weights)["sha256"]
+    metrics = [json.loads(line) for line in b.metrics.read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert [m["loss"] for m in metrics] == [r["loss"] for r in straight.records]
+
+    # The folder is a MultiBox model: priors from the training boxes, the classifier's backbone.
+    model = load_multibox(tmp_path / "resumed")
+    saved = json.loads((tmp_path / "resumed" / MULTIBOX_FILE).read_text())
+    assert saved["trained"]["init_from"] == str(classifier) and saved["epochs_done"] == 2
+    dataset = open_detection_dataset(voc, "train")
+    assert np.array_equal(model.priors, fit_priors(training_boxes(dataset.targets()), 3, seed=0))
+    image = np.asarray(dataset[0][0])
+    boxes = model.propose(image, 3)
+    assert 1 <= len(boxes) <= 3 and boxes[:, 0].min() >= 1 and boxes[:, 2].max() <= image.shape[1]
+    assert boxes[:, 3].max() <= image.shape[0] and np.array_equal(boxes, np.round(boxes))
+
+
+def test_backbone_comes_from_the_classifier() -> None:
+    torch.manual_seed(2)
+    classifier = create_model("googlenet_bn", num_classes=3)
+    net = create_multibox_network(5, backbone=classifier)
+    assert net.meta.variant == "googlenet_bn" and net.num_classes == 25 and net.aux1 is None
+    assert torch.equal(net.conv1.conv.weight, classifier.conv1.conv.weight)
+    assert torch.equal(
+        net.inception5b.state_dict()["branch1.conv.weight"],
+        classifier.inception5b.state_dict()["branch1.conv.weight"],
+    )
+
+
+def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    voc = write_voc(tmp_path / "voc", n=2, split="train")
+    out = tmp_path / "out"
+    cases = {
+        ("--num-priors", "50"): "50 priors need at least 50 distinct training boxes",
+        ("--image-size", "32"): "--image-size must be an integer of at least 64",
+        ("--val-split", "test"): "split file",
+        ("--batch-size", "8"): "--batch-size 8 is larger than the 2 training images",
+        ("--device", "gpu"): "unknown --device 'gpu'",
+    }
+    for flags, message in cases.items():
+        args = ["train-multibox", "--data", str(voc), "--out", str(out), "--val-split", "none"]
+        args += ["--batch-size", "2", *flags]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+        assert not out.exists()
+    assert main(["train-multibox", "--out", str(out), "--resume"]) == 2
+    assert "does not exist; start a new run without --resume" in capsys.readouterr().err
+    (out / "checkpoints").mkdir(parents=True)
+    (out / MULTIBOX_FILE).write_text("{}")
+    assert main(["train-multibox", "--data", str(voc), "--out", str(out), "--batch-size", "2"]) == 2
+    assert "already holds a MultiBox run: pass --resume" in capsys.readouterr().err
+    # As a real process: the same one line.
+    result = run_cli(
+        "train-multibox",
+        "--data",
+        voc,
+        "--out",
+        tmp_path / "o2",
+        "--num-priors",
+        "50",
+        "--val-split",
+        "none",
+        "--batch-size",
+        "2",
+    )
+    assert result.returncode == 2 and result.stderr.startswith("googlenet train-multibox: error: 50 priors")

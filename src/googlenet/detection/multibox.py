@@ -31,9 +31,11 @@ to ``[0, 1]``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,7 +47,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write, atomic_write_text
 from ..data.config import DataConfig, check_image_size, resolve_data_config
 from ..data.transforms import interpolation_mode
 from ..errors import GoogLeNetError
@@ -61,7 +63,9 @@ __all__ = [
     "DEFAULT_NUM_PRIORS",
     "MultiBox",
     "MultiBoxLoss",
+    "MultiBoxRun",
     "MultiBoxSamples",
+    "MultiBoxTrainConfig",
     "create_multibox_network",
     "decode_boxes",
     "denormalise_boxes",
@@ -75,8 +79,10 @@ __all__ = [
     "normalise_boxes",
     "positive_share",
     "preprocess",
+    "resume_config",
     "save_multibox",
     "split_outputs",
+    "train_multibox",
     "training_boxes",
 ]
 
@@ -350,32 +356,47 @@ class MultiBox:
         if not images:
             return []
         device = next(self.network.parameters()).device
-        x = preprocess(images, self.data_config).to(device)
         was_training = self.network.training
         self.network.eval()
         try:
-            residuals, logits = split_outputs(self.network(x), self.num_priors)
+            outputs = self.network(preprocess(images, self.data_config).to(device))
         finally:
             self.network.train(was_training)
-        priors = torch.as_tensor(self.priors, dtype=torch.float32, device=device)
-        boxes = decode_boxes(residuals.float(), priors).clamp(0.0, 1.0).double().cpu().numpy()
-        scores = torch.sigmoid(logits.float()).double().cpu().numpy()
+        return self.decode(outputs)
+
+    def decode(self, outputs: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The network's N x 5K outputs -> per image (boxes (K, 4) in [0, 1], confidences (K,))."""
+        residuals, logits = split_outputs(outputs.detach().float(), self.num_priors)
+        priors = torch.as_tensor(self.priors, dtype=torch.float32, device=residuals.device)
+        boxes = decode_boxes(residuals, priors).clamp(0.0, 1.0).double().cpu().numpy()
+        scores = torch.sigmoid(logits).double().cpu().numpy()
         return list(zip(boxes, scores, strict=True))
 
-    def propose(self, image_rgb: np.ndarray, top: int) -> np.ndarray:
-        """The ``top`` best boxes after NMS, (N, 4) float64 inclusive pixel indices, best first."""
+    def select(
+        self, boxes01: np.ndarray, scores: np.ndarray, width: int, height: int, top: int
+    ) -> np.ndarray:
+        """One image's proposals from its decoded boxes: pixels, NMS, the ``top`` best first."""
         import torchvision.ops
 
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise GoogLeNetError(f"the number of MultiBox proposals must be a positive integer. Got {top!r}")
-        boxes01, scores = self.predict([image_rgb])[0]
-        height, width = image_rgb.shape[:2]
         boxes = denormalise_boxes(boxes01, width, height)
         # torchvision's exclusive corners give the +1 widths of the inclusive convention.
         keep = torchvision.ops.nms(
             torch.from_numpy(to_exclusive(boxes)), torch.from_numpy(scores), float(self.nms_iou)
         )
         return boxes[keep[:top].numpy()]
+
+    def propose(self, image_rgb: np.ndarray, top: int) -> np.ndarray:
+        """The ``top`` best boxes after NMS, (N, 4) float64 inclusive pixel indices, best first."""
+        return self.propose_many([image_rgb], top)[0]
+
+    def propose_many(self, images: Sequence[np.ndarray], top: int) -> list[np.ndarray]:
+        """:meth:`propose` for several images, run through the network as one batch."""
+        return [
+            self.select(boxes01, scores, image.shape[1], image.shape[0], top)
+            for image, (boxes01, scores) in zip(images, self.predict(images), strict=True)
+        ]
 
 
 def _settings(multibox: MultiBox, weights_sha256: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -513,3 +534,280 @@ def positive_share(targets: Iterable[Any], num_priors: int) -> float:
     """The mean share of the ``num_priors`` priors matched per image (one per ground truth, at most K)."""
     counts = [min(len(t.boxes), num_priors) for t in targets]
     return sum(counts) / (len(counts) * num_priors) if counts else 0.0
+
+
+# --------------------------------------------------------------------------- training runs
+
+# Adam rather than the classifier's SGD (section 6): on the paper network (0-255 inputs, no
+# BatchNorm) SGD at 0.01-0.05 diverged within a few steps on small sets here; Erhan et al. give no
+# optimizer settings. Recorded in docs/detection.md.
+DEFAULT_LR = 1e-4
+DEFAULT_EPOCHS = 10
+DEFAULT_BATCH_SIZE = 16
+CHECKPOINT_FORMAT = "googlenet-multibox-checkpoint"
+# Settings a resumed run may change; every other one must be the checkpoint's.
+RESUME_MAY_CHANGE = frozenset({"epochs", "workers", "device", "out"})
+
+
+@dataclass(frozen=True)
+class MultiBoxTrainConfig:
+    """One ``googlenet train-multibox`` run (defaults documented in docs/detection.md, "MultiBox")."""
+
+    data: str
+    out: str
+    model: str = "googlenet"
+    init_from: str | None = None
+    num_priors: int = DEFAULT_NUM_PRIORS
+    alpha: float = DEFAULT_ALPHA
+    nms_iou: float = DEFAULT_NMS_IOU
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lr: float = DEFAULT_LR
+    image_size: int = DEFAULT_IMAGE_SIZE
+    flip: bool = True
+    seed: int = 0
+    workers: int = 0
+    train_split: str = "train"
+    val_split: str | None = "val"
+    top: int = 200  # section 8: the proposals kept per image, for the validation coverage
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """A one-line error naming the first bad setting."""
+        check_image_size(self.image_size, "--image-size")
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "num_priors": self.num_priors}
+        for name, value in {**positive, "top": self.top}.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GoogLeNetError(f"--{name.replace('_', '-')} must be a positive integer. Got {value!r}")
+        if self.workers < 0:
+            raise GoogLeNetError(f"--workers must be >= 0. Got {self.workers}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise GoogLeNetError(f"--lr must be a positive number. Got {self.lr}")
+        if not (self.alpha >= 0 and math.isfinite(self.alpha)):
+            raise GoogLeNetError(f"--alpha must be a non-negative number. Got {self.alpha}")
+        if not 0 < self.nms_iou <= 1:
+            raise GoogLeNetError(f"--nms-iou must be in (0, 1]. Got {self.nms_iou}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class MultiBoxRun:
+    """What :func:`train_multibox` leaves: the folder (a MultiBox model) and one record per epoch."""
+
+    out: Path
+    records: list[dict[str, Any]]
+    resumed_from_epoch: int
+
+
+def _open_split(config: MultiBoxTrainConfig, split: str) -> Any:
+    from .datasets import open_detection_dataset
+
+    return open_detection_dataset(config.data, split)
+
+
+def _initial_network(config: MultiBoxTrainConfig, targets: list[Any]) -> GoogLeNet:
+    backbone = None
+    if config.init_from is not None:
+        from ..runs import resolve_checkpoint
+
+        backbone = resolve_checkpoint(config.init_from).load()
+    torch.manual_seed(config.seed)
+    net = create_multibox_network(
+        config.num_priors,
+        model=config.model,
+        backbone=backbone,
+        confidence_start=positive_share(targets, config.num_priors),
+    )
+    net.meta.input_size = (3, config.image_size, config.image_size)
+    return net
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises assorted types for truncated or foreign files
+        raise GoogLeNetError(f"{path}: not a readable MultiBox checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise GoogLeNetError(f"{path}: not a MultiBox training checkpoint (googlenet train-multibox)")
+    return state
+
+
+def _loader(samples: Any, sampler: Any, workers: int) -> Any:
+    from ..training.engine import SeededSamples
+
+    return torch.utils.data.DataLoader(
+        SeededSamples(samples), batch_sampler=sampler, num_workers=workers, persistent_workers=False
+    )
+
+
+@torch.no_grad()
+def _validate(multibox: MultiBox, val: Any, config: MultiBoxTrainConfig) -> dict[str, float]:
+    """Mean validation loss of the split and the coverage of its boxes by the ``top`` proposals."""
+    from .proposals import coverage
+
+    net = multibox.network
+    net.eval()
+    device = next(net.parameters()).device
+    priors = torch.as_tensor(multibox.priors, dtype=torch.float32, device=device)
+    sums = {"loss": 0.0, "conf": 0.0, "match": 0.0}
+    proposals: dict[str, np.ndarray] = {}
+    batch = min(config.batch_size, 32)
+    for first in range(0, len(val), batch):
+        items = [val[i] for i in range(first, min(first + batch, len(val)))]
+        images = [np.asarray(image.convert("RGB")) for image, _ in items]
+        encoded = [
+            encode_targets(multibox.priors, normalise_boxes(t.boxes, t.width, t.height)) for _, t in items
+        ]
+        boxes = torch.as_tensor(np.stack([b for b, _ in encoded]), device=device)
+        matched = torch.as_tensor(np.stack([m for _, m in encoded]), device=device)
+        outputs = net(preprocess(images, multibox.data_config).to(device))
+        loss = multibox_loss(
+            *split_outputs(outputs, multibox.num_priors), priors, boxes, matched, alpha=config.alpha
+        )
+        for key, value in zip(("loss", "conf", "match"), loss, strict=True):
+            sums[key] += float(value.detach()) * len(items)
+        for (_, target), (boxes01, scores) in zip(items, multibox.decode(outputs), strict=True):
+            found = multibox.select(boxes01, scores, target.width, target.height, config.top)
+            proposals[target.image_id] = found
+    out = {f"val_{k}": v / len(val) for k, v in sums.items()}
+    out[f"val_coverage_at_{config.top}"] = coverage(proposals, val.targets(), 0.5)
+    return out
+
+
+def resume_config(out: str | Path, overrides: dict[str, Any] | None = None) -> MultiBoxTrainConfig:
+    """The config of the run in ``out`` (its last checkpoint), with ``overrides`` applied.
+
+    Only the settings in :data:`RESUME_MAY_CHANGE` may differ from the saved ones; ``None`` values
+    are not given.
+    """
+    path = RunLayout(out).last_checkpoint
+    if not path.is_file():
+        raise GoogLeNetError(f"--resume: {path} does not exist; start a new run without --resume")
+    saved = dict(_read_checkpoint(path)["config"])
+    for key, value in (overrides or {}).items():
+        if value is None or key == "out":
+            continue
+        if key in RESUME_MAY_CHANGE:
+            saved[key] = value
+        elif saved.get(key) != value:
+            raise GoogLeNetError(
+                f"{path} was trained with {key}={saved.get(key)!r}, not {value!r}: resume with the same "
+                f"settings (only {', '.join(sorted(RESUME_MAY_CHANGE - {'out'}))} may change)"
+            )
+    saved["out"] = str(out)
+    return MultiBoxTrainConfig(**saved)
+
+
+def train_multibox(config: MultiBoxTrainConfig, *, resume: bool = False, on_epoch: Any = None) -> MultiBoxRun:
+    """Train MultiBox on ``config.data`` into ``config.out`` (a folder :func:`load_multibox` reads).
+
+    The priors are fitted once on the training split and kept in the checkpoint. The data order
+    and each sample's flip are functions of ``(seed, epoch, position)`` (the training engine's
+    ``EpochBatchSampler`` / ``SeededSamples``); dropout's RNG is saved with the weights and the
+    optimizer in ``checkpoints/last.pt`` after every epoch (written atomically), so ``resume``
+    (with the config of :func:`resume_config`) continues exactly where the last completed epoch
+    ended. ``on_epoch(record)`` is called after
+    each epoch with its metrics. Every input is checked before anything is written.
+    """
+    from ..training.engine import EpochBatchSampler
+
+    config.validate()
+    layout = RunLayout(config.out)
+    state = None
+    if resume:
+        # The settings must be the checkpoint's (resume_config builds them), except those that
+        # do not change what is computed.
+        resume_config(config.out, config.to_dict())
+        state = _read_checkpoint(layout.last_checkpoint)
+    elif layout.last_checkpoint.is_file() or (layout.root / MULTIBOX_FILE).is_file():
+        raise GoogLeNetError(
+            f"--out {layout.root} already holds a MultiBox run: pass --resume to continue it or another --out"
+        )
+    device = torch.device(config.device)
+    train = _open_split(config, config.train_split)
+    val = _open_split(config, config.val_split) if config.val_split else None
+    sampler = EpochBatchSampler(len(train), config.batch_size, seed=config.seed, shuffle=True)
+    if sampler.batches_per_epoch() < 1:
+        raise GoogLeNetError(
+            f"--batch-size {config.batch_size} is larger than the {len(train)} training images of "
+            f"{config.data} ({config.train_split})"
+        )
+    targets = train.targets()
+    if state is not None:
+        priors = state["priors"].double().numpy()
+    else:
+        priors = fit_priors(training_boxes(targets), config.num_priors, seed=config.seed)
+    network = _initial_network(config, targets).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
+    records: list[dict[str, Any]] = []
+    start = 0
+    if state is not None:
+        network.load_state_dict(state["network"])
+        optimizer.load_state_dict(state["optimizer"])
+        records = list(state["records"])
+        start = int(state["epoch"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+    multibox = MultiBox(network, priors, config.image_size, config.alpha, config.nms_iou)
+    samples = MultiBoxSamples(train, priors, multibox.data_config, flip=config.flip)
+    prior_t = torch.as_tensor(priors, dtype=torch.float32, device=device)
+
+    layout.checkpoints.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        import yaml
+
+        atomic_write_text(layout.config, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    for epoch in range(start, config.epochs):
+        began = time.perf_counter()
+        network.train()
+        sampler.set_epoch(epoch)
+        sums = {"loss": 0.0, "conf": 0.0, "match": 0.0}
+        steps = 0
+        for x, boxes, matched in _loader(samples, sampler, config.workers):
+            x, boxes, matched = x.to(device), boxes.to(device), matched.to(device)
+            loss = multibox_loss(
+                *split_outputs(network(x), config.num_priors), prior_t, boxes, matched, alpha=config.alpha
+            )
+            if not bool(torch.isfinite(loss.total)):
+                raise GoogLeNetError(
+                    f"non-finite MultiBox loss at epoch {epoch + 1}, step {steps + 1}: lower --lr "
+                    f"(now {config.lr})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.total.backward()
+            optimizer.step()
+            for key, value in zip(("loss", "conf", "match"), loss, strict=True):
+                sums[key] += float(value.detach())
+            steps += 1
+        record: dict[str, Any] = {"epoch": epoch + 1, "steps": steps}
+        record.update({k: v / steps for k, v in sums.items()})
+        if val is not None:
+            record.update(_validate(multibox, val, config))
+        record["seconds"] = time.perf_counter() - began
+        records.append(record)
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": epoch + 1,
+            "config": config.to_dict(),
+            "network": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "priors": torch.from_numpy(priors),
+            "records": records,
+            "torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+        }
+        atomic_write(layout.last_checkpoint, lambda tmp, c=checkpoint: torch.save(c, tmp))
+        atomic_write_text(layout.metrics, "".join(json.dumps(r) + "\n" for r in records))
+        if on_epoch is not None:
+            on_epoch(record)
+    network.eval()
+    save_multibox(
+        multibox,
+        layout.root,
+        trained={k: v for k, v in config.to_dict().items() if k not in {"out", "workers", "device"}},
+        epochs_done=config.epochs,
+    )
+    return MultiBoxRun(layout.root, records, start)
