@@ -29,11 +29,12 @@ from googlenet.data.builtin import make_builtin
 from googlenet.errors import GoogLeNetError
 from googlenet.evaluation.metrics import topk_correct
 from googlenet.models.model import GoogLeNetOutputs
+from googlenet.runs import resolve_checkpoint
 from googlenet.training.checkpoint import load_checkpoint
 from googlenet.training.config import TrainConfig, config_hash, resolve_config, resume_config
 from googlenet.training.engine import googlenet_loss, train_step
 from googlenet.training.task import Task, recipe_loss
-from googlenet.training.train import build_scheduler, fit, lr_factor
+from googlenet.training.train import build_scheduler, fit, lr_factor, model_from_checkpoint
 
 REQUIRED_METRICS = {
     "epoch",
@@ -308,6 +309,8 @@ def test_sigterm_checkpoints_and_exits_143(baseline: Path, data_dir: Path, tmp_p
     text = log.read_text()
     assert proc.returncode == 143, text
     assert f"googlenet train --resume {out}" in text
+    assert text.count("stopped by SIGTERM") == 1, text  # the CLI says it once; train.log keeps it too
+    assert "stopped by SIGTERM after step 3" in (out / "train.log").read_text()
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (0, 3, 3)  # no --checkpoint-every: the signal's
 
@@ -500,3 +503,65 @@ def test_train_step_takes_torchvision_googlenet(one_thread: None) -> None:
     result = train_step(_TorchvisionForward(tv), opt, x, y, channels_last=False)
     assert result.logits.shape == (2, 3) and math.isfinite(result.loss.item())
     assert all(p.grad is not None for p in tv.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------------------- the best epoch, finished runs
+
+
+def test_best_checkpoint_is_evaluated_through_the_library(baseline: Path, data_dir: Path) -> None:
+    from googlenet.data.config import resolve_data_config
+    from googlenet.data.datasets import build_dataset
+    from googlenet.data.transforms import eval_transform
+
+    best_pt = baseline / "checkpoints" / "best.pt"
+    ref = resolve_checkpoint(best_pt)
+    assert ref.kind == "training-checkpoint" and ref.image_size == 64
+    model = ref.load()  # the Polyak-averaged weights by default (section 6)
+    assert not model.training and model.meta.input_size == (3, 64, 64)
+    assert model.meta.class_names == (data_dir / "classes.txt").read_text().split()
+    # the same weights as the model_best.safetensors written with best.pt
+    saved = googlenet.load(baseline / "model_best.safetensors")
+    assert all(torch.equal(v, saved.state_dict()[k]) for k, v in model.state_dict().items())
+    raw = model_from_checkpoint(best_pt, averaged=False)
+    ckpt = load_checkpoint(best_pt)
+    assert all(torch.equal(v, ckpt["model"][k]) for k, v in raw.state_dict().items())
+
+    # evaluated on the validation split it scores what the trainer recorded for that epoch
+    records = [json.loads(line) for line in (baseline / "metrics.jsonl").read_text().splitlines()]
+    record = records[ckpt["epoch"] - 1]
+    assert record["avg_val_top1_err"] == min(r["avg_val_top1_err"] for r in records)
+    val = build_dataset(data_dir, "val", eval_transform(resolve_data_config(model.meta)))
+    images = torch.stack([val[i][0] for i in range(len(val))])
+    labels = torch.tensor([val[i][1] for i in range(len(val))])
+    with torch.no_grad():
+        logits = model(images)
+    assert (logits.argmax(1) != labels).float().mean().item() == pytest.approx(record["avg_val_top1_err"])
+    assert F.cross_entropy(logits, labels).item() == pytest.approx(record["avg_val_loss"], rel=1e-4)
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def test_resume_of_a_finished_run_changes_nothing(baseline: Path, tmp_path: Path) -> None:
+    run = tmp_path / "done"
+    shutil.copytree(baseline, run)
+    before = _snapshot(run)
+    proc = _cli("--resume", str(run), "--epochs", "1", timeout=120)  # fewer than the 2 it trained
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("googlenet train: error:") and "--epochs 1" in line
+    assert "already trained 2 epoch(s)" in line and "Traceback" not in proc.stderr
+    with pytest.raises(GoogLeNetError, match=r"already trained 2 epoch\(s\), --epochs 2: nothing to do"):
+        fit(resume_config(run, {"handle_signals": False}))  # as many as it trained
+    assert _snapshot(run) == before
+
+
+def test_resume_refuses_another_out(baseline: Path, tmp_path: Path) -> None:
+    run, other = tmp_path / "run", tmp_path / "other"
+    shutil.copytree(baseline, run)
+    proc = _cli("--resume", str(run), "--out", str(other), timeout=120)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("googlenet train: error: --out") and str(other) in line
+    assert not other.exists()

@@ -268,7 +268,6 @@ class TrainConfig:
     def _validate_components(self, source: str) -> None:
         # The model name, its options and the augmentation keys are checked here, before a run
         # directory exists, so that a typo costs nothing (issue 12).
-        from ..data.transforms import AugmentConfig
         from ..models.registry import model_meta
 
         try:
@@ -279,7 +278,7 @@ class TrainConfig:
         if aux is not None and not isinstance(aux, Mapping):
             raise GoogLeNetError(f"{source}: model_options.aux must be a mapping. Got {aux!r}")
         try:
-            augment_config(self.augment, AugmentConfig)
+            augment_config(self.augment)
         except (TypeError, ValueError) as exc:
             raise GoogLeNetError(f"{source}: augment: {exc}") from None
 
@@ -320,11 +319,16 @@ def optional_inner(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def augment_config(values: Mapping[str, Any], cls: Any = None) -> Any:
-    """``augment`` as an :class:`~googlenet.data.transforms.AugmentConfig` (YAML lists become tuples)."""
-    if cls is None:
-        from ..data.transforms import AugmentConfig as cls
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+def augment_config(values: Mapping[str, Any]) -> Any:
+    """``augment`` as an :class:`~googlenet.data.transforms.AugmentConfig` (YAML lists become tuples);
+    an unknown key is a ValueError naming it and the known ones."""
+    from ..data.transforms import AugmentConfig
+
+    known = [f.name for f in fields(AugmentConfig)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} (known: {', '.join(known)})")
+    return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
