@@ -11,6 +11,7 @@ masks are drawn per rank.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import googlenet
 from googlenet.data.builtin import make_builtin
 from googlenet.training.distributed import DistEnv, all_reduce_sum, any_rank, init_distributed
 from googlenet.training.engine import EpochBatchSampler
@@ -37,6 +39,26 @@ CONFIG = {
     "lr": 0.05,
     "log_every": 1,
 }
+
+
+FP32_UNIT_ROUNDOFF = 2.0**-24
+PAPER_DEPTH = 22  # section 5: "22 layers deep when counting only layers with parameters"
+
+
+def reorder_tolerance(steps: int) -> float:
+    """Relative difference two fp32 runs of the same arithmetic in another order may show in the loss.
+
+    Splitting each global batch over two ranks changes how the convolutions' dot products are
+    blocked (the kernels are chosen by shape, and differ between CPUs: AVX2 vs AVX-512) and DDP
+    averages two partial gradients: every sum is rounded differently. The rounding error of a sum of
+    K fp32 terms grows like sqrt(K) * u (the random-walk model of rounding errors; Higham, Accuracy
+    and Stability of Numerical Algorithms, section 2.8); it adds up over the 22 layers of the
+    forward and again in the backward (x2), and each step's update carries the earlier steps' (x
+    steps). K is the largest fan-in of a layer of the trained model.
+    """
+    model = googlenet.create_model(CONFIG["model"], num_classes=3)
+    fan_in = max(p[0].numel() for p in model.parameters() if p.dim() > 1)
+    return 2 * steps * PAPER_DEPTH * math.sqrt(fan_in) * FP32_UNIT_ROUNDOFF
 
 
 def _train(args: list[str], tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -74,8 +96,10 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     assert m_ddp[0]["train_images"] == m_one[0]["train_images"] == 24
     assert m_ddp[0]["val_images"] == m_one[0]["val_images"] == 12
     assert m_ddp[0]["lr"] == pytest.approx(m_one[0]["lr"])  # lr scaled by the global batch in both
-    assert m_ddp[0]["train_loss"] == pytest.approx(m_one[0]["train_loss"], rel=1e-4)
-    assert m_ddp[0]["avg_val_loss"] == pytest.approx(m_one[0]["avg_val_loss"], rel=1e-4)
+    # about 7e-4 here; the AVX2-only CPU of issue 13 measured 2e-4, an AVX-512 one less
+    rel = reorder_tolerance(steps=6)
+    assert m_ddp[0]["train_loss"] == pytest.approx(m_one[0]["train_loss"], rel=rel)
+    assert m_ddp[0]["avg_val_loss"] == pytest.approx(m_one[0]["avg_val_loss"], rel=rel)
 
     weights = {}
     for name in ("model_raw.safetensors", "model.safetensors"):
