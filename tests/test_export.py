@@ -16,6 +16,8 @@ from googlenet.errors import GoogLeNetError
 from googlenet.inference.export import export_onnx, export_program, onnx_metadata
 from googlenet.runs import resolve_checkpoint
 
+from .conftest import run_cli
+
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
@@ -131,10 +133,8 @@ def test_cli_export_from_run_directory(tmp_path: Path) -> None:
         "googlenet",
         "export",
         str(run_dir / "model.safetensors"),
-        "--format",
-        "exported-program",
         "-o",
-        str(pt2),
+        str(pt2),  # no --format: the .pt2 suffix says exported-program
         "--image-size",
         str(SIZE),
     ]
@@ -160,3 +160,102 @@ def test_cli_export_from_run_directory(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "googlenet export: error:" in bad.stderr and "missing.safetensors" in bad.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input to export / convert (issue 12): exit 2, one line naming the value, nothing written.
+
+
+def assert_refused(proc: subprocess.CompletedProcess, command: str, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"googlenet {command}: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("weights") / "m.safetensors"
+    googlenet.save(_model("googlenet_bn"), path)
+    return path
+
+
+def training_checkpoint(path: Path, model: googlenet.GoogLeNet) -> Path:
+    """A ``best.pt`` in the layout googlenet train writes: config, class names, raw and averaged weights."""
+    from googlenet.training.checkpoint import CHECKPOINT_FORMAT
+
+    state = model.state_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": 3,
+            "config": {"model": model.meta.variant, "image_size": SIZE},
+            "class_names": list(model.meta.class_names),
+            "model": state,
+            "ema": {**{f"module.{k}": v for k, v in state.items()}, "n_averaged": torch.tensor(3)},
+        },
+        path,
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["-o", "x.onnx", "--opset", "100"], ["100", "18 to 23"]),
+        (["-o", "x.onnx", "--opset", "0"], ["opset 0", "18 to 23"]),
+        (["-o", "x.pt2", "--format", "onnx"], ["--format onnx", "x.pt2", "exported-program"]),
+        (["-o", "x.bin"], ["x.bin", ".onnx, .pt2 or .safetensors"]),
+        (["-o", "x.pt2", "--opset", "18"], ["--opset", "exported-program"]),
+        (["-o", "x.onnx", "--image-size", "10"], ["--image-size", "10"]),
+    ],
+)
+def test_export_refuses_bad_flags_before_work(
+    weights: Path, tmp_path: Path, args: list, needles: list
+) -> None:
+    args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]
+    proc = run_cli("export", weights, *args, timeout=120)
+    assert_refused(proc, "export", *needles)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_output_that_is_a_directory(weights: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.onnx"
+    target.mkdir()
+    assert_refused(run_cli("export", weights, "-o", target, timeout=120), "export", str(target), "directory")
+
+
+def test_export_training_checkpoint_to_safetensors(tmp_path: Path) -> None:
+    model = _model("googlenet_bn").eval()
+    best = training_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", model)
+    out = tmp_path / "best.safetensors"
+    proc = run_cli("export", best, "-o", out, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = googlenet.load(out)
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    assert loaded.meta.input_size[-1] == SIZE  # the trained size travels with the weights
+
+
+def test_convert_refusals_name_what_to_pass(weights: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "tv"
+    folder.mkdir()
+    out = tmp_path / "x.safetensors"
+    assert_refused(
+        run_cli("convert", "torchvision", folder, "-o", out), "convert", str(folder), "is a directory"
+    )
+    pth = tmp_path / "tv.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, pth)
+    proc = run_cli("convert", "torchvision", pth, "-o", tmp_path / "x.onnx")
+    assert_refused(proc, "convert", "x.safetensors", "googlenet export")
+    assert_refused(
+        run_cli("convert", "torchvision", weights, "-o", out), "convert", "already this package's format"
+    )
+    best = training_checkpoint(tmp_path / "best.pt", _model("googlenet_bn"))
+    proc = run_cli("convert", "torchvision", best, "-o", out)
+    assert_refused(proc, "convert", str(best), "training checkpoint", "googlenet export")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "tv", "tv.pth"]

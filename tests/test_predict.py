@@ -222,3 +222,35 @@ def test_predict_progress_only_on_a_terminal_and_for_long_runs(monkeypatch: pyte
     bar = predict_cmd.progress_bar(1000)
     assert not bar.disable and bar.delay == predict_cmd.PROGRESS_DELAY_S  # shown once a run lasts
     bar.close()
+
+
+def test_predict_accepts_a_training_checkpoint(files, tmp_path: Path) -> None:
+    import googlenet
+    from googlenet.training.checkpoint import CHECKPOINT_FORMAT
+
+    # As train saves it: the variant's default auxiliary heads present, the backbone as in the file.
+    model = googlenet.create_model("googlenet_bn", num_classes=3, class_names=CLASSES)
+    missing, unexpected = model.load_state_dict(googlenet.load(files["model"]).state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("aux") for k in missing)
+    state = model.state_dict()
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    best.parent.mkdir(parents=True)
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": 2,
+            "config": {"model": "googlenet_bn", "image_size": 64},
+            "class_names": CLASSES,
+            "model": state,
+            "ema": {**{f"module.{k}": v for k, v in state.items()}, "n_averaged": torch.tensor(2)},
+        },
+        best,
+    )
+    image = str(files["images"] / "b.png")
+    from_weights = googlenet_cli(
+        "predict", image, "--checkpoint", str(files["model"]), "--image-size", "64", "--json"
+    )
+    from_best = googlenet_cli("predict", image, "--checkpoint", str(best), "--json")
+    assert from_best.returncode == 0, from_best.stderr
+    # Same weights (the averaged copy), and the checkpoint's trained size (64) by default.
+    assert json.loads(from_best.stdout) == json.loads(from_weights.stdout)
