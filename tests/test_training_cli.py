@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from googlenet import cpu
 from googlenet.cli import build_parser
 from googlenet.cli.train_cmd import recipe_overrides
 from googlenet.errors import GoogLeNetError
-from googlenet.training import config as config_module
 from googlenet.training.config import TrainConfig, default_workers, resolve_config
 
 from .conftest import run_cli
@@ -85,7 +85,7 @@ def test_values_are_coerced_by_their_annotation() -> None:
 
 @pytest.mark.parametrize(("cores", "workers"), [(1, 0), (2, 0), (3, 2), (4, 3), (16, 4)])
 def test_worker_default_fits_the_machine(monkeypatch: pytest.MonkeyPatch, cores: int, workers: int) -> None:
-    monkeypatch.setattr(config_module.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: set(range(cores)))
     assert default_workers() == workers
     assert TrainConfig().workers == workers
 

@@ -36,10 +36,9 @@ def default_workers() -> int:
     On two cores a worker competes with the training step for a core; there a tiny epoch took
     27.6 s with 4 workers against 0.8 s with none (issue 12).
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    from ..cpu import cpu_count
+
+    cores = cpu_count()
     return 0 if cores <= 2 else min(4, cores - 1)
 
 

@@ -138,13 +138,14 @@ def train_ensemble(
     classifier) is what every member trains: the detector's region classifiers reuse this.
     """
     from .config import RUNTIME_KEYS, config_hash, resume_config
-    from .train import fit
+    from .train import check_run_dir, fit
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise GoogLeNetError(f"the number of ensemble members must be a positive integer. Got {n!r}")
     if config.resume:
         raise GoogLeNetError("train-ensemble resumes by itself: re-run the same command, without --resume")
     out = Path(out)
+    check_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     digest = ensemble_hash(config, same_init)
     index = read_index(out)

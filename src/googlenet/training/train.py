@@ -287,12 +287,9 @@ def environment(env: D.DistEnv) -> dict[str, Any]:
     """What produced the run: versions, device, CPU model, world size, git commit."""
     import torchvision
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from ..cpu import cpu_name
+
+    cpu = cpu_name()
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
