@@ -196,6 +196,11 @@ def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path)
     assert proc.returncode == 0, proc.stderr
     (record,) = json.loads(proc.stdout)
     assert record["path"] == image and len(record["predictions"]) == 3
+    # Without --backend, int8 goes to a backend that runs it (auto's int8 path), not torch.
+    args = ("--precision", "int8", "--image-size", "64", "--calibration", str(data), "--json")
+    proc = googlenet_cli("predict", image, "--checkpoint", str(files["model"]), *args)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)[0]["predictions"]) == 3
 
     # A run directory whose config.yaml names its training data calibrates on it, no flag needed.
     run = tmp_path / "run"

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "folder of images; default: the training data named in the checkpoint's run config)",
     )
     add_model_arguments(p, workers=0)
-    p.set_defaults(func=run)
+    # int8 runs on onnxruntime / OpenVINO: with --precision int8 and no --backend, auto picks one.
+    p.set_defaults(func=run, backend=None)
 
 
 def image_extensions() -> tuple[str, ...]:
@@ -134,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         raise GoogLeNetError(f"--topk must be at least 1. Got {args.topk}")
     if args.calibration is not None and args.precision != "int8":
         raise GoogLeNetError(f"--calibration applies to --precision int8, not {args.precision}")
+    if args.backend is None:
+        args.backend = "auto" if args.precision == "int8" else "torch"
     device = resolve_device(args.device)
     checkpoints = resolve_checkpoints(args.checkpoint)
     calibration = calibration_for(args, checkpoints)

@@ -38,10 +38,11 @@ from .int8 import MIN_AGREEMENT, agreement
 
 BATCH = 16  # the batch auto times the candidates on, unless told otherwise
 REPEATS = 3
-# int8 must be at least 10% faster than the best float candidate. Why 10%: repeated medians of the
-# same candidate on the 2-core development machine moved by up to ~6% between predictors (other
-# processes share the cores), and int8 costs accuracy; a gain inside that noise is no gain. When
-# the repeats of this measurement spread more than that, the margin grows with them.
+# int8 must be at least 10% faster than the best float candidate. Why 10%: 8 medians-of-3 of one
+# OpenVINO fp32 predictor (batch 16, 96 px) on the 2-core development machine at load average 7
+# ranged over 7% (max / min); int8 costs accuracy, and a gain inside that noise is no gain. The
+# torch backend's medians ranged over 1.9x there (its OpenMP pool suffers most from other
+# processes), which is why the margin also grows with the spread of the repeats being compared.
 INT8_MIN_SPEEDUP = 1.10
 CACHE_FILE = "inference_auto.json"
 CACHE_VERSION = 2

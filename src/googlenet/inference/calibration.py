@@ -27,11 +27,6 @@ CALIBRATION_IMAGES = 256  # "a few hundred": onnxruntime's and NNCF's guides use
 CALIBRATION_BATCH = 32
 
 
-def _spread(n: int, count: int) -> list[int]:
-    """``count`` indices spread evenly over ``range(n)``: every class of a sorted set is sampled."""
-    return list(range(n)) if count >= n else [i * n // count for i in range(count)]
-
-
 def _image_files(folder: Path) -> list[Path]:
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
@@ -55,6 +50,7 @@ def calibration_batches(
     batches of ``batch_size``; unreadable files are skipped, none readable is an error."""
     from ..data.datasets import build_dataset, open_image
     from ..data.transforms import eval_transform
+    from ..evaluation.protocol import select_images  # the one "N spread evenly over a sorted set"
 
     root = Path(source).expanduser()
     if not root.is_dir():
@@ -71,7 +67,7 @@ def calibration_batches(
         raise GoogLeNetError(f"calibration data {root}: no image files found")
     transform = eval_transform(data_config)
     images = []
-    for i in _spread(len(files), count):
+    for i in select_images(len(files), count):
         try:
             images.append(transform(open_image(files[i])))
         except OSError:
