@@ -53,7 +53,9 @@ class Runner:
 
 
 class Backend:
-    """One runtime: its name, the pip extra that installs it, what it can run and how to build it."""
+    """One runtime: its name, the pip extra that installs it, what it can run (:meth:`supports`) and
+    ``build(model, precision, image_size, threads, calibration, *, device, outputs) -> Runner``
+    (unchecked: ask :meth:`supports` first)."""
 
     name = ""
     extra = ""
@@ -68,35 +70,23 @@ class Backend:
         return True
 
     def supports(self, precision: str, device: str = "cpu", outputs: str = "logits") -> str | None:
+        """None when this backend runs ``precision`` on ``device`` for ``outputs``, else why not."""
         if precision not in PRECISIONS:
             return f"unknown precision {precision!r}; choose one of auto, {', '.join(PRECISIONS)}"
         if outputs not in OUTPUTS:
             return f"unknown outputs {outputs!r}; choose one of {', '.join(OUTPUTS)}"
+        return self._supports(precision, device, outputs)
+
+    def _supports(self, precision: str, device: str, outputs: str) -> str | None:
         if device != "cpu":
             return f"backend {self.name} runs on the CPU only; use backend='torch' for device={device!r}"
         if not self.available():
             return f"backend {self.name} is not installed (pip install 'googlenet[{self.extra}]')"
         if precision == "int8" and outputs != "logits":
             return "int8 runs for logits only (its agreement with fp32 is checked on the top-1 class)"
-        return self._supports(precision)
-
-    def _supports(self, precision: str) -> str | None:
         if precision == "bf16" and not native_bf16():
             return "this CPU has no native bf16 (AVX512-BF16 or AMX); bf16 would be emulated and slow"
         return None
-
-    def build(
-        self,
-        model: GoogLeNet,
-        precision: str,
-        image_size: int,
-        threads: int | None,
-        calibration: list[torch.Tensor] | None,
-        *,
-        device: str = "cpu",
-        outputs: str = "logits",
-    ) -> Runner:
-        raise NotImplementedError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,16 +128,12 @@ class TorchBackend(Backend):
     module = "torch"
     fixed_image_size = False
 
-    def supports(self, precision: str, device: str = "cpu", outputs: str = "logits") -> str | None:
-        if precision not in PRECISIONS:
-            return f"unknown precision {precision!r}; choose one of auto, {', '.join(PRECISIONS)}"
-        if outputs not in OUTPUTS:
-            return f"unknown outputs {outputs!r}; choose one of {', '.join(OUTPUTS)}"
+    def _supports(self, precision: str, device: str, outputs: str) -> str | None:
         if precision == "int8":
             return "int8 runs on onnxruntime or openvino, not the torch backend"
         if device != "cpu":
             return None  # CUDA: fp32 or bf16 autocast
-        return self._supports(precision)
+        return super()._supports(precision, device, outputs)
 
     def build(
         self,
@@ -212,15 +198,8 @@ def as_numpy(batch: torch.Tensor) -> np.ndarray:
     return batch.detach().cpu().float().contiguous().numpy()
 
 
-class OnnxRuntimeBackend(Backend):
-    name = "onnxruntime"
-    extra = "onnx"
-    module = "onnxruntime"
-
-    def _supports(self, precision: str) -> str | None:
-        if precision == "bf16":
-            return "onnxruntime's CPU provider has no bf16 convolutions; use torch or openvino for bf16"
-        return None
+class OnnxBackend(Backend):
+    """A runtime fed our ONNX export (:mod:`.export`, BatchNorm folded): only the compile step differs."""
 
     def build(
         self,
@@ -233,15 +212,36 @@ class OnnxRuntimeBackend(Backend):
         device: str = "cpu",
         outputs: str = "logits",
     ) -> Runner:
+        batches = [as_numpy(b) for b in calibration or []]
+        return self.compile(onnx_model(model, image_size, outputs), precision, image_size, threads, batches)
+
+    def compile(
+        self, data: bytes, precision: str, image_size: int, threads: int | None, calibration: list[np.ndarray]
+    ) -> Runner:
+        raise NotImplementedError
+
+
+class OnnxRuntimeBackend(OnnxBackend):
+    name = "onnxruntime"
+    extra = "onnx"
+    module = "onnxruntime"
+
+    def _supports(self, precision: str, device: str, outputs: str) -> str | None:
+        if precision == "bf16":
+            return "onnxruntime's CPU provider has no bf16 convolutions; use torch or openvino for bf16"
+        return super()._supports(precision, device, outputs)
+
+    def compile(
+        self, data: bytes, precision: str, image_size: int, threads: int | None, calibration: list[np.ndarray]
+    ) -> Runner:
         import onnxruntime as ort
 
-        data = onnx_model(model, image_size, outputs)
         info: dict[str, Any] = {}
         if precision == "int8":
             from .int8 import ort_int8_format, ort_quantize
 
             fmt = ort_int8_format()
-            data = ort_quantize(data, [as_numpy(b) for b in calibration or []], fmt)
+            data = ort_quantize(data, calibration, fmt)
             info["int8_format"] = fmt.name
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -259,28 +259,19 @@ class OnnxRuntimeBackend(Backend):
         return Runner(run, info)
 
 
-class OpenVINOBackend(Backend):
+class OpenVINOBackend(OnnxBackend):
     name = "openvino"
     extra = "openvino"
     module = "openvino"
 
-    def build(
-        self,
-        model: GoogLeNet,
-        precision: str,
-        image_size: int,
-        threads: int | None,
-        calibration: list[torch.Tensor] | None,
-        *,
-        device: str = "cpu",
-        outputs: str = "logits",
+    def compile(
+        self, data: bytes, precision: str, image_size: int, threads: int | None, calibration: list[np.ndarray]
     ) -> Runner:
         import openvino as ov
 
-        # Through our ONNX export: the same graph the onnxruntime backend runs (BN already folded).
         with tempfile.TemporaryDirectory(prefix="googlenet-ov-") as tmp:
             path = Path(tmp) / "model.onnx"
-            path.write_bytes(onnx_model(model, image_size, outputs))
+            path.write_bytes(data)
             ov_model = ov.convert_model(str(path))
         ov_model.reshape({0: ov.PartialShape([-1, 3, image_size, image_size])})
         info: dict[str, Any] = {}
@@ -288,7 +279,7 @@ class OpenVINOBackend(Backend):
             from .int8 import ov_int8_format, ov_quantize
 
             fmt = ov_int8_format()
-            ov_model = ov_quantize(ov_model, [as_numpy(b) for b in calibration or []], fmt)
+            ov_model = ov_quantize(ov_model, calibration, fmt)
             info["int8_format"] = fmt.name
         # int8: what stays in float (first layer inputs, the head) runs in f32.
         config: dict[str, Any] = {
@@ -308,14 +299,6 @@ class OpenVINOBackend(Backend):
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (TorchBackend(), OnnxRuntimeBackend(), OpenVINOBackend())}
-
-
-def get_backend(name: str) -> Backend:
-    """The registered backend ``name``, else a one-line error listing them."""
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}") from None
 
 
 def available_backends() -> list[str]:
