@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         args.detector, members=args.members, backend=args.backend, precision=args.precision
     )
     paths, errors = expand_inputs(args.images)
-    for message in errors:
+    for _, message in errors:
         print(f"googlenet detect: error: {message}", file=sys.stderr)
     records, failed = [], len(errors)
     taken: dict[str, int] = {}  # drawn file stems, so same-named images in two folders both survive
@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 image = open_image(path)
             except UnreadableImageError as exc:
-                print(f"googlenet detect: error: {exc}", file=sys.stderr)
+                # through the bar, so the message gets a line of its own
+                bar.write(f"googlenet detect: error: {exc}", file=sys.stderr)
                 failed += 1
                 bar.update(1)
                 continue

@@ -100,7 +100,9 @@ def region_task(
 def object_class_names(classes: Sequence[str]) -> list[str]:
     """The detector's class names: the region classifier's, without the background."""
     if not classes or classes[0] != BACKGROUND_NAME:
-        raise GoogLeNetError(f"not a region classifier: its first class is {classes[:1]}, not {BACKGROUND_NAME}")
+        raise GoogLeNetError(
+            f"not a region classifier: its first class is {classes[:1]}, not {BACKGROUND_NAME}"
+        )
     return list(classes[1:])
 
 

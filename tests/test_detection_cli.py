@@ -1,0 +1,113 @@
+"""The detector end to end as a user runs it: train-detector -> evaluate-detection --detector -> detect.
+
+One tiny detector (1 member, 1 epoch, 64 px regions of a 6-image built-in detection set) is trained
+once for the module; every command runs as a real subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from googlenet.detection.detector import read_manifest
+
+from .conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("detector")
+    data = root / "data"
+    made = run_cli("data", "make-builtin-detection", data, "--classes", "2", "--train-images", "4",
+                   "--val-images", "2", "--image-size", "96", "--workers", "1")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    out = root / "det"
+    args = ("train-detector", "--data", data, "--out", out, "--members", "1", "--epochs", "1",
+            "--batch-size", "16", "--image-size", "64", "--model", "googlenet_bn", "--workers", "0",
+            "--proposal-workers", "1", "--precision", "fp32")  # fmt: skip
+    result = run_cli(*args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"root": root, "data": data, "out": out, "args": args, "stdout": result.stdout}
+
+
+def test_train_detector_writes_a_manifest_and_resumes(trained: dict[str, Path]) -> None:
+    manifest = read_manifest(trained["out"])
+    assert manifest.members == ["member_00"]
+    assert manifest.proposals["name"] == "selective-search-2x"
+    assert manifest.image_size == 64 and len(manifest.class_names) == 2
+    # Re-running the same command continues (here: nothing left to do) and keeps the manifest.
+    again = run_cli(*trained["args"], timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "complete, skipped" in again.stderr
+    assert read_manifest(trained["out"]) == manifest
+
+
+def test_evaluate_detection_runs_the_detector(trained: dict[str, Path]) -> None:
+    out = trained["root"] / "eval.json"
+    result = run_cli("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
+                     "--rule", "ilsvrc", "--json", out, "--workers", "1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "mAP" in result.stdout and "selective-search-2x" in result.stdout
+    record = json.loads(out.read_text())
+    (run,) = record["runs"]
+    assert run["members"] == 1 and 0.0 <= run["mAP"] <= 1.0
+    assert run["proposals_per_image"] > 0 and 0.0 <= run["coverage"] <= 1.0
+    assert record["mAP"] == run["mAP"]
+
+
+def test_detect_names_bad_files_and_processes_the_rest(trained: dict[str, Path], tmp_path: Path) -> None:
+    good = sorted((trained["data"] / "JPEGImages").glob("val_*.jpg"))[0]
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(good.read_bytes()[:200])
+    drawn = tmp_path / "drawn"
+    result = run_cli("detect", good, text, empty, truncated, tmp_path / "missing.jpg", "--detector",
+                     trained["out"], "--json", "-", "--draw", drawn, "--score-threshold", "0")  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("googlenet detect: error:")]
+    assert len(errors) == 4, result.stderr
+    for name in ("notes.jpg", "empty.jpg", "cut.jpg", "missing.jpg"):
+        assert sum(name in line for line in errors) == 1
+    assert "Traceback" not in result.stderr
+    (record,) = json.loads(result.stdout)
+    assert record["image"] == str(good)
+    for det in record["detections"]:
+        assert (
+            set(det) == {"label", "score", "bbox"}
+            and det["label"] in read_manifest(trained["out"]).class_names
+        )
+    assert (drawn / f"{good.stem}.png").is_file()
+
+
+def test_bad_detector_input_is_one_line(trained: dict[str, Path], tmp_path: Path) -> None:
+    for args, words in (
+        (("detect", trained["data"] / "classes.txt", "--detector", tmp_path), "not a detector"),
+        (
+            (
+                "evaluate-detection",
+                "--data",
+                trained["data"],
+                "--detector",
+                trained["out"],
+                "--rule",
+                "voc12",
+                "--members",
+                "3",
+            ),
+            "--members 3",
+        ),
+        (
+            ("train-detector", "--data", trained["data"], "--out", tmp_path / "x", "--members", "0"),
+            "--members",
+        ),
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 2, result.stderr
+        assert words in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "x").exists()
