@@ -30,7 +30,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,11 +197,12 @@ def _check_run_argument(path: Path) -> None:
         )
 
 
-def _check_out(out: Path) -> None:
+def check_report_out(out: Path, report_files: Sequence[str] = REPORT_FILES) -> None:
+    """``--out`` must be a new folder or an earlier report's: a report replaces it whole."""
     if out.exists() and not out.is_dir():
         raise GoogLeNetError(f"--out {out} is a file: pass a folder (it is created)")
     if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in REPORT_FILES)
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in report_files)
         if foreign:
             raise GoogLeNetError(
                 f"--out {out} holds {foreign[0]}, which no report writes; a report replaces the whole "
@@ -352,7 +353,7 @@ def write_report(
     for run in run_paths:
         runs[run_label(run, runs)] = read_metrics(run)
     out = Path(out)
-    _check_out(out)
+    check_report_out(out)
     config = read_run_config(run_paths[0])
     model_paths = [RunLayout(r).weights for r in run_paths]
     missing = [str(p) for p in model_paths if not p.is_file()]
@@ -364,10 +365,8 @@ def write_report(
             loaded_evaluation, source, run_paths, data_root, allow_class_mismatch=allow_class_mismatch
         )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        sections = _draw(
+    def draw(build: Path) -> list[tuple[str, str | None, str]]:
+        return _draw(
             build,
             runs,
             run_paths,
@@ -381,8 +380,24 @@ def write_report(
             layout=str(config.get("layout") or "auto"),
             allow_class_mismatch=allow_class_mismatch,
         )
-        atomic_write_text(build / "index.md", _index_markdown(run_paths, sections))
-        atomic_write_text(build / "index.html", _index_html(run_paths, sections))
+
+    return build_report_folder(out, draw, title="GoogLeNet training report", items=("Runs", run_paths))
+
+
+Section = tuple[str, str | None, str]  # (title, picture file or None, text)
+
+
+def build_report_folder(
+    out: Path, draw: Callable[[Path], Sequence[Section]], *, title: str, items: tuple[str, Sequence[Any]]
+) -> Path:
+    """Draw a report into a temporary folder beside ``out``, write its index.md / index.html, then
+    swap it in whole: a failure leaves an earlier report untouched and nothing half-written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        sections = draw(build)
+        atomic_write_text(build / "index.md", _index_markdown(title, items, sections))
+        atomic_write_text(build / "index.html", _index_html(title, items, sections))
         _swap_in(build, out)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -529,9 +544,9 @@ def _prediction_sections(
     return sections
 
 
-def _index_markdown(run_paths: Sequence[Path], sections: Sequence[tuple[str, str | None, str]]) -> str:
-    lines = ["# GoogLeNet training report", "", "Runs:", ""]
-    lines += [f"- `{p}`" for p in run_paths]
+def _index_markdown(title: str, items: tuple[str, Sequence[Any]], sections: Sequence[Section]) -> str:
+    lines = [f"# {title}", "", f"{items[0]}:", ""]
+    lines += [f"- `{p}`" for p in items[1]]
     for title, picture, text in sections:
         lines += ["", f"## {title}", ""]
         if picture:
@@ -540,10 +555,10 @@ def _index_markdown(run_paths: Sequence[Path], sections: Sequence[tuple[str, str
     return "\n".join(lines) + "\n"
 
 
-def _index_html(run_paths: Sequence[Path], sections: Sequence[tuple[str, str | None, str]]) -> str:
+def _index_html(title: str, items: tuple[str, Sequence[Any]], sections: Sequence[Section]) -> str:
     esc = html.escape
-    body = ["<h1>GoogLeNet training report</h1>", "<p>Runs:</p><ul>"]
-    body += [f"<li><code>{esc(str(p))}</code></li>" for p in run_paths]
+    body = [f"<h1>{esc(title)}</h1>", f"<p>{esc(items[0])}:</p><ul>"]
+    body += [f"<li><code>{esc(str(p))}</code></li>" for p in items[1]]
     body.append("</ul>")
     for title, picture, text in sections:
         body.append(f"<h2>{esc(title)}</h2>")
@@ -552,5 +567,5 @@ def _index_html(run_paths: Sequence[Path], sections: Sequence[tuple[str, str | N
         body.append(f"<pre>{esc(text.rstrip())}</pre>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<title>GoogLeNet training report</title></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<title>{esc(title)}</title></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
