@@ -111,3 +111,19 @@ def test_bad_detector_input_is_one_line(trained: dict[str, Path], tmp_path: Path
         assert words in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_report_renders_a_detector(trained: dict[str, Path]) -> None:
+    out = trained["root"] / "report"
+    result = run_cli("report", trained["out"], "--out", out)
+    assert result.returncode == 0, result.stderr
+    index = (out / "index.md").read_text()
+    assert "Average precision per class" in index and "mAP" in index
+    for picture in ("pr_curves.png", "detections.png"):
+        assert (out / picture).stat().st_size > 1000
+    # An evaluation of another detector is refused, naming it; the earlier report stays whole.
+    other = trained["root"] / "other.json"
+    other.write_text('{"detector": "/elsewhere", "runs": [{"members": 1}]}')
+    bad = run_cli("report", trained["out"], "--out", out, "--evaluation", other)
+    assert bad.returncode == 2 and "/elsewhere" in bad.stderr and "Traceback" not in bad.stderr
+    assert (out / "index.md").read_text() == index

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..device import resolve_device
 from ..errors import GoogLeNetError
 
 DEFAULT_BATCH = 144  # one 144-crop image, or 144 single-crop images, per forward pass
@@ -116,14 +117,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def progress_bar(total: int, desc: str) -> Any:
     """tqdm on stderr (stdout keeps the table); away from a terminal, a line every 30 s at most."""
     from tqdm import tqdm
@@ -153,27 +146,6 @@ def check_output_file(path: Path, flag: str) -> None:
         raise GoogLeNetError(f"{flag} {path} is read-only; pass a path you can write")
 
 
-def _calibration(root: Path, layout: str) -> Any:
-    """int8 calibration batches from the train split (never the images being evaluated)."""
-
-    def batches(meta: Any, image_size: int) -> list[Any]:
-        import torch
-
-        from ..data.datasets import build_dataset
-        from ..data.transforms import eval_transform
-        from ..evaluation.protocol import select_images
-
-        try:
-            train = build_dataset(root, "train", eval_transform(meta, image_size), layout=layout)
-        except GoogLeNetError as exc:
-            raise GoogLeNetError(f"precision int8 calibrates on the train split: {exc}") from None
-        picked = [train[i] for i in select_images(len(train), 256)]
-        images = [item[0] for item in picked if item is not None]
-        return [torch.stack(images[i : i + 32]) for i in range(0, len(images), 32)]
-
-    return batches
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -192,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..evaluation.result import EvaluationResult
     from ..evaluation.tables import format_spread, format_table3
+    from ..inference.calibration import calibration_loader
     from ..runs import resolve_checkpoints
 
     # Every argument and output path is checked before a model is loaded or an image read.
@@ -214,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         precision=args.precision,
         device=device,
-        calibration=_calibration(root, args.layout),
+        calibration=calibration_loader(root, args.layout),
     )
     if loaded.num_classes != len(dataset.classes):
         raise GoogLeNetError(

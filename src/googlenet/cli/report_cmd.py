@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Training curves of every RUN_DIR (overlaid), the confusion matrix and top-5 predictions of the "
             "first run's model (or of the ensemble of all runs' models) on the validation split, and Table 3 "
-            "from `googlenet evaluate --json`. Writes OUT/index.md and OUT/index.html."
+            "from `googlenet evaluate --json`. Given a detector directory (train-detector --out): its mAP "
+            "per class, precision-recall curves and validation images with detections (section 8). "
+            "Writes OUT/index.md and OUT/index.html."
         ),
     )
     p.add_argument(
@@ -24,7 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, help="output folder, created or replaced whole (an earlier report's folder)"
     )
-    p.add_argument("--evaluation", metavar="EVAL.json", help="JSON written by `googlenet evaluate --json`")
+    p.add_argument(
+        "--evaluation",
+        metavar="EVAL.json",
+        help="JSON written by `googlenet evaluate --json` (for a detector: `evaluate-detection --json`)",
+    )
+    p.add_argument(
+        "--rule",
+        default="ilsvrc",
+        choices=("ilsvrc", "voc07", "voc12"),
+        help="a detector's mAP rule (default ilsvrc)",
+    )
     p.add_argument("--data", help="dataset folder or 'builtin' (default: the first run's config.yaml)")
     p.add_argument(
         "--image-size",
@@ -50,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.config import check_image_size
     from ..evaluation.report import write_report
+    from ..runs import DetectorLayout
 
     if args.image_size is not None:
         check_image_size(args.image_size, "--image-size")
@@ -57,6 +70,19 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive. Got {value}")
+    if len(args.run_dirs) == 1 and DetectorLayout(args.run_dirs[0]).is_detector():
+        from ..detection.report import write_detector_report
+
+        index = write_detector_report(
+            args.run_dirs[0],
+            args.out,
+            data=args.data,
+            rule=args.rule,
+            evaluation=args.evaluation,
+            max_images=args.max_images,
+        )
+        print(index)
+        return 0
     index = write_report(
         args.run_dirs,
         args.out,

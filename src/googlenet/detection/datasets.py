@@ -148,6 +148,19 @@ class DetectionDataset(torch.utils.data.Dataset):
     def image_path(self, i: int) -> Path:
         return self._paths[i]
 
+    def subset(self, indices: Sequence[int]) -> DetectionDataset:
+        """The images at ``indices`` (in that order), same classes and blacklist."""
+        return DetectionDataset(
+            root=self.root,
+            split=self.split,
+            layout=self.layout,
+            class_names=self.class_names,
+            class_descriptions=self.class_descriptions,
+            images=[(self._paths[i], self._targets[i]) for i in indices],
+            blacklist=self.blacklist,
+            skipped=self.skipped,
+        )
+
     def __repr__(self) -> str:
         return (
             f"DetectionDataset(layout={self.layout!r}, split={self.split!r}, root='{self.root}', "

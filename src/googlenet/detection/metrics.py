@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -193,6 +193,8 @@ class DetectionEvaluation:
     mAP: float
     num_gt: dict[str, int]
     num_detections: int
+    # class -> (recall, precision) at every counted detection, best first (for the report's plots)
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """``{"rule", "mAP", "AP": {class: ap}, "num_gt": {class: n}, "num_detections"}``; APs are
@@ -312,6 +314,7 @@ def evaluate_detections(
     all_boxes = as_boxes([np.asarray(d.bbox, dtype=np.float64).reshape(4) for d in detections])
     ap: dict[str, float] = {}
     num_gt: dict[str, int] = {}
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for c, name in enumerate(class_names):
         picked: list[np.ndarray] = []  # detection indices, in the devkit's concatenation order
         tps: list[np.ndarray] = []
@@ -346,6 +349,7 @@ def evaluate_detections(
             idx, tp, fp = idx[file_order], tp[file_order], fp[file_order]
         recall, precision = precision_recall(all_scores[idx], tp, fp, n_gt)
         ap[name] = average_precision(recall, precision, AP_MODE[rule])
+        curves[name] = (recall, precision)
     if not ap:
         raise GoogLeNetError(
             f"no class has a ground-truth object counted under rule {rule}: nothing to score"
@@ -356,4 +360,5 @@ def evaluate_detections(
         mAP=float(np.mean(list(ap.values()))),
         num_gt=num_gt,
         num_detections=len(detections),
+        curves=curves,
     )

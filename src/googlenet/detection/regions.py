@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torchvision.ops import roi_align
 
+from ..errors import GoogLeNetError
 from ..training.engine import EpochBatchSampler
 from .boxes import as_boxes, box_iou
 
@@ -243,7 +244,7 @@ class RegionDataset(torch.utils.data.Dataset):
         """The image as a normalised float tensor ``3 x H x W`` (None when unreadable)."""
         try:
             image, _ = self.dataset[image_index]
-        except OSError:
+        except (OSError, GoogLeNetError):  # the detection datasets name an undecodable file this way
             return None
         return normalise(image, self.mean, self.std)
 

@@ -26,7 +26,7 @@ MAX_LABELLED_CLASSES = 30
 PREDICTION_GRID = (4, 4)  # rows x columns of validation images in predictions.png
 
 
-def _new_figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
     # An explicit Agg canvas per figure: no pyplot, no process-wide backend switch.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -36,7 +36,7 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def _save_figure(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
@@ -112,7 +112,7 @@ def plot_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Pat
     # top_k is min(5, classes) in the trainer's records; a 4-class set has a top-4 error
     ks = {int(r["top_k"]) for records in runs.values() for r in records if isinstance(r.get("top_k"), int)}
     k = ks.pop() if len(ks) == 1 else PAPER_TOP_K
-    fig = _new_figure(11.0, 8.0 + 0.25 * len(runs) * several)
+    fig = new_figure(11.0, 8.0 + 0.25 * len(runs) * several)
     axes = fig.subplots(2, 2).ravel()
     used_series: set[str] = set()
     for ax, (title, ylabel, keys, is_error) in zip(axes, CURVE_PANELS, strict=True):
@@ -163,7 +163,7 @@ def plot_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Pat
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False)
     fig.suptitle("Training curves" + (f" ({len(runs)} runs)" if several else ""))
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_confusion(
@@ -176,7 +176,7 @@ def plot_confusion(
     rates = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
     labelled = n <= MAX_LABELLED_CLASSES
     side = 4.5 + (0.35 * n if labelled else 4.0)
-    fig = _new_figure(side + 1.5, side)
+    fig = new_figure(side + 1.5, side)
     ax = fig.subplots()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
@@ -200,7 +200,7 @@ def plot_confusion(
                         fontsize=8,
                         color="white" if rates[i, j] > 0.5 else "black",
                     )
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_predictions(
@@ -225,7 +225,7 @@ def plot_predictions(
     k = min(k, probs.shape[1])
     columns = min(columns, n)
     rows = math.ceil(n / columns)
-    fig = _new_figure(3.2 * columns, 4.1 * rows)
+    fig = new_figure(3.2 * columns, 4.1 * rows)
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
     for ax in axes[n:]:
         ax.axis("off")
@@ -247,7 +247,7 @@ def plot_predictions(
         lines = [f"{'✓' if c == label else ' '} {100 * p[c]:5.1f}% {_short(class_names[c])}" for c in order]
         ax.set_xlabel("\n".join(lines), fontsize=8, family="monospace", loc="left")
     fig.suptitle(f"Validation images and top-{k} predictions (centre crop)")
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def _short(name: str, width: int = 22) -> str:
@@ -257,7 +257,7 @@ def _short(name: str, width: int = 22) -> str:
 def plot_table3(rows: Sequence[Any], path: str | Path, title: str = "Table 3") -> Path:
     """Table 3 drawn as an image (the cells of :func:`googlenet.evaluation.tables.table3_markdown`)."""
     cells = table3_markdown_cells(rows)
-    fig = _new_figure(11.5, 0.7 + 0.36 * (len(cells) + 1))
+    fig = new_figure(11.5, 0.7 + 0.36 * (len(cells) + 1))
     ax = fig.subplots()
     ax.axis("off")
     # bbox fills the axes, so the table sits right under the title whatever the row count.
@@ -269,4 +269,4 @@ def plot_table3(rows: Sequence[Any], path: str | Path, title: str = "Table 3") -
             cell.set_text_props(weight="bold")
             cell.set_facecolor("#e8eef7")
     ax.set_title(title)
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))

@@ -1,0 +1,166 @@
+"""The detector's report (paper section 8): mAP tables, a precision-recall curve per class, and
+validation images with their detections and ground truth drawn.
+
+``googlenet report DETECTOR_DIR --out R`` writes ``R/index.md`` and ``R/index.html``. The detector
+runs on the validation split (or ``max_images`` of it, spread evenly as ``evaluate --limit``
+picks them); an ``evaluate-detection --detector --json`` file adds its comparison table (members
+x proposal methods). The folder is built beside ``R`` and swapped in whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GoogLeNetError
+from ..evaluation.plots import new_figure, save_figure
+from ..evaluation.protocol import select_images
+from ..evaluation.report import build_report_folder, check_report_out
+from .detections import detections_of
+from .draw import draw_detections
+
+DETECTOR_REPORT_FILES = ("index.md", "index.html", "pr_curves.png", "detections.png")
+GRID = (3, 4)  # rows x columns of validation images in detections.png
+GRID_CELL = 256
+SHOWN_SCORE = 0.3  # detections drawn in the grid: softmax score at least this
+
+
+def plot_pr_curves(evaluation: Any, path: Path) -> Path:
+    """One precision-recall curve per class (the curve its AP is the area under)."""
+    fig = new_figure(7.0, 4.5)
+    ax = fig.add_subplot()
+    for name, (recall, precision) in evaluation.curves.items():
+        # The monotone envelope the AP integrates, drawn as a step: what the devkits score.
+        envelope = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+        ax.step(np.r_[0.0, recall], np.r_[envelope[:1] if len(envelope) else [0.0], envelope], where="pre",
+                label=f"{name} (AP {100 * evaluation.ap[name]:.1f}%)")  # fmt: skip
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title(f"Precision-recall per class, rule {evaluation.rule}: mAP {100 * evaluation.mAP:.1f}%")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    return save_figure(fig, path)
+
+
+def detection_grid(dataset: Any, found: dict[str, Any], class_names: Sequence[str], path: Path) -> Path:
+    """Validation images with their detections (class colours, score >= SHOWN_SCORE) and ground truth
+    (white), as one PNG."""
+    from PIL import Image
+
+    from ..atomic import atomic_write
+
+    rows, cols = GRID
+    count = min(len(dataset), rows * cols)
+    picks = select_images(len(dataset), count)
+    sheet = Image.new("RGB", (cols * (GRID_CELL + 4), -(-count // cols) * (GRID_CELL + 4)), (255, 255, 255))
+    for k, i in enumerate(picks):
+        image, target = dataset[i]
+        drawn = draw_detections(image, found[target.image_id], class_names, ground_truth=target,
+                                min_score=SHOWN_SCORE)  # fmt: skip
+        drawn.thumbnail((GRID_CELL, GRID_CELL))
+        x = (k % cols) * (GRID_CELL + 4) + 2 + (GRID_CELL - drawn.width) // 2
+        y = (k // cols) * (GRID_CELL + 4) + 2 + (GRID_CELL - drawn.height) // 2
+        sheet.paste(drawn, (x, y))
+    return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=True))
+
+
+def _comparison(evaluation_file: Path, detector_dir: Path) -> str:
+    try:
+        record = json.loads(evaluation_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GoogLeNetError(f"--evaluation {evaluation_file}: not readable JSON ({exc})") from None
+    runs = record.get("runs") if isinstance(record, dict) else None
+    if not isinstance(runs, list) or not runs:
+        raise GoogLeNetError(
+            f"--evaluation {evaluation_file} holds no detector runs: pass the --json of "
+            "googlenet evaluate-detection --detector"
+        )
+    if Path(str(record.get("detector", ""))).resolve() != detector_dir.resolve():
+        raise GoogLeNetError(
+            f"--evaluation {evaluation_file} evaluated the detector {record.get('detector')}, "
+            f"not {detector_dir}"
+        )
+    lines = [
+        f"Rule {record.get('rule')}, {record.get('num_images')} images of {record.get('data')} "
+        f"[{record.get('split')}]",
+        "",
+        "| members | proposals | mAP | proposals / image | coverage | warp + NMS / network |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['members']} | {r['proposals']} | {100 * r['mAP']:.2f}% | {r['proposals_per_image']:.0f} | "
+            f"{100 * r['coverage']:.1f}% | {100 * r['overhead_ratio']:.1f}% |"
+        )
+    return "\n".join(lines)
+
+
+def write_detector_report(
+    detector_dir: str | Path,
+    out: str | Path,
+    *,
+    data: str | Path | None = None,
+    split: str = "val",
+    rule: str = "ilsvrc",
+    evaluation: str | Path | None = None,
+    max_images: int | None = None,
+    workers: int = 0,
+    **predictor_options: Any,
+) -> Path:
+    """Write the report of the detector in ``detector_dir`` into ``out``; returns ``out/index.md``."""
+    from .datasets import open_detection_dataset
+    from .detector import Detector, read_manifest
+    from .metrics import RULES, evaluate_detections
+    from .proposals import cached_proposals
+
+    detector_dir, out = Path(detector_dir), Path(out)
+    manifest = read_manifest(detector_dir)
+    if rule not in RULES:
+        raise GoogLeNetError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
+    check_report_out(out, DETECTOR_REPORT_FILES)
+    comparison = _comparison(Path(evaluation), detector_dir) if evaluation is not None else None
+    source = data if data is not None else manifest.data
+    if source is None:
+        raise GoogLeNetError(f"{detector_dir}: the manifest names no data; pass --data")
+    dataset = open_detection_dataset(source, split, classes=manifest.class_names)
+    if max_images is not None:
+        dataset = dataset.subset(select_images(len(dataset), max_images))
+    # The reference numbers by default (torch fp32), as evaluate-detection computes them.
+    detector = Detector.load(detector_dir, **{"backend": "torch", "precision": "fp32", **predictor_options})
+    proposals = cached_proposals(dataset, detector.method, workers=workers)
+    found = detector.detect_dataset(dataset, proposals, workers=min(workers, 4))
+    result = evaluate_detections(
+        detections_of(found), dataset.targets(), dataset.class_names, rule, blacklist=dataset.blacklist
+    )
+    t = detector.times
+    n = max(t.images, 1)
+    summary = (
+        f"{len(manifest.members)} member(s) ({manifest.variant}, {manifest.image_size} px regions), "
+        f"proposals {detector.method.name}: {t.regions / n:.0f} regions per image; {len(dataset)} images of "
+        f"{dataset.root} [{split}]. Seconds per image: warp {t.warp / n:.3f}, network {t.network / n:.3f}, "
+        f"NMS {t.scoring / n:.3f} (warping + NMS = {100 * t.overhead_ratio():.1f}% of the network's time)."
+    )
+
+    def draw(build: Path) -> list[tuple[str, str | None, str]]:
+        plot_pr_curves(result, build / "pr_curves.png")
+        detection_grid(dataset, found, manifest.class_names, build / "detections.png")
+        sections: list[tuple[str, str | None, str]] = [("Detector", None, summary)]
+        if comparison is not None:
+            sections.append(("Members and proposals (evaluate-detection)", None, comparison))
+        sections += [
+            ("Average precision per class", None, result.format_table()),
+            ("Precision-recall curves", "pr_curves.png", f"mAP {100 * result.mAP:.2f}% under rule {rule}."),
+            (
+                "Validation images",
+                "detections.png",
+                f"Detections scoring at least {SHOWN_SCORE} in their class's colour, ground truth in white.",
+            ),
+        ]
+        return sections
+
+    return build_report_folder(
+        out, draw, title="GoogLeNet detector report", items=("Detector", [detector_dir])
+    )
