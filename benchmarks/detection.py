@@ -1,0 +1,557 @@
+"""The paper's detector against the design that replaced it, on the same data and budget.
+
+Ours is section 8's R-CNN-style detector exactly as ``googlenet train-detector`` builds it: Selective
+Search proposals (``selective-search-2x``), each region warped with context padding and classified
+by a GoogLeNet with ``N + 1`` outputs trained by :func:`googlenet.training.ensemble.train_ensemble`
+on :func:`googlenet.detection.training.region_task`, then per-class NMS; no box regression. The peer
+is torchvision's Faster R-CNN (Ren, He, Girshick, Sun, NIPS 2015, arXiv:1506.01497;
+``torchvision.models.detection.FasterRCNN``) with OUR GoogLeNet as its backbone: ``forward_features``
+(N x 1024 x H/32 x W/32) feeds a region proposal network with one feature map and anchors sized to
+the training boxes, ``MultiScaleRoIAlign(['0'], 7, 2)`` pools each region, and torchvision's
+default two-layer box head classifies it and regresses its box. One network runs once per image,
+where ours runs once per proposal.
+
+Same data: the train split of ``--data`` for both, evaluated on its val split with OUR metric
+(:func:`googlenet.detection.metrics.evaluate_detections`, rules ilsvrc and voc12). Same budget:
+``--budget epochs`` (default) trains both for ``--epochs`` epochs over the same train images -- an
+epoch of ours is one pass over the positive regions (R-CNN's sampling), one of the peer one pass
+over the images; ``--budget seconds`` gives the peer the wall-clock seconds ours took (proposals
+included) instead. Both start from the same random initial backbone (``--seed``), or from the same
+classification weights (``--init-from``: the layers up to inception5b are copied into both).
+
+Inference runs interleaved, image by image, on the val split with the same torch (and OpenCV)
+threads: ours from the raw image (Selective Search, warping, the network over every region, NMS)
+and the peer from the raw image. Both in fp32; the peer keeps detections with a score of at least
+ours' ``min_score`` (torchvision's default 0.05 would cut the low end of the precision/recall
+curve that AP integrates) and at most 100 per image, as ours.
+
+    python benchmarks/detection.py --data DIR --epochs 4 --json out.json
+    python benchmarks/detection.py --tiny --json out.json            # a few images, 1 epoch (tests)
+    python benchmarks/detection.py --data DIR --init-from runs/cls    # both from classification weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.ops import MultiScaleRoIAlign
+
+import googlenet
+from googlenet.atomic import atomic_write_text
+from googlenet.cpu import cpu_name, native_bf16
+from googlenet.detection.datasets import open_detection_dataset
+from googlenet.detection.detections import Detection, detections_of
+from googlenet.detection.metrics import evaluate_detections
+from googlenet.detection.scoring import MIN_SCORE, ScoringSettings
+from googlenet.errors import GoogLeNetError
+from googlenet.runs import resolve_checkpoint
+
+OURS = "ours: R-CNN + GoogLeNet (section 8)"
+PEER = "peer: Faster R-CNN + GoogLeNet"
+RULES = ("ilsvrc", "voc12")
+PROPOSALS = "selective-search-2x"  # train-detector's default: the paper's superpixels x2
+ASPECT_RATIOS = (0.5, 1.0, 2.0)  # Faster R-CNN's three shapes (section 3.1 of Ren et al.)
+# Ren et al. section 3.2 / 4: Fast R-CNN's 64 sampled regions per image in training (R = 128 over a
+# batch of 2), 300 proposals per image at test; torchvision's defaults (512, 1000) cost 4-8x more
+# in the box head, which with 1024-channel features dominates everything else.
+PEER_REGIONS_PER_IMAGE = 64
+PEER_TEST_PROPOSALS = 300
+TINY_DATA = {"classes": 2, "train_images": 4, "val_images": 2, "image_size": 96}
+# Faster R-CNN's SGD settings scaled from torchvision's reference (lr 0.02 for 16 images) to the batch.
+PEER_SGD_LR_PER_IMAGE = 0.02 / 16
+PEER_ADAMW_LR = 1e-4
+PEER_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
+OURS_ADAMW = {"lr": 0.002, "weight_decay": 0.05}  # docs/training.md's short-run AdamW
+
+
+# --------------------------------------------------------------------------- boxes between conventions
+
+
+def to_torchvision(boxes: np.ndarray) -> torch.Tensor:
+    """Inclusive 1-based pixel boxes -> torchvision's continuous 0-based image coordinates.
+
+    Pixels ``xmin..xmax`` cover ``[xmin - 1, xmax]``. (:func:`googlenet.detection.boxes.to_exclusive`
+    keeps the 1-based origin, which is right for IoU alone; a network reading pixels needs the origin.)
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    b[:, :2] -= 1.0
+    return torch.as_tensor(b, dtype=torch.float32)
+
+
+def from_torchvision(boxes: torch.Tensor) -> np.ndarray:
+    """The inverse of :func:`to_torchvision`: continuous 0-based boxes -> inclusive 1-based pixels."""
+    b = boxes.detach().cpu().to(torch.float64).numpy().reshape(-1, 4).copy()
+    b[:, :2] += 1.0
+    return b
+
+
+# --------------------------------------------------------------------------- the peer
+
+
+class GoogLeNetBackbone(nn.Module):
+    """Our GoogLeNet up to inception5b as a torchvision detection backbone (stride 32, 1024 channels)."""
+
+    out_channels = 1024
+
+    def __init__(self, model: googlenet.GoogLeNet) -> None:
+        super().__init__()
+        self.body = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body.forward_features(x)  # N x 1024 x H/32 x W/32
+
+
+def copy_backbone(source: googlenet.GoogLeNet, target: googlenet.GoogLeNet) -> int:
+    """Copy ``source``'s layers up to inception5b into ``target`` (strictly: same variant); the count."""
+    stages = set(target.stages)
+    features = {k: v for k, v in source.state_dict().items() if k.split(".")[0] in stages}
+    missing, unexpected = target.load_state_dict(features, strict=False)
+    left = [k for k in missing if k.split(".")[0] in stages]
+    if left or unexpected:
+        raise GoogLeNetError(
+            f"--init-from: the backbone does not fit {target.meta.variant}: missing {left[:3]}"
+        )
+    return len(features)
+
+
+def anchor_sizes(train_set: Any, scale: float) -> tuple[int, ...]:
+    """Powers of two spanning the training boxes' sides (sqrt of the area) at the peer's scale."""
+    boxes = np.concatenate([t.boxes for t in train_set.targets()]).reshape(-1, 4)
+    sides = np.sqrt((boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)) * scale
+    low, high = math.floor(math.log2(max(sides.min(), 4.0))), math.ceil(math.log2(max(sides.max(), 4.0)))
+    return tuple(2**k for k in range(low, high + 1))
+
+
+def image_sides(dataset: Any) -> tuple[int, int]:
+    """(median shorter side, largest longer side) of a dataset's images, from the annotations."""
+    shorter = [min(t.width, t.height) for t in dataset.targets()]
+    longer = [max(t.width, t.height) for t in dataset.targets()]
+    return int(np.median(shorter)), int(max(longer))
+
+
+def build_peer(args: argparse.Namespace, train_set: Any, init: googlenet.GoogLeNet | None) -> FasterRCNN:
+    num_classes = len(train_set.class_names)
+    torch.manual_seed(args.seed)  # the same random backbone as ours' (fit seeds the init the same way)
+    body = googlenet.create_model(args.model, num_classes=num_classes + 1)
+    if init is not None:
+        copy_backbone(init, body)
+    shorter, longer = image_sides(train_set)
+    min_size = round(args.peer_scale * shorter)
+    anchors = AnchorGenerator(
+        sizes=(anchor_sizes(train_set, min_size / shorter),), aspect_ratios=(ASPECT_RATIOS,)
+    )
+    return FasterRCNN(
+        GoogLeNetBackbone(body),
+        num_classes=num_classes + 1,  # torchvision's class 0 is the background
+        min_size=min_size,
+        max_size=max(round(args.peer_scale * longer), min_size),
+        image_mean=list(body.meta.mean),
+        image_std=list(body.meta.std),
+        rpn_anchor_generator=anchors,
+        box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2),
+        box_batch_size_per_image=PEER_REGIONS_PER_IMAGE,
+        rpn_post_nms_top_n_test=PEER_TEST_PROPOSALS,
+        box_score_thresh=MIN_SCORE,
+        box_detections_per_img=ScoringSettings().max_detections,
+    )
+
+
+def peer_sample(dataset: Any, i: int, flip: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Image ``i`` as a 0..1 tensor and its torchvision target (labels + 1), flipped if asked."""
+    image, target = dataset[i]
+    x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
+    boxes = to_torchvision(target.boxes)
+    if flip:
+        x = x.flip(-1)
+        boxes = torch.stack(
+            [target.width - boxes[:, 2], boxes[:, 1], target.width - boxes[:, 0], boxes[:, 3]], 1
+        )
+    labels = torch.as_tensor(np.asarray(target.labels) + 1, dtype=torch.int64)
+    return x, {"boxes": boxes.reshape(-1, 4), "labels": labels}
+
+
+def peer_optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    wd = PEER_WEIGHT_DECAY[args.optimizer]
+    if args.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=args.peer_lr or PEER_ADAMW_LR, weight_decay=wd)
+    lr = args.peer_lr or PEER_SGD_LR_PER_IMAGE * args.peer_batch_size
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+
+
+def train_peer(
+    args: argparse.Namespace, model: FasterRCNN, train_set: Any, device: torch.device, seconds: float | None
+) -> dict[str, Any]:
+    """torchvision's detection reference loop (``references/detection/engine.py``: sum of the four
+    losses, one optimizer step per batch, a linear warm-up over the first epoch's first steps).
+    ``seconds`` set: train until that wall-clock budget is spent (the last epoch may stop early)."""
+    model.to(device).train()
+    optimizer = peer_optimizer(args, model)
+    steps_per_epoch = math.ceil(len(train_set) / args.peer_batch_size)
+    warmup = min(1000, steps_per_epoch - 1)
+    generator = torch.Generator().manual_seed(args.seed)
+    start, step, epoch, images, losses = time.perf_counter(), 0, 0, 0, []
+    while (epoch < args.epochs) if seconds is None else (time.perf_counter() - start < seconds):
+        order = torch.randperm(len(train_set), generator=generator).tolist()
+        flips = torch.rand(len(train_set), generator=generator) < 0.5
+        for b in range(0, len(order), args.peer_batch_size):
+            if seconds is not None and time.perf_counter() - start >= seconds:
+                break
+            batch = [peer_sample(train_set, i, bool(flips[i])) for i in order[b : b + args.peer_batch_size]]
+            xs = [x.to(device) for x, _ in batch]
+            ts = [{k: v.to(device) for k, v in t.items()} for _, t in batch]
+            factor = 1.0 if step >= warmup else 0.001 + (1 - 0.001) * step / max(warmup, 1)
+            for group in optimizer.param_groups:
+                group.setdefault("base_lr", group["lr"])
+                group["lr"] = group["base_lr"] * factor
+            loss = sum(model(xs, ts).values())
+            if not torch.isfinite(loss):
+                raise GoogLeNetError(
+                    f"Faster R-CNN: the loss is {loss.item()} at step {step}; lower --peer-lr"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step, images = step + 1, images + len(batch)
+        epoch += 1
+    return {
+        "seconds": time.perf_counter() - start,
+        "epochs": images / len(train_set),
+        "steps": step,
+        "images": images,
+        "final_loss": float(np.mean(losses[-steps_per_epoch:])) if losses else float("nan"),
+        "optimizer": type(optimizer).__name__,
+        "lr": optimizer.param_groups[0]["base_lr"],
+    }
+
+
+# --------------------------------------------------------------------------- ours
+
+
+def ours_config(args: argparse.Namespace, data: str, out: Path) -> Any:
+    from googlenet.training.config import resolve_config
+
+    overrides: dict[str, Any] = {
+        "data": data,
+        "out": str(out),
+        "model": args.model,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "optimizer": args.optimizer,
+        "seed": args.seed,
+        "device": args.device,
+        "precision": "fp32",  # the peer trains in fp32: compare designs, not the engines' precision
+        "num_threads": args.threads,
+        "workers": args.workers,
+        "log_every": 10**6,
+        **(OURS_ADAMW if args.optimizer == "adamw" else {}),
+    }
+    if args.lr is not None:
+        overrides["lr"] = args.lr
+    config = resolve_config(None, overrides)
+    config.validate()
+    return config
+
+
+def train_ours(
+    args: argparse.Namespace, data: str, out: Path, init: googlenet.GoogLeNet | None
+) -> dict[str, Any]:
+    """Train one region classifier as ``googlenet train-detector --members 1`` does and write
+    ``detector.json``; proposals are computed (and cached) first so their cost is reported apart."""
+    from googlenet.detection.detector import DetectorManifest, write_manifest
+    from googlenet.detection.proposals import cached_proposals, proposal_method
+    from googlenet.detection.training import member_dirs, region_task
+    from googlenet.training.ensemble import train_ensemble
+
+    config = ours_config(args, data, out / "detector")
+    method = proposal_method(PROPOSALS)
+    train_set = open_detection_dataset(data, "train")
+    val_set = open_detection_dataset(data, "val", classes=train_set.class_names)
+    t0 = time.perf_counter()
+    for ds in (train_set, val_set):  # region_task reads them back from the cache
+        cached_proposals(ds, method, workers=args.proposal_workers)
+    proposal_seconds = time.perf_counter() - t0
+    task = region_task(method, proposal_workers=args.proposal_workers)
+    if init is not None:
+        build = task.build_model
+
+        def build_model(config: Any, classes: Sequence[str]) -> googlenet.GoogLeNet:
+            model = build(config, classes)
+            copy_backbone(init, model)
+            return model
+
+        task = dataclasses.replace(task, build_model=build_model)
+    t0 = time.perf_counter()
+    train_ensemble(config, 1, config.out, same_init=True, task=task)
+    fit_seconds = time.perf_counter() - t0
+    manifest = DetectorManifest(
+        class_names=list(train_set.class_names),
+        members=member_dirs(config.out, 1),
+        proposals=method.settings(),
+        scoring=ScoringSettings().to_dict(),
+        image_size=config.image_size,
+        variant=config.model,
+        data=str(config.data),
+        init_from=args.init_from,
+    )
+    write_manifest(config.out, manifest)
+    return {
+        "detector": config.out,
+        "seconds": proposal_seconds + fit_seconds,
+        "proposal_seconds": proposal_seconds,
+        "fit_seconds": fit_seconds,
+        "epochs": args.epochs,
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+    }
+
+
+# --------------------------------------------------------------------------- inference, interleaved
+
+
+@torch.inference_mode()
+def detect_interleaved(
+    ours: Any, peer: FasterRCNN, val_set: Any, device: torch.device
+) -> tuple[dict[str, list[Detection]], dict[str, list[float]]]:
+    """Both detectors image by image (ours first on even images, the peer first on odd ones, so
+    neither always runs on a warm cache); detections in our convention and seconds per image."""
+    peer.to(device).eval()
+    found: dict[str, dict[str, Any]] = {"ours": {}, "peer": []}
+    seconds: dict[str, list[float]] = {"ours": [], "peer": []}
+    image, _ = val_set[0]
+    ours.detect(image)  # warm-up: first calls allocate, and OpenCV and torch set up their pools
+    peer([peer_sample(val_set, 0, False)[0].to(device)])
+    ours.times = type(ours.times)()
+
+    def run_ours(image: Any, target: Any) -> None:
+        t0 = time.perf_counter()
+        found["ours"][target.image_id] = ours.detect(image)
+        seconds["ours"].append(time.perf_counter() - t0)
+
+    def run_peer(x: torch.Tensor, target: Any) -> None:
+        t0 = time.perf_counter()
+        (out,) = peer([x.to(device)])
+        boxes = from_torchvision(out["boxes"])  # .cpu() inside synchronises a GPU
+        seconds["peer"].append(time.perf_counter() - t0)
+        labels, scores = out["labels"].cpu().numpy() - 1, out["scores"].cpu().numpy()
+        found["peer"].extend(
+            Detection(target.image_id, int(c), float(s), b)
+            for b, c, s in zip(boxes, labels, scores, strict=True)
+        )
+
+    for i in range(len(val_set)):
+        image, target = val_set[i]
+        x = peer_sample(val_set, i, False)[0]
+        first, second = (run_ours, run_peer) if i % 2 == 0 else (run_peer, run_ours)
+        first(image if first is run_ours else x, target)
+        second(image if second is run_ours else x, target)
+    return {"ours": detections_of(found["ours"]), "peer": found["peer"]}, seconds
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--data", default="builtin", help="detection dataset folder (VOC layout etc.) or 'builtin'"
+    )
+    p.add_argument("--epochs", type=int, default=4, help="epochs for both (see --budget)")
+    p.add_argument("--budget", choices=("epochs", "seconds"), default="epochs",
+                   help="epochs: both train --epochs; seconds: the peer gets ours' seconds")  # fmt: skip
+    p.add_argument("--image-size", type=int, default=96, help="ours: the side regions are warped to")
+    p.add_argument("--peer-scale", type=float, default=2.0,
+                   help="peer: images resized by this factor (Faster R-CNN upsamples VOC)")  # fmt: skip
+    p.add_argument("--model", default="googlenet_bn", help="GoogLeNet variant of both")
+    p.add_argument("--init-from", default=None, metavar="WEIGHTS", help="classification weights for both")
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adamw"), default="adamw", help="both sides' optimizer family"
+    )
+    p.add_argument("--lr", type=float, default=None, help="ours' learning rate (default: AdamW 0.002)")
+    p.add_argument("--batch-size", type=int, default=32, help="ours: regions per batch")
+    p.add_argument("--peer-lr", type=float, default=None, help=f"peer's (default: AdamW {PEER_ADAMW_LR})")
+    p.add_argument("--peer-batch-size", type=int, default=2, help="peer: images per batch (torchvision: 2)")
+    p.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: torch's)")
+    p.add_argument("--workers", type=int, default=0, help="ours' DataLoader workers in training")
+    p.add_argument("--proposal-workers", type=int, default=1, help="processes computing ours' proposals")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the results as JSON")
+    p.add_argument("--tiny", action="store_true", help="a few images, 1 epoch, small sizes (the test mode)")
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.epochs, args.image_size, args.batch_size, args.peer_scale = 1, 64, 16, 1.0
+    for name in ("epochs", "image_size", "batch_size", "peer_batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1. Got {getattr(args, name)}")
+    if args.peer_scale <= 0:
+        p.error(f"--peer-scale must be > 0. Got {args.peer_scale}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available")
+    return args
+
+
+def resolve_data(args: argparse.Namespace) -> str:
+    from googlenet.detection.builtin import ensure_builtin_detection, resolve_detection_data
+
+    if args.data == "builtin":
+        return str(ensure_builtin_detection(**(TINY_DATA if args.tiny else {})))
+    return str(resolve_detection_data(args.data))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from googlenet.detection.detector import Detector
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    threads = torch.get_num_threads()
+    device = torch.device(args.device)
+    data = resolve_data(args)
+    train_set = open_detection_dataset(data, "train")
+    val_set = open_detection_dataset(data, "val", classes=train_set.class_names)
+    init = resolve_checkpoint(args.init_from).load() if args.init_from else None
+    if init is not None and init.meta.variant != args.model:
+        raise GoogLeNetError(
+            f"--init-from {args.init_from} is a {init.meta.variant}; pass --model {init.meta.variant}"
+        )
+    with tempfile.TemporaryDirectory(prefix="bench-detection-") as tmp:
+        ours_training = train_ours(args, data, Path(tmp), init)
+        torch.set_num_threads(threads)  # fit may change it; inference runs both on the same threads
+        peer = build_peer(args, train_set, init)
+        budget = ours_training["seconds"] if args.budget == "seconds" else None
+        peer_training = train_peer(args, peer, train_set, device, budget)
+        ours = Detector.load(
+            ours_training["detector"], backend="torch", precision="fp32", threads=threads, device=args.device
+        )
+        detections, seconds = detect_interleaved(ours, peer, val_set, device)
+        stages = ours.times.to_dict()
+    ours_training["detector"] = "(temporary)"
+    contenders = {}
+    for key, name, training in (("ours", OURS, ours_training), ("peer", PEER, peer_training)):
+        evaluations = {
+            rule: evaluate_detections(
+                detections[key], val_set.targets(), val_set.class_names, rule, blacklist=val_set.blacklist
+            )
+            for rule in RULES
+        }
+        total = sum(seconds[key])
+        contenders[key] = {
+            "name": name,
+            "mAP": {rule: e.mAP for rule, e in evaluations.items()},
+            "AP": {rule: e.ap for rule, e in evaluations.items()},
+            "num_detections": len(detections[key]),
+            "images_per_s": len(seconds[key]) / total,
+            "seconds_per_image": total / len(seconds[key]),
+            "training": training,
+        }
+    n = max(stages["images"], 1)
+    contenders["ours"]["stage_seconds_per_image"] = {
+        k: stages[k] / n for k in ("proposals", "warp", "network", "scoring")
+    }
+    contenders["ours"]["regions_per_image"] = stages["regions"] / n
+    contenders["peer"]["architecture"] = {
+        "min_size": peer.transform.min_size[0],
+        "max_size": peer.transform.max_size,
+        "anchor_sizes": list(peer.rpn.anchor_generator.sizes[0]),
+        "aspect_ratios": list(ASPECT_RATIOS),
+        "parameters": sum(p.numel() for p in peer.parameters()),
+    }
+    return {
+        "format": "googlenet-benchmark-detection",
+        "format_version": 1,
+        "command": " ".join(["python", "benchmarks/detection.py", *sys.argv[1:]]),
+        "settings": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "data": data,
+            "proposals": PROPOSALS,
+            "train_images": len(train_set),
+            "val_images": len(val_set),
+            "classes": list(train_set.class_names),
+        },
+        "contenders": contenders,
+        "ratios": {
+            "mAP_ilsvrc": _ratio(contenders["ours"]["mAP"]["ilsvrc"], contenders["peer"]["mAP"]["ilsvrc"]),
+            "mAP_voc12": _ratio(contenders["ours"]["mAP"]["voc12"], contenders["peer"]["mAP"]["voc12"]),
+            "images_per_s": contenders["ours"]["images_per_s"] / contenders["peer"]["images_per_s"],
+            "training_seconds": ours_training["seconds"] / peer_training["seconds"],
+        },
+        "environment": {
+            "cpu": cpu_name(),
+            "avx512_bf16": native_bf16(),
+            "threads": threads,
+            "device": args.device,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def format_table(report: dict[str, Any]) -> str:
+    c, r = report["contenders"], report["ratios"]
+    both = ("ours", "peer")
+    rows = [
+        ("mAP, ILSVRC rule (%)", *(f"{100 * c[k]['mAP']['ilsvrc']:.2f}" for k in both), r["mAP_ilsvrc"]),
+        ("mAP, VOC2012 rule (%)", *(f"{100 * c[k]['mAP']['voc12']:.2f}" for k in both), r["mAP_voc12"]),
+        ("images/s (inference)", *(f"{c[k]['images_per_s']:.2f}" for k in both), r["images_per_s"]),
+        ("training s", *(f"{c[k]['training']['seconds']:.0f}" for k in both), r["training_seconds"]),
+        ("training epochs", *(f"{c[k]['training']['epochs']:.2f}" for k in both), None),
+    ]  # fmt: skip
+    s = report["settings"]
+    lines = [
+        f"{s['train_images']} train / {s['val_images']} val images, {len(s['classes'])} classes; "
+        f"{report['environment']['cpu']}, {report['environment']['threads']} threads, {s['device']}",
+        f"| {'':<22} | {'ours (R-CNN)':>12} | {'peer (Faster R-CNN)':>19} | {'ours / peer':>11} |",
+        f"|{'-' * 24}|{'-' * 13}:|{'-' * 20}:|{'-' * 12}:|",
+    ]
+    for name, ours, peer, ratio in rows:
+        shown = "-" if ratio is None else f"{ratio:.2f}x"
+        lines.append(f"| {name:<22} | {ours:>12} | {peer:>19} | {shown:>11} |")
+    st = c["ours"]["stage_seconds_per_image"]
+    lines.append(
+        f"ours per image: proposals {st['proposals']:.3f} s, warp {st['warp']:.3f} s, "
+        f"network {st['network']:.3f} s, NMS {st['scoring']:.4f} s, "
+        f"{c['ours']['regions_per_image']:.0f} regions"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        report = run(args)
+    except GoogLeNetError as exc:
+        print(f"benchmarks/detection.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
