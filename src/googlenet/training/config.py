@@ -147,6 +147,27 @@ class TrainConfig:
         default=0.999,
         metadata=_cli(RECIPE, "Polyak (EMA) decay per step (section 6); 0.9999 for ImageNet-length runs"),
     )
+    # fine-tuning (section 8 fine-tunes a classifier; docs/training.md has a recipe)
+    init_from: str | None = field(
+        default=None,
+        metadata=_cli(
+            RECIPE,
+            "start from these weights (.safetensors, a run or ensemble member, a training checkpoint, a "
+            "converted BVLC or torchvision file); the classifiers are re-created when the classes differ",
+            metavar="WEIGHTS",
+        ),
+    )
+    pretrained_lr_mult: float = field(
+        default=1.0, metadata=_cli(RECIPE, "learning-rate multiplier of the tensors loaded by --init-from")
+    )
+    freeze: str | None = field(
+        default=None,
+        metadata=_cli(
+            RECIPE,
+            "freeze Table 1's layers from the input up to this stage (e.g. inception4e)",
+            metavar="STAGE",
+        ),
+    )
     # execution
     seed: int = field(
         default=0,
@@ -262,6 +283,16 @@ class TrainConfig:
         for key in ("num_threads", "val_batch_size", "debug_hold_at_step"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise bad(key, "must be >= 1")
+        if not self.pretrained_lr_mult >= 0:
+            raise bad("pretrained_lr_mult", "must be >= 0")
+        if self.freeze is not None:
+            from .finetune import check_stage
+
+            check_stage(self.freeze)
+        if self.init_from is None and (self.freeze is not None or self.pretrained_lr_mult != 1.0):
+            raise GoogLeNetError(
+                f"{source}: freeze and pretrained_lr_mult need init_from (--init-from WEIGHTS)"
+            )
         self._validate_components(source)
 
     def _validate_components(self, source: str) -> None:

@@ -27,6 +27,7 @@ Every builder runs before the run directory is created: bad input raises there a
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +37,8 @@ from ..errors import GoogLeNetError
 from ..models.model import GoogLeNet
 from .config import TrainConfig, augment_config
 from .engine import EpochBatchSampler, LossFn, googlenet_loss
+
+logger = logging.getLogger("googlenet.train")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,14 @@ def registered_model(config: TrainConfig, classes: Sequence[str]) -> GoogLeNet:
         config.model, num_classes=len(classes), class_names=list(classes), **model_options(config)
     )
     model.meta.input_size = (3, config.image_size, config.image_size)
+    if config.init_from is not None:
+        from .finetune import freeze_until, load_pretrained
+
+        report = load_pretrained(model, config.init_from)
+        logger.info("%s", report.summary())
+        if config.freeze is not None:
+            frozen = freeze_until(model, config.freeze)
+            logger.info("froze %d tensors, conv1 .. %s", len(frozen), config.freeze)
     return model
 
 

@@ -145,29 +145,37 @@ _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.L
 
 
 def param_groups(
-    model: nn.Module, *, lr: float, weight_decay: float, bias_lr_mult: float
+    model: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float,
+    bias_lr_mult: float,
+    pretrained_lr_mult: float = 1.0,
 ) -> list[dict[str, Any]]:
     """SGD parameter groups as BVLC sets them: weights decay; biases (lr x ``bias_lr_mult``) and
-    normalisation scale/shift do not."""
-    weights: list[nn.Parameter] = []
-    biases: list[nn.Parameter] = []
-    norms: list[nn.Parameter] = []
+    normalisation scale/shift do not. Tensors loaded by ``--init-from`` get their rate times
+    ``pretrained_lr_mult``; frozen tensors (no gradient) are left out."""
+    from .finetune import parameter_lr_factors
+
+    factors = parameter_lr_factors(model, pretrained_lr_mult)
+    groups: dict[tuple[str, float], dict[str, Any]] = {}
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
             if not p.requires_grad:
                 continue
             if isinstance(module, _NORM_TYPES):
-                norms.append(p)
+                kind, mult, decay = "norm", 1.0, 0.0
             elif name == "bias":
-                biases.append(p)
+                kind, mult, decay = "bias", bias_lr_mult, 0.0
             else:
-                weights.append(p)
-    groups = [
-        {"params": weights, "lr": lr, "weight_decay": weight_decay},
-        {"params": biases, "lr": lr * bias_lr_mult, "weight_decay": 0.0},
-        {"params": norms, "lr": lr, "weight_decay": 0.0},
-    ]
-    return [g for g in groups if g["params"]]
+                kind, mult, decay = "weight", 1.0, weight_decay
+            factor = factors[id(p)]
+            group = groups.setdefault(
+                (kind, factor), {"params": [], "lr": lr * mult * factor, "weight_decay": decay}
+            )
+            group["params"].append(p)
+    order = {"weight": 0, "bias": 1, "norm": 2}
+    return [groups[k] for k in sorted(groups, key=lambda k: (order[k[0]], -k[1]))]
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
@@ -179,7 +187,13 @@ def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.o
     Its ``weight_decay`` is decoupled (multiplied by the learning rate), so it wants values around
     0.05, not SGD's 2e-4.
     """
-    groups = param_groups(model, lr=lr, weight_decay=config.weight_decay, bias_lr_mult=config.bias_lr_mult)
+    groups = param_groups(
+        model,
+        lr=lr,
+        weight_decay=config.weight_decay,
+        bias_lr_mult=config.bias_lr_mult,
+        pretrained_lr_mult=config.pretrained_lr_mult,
+    )
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
     return torch.optim.SGD(groups, lr=lr, momentum=config.momentum)
