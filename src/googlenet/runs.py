@@ -190,8 +190,9 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 # Ensembles
 
 
-def ensemble_members(directory: str | Path) -> list[str]:
-    """The member entries of ``DIR/ensemble.json`` as written (paths, maybe relative to DIR)."""
+def ensemble_entries(directory: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """The members of ``DIR/ensemble.json`` as written: (path, maybe relative to DIR; the member's
+    record, with ``status`` and ``error`` where train-ensemble wrote them, else empty)."""
     path = EnsembleLayout(directory).index
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -202,14 +203,31 @@ def ensemble_members(directory: str | Path) -> list[str]:
         raise GoogLeNetError(f"{path}: expected a non-empty list of members (or {{'members': [...]}})")
     out = []
     for i, member in enumerate(members):
+        record = member if isinstance(member, dict) else {}
         if isinstance(member, dict):
             member = next((member[k] for k in _MEMBER_KEYS if isinstance(member.get(k), str)), None)
         if not isinstance(member, str) or not member:
             raise GoogLeNetError(
                 f"{path}: member {i} is neither a path nor an object with one of {', '.join(_MEMBER_KEYS)}"
             )
-        out.append(member)
+        out.append((member, record))
     return out
+
+
+def ensemble_members(directory: str | Path) -> list[str]:
+    """The member entries of ``DIR/ensemble.json`` as written (paths, maybe relative to DIR)."""
+    return [member for member, _ in ensemble_entries(directory)]
+
+
+def _check_member_trained(directory: Path, number: int, member: str, record: dict[str, Any]) -> None:
+    """Refuse a member that ``ensemble.json`` records as failed: say so, with its error, instead of
+    the "does not exist" or "has not finished" its folder alone would give."""
+    if record.get("status") == "failed":
+        error = record.get("error") or "no error recorded"
+        raise GoogLeNetError(
+            f"member {number} ({member}) of ensemble {directory} failed to train: {error}; fix the cause "
+            "and re-run the same googlenet train-ensemble command, or pass the other members"
+        )
 
 
 def _member_path(directory: Path, member: str) -> Path:
@@ -225,7 +243,8 @@ def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
         if RunLayout(path).metrics.is_file() or not EnsembleLayout(path).is_ensemble():
             runs.append(path)
             continue
-        for member in ensemble_members(path):
+        for number, (member, record) in enumerate(ensemble_entries(path), start=1):
+            _check_member_trained(path, number, member, record)
             run = _member_path(path, member)
             if run.suffix == WEIGHTS_SUFFIX:
                 raise GoogLeNetError(
@@ -317,7 +336,11 @@ def _resolve_one(arg: str | Path, *, inside: Path | None = None) -> list[ModelRe
         if EnsembleLayout(path).is_ensemble():
             if inside is not None:
                 raise GoogLeNetError(f"ensemble {path}{where} is nested in another ensemble")
-            return [c for m in ensemble_members(path) for c in _resolve_one(m, inside=path)]
+            refs = []
+            for number, (member, record) in enumerate(ensemble_entries(path), start=1):
+                _check_member_trained(path, number, member, record)
+                refs += _resolve_one(member, inside=path)
+            return refs
         if run.last_checkpoint.is_file():
             raise GoogLeNetError(
                 f"run {path}{where} has not finished (no {RUN_WEIGHTS_FILE} yet): pass "

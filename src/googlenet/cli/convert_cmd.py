@@ -6,7 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .common import add_out_argument, check_output_file
+
 WEIGHTS_SUFFIX = ".safetensors"
+
+
+ORDER = 11  # googlenet --help lists the commands by layer (models: weights in)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source_format", choices=("torchvision", "caffe"), help="format of SRC")
     p.add_argument("source", type=Path, metavar="SRC", help="the .pth or .caffemodel file")
-    p.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="OUT", help="the .safetensors file to write"
+    add_out_argument(
+        p,
+        dest="output",
+        aliases=("--output",),
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="the .safetensors file to write",
     )
     p.add_argument(
         "--transform-input",
@@ -72,8 +83,7 @@ def check_paths(source: Path, output: Path, source_format: str) -> None:
         raise GoogLeNetError(
             f"convert writes .safetensors weights: name the output {output.stem}{WEIGHTS_SUFFIX}{hint}"
         )
-    if output.is_dir():
-        raise GoogLeNetError(f"output {output} is a directory: pass a file name")
+    check_output_file(output, "--out", example=f"model{WEIGHTS_SUFFIX}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from .common import add_out_argument, positional_or_flag
+
 # The library's flag names, so its errors name what the user typed.
 _FLAGS = {
     "classes": "--classes",
@@ -31,6 +33,16 @@ _DETECTION_FLAGS = {
 }
 
 
+ORDER = 20  # googlenet --help lists the commands by layer (data)
+
+
+def add_dir_arguments(p: argparse.ArgumentParser) -> None:
+    """The output directory, as the positional DIR or as -o/--out DIR (the other commands' flag)."""
+    what = "output directory (must be empty or hold the same set)"
+    p.add_argument("dir", metavar="DIR", nargs="?", default=None, help=what)
+    add_out_argument(p, dest="dir_flag", metavar="DIR", default=None, help=f"{what}; the same as DIR")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="dataset tools (the built-in procedurally generated set)")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -41,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DIR/classes.txt, DIR/builtin.json. A DIR holding the same set is reused; any other non-empty "
         "DIR is refused (nothing is deleted).",
     )
-    m.add_argument("dir", metavar="DIR", help="output directory (must be empty or hold the same set)")
+    add_dir_arguments(m)
     m.add_argument("--classes", type=int, default=10, help="number of classes, the first K (default 10)")
     m.add_argument("--train-per-class", type=int, default=500, help="training images per class (default 500)")
     m.add_argument("--val-per-class", type=int, default=100, help="validation images per class (default 100)")
@@ -60,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DIR/builtin_detection.json. A DIR holding the same set is reused; any other non-empty DIR is "
         "refused (nothing is deleted).",
     )
-    d.add_argument("dir", metavar="DIR", help="output directory (must be empty or hold the same set)")
+    add_dir_arguments(d)
     d.add_argument("--seed", type=int, default=det["seed"], help=f"generation seed (default {det['seed']})")
     d.add_argument(
         "--classes",
@@ -93,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_make_builtin(args: argparse.Namespace) -> int:
     from ..data.builtin import check_params, is_complete, make_builtin, read_builtin_info
 
+    args.dir = positional_or_flag(args, "dir", "--out", "DIR")
     params = {k: getattr(args, k) for k in _FLAGS}
     full = check_params(params, names=_FLAGS)  # errors name the flag, e.g. "--classes 1: ..."
     t0 = time.perf_counter()
@@ -117,6 +130,7 @@ def run_make_builtin_detection(args: argparse.Namespace) -> int:
         read_detection_info,
     )
 
+    args.dir = positional_or_flag(args, "dir", "--out", "DIR")
     params = {k: getattr(args, k) for k in _DETECTION_FLAGS}
     full = check_detection_params(params, names=_DETECTION_FLAGS)  # errors name the flag
     t0 = time.perf_counter()

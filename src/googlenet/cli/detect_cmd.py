@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 from ..errors import GoogLeNetError
+from .common import add_json_argument
+
+ORDER = 63  # googlenet --help lists the commands by layer (detection)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,16 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--score-threshold", type=float, default=0.3, metavar="T", help="print/draw detections scoring >= T"
     )
+    add_json_argument(p, what="[{image, detections: [{label, score, bbox}]}] (instead of text on stdout)")
     p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
+        "-o",
+        "--out",
+        "--draw",
+        dest="draw",
+        type=Path,
         default=None,
-        metavar="FILE",
-        help="write [{image, detections: [{label, score, bbox}]}] as JSON to FILE ('-' or no value: stdout)",
-    )
-    p.add_argument(
-        "--draw", type=Path, default=None, metavar="OUT_DIR", help="write each image with its boxes"
+        metavar="OUT_DIR",
+        help="write each image with its boxes into OUT_DIR",
     )
     p.add_argument("--backend", default="torch", choices=("auto", "torch", "onnxruntime", "openvino"))
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
@@ -48,20 +51,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import atomic_write, atomic_write_text
+    from ..atomic import atomic_write
     from ..data.datasets import UnreadableImageError, open_image
     from ..detection.detector import Detector
     from ..detection.draw import draw_detections
+    from .common import STDOUT, check_json_output, write_json
     from .evaluate_cmd import progress_bar
-    from .evaluate_detection_cmd import check_output_file
     from .predict_cmd import expand_inputs
 
     if not 0 <= args.score_threshold <= 1:
         raise GoogLeNetError(f"--score-threshold must be in [0, 1]. Got {args.score_threshold}")
-    if args.json not in (None, "-"):
-        check_output_file(Path(args.json), "--json")
+    check_json_output(args, example="detections.json")
     if args.draw is not None and args.draw.exists() and not args.draw.is_dir():
-        raise GoogLeNetError(f"--draw {args.draw} is a file; give a folder for the drawn images")
+        raise GoogLeNetError(f"output folder {args.draw} is a file; give a folder for the drawn images")
     detector = Detector.load(
         args.detector, members=args.members, backend=args.backend, precision=args.precision
     )
@@ -103,11 +105,9 @@ def run(args: argparse.Namespace) -> int:
                 out = args.draw / (f"{stem}.png" if taken[stem] == 1 else f"{stem}_{taken[stem]}.png")
                 atomic_write(out, lambda tmp, drawn=drawn: drawn.save(tmp, format="PNG"))
             bar.update(1)
-    if args.json == "-":
-        print(json.dumps(records, indent=1))
-    else:
-        if args.json is not None:
-            atomic_write_text(args.json, json.dumps(records, indent=1) + "\n")
+    if args.json is not None:
+        write_json(args, json.dumps(records, indent=1))
+    if args.json != STDOUT:
         for record in records:
             print(f"{record['image']}: {len(record['detections'])} detection(s)")
             for d in record["detections"]:

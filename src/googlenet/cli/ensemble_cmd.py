@@ -14,6 +14,8 @@ from typing import Any
 
 from .train_cmd import add_recipe_arguments, configure_logging, recipe_overrides
 
+ORDER = 31  # googlenet --help lists the commands by layer (training)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ..device import resolve_device
 from ..errors import GoogLeNetError
+from .common import STDOUT, add_json_argument, check_json_output, write_json
 
 DEFAULT_BATCH = 144  # one 144-crop image, or 144 single-crop images, per forward pass
 
@@ -59,6 +58,9 @@ def add_model_arguments(p: argparse.ArgumentParser, *, workers: int = 2) -> None
     )
 
 
+ORDER = 40  # googlenet --help lists the commands by layer (evaluation)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
@@ -101,12 +103,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="evaluate N images spread evenly over the split (every k-th sample: classes sampled evenly)",
     )
-    p.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="write the evaluation (rows, spread, checkpoints, data) as JSON, for googlenet report",
+    add_json_argument(
+        p,
+        what="the evaluation (rows, spread, checkpoints, data), for googlenet report (on stdout the "
+        "table goes to stderr)",
+        out_alias=True,
     )
     p.add_argument(
         "--allow-class-mismatch",
@@ -130,20 +131,6 @@ def progress_bar(total: int, desc: str) -> Any:
         mininterval=0.1 if interactive else 30.0,
         dynamic_ncols=interactive,
     )
-
-
-def check_output_file(path: Path, flag: str) -> None:
-    """Refuse, before any work, an output file that cannot be written: a folder, a missing or
-    read-only folder, a read-only file. Errors name the path as the user gave it."""
-    if path.is_dir():
-        raise GoogLeNetError(f"{flag} {path} is a folder: pass a file name, e.g. {path / 'evaluation.json'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise GoogLeNetError(f"{flag} {path}: folder {parent} does not exist; create it or pass another path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise GoogLeNetError(f"{flag} {path}: folder {parent} is not writable; pass a path you can write")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise GoogLeNetError(f"{flag} {path} is read-only; pass a path you can write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,8 +161,7 @@ def run(args: argparse.Namespace) -> int:
         raise GoogLeNetError("--batch-size must be at least 1 and --workers at least 0")
     if args.image_size is not None:
         check_image_size(args.image_size, "--image-size")
-    if args.json is not None:
-        check_output_file(args.json, "--json")
+    check_json_output(args, example="evaluation.json", parent_must_exist=True)
     checkpoints = resolve_checkpoints(args.checkpoint)
     root = resolve_data(args.data)
     dataset = build_dataset(root, args.split, layout=args.layout)
@@ -230,16 +216,19 @@ def run(args: argparse.Namespace) -> int:
         f"Table 3 (section 7) on {len(paths)} images of {root} [{args.split}], {loaded.image_size}px crops, "
         f"{args.combine} over crops; models: {names}"
     )
-    print(format_table3(rows, title=title))
+    # With --json on stdout the tables go to stderr, so that stdout is one JSON document.
+    table_file = sys.stderr if args.json == STDOUT else sys.stdout
+    print(format_table3(rows, title=title), file=table_file)
     spread_rows = table3_spread(result, labels) if len(loaded.models) > 1 else []
     if spread_rows:
-        print()
+        print(file=table_file)
         print(
             format_spread(
                 spread_rows,
                 title="Mean ± standard deviation over every k-subset of the models (none picked on these "
                 "images; for seed-only ensembles, the spread over seeds)",
-            )
+            ),
+            file=table_file,
         )
     if result.unreadable:
         print(
@@ -284,8 +273,5 @@ def run(args: argparse.Namespace) -> int:
             googlenet_version=__version__,
             torch_version=torch.__version__,
         )
-        try:
-            evaluation.write(args.json)
-        except OSError as exc:  # the temp file's name means nothing to the user: name their path
-            raise GoogLeNetError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
+        write_json(args, evaluation.to_json())
     return 0

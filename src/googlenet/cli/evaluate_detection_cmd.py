@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import GoogLeNetError
+from .common import STDOUT, add_json_argument, check_json_output, write_json
 from .evaluate_cmd import progress_bar
 
 RULE_HELP = (
     "ilsvrc: ILSVRC2014 eval_detection.m (per-object IoU threshold min(0.5, wh/((w+10)(h+10))), blacklist); "
     "voc07: VOCevaldet.m with 11-point AP; voc12: VOCevaldet.m with all-points AP (VOC2010+)"
 )
+
+
+ORDER = 64  # googlenet --help lists the commands by layer (detection)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,27 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="torch", choices=("auto", "torch", "onnxruntime", "openvino"))
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
     p.add_argument("--rule", required=True, choices=RULES, help=RULE_HELP)
-    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the result as JSON")
+    add_json_argument(p, what="the result (on stdout the tables go to stderr)", out_alias=True)
     p.add_argument(
         "--strict-data",
         action="store_true",
         help="stop at the first bad annotation file or object (default: skip it with a warning)",
     )
     p.set_defaults(func=run)
-
-
-def check_output_file(path: Path, flag: str) -> None:
-    """Refuse ``path`` before any work if it cannot be written: a directory, under a file, or in a
-    folder without write permission. Missing parent folders are fine (atomic_write creates them)."""
-    if path.is_dir():
-        raise GoogLeNetError(f"{flag} {path} is a directory; give a file name")
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise GoogLeNetError(f"{flag} {path} cannot be written: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise GoogLeNetError(f"{flag} {path} cannot be written: no write permission in {ancestor}")
 
 
 def detections_from(args: argparse.Namespace, dataset: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -180,8 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from ..detection.datasets import open_detection_dataset
     from ..detection.metrics import evaluate_detections
 
-    if args.json is not None:
-        check_output_file(args.json, "--json")
+    check_json_output(args, example="eval.json")
     dataset = open_detection_dataset(args.data, args.split, strict=args.strict_data)
     if dataset.skipped:
         print(
@@ -192,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.detector is None and (args.members or args.proposals or args.multibox):
         raise GoogLeNetError("--members, --proposals and --multibox apply with --detector only")
+    # With --json on stdout the tables go to stderr, so that stdout is one JSON document.
+    table_file = sys.stderr if args.json == STDOUT else sys.stdout
     header = (
         f"{len(dataset)} images of {dataset.root} [{dataset.split}, {dataset.layout}], "
         f"{len(dataset.blacklist)} blacklisted (image, class) pairs"
@@ -201,8 +191,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_detections(
             detections, dataset.targets(), dataset.class_names, args.rule, blacklist=dataset.blacklist
         )
-        print(header)
-        print(result.format_table())
+        print(header, file=table_file)
+        print(result.format_table(), file=table_file)
     else:
         runs = detector_runs(args, dataset)
         for run in runs:
@@ -210,10 +200,10 @@ def run(args: argparse.Namespace) -> int:
                 run.pop("detections"), dataset.targets(), dataset.class_names, args.rule,
                 blacklist=dataset.blacklist,
             )  # fmt: skip
-        print(header)
-        print(comparison_table(runs, args.rule))
+        print(header, file=table_file)
+        print(comparison_table(runs, args.rule), file=table_file)
         result = runs[-1]["evaluation"]
-        print(result.format_table())
+        print(result.format_table(), file=table_file)
         source = {
             "detector": str(args.detector),
             "runs": [
@@ -222,8 +212,6 @@ def run(args: argparse.Namespace) -> int:
             ],
         }
     if args.json is not None:
-        from ..atomic import atomic_write_text
-
         record = {
             "format": "googlenet-evaluate-detection",
             "format_version": 1,
@@ -240,5 +228,5 @@ def run(args: argparse.Namespace) -> int:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "googlenet_version": __version__,
         }
-        atomic_write_text(args.json, json.dumps(record, indent=1) + "\n")
+        write_json(args, json.dumps(record, indent=1))
     return 0

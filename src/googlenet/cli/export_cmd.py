@@ -6,9 +6,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import add_out_argument, check_output_file, positional_or_flag
+
 # The output file's suffix names its format; --format may say it too, but never contradict it.
 SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "exported-program", ".safetensors": "safetensors"}
 FORMATS = ("onnx", "exported-program", "safetensors")
+SUFFIX_BY_FORMAT = {fmt: suffix for suffix, fmt in SUFFIX_FORMATS.items()}
+
+
+ORDER = 51  # googlenet --help lists the commands by layer (inference)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,12 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ".safetensors file, a run directory or a training checkpoint (.pt, its Polyak-averaged weights). "
         "The format follows the output's suffix (.onnx, .pt2, .safetensors).",
     )
-    p.add_argument(
-        "checkpoint",
-        metavar="CKPT",
-        help="a .safetensors written by googlenet save/train/convert, a run directory, or a training "
-        "checkpoint (RUN/checkpoints/best.pt or last.pt)",
+    what = (
+        "a .safetensors written by googlenet save/train/convert, a run directory, or a training "
+        "checkpoint (RUN/checkpoints/best.pt or last.pt)"
     )
+    p.add_argument("checkpoint", metavar="CKPT", nargs="?", default=None, help=f"{what}; or --checkpoint")
+    p.add_argument("--checkpoint", dest="checkpoint_flag", metavar="PATH", default=None, help=what)
     p.add_argument(
         "--format",
         choices=FORMATS,
@@ -34,7 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="default: from the output's suffix (.onnx -> onnx, .pt2 -> exported-program, "
         ".safetensors -> safetensors)",
     )
-    p.add_argument("-o", "--output", required=True, help="output file (.onnx, .pt2 or .safetensors)")
+    add_out_argument(
+        p,
+        dest="output",
+        aliases=("--output",),
+        required=True,
+        help="output file (.onnx, .pt2 or .safetensors)",
+    )
     p.add_argument(
         "--image-size",
         type=int,
@@ -70,14 +82,6 @@ def output_format(output: Path, given: str | None) -> str:
     return given
 
 
-def check_output(output: Path) -> None:
-    """Refuse an output path that cannot be written, before any work."""
-    from ..errors import GoogLeNetError
-
-    if output.is_dir():
-        raise GoogLeNetError(f"output {output} is a directory: pass a file name")
-
-
 def run(args: argparse.Namespace) -> int:
     from ..data.config import check_image_size, resolve_data_config
     from ..errors import GoogLeNetError
@@ -85,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runs import resolve_checkpoint
     from ..weights.store import save_weights
 
+    checkpoint = positional_or_flag(args, "checkpoint", "--checkpoint", "CKPT")
     output = Path(args.output).expanduser()
     fmt = output_format(output, args.format)
     if args.opset is not None:
@@ -95,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
         if fmt == "safetensors":
             raise GoogLeNetError("--image-size applies to onnx and exported-program output, not safetensors")
         check_image_size(args.image_size, "--image-size")
-    check_output(output)
-    ref = resolve_checkpoint(args.checkpoint)
+    check_output_file(output, "--out", example=f"model{SUFFIX_BY_FORMAT[fmt]}")
+    ref = resolve_checkpoint(checkpoint)
     model = ref.load()
     if fmt == "safetensors":
         path = save_weights(model, output)

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..errors import GoogLeNetError
+from .common import add_out_argument
 
 # Flag -> (config field, type, help); the defaults are the config dataclass's, shown in --help.
 _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
@@ -31,6 +31,9 @@ _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
 )
 
 
+ORDER = 61  # googlenet --help lists the commands by layer (detection)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from ..detection.multibox import MultiBoxTrainConfig
 
@@ -46,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data", default=None, help="detection dataset folder (VOC, ILSVRC DET, COCO) or 'builtin'"
     )
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write the model to")
+    add_out_argument(p, required=True, type=Path, metavar="DIR", help="folder to write the model to")
     p.add_argument(
         "--init-from",
         default=None,
@@ -81,13 +84,10 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..detection.multibox import MultiBoxTrainConfig, resume_config, train_multibox
-    from ..training.distributed import resolve_device
+    from ..device import resolve_device
 
     given = _given(args)
-    try:
-        given["device"] = str(resolve_device(args.device))
-    except RuntimeError:  # torch's message for an unknown device type spans lines and lists all
-        raise GoogLeNetError(f"unknown --device {args.device!r}: pass auto, cpu, cuda or cuda:N") from None
+    given["device"] = resolve_device(args.device)
     if args.resume:
         config = resume_config(args.out, given)
     else:

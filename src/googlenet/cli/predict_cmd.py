@@ -10,10 +10,14 @@ import sys
 from typing import Any
 
 from ..errors import GoogLeNetError
+from .common import STDOUT, add_json_argument, check_json_output, write_json
 from .evaluate_cmd import add_model_arguments
 
 GLOB_CHARS = set("*?[")
 PROGRESS_DELAY_S = 2.0  # a bar only for inputs that take longer than this (short runs stay quiet)
+
+
+ORDER = 50  # googlenet --help lists the commands by layer (inference)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--crops", default="1", choices=("1", "10", "144"), help="crop scheme (default 1)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image (default 5)")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print a JSON list instead of text: one record per image, with 'predictions' or 'error'",
+    add_json_argument(
+        p,
+        what="a list of one record per image, with 'predictions' or 'error' (instead of text)",
+        out_alias=True,
     )
     p.add_argument(
         "--calibration",
@@ -138,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend is None:
         args.backend = "auto" if args.precision == "int8" else "torch"
     device = resolve_device(args.device)
+    check_json_output(args, example="predictions.json")
     checkpoints = resolve_checkpoints(args.checkpoint)
     calibration = calibration_for(args, checkpoints)
     paths, errors = expand_inputs(args.images)
@@ -152,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
     for _, message in errors:
         print(f"googlenet predict: error: {message}", file=sys.stderr)
     if not paths:
-        if args.json:
-            print(json.dumps([{"path": arg, "error": m} for arg, m in errors], indent=1))
+        if args.json is not None:
+            write_json(args, json.dumps([{"path": arg, "error": m} for arg, m in errors], indent=1))
         return 1
     with progress_bar(len(paths)) as bar:
         result = crop_probabilities(
@@ -196,9 +201,9 @@ def run(args: argparse.Namespace) -> int:
         records = [{"path": path, "error": unreadable[i]} for i, path in enumerate(paths)]
     # Inputs that named no image (a missing file, an empty folder or pattern) after the images.
     records += [{"path": arg, "error": message} for arg, message in errors]
-    if args.json:
-        print(json.dumps(records, indent=1))
-    else:
+    if args.json is not None:
+        write_json(args, json.dumps(records, indent=1))
+    if args.json != STDOUT:
         for record in records:
             if "error" in record:
                 continue  # already on stderr

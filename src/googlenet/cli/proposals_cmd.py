@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 from ..errors import GoogLeNetError
+from .common import add_out_argument, check_output_file
+
+ORDER = 60  # googlenet --help lists the commands by layer (detection: proposals first, then the detector)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,22 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "+ 200 MultiBox boxes",
     )
     p.add_argument("--multibox", type=Path, default=None, metavar="DIR", help="trained MultiBox model folder")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE.json", help="proposals file to write")
+    add_out_argument(p, type=Path, required=True, metavar="FILE.json", help="proposals file to write")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all usable CPUs)")
     p.add_argument("--strict-data", action="store_true", help="stop at the first bad annotation or image")
     p.add_argument("--refresh", action="store_true", help="recompute even when the cache holds the result")
     p.set_defaults(func=run)
-
-
-def check_writable(out: Path) -> None:
-    """Refuse an ``--out`` that cannot be written, before hours of work."""
-    if out.is_dir():
-        raise GoogLeNetError(f"--out {out} is a directory; give a file name such as {out / 'proposals.json'}")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent  # atomic_write creates the missing folders below the first that exists
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise GoogLeNetError(f"--out {out}: cannot write into {parent}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         write_proposals,
     )
 
-    check_writable(args.out)
+    check_output_file(args.out, "--out", example="proposals.json")
     workers = default_workers() if args.workers is None else args.workers
     if workers < 0:
         raise GoogLeNetError(f"--workers must be >= 0. Got {workers}")

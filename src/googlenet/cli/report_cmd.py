@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_out_argument
+
+ORDER = 41  # googlenet --help lists the commands by layer (evaluation)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="RUN_DIR",
         help="run directories written by `googlenet train` (its --out folder), or ensemble directories",
     )
-    p.add_argument(
-        "--out", required=True, help="output folder, created or replaced whole (an earlier report's folder)"
+    add_out_argument(
+        p, required=True, help="output folder, created or replaced whole (an earlier report's folder)"
     )
     p.add_argument(
         "--evaluation",
@@ -61,9 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.config import check_image_size
+    from ..device import resolve_device
     from ..evaluation.report import write_report
     from ..runs import DetectorLayout
 
+    args.device = resolve_device(args.device)
     if args.image_size is not None:
         check_image_size(args.image_size, "--image-size")
     for name in ("max_images", "batch_size"):

@@ -6,6 +6,9 @@ import argparse
 import json
 
 from ..data.config import MIN_IMAGE_SIZE, check_image_size
+from .common import add_json_argument, check_json_output, write_json
+
+ORDER = 10  # googlenet --help lists the commands by layer (models: Table 1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,10 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--no-aux", action="store_true", help="leave out the auxiliary classifiers")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"model", "image_size", "num_classes", "rows": [...], "totals": {...}} as JSON',
+    add_json_argument(
+        p, what='{"model", "image_size", "num_classes", "rows": [...], "totals": {...}}', out_alias=True
     )
     p.set_defaults(func=run)
 
@@ -34,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ..models.summary import format_table, summarize, totals
 
     check_image_size(args.image_size, "--image-size")
+    check_json_output(args, example="summary.json")
     model = create_model(args.model, num_classes=args.num_classes, aux_logits=not args.no_aux)
     rows = summarize(model, args.image_size)
-    if args.json:
+    if args.json is not None:
         record = {
             "model": args.model,
             "image_size": args.image_size,
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             "rows": [r.to_dict() for r in rows],
             "totals": totals(rows),  # the inference net's, and with the auxiliary heads
         }
-        print(json.dumps(record, indent=1))
+        write_json(args, json.dumps(record, indent=1))
     else:
         print(
             format_table(

@@ -102,6 +102,9 @@ def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+ORDER = 30  # googlenet --help lists the commands by layer (training)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",

@@ -18,6 +18,9 @@ from .train_cmd import add_recipe_arguments, configure_logging, recipe_overrides
 DEFAULT_MEMBERS = 6  # section 8: "an ensemble of 6 ConvNets"
 
 
+ORDER = 62  # googlenet --help lists the commands by layer (detection)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from ..detection.proposals import METHODS
 

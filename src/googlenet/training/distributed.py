@@ -48,15 +48,13 @@ def _env_int(name: str, default: int) -> int:
 
 
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``; anything else as given."""
-    if device == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
-        if dev.index is None:
-            dev = torch.device(f"cuda:{local_rank}")
+    """``device`` checked by :func:`googlenet.device.resolve_device` (one-line errors); ``auto`` and a
+    bare ``cuda`` become this process's GPU, ``cuda:LOCAL_RANK``, under torchrun."""
+    from ..device import resolve_device as checked
+
+    dev = torch.device(checked(device))
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
     return dev
 
 
