@@ -11,15 +11,13 @@ The model is the paper's ``googlenet`` (random init: speed does not depend on th
 by default. Both timings use the same threads, interleaved round by round; medians are reported.
 
     python benchmarks/crops.py     # ~1-2 minutes on 2 cores; rewrites its docs/benchmarks.md section
-    python benchmarks/crops.py --rounds 3 --no-docs
+    python benchmarks/crops.py --rounds 3 --no-docs --json crops.json
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,8 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import render as R
 import torch
-from docs_section import DOCS, write_section
 
 import googlenet
 from googlenet.data.builtin import render_image
@@ -52,12 +50,66 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - start
 
 
-def main() -> int:
+NAME, VERSION = "crops", 1
+SCHEMA = {
+    "settings": {"rounds": int, "size": int, "image": str, "model": str},
+    "crop_ms": float,  # median per image: decode + 144 crops + normalise
+    "forward_ms": float,  # median: the network on the batch of 144
+    "crop_ms_min": float,
+    "forward_ms_min": float,
+    "ratio": float,  # crop_ms / forward_ms
+    "target": float,
+    "met": bool,
+}
+
+
+def render(result: dict) -> str:
+    R.check_result(result, NAME, VERSION, SCHEMA)
+    s = result["settings"]
+    rows = [
+        {
+            "step": f"decode + 144 crops + normalise ({s['image']})",
+            "ms": result["crop_ms"],
+            "min": result["crop_ms_min"],
+        },
+        {
+            "step": f"{s['model']} forward, batch of 144",
+            "ms": result["forward_ms"],
+            "min": result["forward_ms_min"],
+        },
+    ]
+    verdict = "under" if result["met"] else "**not under**"
+    return "\n".join(
+        [
+            R.machine_line(result),
+            "",
+            f"{s['size']} x {s['size']} crops, median of {s['rounds']} interleaved rounds.",
+            "",
+            R.table(
+                rows,
+                [
+                    R.text("step"),
+                    R.Column("median ms per image", R.field("ms", "{:.1f}")),
+                    R.Column("fastest round ms", R.field("min", "{:.1f}")),
+                ],
+            ),
+            "",
+            f"Crops / forward: {100 * result['ratio']:.1f}% "
+            f"({verdict} the {100 * result['target']:.0f}% target).",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=7, help="timed rounds (median reported; default 7)")
     p.add_argument("--size", type=int, default=224, help="crop size (default 224, the paper's)")
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = p.parse_args()
+    p.add_argument("--docs", type=Path, default=R.DOCS, help="the markdown file to update")
+    p.add_argument("--json", type=Path, default=None, help="write the result here (schema: SCHEMA)")
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(given)
+    env = R.environment()
 
     model = googlenet.create_model("googlenet", aux_logits=False)
     predictor = Predictor(model, "torch", "fp32", image_size=args.size)
@@ -78,34 +130,30 @@ def main() -> int:
             crop_times.append(timed(crops))
             model_times.append(timed(predictor, batch))
     crop_s, model_s = statistics.median(crop_times), statistics.median(model_times)
-    load = os.getloadavg()[0]
-    ratio = crop_s / model_s
-    verdict = "under" if ratio < TARGET else "NOT under"
-    cpu = platform.processor() or platform.machine()
-    section = f"""## Test-time crops (section 7)
-
-The 144 crops of one 500 x 375 JPEG against one forward pass of `googlenet` (torch, fp32) on them,
-{args.size} x {args.size} crops, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs ({cpu}),
-median of {args.rounds} interleaved rounds (fastest round: crops {1000 * min(crop_times):.1f} ms, forward
-{1000 * min(model_times):.1f} ms), load average {load:.1f} while measuring, {dt.date.today().isoformat()},
-torch {torch.__version__}.
-Command: `python benchmarks/crops.py`.
-
-| step | median time per image |
-|---|---|
-| decode + 144 crops + normalise | {1000 * crop_s:.1f} ms |
-| GoogLeNet forward, batch of 144 | {1000 * model_s:.1f} ms |
-| ratio | {100 * ratio:.1f}% ({verdict} the {100 * TARGET:.0f}% target) |
-
-`googlenet evaluate --workers N` makes the crops in N processes beside the network, so on the CPU
-they overlap with the forward pass; on a GPU the network is much faster and the crop workers set
-the pace (give it more `--workers`).
-"""
-    print(section)
-    if not args.no_docs:
-        write_section("crops", section)
-        print(f"wrote {DOCS}", file=sys.stderr)
-    return 0 if ratio < TARGET else 1
+    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    result = {
+        "benchmark": NAME,
+        "schema_version": VERSION,
+        "command": R.shown_command("crops.py", given),
+        "environment": env,
+        "settings": {
+            "rounds": args.rounds,
+            "size": args.size,
+            "image": "500 x 375 JPEG",
+            "model": "googlenet",
+        },
+        "crop_ms": 1000 * crop_s,
+        "forward_ms": 1000 * model_s,
+        "crop_ms_min": 1000 * min(crop_times),
+        "forward_ms_min": 1000 * min(model_times),
+        "ratio": crop_s / model_s,
+        "target": TARGET,
+        "met": crop_s / model_s < TARGET,
+    }
+    body = render(result)
+    print(body)
+    R.save(result, body, args.json, None if args.no_docs else args.docs)
+    return 0 if result["met"] else 1
 
 
 if __name__ == "__main__":

@@ -24,14 +24,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import io
 import logging
 import os
-import re
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -40,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import render as R
 import torch
-from docs_section import DOCS, write_section
 
 import googlenet
-from googlenet.inference.predictor import Predictor, cpu_count, cpu_name, native_bf16, supported
+from googlenet.inference.predictor import Predictor, supported
 
 PEERS = (
     "torchvision eager fp32",
@@ -205,64 +201,213 @@ def measure(
             c.latency.append(1000 * statistics.median(times))
 
 
-def target_lines(contenders: list[Contender], acc_rows: list[tuple]) -> list[str]:
+NAME, VERSION = "inference", 1
+ROW_SCHEMA = {
+    "name": str,
+    "peer": bool,
+    "images_per_s": float,  # median over rounds at settings.batch
+    "vs_peer": float,  # images_per_s / the fastest peer's
+    "latency_ms?": float,  # median ms per image at batch 1
+    "latency_vs_peer?": float,  # the fastest peer's latency / this one's (> 1: faster)
+    "backend?": str,  # ours: what the Predictor runs (auto: what it chose) ...
+    "precision?": str,
+    "reason?": str,  # ... and why (Predictor.reason)
+    "int8_format?": str,
+    "agreement?": float,  # int8 top-1 agreement with fp32 on the calibration images, 0-1
+    "note?": str,
+}
+SCHEMA = {
+    "settings": {
+        "batch": int,
+        "image_size": int,
+        "rounds": int,
+        "calib_images": int,
+        "quick": bool,
+    },
+    "rows": [ROW_SCHEMA],  # peers first
+    "accuracy?": {
+        "image_size": int,
+        "images": int,  # validation images
+        "data": str,
+        "model": str,
+        "fit_images?": int,  # the stand-in's fit images, where no checkpoint was given
+        "rows": [{"path": str, "top1?": float, "agreement": float, "fit_agreement?": float}],  # percent
+    },
+    "targets": [
+        {
+            "name": str,
+            "ours": str,
+            "reference": str,
+            "value": float,
+            "unit": str,  # "x" (throughput ratio) or "points" (top-1 difference)
+            "required": float,
+            "met": bool,
+            "latency_ratio?": float,
+        }
+    ],
+    "seconds?": float,
+}
+
+
+def result_rows(contenders: list[Contender]) -> list[dict]:
+    peers = [c for c in contenders if c.peer]
+    best_tp = max(statistics.median(c.throughput) for c in peers)
+    best_lat = min(statistics.median(c.latency) for c in peers)
+    rows = []
+    for c in contenders:
+        tp, lat = statistics.median(c.throughput), statistics.median(c.latency)
+        row = {
+            "name": c.name,
+            "peer": c.peer,
+            "images_per_s": tp,
+            "vs_peer": tp / best_tp,
+            "latency_ms": lat,
+            "latency_vs_peer": best_lat / lat,
+        }
+        if isinstance(c.run, Predictor):
+            row.update(backend=c.run.backend, precision=c.run.precision, reason=c.run.reason)
+            if c.run.int8_format is not None:
+                row["int8_format"] = c.run.int8_format
+            if c.run.agreement is not None:
+                row["agreement"] = c.run.agreement
+        if c.note:
+            row["note"] = c.note
+        rows.append(row)
+    return rows
+
+
+def targets(rows: list[dict], accuracy: dict | None) -> list[dict]:
     """The project's targets, checked on this run's medians."""
-    tp = {c.name: statistics.median(c.throughput) for c in contenders}
-    lat = {c.name: statistics.median(c.latency) for c in contenders}
-    peer_best = max((n for n in PEERS if n in tp), key=tp.__getitem__)
-    lines = []
+    by_name = {r["name"]: r for r in rows}
+    peers = [r for r in rows if r["peer"]]
+    best_peer = max(peers, key=lambda r: r["images_per_s"])["name"]
+    out = []
 
-    def check(label: str, ours: str, ref: str, factor: float = 1.0) -> None:
-        if ours not in tp or ref not in tp:
+    def speed(name: str, ours: str, ref: str, required: float = 1.0) -> None:
+        if ours not in by_name or ref not in by_name:
             return
-        r_tp, r_lat = tp[ours] / tp[ref], lat[ref] / lat[ours]
-        verdict = "met" if r_tp >= factor else f"missed by {100 * (1 - r_tp / factor):.0f}%"
-        lines.append(
-            f"- {label}: {ours} {tp[ours]:.1f} vs {ref} {tp[ref]:.1f} images/s = {r_tp:.2f}x "
-            f"(target {factor:g}x: {verdict}); latency {lat[ours]:.1f} vs {lat[ref]:.1f} ms = {r_lat:.2f}x"
-        )
+        a, b = by_name[ours], by_name[ref]
+        target = {
+            "name": name,
+            "ours": ours,
+            "reference": ref,
+            "value": a["images_per_s"] / b["images_per_s"],
+            "unit": "x",
+            "required": required,
+        }
+        target["met"] = target["value"] >= required
+        if "latency_ms" in a and "latency_ms" in b:
+            target["latency_ratio"] = b["latency_ms"] / a["latency_ms"]
+        out.append(target)
 
-    check("auto at least as fast as the fastest peer", "googlenet auto", peer_best)
-    fp32 = [n for n in tp if n.startswith("googlenet ") and "fp32" in n]
+    def fastest(names: list[str]) -> str | None:
+        return max(names, key=lambda n: by_name[n]["images_per_s"]) if names else None
+
+    speed("auto at least as fast as the fastest peer", "googlenet auto", best_peer)
+    fp32 = fastest([n for n in by_name if n.startswith("googlenet ") and n.endswith("fp32")])
     if fp32:
-        check("our fastest fp32 at least onnxruntime fp32", max(fp32, key=tp.__getitem__), PEERS[2])
-    int8 = [n for n in tp if n.startswith("googlenet ") and n.endswith("int8")]
+        speed("our fastest fp32 at least onnxruntime fp32", fp32, PEERS[2])
+    int8 = fastest([n for n in by_name if n.startswith("googlenet ") and n.endswith("int8")])
     if int8:
-        check("int8 at least 1.5x OpenVINO's default", max(int8, key=tp.__getitem__), PEERS[3], 1.5)
-    fp32_acc = next((a for n, a, *_ in acc_rows if n == "torch fp32"), None)
-    for name, acc, *_ in acc_rows:
-        if name.endswith("int8") and fp32_acc is not None:
-            lines.append(f"- {name} top-1 {acc - fp32_acc:+.1f} points vs fp32 (target: within 1 point)")
-    return lines
+        speed("int8 at least 1.5x OpenVINO's default", int8, PEERS[3], 1.5)
+    acc = {r["path"]: r for r in (accuracy or {}).get("rows", [])}
+    if "torch fp32" in acc and "top1" in acc["torch fp32"]:
+        for path, r in acc.items():
+            if path.endswith("int8") and "top1" in r:
+                delta = r["top1"] - acc["torch fp32"]["top1"]
+                out.append(
+                    {
+                        "name": "int8 top-1 within 1 point of fp32",
+                        "ours": path,
+                        "reference": "torch fp32",
+                        "value": delta,
+                        "unit": "points",
+                        "required": 1.0,
+                        "met": abs(delta) <= 1.0,
+                    }
+                )
+    return out
 
 
-def versions() -> str:
+def render(result: dict) -> str:
+    R.check_result(result, NAME, VERSION, SCHEMA)
+    s = result["settings"]
+
+    def chose(r: dict) -> str:
+        parts = [r.get("note", "")]
+        if r["name"].startswith("googlenet auto") and "backend" in r:
+            parts = [
+                f"chose {r['backend']} {r['precision']}" + (f": {r['reason']}" if r.get("reason") else "")
+            ]
+        if "int8_format" in r:
+            parts.append(f"int8 format {r['int8_format']}")
+        if "agreement" in r:
+            parts.append(f"agreement {100 * r['agreement']:.1f}%")
+        return "; ".join(p for p in parts if p)
+
+    parts = [
+        R.machine_line(result),
+        "",
+        f"{s['image_size']} x {s['image_size']} input, median of {s['rounds']} interleaved rounds"
+        + (" (`--quick`)" if s["quick"] else "")
+        + f"; int8 calibrated on {s['calib_images']} training images"
+        + (f"; took {result['seconds'] / 60:.1f} min." if "seconds" in result else "."),
+        "",
+        R.table(
+            [
+                {**r, "name": f"*{r['name']}*" if r["peer"] else r["name"], "detail": chose(r)}
+                for r in result["rows"]
+            ],
+            [
+                R.Column("contender", lambda r: r["name"], numeric=False),
+                R.Column(f"images/s (batch {s['batch']})", R.field("images_per_s", "{:.1f}")),
+                R.Column("vs fastest peer", R.field("vs_peer", "{:.2f}x")),
+                R.Column("latency ms (batch 1)", R.field("latency_ms", "{:.1f}")),
+                R.Column("vs fastest peer", R.field("latency_vs_peer", "{:.2f}x")),
+                R.Column("note", lambda r: r["detail"], numeric=False),
+            ],
+        ),
+    ]
+    acc = result.get("accuracy")
+    if acc:
+        columns = [
+            R.text("path"),
+            R.Column("val top-1 %", R.field("top1", "{:.1f}")),
+            R.Column("val agreement with fp32 %", R.field("agreement", "{:.1f}")),
+        ]
+        if "fit_images" in acc:
+            columns.append(
+                R.Column(f"agreement on {acc['fit_images']} fit images %", R.field("fit_agreement", "{:.1f}"))
+            )
+        parts += [
+            "",
+            f"Int8 accuracy ({acc['image_size']} x {acc['image_size']}) on {acc['images']} validation images "
+            f"of `{acc['data']}`: {acc['model']}.",
+            "",
+            R.table(acc["rows"], columns),
+        ]
+    if result["targets"]:
+        parts += ["", "Targets (throughput at the batch above; latency at batch 1):", ""]
+        for t in result["targets"]:
+            if t["unit"] == "x":
+                value = f"{t['value']:.2f}x (target {t['required']:g}x)"
+                if "latency_ratio" in t:
+                    value += f", latency {t['latency_ratio']:.2f}x"
+            else:
+                value = f"{t['value']:+.1f} points (target within {t['required']:g})"
+            verdict = "met" if t["met"] else "**not met**"
+            parts.append(f"- {t['name']}: {t['ours']} vs {t['reference']} {value}: {verdict}")
+    return "\n".join(parts)
+
+
+def versions() -> dict[str, str]:
     import onnxruntime
     import openvino
 
-    return (
-        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}"
-    )
+    return {"onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__.split("-")[0]}
 
 
-def lscpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        found = re.search(r"^Model name:\s*(.+)$", out, re.M)
-        if found:
-            return found.group(1).strip()
-    except OSError:
-        pass
-    return cpu_name()
-
-
-def load_note(load: float) -> str:
-    if load > cpu_count() + 0.5:
-        return "the machine was shared with other jobs: absolute numbers are low and noisy; ratios are fairer"
-    return "machine otherwise idle"
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--quick",
@@ -289,40 +434,35 @@ def main(argv: list[str] | None = None) -> int:
         help="accuracy section's input size (default: the checkpoint's meta input size, else --image-size)",
     )
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    given = list(sys.argv[1:] if argv is None else argv)  # echoed in the docs' "Reproduce" line
-    args = p.parse_args(given)
-    rounds = args.rounds or (3 if args.quick else 5)
-    n_calib = args.calib_images or (64 if args.quick else 320)
-    n_val = args.val_images or (100 if args.quick else 500)
-    size = args.image_size
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("googlenet").setLevel(logging.INFO)
-    load_start = os.getloadavg()
-    t0 = time.perf_counter()
+    p.add_argument("--docs", type=Path, default=R.DOCS, help="the markdown file to update")
+    p.add_argument("--json", type=Path, default=None, help="write the result here (schema: SCHEMA)")
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (3 if args.quick else 5)
+    args.calib_images = args.calib_images or (64 if args.quick else 320)
+    args.val_images = args.val_images or (100 if args.quick else 500)
+    return args
 
-    # Data: calibration images come from the training split, accuracy from the validation split.
+
+def dataset_root(args: argparse.Namespace) -> Path:
+    """Calibration images come from the training split, accuracy from the validation split."""
     from googlenet.data.builtin import ensure_builtin, resolve_data
 
-    if args.data == "builtin":
-        classes = googlenet.load(args.checkpoint).num_classes if args.checkpoint else 10
-        per_class_val = -(-n_val // classes)
-        per_class_train = max(-(-n_calib // classes), 30)
-        root = ensure_builtin(
-            classes=classes,
-            train_per_class=per_class_train,
-            val_per_class=per_class_val,
-            image_size=128,
-            seed=0,
-        )
-    else:
-        root = resolve_data(args.data)
+    if args.data != "builtin":
+        return resolve_data(args.data)
+    classes = googlenet.load(args.checkpoint).num_classes if args.checkpoint else 10
+    return ensure_builtin(
+        classes=classes,
+        train_per_class=max(-(-args.calib_images // classes), 30),
+        val_per_class=-(-args.val_images // classes),
+        image_size=128,
+        seed=0,
+    )
 
+
+def build_contenders(args: argparse.Namespace, calib: list[torch.Tensor]) -> list[Contender]:
+    """The peers (torchvision's model and its plain exports), then every Predictor path of ours."""
+    size = args.image_size
     tv, ours = peer_models()
-    calib = calibration_batches(root, ours.meta, size, n_calib, args.batch)
-    print(f"calibration: {sum(len(b) for b in calib)} training images from {root}", file=sys.stderr)
-
-    # --- speed -----------------------------------------------------------------------------------
-    print("building contenders ...", file=sys.stderr)
     contenders = [
         Contender(PEERS[0], torch_eager(tv, channels_last=False), peer=True),
         Contender(PEERS[1], torch_eager(peer_models()[0], channels_last=True), peer=True),
@@ -353,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                 pred = Predictor(ours, "torch", precision, image_size=size, threads=1)
                 contenders.append(Contender(f"googlenet torch {precision}, threads=1", pred))
         auto = Predictor(ours, "auto", "auto", image_size=size, auto_batch=args.batch, use_cache=False)
-        contenders.append(Contender("googlenet auto", auto, note=f"chose {auto.backend} {auto.precision}"))
+        contenders.append(Contender("googlenet auto", auto))
         if not args.quick:  # auto again, int8 allowed: measures every candidate a second time
             auto8 = Predictor(
                 ours,
@@ -364,125 +504,106 @@ def main(argv: list[str] | None = None) -> int:
                 use_cache=False,
                 calibration=calib,
             )
-            note = f"chose {auto8.backend} {auto8.precision}"
-            contenders.append(Contender("googlenet auto (with calibration)", auto8, note=note))
-    big = torch.randn(args.batch, 3, size, size, generator=torch.Generator().manual_seed(1))
-    one = big[:1].clone()
-    print(f"timing {len(contenders)} contenders, {rounds} rounds ...", file=sys.stderr)
-    measure(contenders, big, one, rounds, latency_calls=5 if args.quick else 10)
+            contenders.append(Contender("googlenet auto (with calibration)", auto8))
+    return contenders
 
-    # --- int8 accuracy ---------------------------------------------------------------------------
-    print("int8 accuracy ...", file=sys.stderr)
-    # Timing is done; one torch thread is several times faster than two on a busy machine and no
-    # slower than ~2x on an idle one (docs/inference.md), and only the answers matter from here.
-    torch.set_num_threads(1)
-    fit_x = None
+
+def accuracy(args: argparse.Namespace, root: Path) -> dict:
+    """Top-1 of fp32 and of each bf16 / int8 path on the validation split, and their agreement with fp32."""
+    fit_x = fit_y = None
     if args.checkpoint:
-        acc_model = googlenet.load(args.checkpoint)
-        acc_size = args.accuracy_image_size or acc_model.meta.input_size[-1]
-        model_desc = (
-            f"checkpoint `{args.checkpoint}` ({acc_model.meta.variant}, {acc_model.num_classes} classes)"
-        )
-        acc_calib = calibration_batches(root, acc_model.meta, acc_size, n_calib, args.batch)
+        model = googlenet.load(args.checkpoint)
+        size = args.accuracy_image_size or model.meta.input_size[-1]
+        desc = f"checkpoint `{args.checkpoint}` ({model.meta.variant}, {model.num_classes} classes)"
+        calib = calibration_batches(root, model.meta, size, args.calib_images, args.batch)
     else:
-        acc_size = args.accuracy_image_size or size
+        size = args.accuracy_image_size or args.image_size
         torch.manual_seed(0)
-        acc_model = googlenet.create_model("googlenet_tv", num_classes=10, aux_logits=False).eval()
-        train_x, train_y = labelled(root, "train", acc_model.meta, acc_size)
+        model = googlenet.create_model("googlenet_tv", num_classes=10, aux_logits=False).eval()
+        train_x, train_y = labelled(root, "train", model.meta, size)
         # Even-indexed training images fit the stand-in, odd-indexed ones calibrate int8: the
         # agreement on the fit images (where the stand-in is confident) is not on calibration data.
         fit_x, fit_y = train_x[0::2], train_y[0::2]
-        fit_probe(acc_model, fit_x, fit_y)
-        acc_calib = list(train_x[1::2].split(args.batch))
-        model_desc = (
+        fit_probe(model, fit_x, fit_y)
+        calib = list(train_x[1::2].split(args.batch))
+        desc = (
             "googlenet_tv, random backbone with BatchNorm statistics recomputed on, and a ridge-regression "
             f"classifier fitted to, {len(fit_x)} built-in training images (no trained checkpoint in this "
             f"run; its val top-1 is near chance, so val agreement measures near-ties); int8 calibrated on "
             f"{len(train_x) - len(fit_x)} other training images"
         )
-    val_x, val_y = labelled(root, "val", acc_model.meta, acc_size, limit=n_val)
-    acc_rows = []
+    val_x, val_y = labelled(root, "val", model.meta, size, limit=args.val_images)
+    out = {"image_size": size, "images": len(val_y), "data": args.data, "model": desc, "rows": []}
+    if fit_x is not None:
+        out["fit_images"] = len(fit_x)
     with quiet():
-        ref = Predictor(acc_model, "torch", "fp32", image_size=acc_size)
+        ref = Predictor(model, "torch", "fp32", image_size=size)
         acc_fp32, pred_fp32 = top1(ref, val_x, val_y)
         fit_fp32 = top1(ref, fit_x, fit_y)[1] if fit_x is not None else None
-        acc_rows.append(("torch fp32", acc_fp32, 100.0, 100.0 if fit_x is not None else None))
+        out["rows"].append({"path": "torch fp32", "top1": acc_fp32, "agreement": 100.0})
+        if fit_x is not None:
+            out["rows"][0]["fit_agreement"] = 100.0
         for backend, precision in [("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "int8")]:
             if supported(backend, precision):
                 continue
             pr = Predictor(
-                acc_model,
-                backend,
-                precision,
-                image_size=acc_size,
-                calibration=acc_calib if precision == "int8" else None,
+                model, backend, precision, image_size=size, calibration=calib if precision == "int8" else None
             )
             acc, pred = top1(pr, val_x, val_y)
-            fit_agree = None
+            row = {
+                "path": f"{backend} {precision}",
+                "top1": acc,
+                "agreement": 100.0 * (pred == pred_fp32).float().mean().item(),
+            }
             if fit_x is not None:
-                fit_agree = 100.0 * (top1(pr, fit_x, fit_y)[1] == fit_fp32).float().mean().item()
-            acc_rows.append(
-                (f"{backend} {precision}", acc, 100.0 * (pred == pred_fp32).float().mean().item(), fit_agree)
-            )
+                row["fit_agreement"] = 100.0 * (top1(pr, fit_x, fit_y)[1] == fit_fp32).float().mean().item()
+            out["rows"].append(row)
+    return out
 
-    # --- report ----------------------------------------------------------------------------------
-    load_end = os.getloadavg()
-    peers = [c for c in contenders if c.peer]
-    best_tp = max(statistics.median(c.throughput) for c in peers)
-    best_lat = min(statistics.median(c.latency) for c in peers)
-    lines = [
-        f"| contender | images/s (batch {args.batch}) | vs fastest peer | latency ms (batch 1) "
-        "| vs fastest peer | note |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for c in contenders:
-        tp, lat = statistics.median(c.throughput), statistics.median(c.latency)
-        name = f"*{c.name}*" if c.peer else c.name
-        lines.append(
-            f"| {name} | {tp:.1f} | {tp / best_tp:.2f}x | {lat:.1f} | {best_lat / lat:.2f}x | {c.note} |"
-        )
-    if fit_x is not None:
-        acc_lines = [
-            f"| path | val top-1 % | val agreement with fp32 % | agreement on {len(fit_x)} fit images % |",
-            "|---|---:|---:|---:|",
-        ]
-        acc_lines += [f"| {n} | {a:.1f} | {g:.1f} | {f:.1f} |" for n, a, g, f in acc_rows]
-    else:
-        acc_lines = ["| path | val top-1 % | val agreement with fp32 % |", "|---|---:|---:|"]
-        acc_lines += [f"| {n} | {a:.1f} | {g:.1f} |" for n, a, g, _ in acc_rows]
-    targets = target_lines(contenders, acc_rows)
-    minutes = (time.perf_counter() - t0) / 60
-    section = "\n".join(
-        [
-            "## CPU inference (benchmarks/inference.py)",
-            "",
-            f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC{' (--quick)' if args.quick else ''}: "
-            f"{lscpu_model()}, {cpu_count()} cores, native bf16: {native_bf16()}; {versions()}. "
-            f"Load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end "
-            f"({load_note(max(load_start[0], load_end[0]))}). "
-            f"{size}x{size} input, googlenet_tv weights = a torchvision GoogLeNet's, median of {rounds} "
-            "interleaved rounds; ratios are to the fastest peer (*italic* rows); latency ratio > 1 is "
-            f"faster. int8 calibrated on {sum(len(b) for b in calib)} training images. "
-            f"Took {minutes:.1f} min.",
-            "",
-            *lines,
-            "",
-            f"Int8 accuracy ({acc_size}x{acc_size}) on {len(val_y)} validation images of `{args.data}`: "
-            f"{model_desc}.",
-            "",
-            *acc_lines,
-            "",
-            "Targets (throughput at the batch above; latency at batch 1):",
-            "",
-            *targets,
-            "",
-            f"Reproduce: `{shlex.join(['python', 'benchmarks/inference.py', *given])}`",
-        ]
-    )
-    print(section)
-    if not args.no_docs:
-        write_section("inference", section)
-        print(f"\nwrote {DOCS}", file=sys.stderr)
+
+def main(argv: list[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(given)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("googlenet").setLevel(logging.INFO)
+    env = R.environment(**versions())
+    t0 = time.perf_counter()
+    root = dataset_root(args)
+    calib = calibration_batches(root, peer_models()[1].meta, args.image_size, args.calib_images, args.batch)
+    print(f"calibration: {sum(len(b) for b in calib)} training images from {root}", file=sys.stderr)
+    print("building contenders ...", file=sys.stderr)
+    contenders = build_contenders(args, calib)
+    gen = torch.Generator().manual_seed(1)
+    big = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=gen)
+    print(f"timing {len(contenders)} contenders, {args.rounds} rounds ...", file=sys.stderr)
+    measure(contenders, big, big[:1].clone(), args.rounds, latency_calls=5 if args.quick else 10)
+    print("int8 accuracy ...", file=sys.stderr)
+    # Timing is done; one torch thread is several times faster than two on a busy machine and no
+    # slower than ~2x on an idle one (docs/inference.md), and only the answers matter from here.
+    torch.set_num_threads(1)
+    acc = accuracy(args, root)
+    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    rows = result_rows(contenders)
+    result = {
+        "benchmark": NAME,
+        "schema_version": VERSION,
+        "command": R.shown_command("inference.py", given),
+        "environment": env,
+        "settings": {
+            "batch": args.batch,
+            "image_size": args.image_size,
+            "rounds": args.rounds,
+            "calib_images": sum(len(b) for b in calib),
+            "quick": args.quick,
+        },
+        "rows": rows,
+        "accuracy": acc,
+        "targets": targets(rows, acc),
+        "seconds": time.perf_counter() - t0,
+    }
+    body = render(result)  # checks the schema before anything is written
+    print(body)
+    R.save(result, body, args.json, None if args.no_docs else args.docs)
     return 0
 
 

@@ -28,7 +28,7 @@ same network; tests/test_precision.py holds the tolerance tests). ``--fit`` adds
 validation errors.
 
     python benchmarks/train_throughput.py                 # batch 32 at 224 px; slow on 2 cores
-    python benchmarks/train_throughput.py --write-docs --fit
+    python benchmarks/train_throughput.py --write-docs --fit --json benchmarks/results/training-KIND.json
     python benchmarks/train_throughput.py --quick         # seconds: format check only (tests)
     python benchmarks/train_throughput.py --compile       # adds the torch.compile contender
 """
@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -49,11 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import render as R
 import torch
-from docs_section import DOCS, write_section
 from torch import nn
 
 import googlenet
+from googlenet.cpu import describe
+from googlenet.data.config import MIN_IMAGE_SIZE
 from googlenet.models.model import GoogLeNetOutputs
 from googlenet.training.engine import TrainForward, prepare_model, resolve_precision, train_step
 
@@ -219,20 +219,6 @@ def results_rows(contenders: list[Contender], batch_size: int) -> list[dict[str,
     return rows
 
 
-def throughput_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        f"| contender | precision | memory | images/s | ms/step | vs {PEER} | same, by CPU time |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        cpu = f"{r['cpu_ratio']:.2f}x" if "cpu_ratio" in r else "-"
-        lines.append(
-            f"| {r['name']} | {r['precision']} | {r['memory']} | {r['images_per_s']:.2f} "
-            f"| {r['ms_per_step']:.0f} | {r['ratio']:.2f}x | {cpu} |"
-        )
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- where the time goes
 
 
@@ -244,27 +230,6 @@ def profile_ops(contender: Contender, images: torch.Tensor, labels: torch.Tensor
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         contender.step(images, labels)
     return {e.key: e.self_cpu_time_total / 1000 for e in prof.key_averages()}
-
-
-def profile_table(profiles: dict[str, dict[str, float]], top: int = 10) -> str:
-    """The ``top`` ops of each profiled contender by self CPU time, side by side (ms and share)."""
-    names = list(profiles)
-    totals = {n: sum(p.values()) for n, p in profiles.items()}
-    keys: list[str] = []
-    for p in profiles.values():
-        for key in sorted(p, key=p.get, reverse=True)[:top]:
-            if key not in keys:
-                keys.append(key)
-    keys.sort(key=lambda k: -max(p.get(k, 0.0) for p in profiles.values()))
-    lines = ["| op (self CPU) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for key in keys:
-        cells = [
-            f"{p.get(key, 0.0):.0f} ms ({100 * p.get(key, 0.0) / totals[n]:.0f}%)"
-            for n, p in profiles.items()
-        ]
-        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
-    lines.append("| total | " + " | ".join(f"{totals[n]:.0f} ms" for n in names) + " |")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- accuracy
@@ -310,21 +275,6 @@ def precision_check(
         "batch_size": batch_size,
         "image_size": image_size,
     }
-
-
-def precision_table(checks: list[dict[str, Any]]) -> str:
-    lines = [
-        "| model | path | loss at step 1 | loss at last step | max abs diff | max rel diff |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for c in checks:
-        for label, losses in (("fp32 NCHW", c["fp32"]), (c["fast"], c["fast_losses"])):
-            diff = "" if label == "fp32 NCHW" else f"{c['max_abs_diff']:.4f}"
-            rel = "" if label == "fp32 NCHW" else f"{100 * c['max_rel_diff']:.2f}%"
-            lines.append(
-                f"| {c['variant']} | {label} | {losses[0]:.4f} | {losses[-1]:.4f} | {diff} | {rel} |"
-            )
-    return "\n".join(lines)
 
 
 def short_fit(args: argparse.Namespace, fast: str, log: Any) -> dict[str, Any]:
@@ -382,184 +332,170 @@ def short_fit(args: argparse.Namespace, fast: str, log: Any) -> dict[str, Any]:
     return out
 
 
-def fit_table(fit_result: dict[str, Any]) -> str:
-    keys = sorted(
-        {k for run in fit_result["runs"].values() for k in run["metrics"] if "err" in k or "loss" in k}
-    )
-    lines = ["| path | seconds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
-    for label, run in fit_result["runs"].items():
-        values = " | ".join(f"{run['metrics'].get(k, float('nan')):.4f}" for k in keys)
-        lines.append(f"| {label} | {run['seconds']:.0f} | {values} |")
-    return "\n".join(lines)
+# --------------------------------------------------------------------------- result and docs
+
+NAME, VERSION = "training", 1
+ROW_SCHEMA: dict[str, Any] = {
+    "name": str,
+    "precision": str,  # fp32 | bf16
+    "memory": str,  # NCHW | channels_last
+    "images_per_s": float,  # median over rounds
+    "ms_per_step": float,
+    "ratio": float,  # median over rounds of (this / the peer) in the same round
+    "cpu_ratio?": float,  # the same from process CPU time
+    "rates?": [float],  # images/s per round
+    "round_ratios?": [float],
+    "spread?": [float],  # [min, max] images/s
+    "note?": str,
+}
+SCHEMA: dict[str, Any] = {
+    "settings": {
+        "batch_size": int,
+        "image_size": int,
+        "warmup": int,
+        "rounds": int,
+        "steps": int,
+        "seed": int,
+        "fast": str,  # what precision="auto" resolved to here
+        "fit_lr": float,
+    },
+    "rows": [ROW_SCHEMA],  # the peer first
+    "target": {"contender": str, "ratio": float, "required": float, "met": bool},
+    "precision_steps": int,
+    "precision": [
+        {
+            "variant": str,
+            "fast": str,
+            "fp32": [float],  # loss per step, fp32 NCHW
+            "fast_losses": [float],  # loss per step, the fast path
+            "max_abs_diff": float,
+            "max_rel_diff": float,
+            "batch_size": int,
+            "image_size": int,
+        }
+    ],
+    "profile?": {"?": {"?": float}},  # contender -> aten op -> self CPU ms over one step
+    "fit?": {
+        "model": str,
+        "classes": int,
+        "train_per_class": int,
+        "val_per_class": int,
+        "image_size": int,
+        "epochs": int,
+        "batch_size": int,
+        "runs": {"?": {"seconds": float, "metrics": {"?": float}}},
+    },
+}
 
 
-# --------------------------------------------------------------------------- environment and docs
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
-    except OSError:
-        pass
-    return "unknown"
-
-
-def environment() -> dict[str, Any]:
-    import torchvision
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+def target(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's target: our default step (same architecture as the peer) at least 1.5x the peer."""
+    row = next(r for r in rows if r["name"].startswith("googlenet_tv") and r["name"].endswith("(default)"))
     return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu_name(),
-        "cpu_flags": cpu_flags(),
-        "cores": cores,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "python": platform.python_version(),
-        "load_average": list(os.getloadavg()),
+        "contender": row["name"],
+        "ratio": row["ratio"],
+        "required": TARGET_RATIO,
+        "met": row["ratio"] >= TARGET_RATIO,
     }
 
 
-def target_line(rows: list[dict[str, Any]]) -> str:
-    """The issue's target: our default step (same architecture as the peer) at least 1.5x the peer."""
-    row = next(r for r in rows if r["name"].startswith("googlenet_tv") and r["name"].endswith("(default)"))
-    verdict = "met" if row["ratio"] >= TARGET_RATIO else "**not met**"
-    return (
-        f"Target: `{row['name']}` at least {TARGET_RATIO}x `{PEER}`. Measured {row['ratio']:.2f}x: "
-        f"{verdict} in this run."
-    )
+def _profile_rows(profile: dict[str, dict[str, float]], top: int = 10) -> list[dict[str, Any]]:
+    """The ``top`` ops of each profiled contender by self CPU time, as rows of ms per contender."""
+    keys: list[str] = []
+    for ops in profile.values():
+        keys += [k for k in sorted(ops, key=ops.__getitem__, reverse=True)[:top] if k not in keys]
+    keys.sort(key=lambda k: -max(ops.get(k, 0.0) for ops in profile.values()))
+    rows = [{"op": f"`{k}`", **{n: ops.get(k, 0.0) for n, ops in profile.items()}} for k in keys]
+    return [*rows, {"op": "total", **{n: sum(ops.values()) for n, ops in profile.items()}}]
 
 
-def threads_note(env: dict[str, Any]) -> list[str]:
-    if env["torch_threads"] >= env["cores"]:
-        return []
-    return [
-        f"Run with {env['torch_threads']} torch thread(s) on {env['cores']} cores (`--threads`): on a "
-        "machine shared with other jobs, torch's OpenMP threads wait for each other at every op whenever "
-        "one of them is descheduled, so multi-thread timings there measure the scheduler more than the "
-        "step; one thread measures the "
-        "work, and the CPU-time column agrees with wall time.",
-        "",
+def render(result: dict[str, Any]) -> str:
+    R.check_result(result, NAME, VERSION, SCHEMA)
+    s, t = result["settings"], result["target"]
+    peer = result["rows"][0]["name"]
+    rows = [
+        {
+            **r,
+            "per_round": ", ".join(
+                f"{x:.2f} ({q:.2f}x)" for x, q in zip(r["rates"], r["round_ratios"], strict=True)
+            ),
+        }
+        if "rates" in r and "round_ratios" in r
+        else r
+        for r in result["rows"]
     ]
-
-
-def other_run(report: dict[str, Any]) -> list[str]:
-    """A further run's throughput table (e.g. with other threads), for comparison with the main one."""
-    env, s = report["environment"], report["settings"]
-    load = ", ".join(f"{x:.1f}" for x in env["load_average"])
-    return [
+    parts = [
+        R.machine_line(result),
         "",
-        f"### Another run: `{s['command']}`",
+        f"Batch {s['batch_size']} at {s['image_size']} px, {s['warmup']} warm-up step(s), {s['rounds']} "
+        f"round(s) of {s['steps']} step(s); `precision=auto` resolved to `{s['fast']}`.",
         "",
-        f"{env['date']}, {env['torch_threads']} torch thread(s), batch {s['batch_size']} at "
-        f"{s['image_size']} px, {s['rounds']} round(s), load average {load} before.",
+        R.table(
+            rows,
+            [
+                R.Column("contender", lambda r: r["name"], numeric=False),
+                R.text("precision"),
+                R.text("memory"),
+                R.Column("images/s", R.field("images_per_s")),
+                R.Column("ms/step", R.field("ms_per_step", "{:.0f}")),
+                R.Column(f"vs {peer}", R.field("ratio", "{:.2f}x")),
+                R.Column("same, by CPU time", R.field("cpu_ratio", "{:.2f}x")),
+                R.Column("per round: images/s (vs peer)", R.field("per_round", "{}"), numeric=False),
+            ],
+        ),
         "",
-        throughput_table(report["rows"]),
+        f"Target: `{t['contender']}` at least {t['required']:g}x `{peer}`: measured {t['ratio']:.2f}x, "
+        + ("met." if t["met"] else "**not met**."),
         "",
-        target_line(report["rows"])
-        + " Its per-round ratios: "
-        + "; ".join(
-            f"{r['name']} " + ", ".join(f"{q:.2f}x" for q in r["round_ratios"]) for r in report["rows"][1:3]
-        )
-        + ("." if "cpu_ratio" in report["rows"][0] else " (CPU time was not recorded by that run).")
-        if "round_ratios" in report["rows"][0]
-        else target_line(report["rows"]),
+        R.table(
+            [
+                {"variant": c["variant"], "path": label, "losses": losses, **diff}
+                for c in result["precision"]
+                for label, losses, diff in (
+                    ("fp32 NCHW", c["fp32"], {}),
+                    (c["fast"], c["fast_losses"], {"abs": c["max_abs_diff"], "rel": 100 * c["max_rel_diff"]}),
+                )
+            ],
+            [
+                R.text("variant"),
+                R.text("path"),
+                R.Column("loss at step 1", lambda r: f"{r['losses'][0]:.4f}"),
+                R.Column(f"loss at step {result['precision_steps']}", lambda r: f"{r['losses'][-1]:.4f}"),
+                R.Column("max abs diff", R.field("abs", "{:.4f}", "")),
+                R.Column("max rel diff", R.field("rel", "{:.2f}%", "")),
+            ],
+        ),
     ]
-
-
-def render_docs(report: dict[str, Any], others: list[dict[str, Any]] = ()) -> str:
-    env, s = report["environment"], report["settings"]
-    load = ", ".join(f"{x:.1f}" for x in env["load_average"])
-    load_after = ", ".join(f"{x:.1f}" for x in report["load_average_after"])
-    peer_ms = report["rows"][0]["ms_per_step"]
-    lines = [
-        "## Training throughput (CPU)",
-        "",
-        f"`{s['command']}` on {env['date']}: {env['cpu']} ({env['cpu_flags']}), {env['cores']} cores, "
-        f"{env['torch_threads']} torch threads, torch {env['torch']}, torchvision {env['torchvision']}.",
-        "",
-        f"One full training step (forward with both auxiliary heads, loss main + 0.3 x aux, backward, "
-        f"SGD momentum 0.9) at batch {s['batch_size']} and {s['image_size']} x {s['image_size']} px, every "
-        f"contender on the same batch. {s['warmup']} warm-up step(s), then {s['rounds']} round(s) of "
-        f"{s['steps']} step(s) per contender, round-robin (order reversed every other round); images/s "
-        "is the median over rounds, the ratio the median over rounds of the ratio to the peer's rate "
-        "in the same round; the last column is the same ratio computed from the process's CPU time "
-        "(all threads), which other jobs on a shared machine disturb less than wall time. "
-        f"`{PEER}` is `torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)` "
-        "in train mode, eager, NCHW; ours go through `training.engine.train_step`, and so does the peer "
-        "(same loss, same check, same `torch.optim.SGD`). `(default)` rows are what `googlenet train` "
-        f"does by default on this CPU: `precision=auto` resolved to `{s['fast']}`, `channels_last=True`.",
-        "",
-        f"Load average {load} (1/5/15 min) before and {load_after} after the run, on {env['cores']} "
-        f"cores (the peer took {peer_ms / 1000:.1f} s a step); these machines are shared and noisy, so "
-        "the ratios, measured interleaved, are what count, not the absolute numbers.",
-        "",
-        *threads_note(env),
-        throughput_table(report["rows"]),
-        "",
-        target_line(report["rows"]),
-        "",
-        "Per-round images/s (ratio to the peer in that round): "
-        + "; ".join(
-            f"{r['name']}: "
-            + ", ".join(f"{x:.2f} ({q:.2f}x)" for x, q in zip(r["rates"], r["round_ratios"], strict=True))
-            for r in report["rows"][1:]
-        )
-        + f"; the peer: {', '.join(f'{x:.2f}' for x in report['rows'][0]['rates'])}.",
-        "",
-        "### Accuracy of the fast path",
-        "",
-        f"The same initial weights trained {report['precision_steps']} SGD steps on one fixed batch "
-        f"(batch {report['precision'][0]['batch_size']}, {report['precision'][0]['image_size']} px, "
-        "random images and labels, dropout off so both runs see the same network), in fp32 NCHW and on "
-        "the fast path. Step 1 compares the forwards; later steps include the drift of the updates. "
-        "The tolerance tests are in `tests/test_precision.py`.",
-        "",
-        precision_table(report["precision"]),
-    ]
-    if report.get("profile"):
-        lines += [
+    if result.get("profile"):
+        names = list(result["profile"])
+        parts += [
             "",
-            "### Where the time goes (`--profile`)",
-            "",
-            "torch.profiler over one step of the same batch: self CPU time of the top aten ops.",
-            "",
-            profile_table(report["profile"]),
+            R.table(
+                _profile_rows(result["profile"]),
+                [R.Column("op (self CPU)", lambda r: r["op"], numeric=False)]
+                + [R.Column(n, R.field(n, "{:.0f} ms")) for n in names],
+            ),
         ]
-    fit_result = report.get("fit")
-    if fit_result:
-        f = fit_result
-        lines += [
+    if result.get("fit"):
+        f = result["fit"]
+        keys = sorted({k for run in f["runs"].values() for k in run["metrics"] if "err" in k or "loss" in k})
+        parts += [
             "",
-            f"Short fit (`--fit`): `googlenet.training.train.fit` with `{f['model']}` on a built-in set of "
-            f"{f['classes']} classes ({f['train_per_class']} train / {f['val_per_class']} val images "
-            f"per class, {f['image_size']} px), {f['epochs']} epochs at batch {f['batch_size']}, lr "
-            f"{report['settings']['fit_lr']}, seed {report['settings']['seed']}, one run per path: a "
-            "tiny budget, so the errors are far from converged and differ by run-to-run noise; the "
-            "question is only whether the fast path trains as well. Metrics of the last epoch:",
+            f"Short fit: `{f['model']}`, built-in set of {f['classes']} classes "
+            f"({f['train_per_class']} train / "
+            f"{f['val_per_class']} val per class, {f['image_size']} px), {f['epochs']} epochs at batch "
+            f"{f['batch_size']}, lr {s['fit_lr']}, seed {s['seed']}; metrics of the last epoch:",
             "",
-            fit_table(f),
+            R.table(
+                [
+                    {"path": label, "seconds": run["seconds"], **run["metrics"]}
+                    for label, run in f["runs"].items()
+                ],
+                [R.text("path"), R.Column("seconds", R.field("seconds", "{:.0f}"))]
+                + [R.Column(k, R.field(k, "{:.4f}")) for k in keys],
+            ),
         ]
-    for other in others:
-        lines += other_run(other)
-    return "\n".join(lines)
+    return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------- main
@@ -590,17 +526,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fit-batch-size", type=int, default=16)
     p.add_argument("--fit-lr", type=float, default=0.01)
     p.add_argument("--quick", action="store_true", help="batch 4 at 64 px, 1 round: a format check")
-    p.add_argument("--write-docs", action="store_true", help=f"rewrite our section of {DOCS.name}")
-    p.add_argument("--docs", type=Path, default=DOCS, help="the file --write-docs writes")
-    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     p.add_argument(
-        "--render",
-        type=Path,
-        nargs="+",
-        default=None,
-        metavar="JSON",
-        help="only rewrite the docs from --json results: the first in full, the others' throughput tables",
+        "--write-docs", action="store_true", help=f"rewrite this CPU kind's section of {R.DOCS.name}"
     )
+    p.add_argument("--docs", type=Path, default=R.DOCS, help="the file --write-docs writes")
+    p.add_argument("--json", type=Path, default=None, help="write the result here (schema: SCHEMA)")
     args = p.parse_args(argv)
     if args.quick:
         args.batch_size, args.image_size, args.warmup, args.rounds, args.steps = 4, 64, 1, 1, 1
@@ -610,43 +540,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key in ("batch_size", "image_size", "rounds", "steps", "precision_steps", "precision_batch"):
         if getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1")
-    if args.image_size < 64 or args.precision_image_size < 64:
-        p.error("image sizes must be >= 64 (GoogLeNet's auxiliary heads need it)")
+    if args.image_size < MIN_IMAGE_SIZE or args.precision_image_size < MIN_IMAGE_SIZE:
+        p.error(f"image sizes must be >= {MIN_IMAGE_SIZE} (GoogLeNet's auxiliary heads need it)")
     return args
 
 
-def shown_command(argv: list[str]) -> str:
-    """The command for the docs: the measuring flags, without where the output went."""
-    shown: list[str] = []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in ("--json", "--docs"):
-            skip = True
-        elif a != "--write-docs" and not a.startswith(("--json=", "--docs=")):
-            shown.append(a)
-    return " ".join(["python benchmarks/train_throughput.py", *shown])
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.render:  # no measuring: re-render a saved result (e.g. after changing this template)
-        first, *others = (json.loads(path.read_text()) for path in args.render)
-        write_section("training", render_docs(first, others), args.docs)
-        return 0
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(given)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    env = environment()
+    env = R.environment()
     fast = resolve_precision("auto", CPU)
-    log(
-        f"{env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
-        f"load {env['load_average']}, fast path {fast}"
-    )
+    log(f"{describe()}, torch {torch.__version__}, load {env['load_average']}, fast path {fast}")
     contenders = build_contenders(args, fast)
     images, labels = measure(contenders, args, log)
     rows = results_rows(contenders, args.batch_size)
@@ -657,7 +567,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         for variant in (("googlenet_tv",) if args.quick else ("googlenet_tv", "googlenet"))
     ]  # fmt: skip
-    report: dict[str, Any] = {
+    result: dict[str, Any] = {
+        "benchmark": NAME,
+        "schema_version": VERSION,
+        "command": R.shown_command("train_throughput.py", given),
         "environment": env,
         "settings": {
             "batch_size": args.batch_size,
@@ -668,33 +581,22 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "fast": fast,
             "fit_lr": args.fit_lr,
-            "command": shown_command(argv if argv is not None else sys.argv[1:]),
         },
         "rows": rows,
+        "target": target(rows),
         "precision_steps": args.precision_steps,
         "precision": checks,
     }
     if args.profile:  # the peer and the first of ours (googlenet_tv on the default fast path)
-        report["profile"] = {c.name: profile_ops(c, images, labels) for c in contenders[:2]}
-        log("profiled " + ", ".join(report["profile"]))
+        result["profile"] = {c.name: profile_ops(c, images, labels) for c in contenders[:2]}
+        log("profiled " + ", ".join(result["profile"]))
     if args.fit:
-        report["fit"] = short_fit(args, fast, log)
-    report["load_average_after"] = list(os.getloadavg())
-    report["settings"]["command"] = report["settings"]["command"].rstrip()
-
-    print(throughput_table(rows))
-    print()
-    print(precision_table(checks))
-    if args.profile:
-        print()
-        print(profile_table(report["profile"]))
-    if args.fit:
-        print()
-        print(fit_table(report["fit"]))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        result["fit"] = short_fit(args, fast, log)
+    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    body = render(result)  # checks the schema before anything is written
+    print(body)
+    R.save(result, body, args.json, args.docs if args.write_docs else None)
     if args.write_docs:
-        write_section("training", render_docs(report), args.docs)
         log(f"wrote {args.docs}")
     return 0
 

@@ -1,8 +1,9 @@
-"""benchmarks/train_throughput.py runs end to end and writes what it promises (format, not speed).
+"""benchmarks/: every script's JSON follows its schema, and docs/benchmarks.md is rendered from JSON.
 
-The script is run as a real subprocess in ``--quick`` mode (batch 4 at 64 px, one round, one thread so a
-loaded 2-core machine does not stall it); the checks are on its table, its JSON and the marker section it
-writes into a copy of docs/benchmarks.md, never on timings.
+The scripts run as real subprocesses at tiny sizes (one thread, so a loaded 2-core machine does not
+stall them); the checks are on the JSON they write (the schema, the arithmetic between its fields) and
+on which section of a copy of docs/benchmarks.md they replace, never on timings or the wording of
+the docs: ``render.render(json) == the section`` is the one link between the two.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,96 +18,225 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "train_throughput.py"
-START, END = "<!-- training:start -->", "<!-- training:end -->"
-OTHER = "<!-- inference:start -->\n## Inference\n\nkept as it was\n<!-- inference:end -->"
-ROW = re.compile(
-    r"^\| (?P<name>[^|]+?) \| (fp32|bf16) \| (NCHW|channels_last) \| [\d.]+ \| \d+ \| [\d.]+x \| [\d.]+x \|$"
-)
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import render as R  # noqa: E402
+
+OTHER = "<!-- inference avx2:start -->\nkept as it was\n<!-- inference avx2:end -->"
+OTHER_KIND = "<!-- training another-cpu:start -->\nanother kind's table\n<!-- training another-cpu:end -->"
 
 
-def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, str(SCRIPT), *args]
+    command = [sys.executable, str(BENCH / script), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
+# --------------------------------------------------------------------------- render.py
+
+
+def test_check_names_the_first_bad_field() -> None:
+    schema = {"a": int, "b?": [float], "c": {"?": str}}
+    R.check({"a": 1, "c": {"x": "y"}}, schema)
+    R.check({"a": 1, "b": [1, 2.5], "c": {}}, schema)
+    for value, message in [
+        ({"c": {}}, "result: missing key 'a'"),
+        ({"a": 1.5, "c": {}}, "result.a: expected an integer"),
+        ({"a": True, "c": {}}, "result.a: expected an integer"),
+        ({"a": 1, "b": [1, "2"], "c": {}}, "result.b[1]: expected a number"),
+        ({"a": 1, "c": {"x": 3}}, "result.c.x: expected str"),
+        ({"a": 1, "c": {}, "d": 0}, "result: unexpected key 'd'"),
+    ]:
+        with pytest.raises(R.SchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            R.check(value, schema)
+
+
+def test_result_of_another_version_is_refused() -> None:
+    result = json.loads((BENCH / "results" / "training-avx512-bf16-vnni.json").read_text())
+    R.render(result)
+    with pytest.raises(R.SchemaError, match="schema_version: 0; this renderer reads version 1"):
+        R.render({**result, "schema_version": 0})
+    with pytest.raises(R.SchemaError, match="'nope' is not one of"):
+        R.render({**result, "benchmark": "nope"})
+
+
+def test_cpu_kind_from_features() -> None:
+    avx512 = ["avx2", "avx512_bf16", "avx512_vnni", "avx512f", "fma"]
+    assert R.cpu_kind(avx512) == "avx512-bf16-vnni"
+    assert R.cpu_kind(["avx2", "fma"]) == "avx2"
+    assert R.cpu_kind(["avx2", "fma"], emulated=True) == "avx2-emulated"
+    assert R.cpu_kind([]) == "baseline"
+
+
+def test_write_section_replaces_its_own_and_adds_beside_its_siblings(tmp_path: Path) -> None:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# B\n\n{OTHER}\n\n## later\n")
+    R.write_section("inference avx2", "new body", docs)
+    assert (
+        docs.read_text()
+        == "# B\n\n<!-- inference avx2:start -->\nnew body\n<!-- inference avx2:end -->\n\n## later\n"
+    )
+    R.write_section("inference avx512", "second", docs)  # goes after its sibling, not at the end
+    text = docs.read_text()
+    assert text.index("<!-- inference avx2:end -->") < text.index("<!-- inference avx512:start -->")
+    assert text.endswith("## later\n") and R.section(docs, "inference avx512") == "second"
+    R.write_section("gpu h200", "third", docs)  # no sibling: at the end
+    assert text in docs.read_text() and docs.read_text().endswith("<!-- gpu h200:end -->\n")
+
+
+@pytest.mark.parametrize("path", sorted((BENCH / "results").glob("*.json")), ids=lambda p: p.name)
+def test_recorded_results_follow_their_schema_and_match_the_docs(path: Path) -> None:
+    result = json.loads(path.read_text())
+    body = R.render(result)  # raises on any schema error
+    assert path.stem == R.section_name(result).replace(" ", "-")
+    assert R.section(R.DOCS, R.section_name(result)) == body.strip(), (
+        f"docs/benchmarks.md is out of date: python benchmarks/render.py {path.relative_to(ROOT)}"
+    )
+
+
+# --------------------------------------------------------------------------- train_throughput.py
+
+
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict, Path]:
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     tmp = tmp_path_factory.mktemp("bench")
     docs = tmp / "benchmarks.md"
-    docs.write_text(f"# Benchmarks\n\n{OTHER}\n\n{START}\nstale training table\n{END}\n\ntrailing text\n")
+    docs.write_text(f"# Benchmarks\n\n{OTHER}\n\n{OTHER_KIND}\n\ntrailing text\n")
     out_json = tmp / "result.json"
     proc = _run(
-        "--quick", "--threads", "1", "--profile", "--json", str(out_json), "--write-docs", "--docs", str(docs)
+        "train_throughput.py",
+        *(
+            "--quick",
+            "--threads",
+            "1",
+            "--profile",
+            "--json",
+            str(out_json),
+            "--write-docs",
+            "--docs",
+            str(docs),
+        ),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, json.loads(out_json.read_text()), docs
+    return json.loads(out_json.read_text()), docs
 
 
-def test_table_lists_peer_first_and_ours(quick) -> None:
-    proc, _, _ = quick
-    rows = [m for line in proc.stdout.splitlines() if (m := ROW.match(line))]
-    names = [m["name"] for m in rows]
-    assert names[0] == "torchvision eager fp32"
-    assert rows[0].group(0).endswith("| 1.00x | 1.00x |")
+def test_training_rows_peer_first_and_consistent(quick) -> None:
+    result, _ = quick
+    R.render(result)  # the schema
+    assert result["settings"]["batch_size"] == 4 and result["settings"]["image_size"] == 64
+    rows = result["rows"]
+    names = [r["name"] for r in rows]
+    assert names[0] == "torchvision eager fp32" and rows[0]["ratio"] == 1.0
     assert any(n.startswith("googlenet_tv") and n.endswith("(default)") for n in names)
     assert {"googlenet_tv fp32 NCHW", "googlenet_tv fp32 channels_last"} <= set(names)
     assert any(n.startswith("googlenet_bn ") for n in names)
-
-
-def test_json_rows_are_consistent(quick) -> None:
-    _, report, _ = quick
-    assert report["settings"]["batch_size"] == 4 and report["settings"]["image_size"] == 64
-    rows = report["rows"]
     peer = rows[0]["rates"]
     for r in rows:
         assert len(r["rates"]) == 1  # --quick: one round
         assert r["images_per_s"] == r["rates"][0] > 0 and math.isfinite(r["images_per_s"])
         assert r["ms_per_step"] == pytest.approx(1000 * 4 / r["images_per_s"])
         assert r["ratio"] == pytest.approx(r["rates"][0] / peer[0])
-    assert report["environment"]["cores"] >= 1 and report["environment"]["torch"]
+    target = result["target"]
+    assert target["met"] == (target["ratio"] >= target["required"])
+    assert result["environment"]["cores"] >= 1 and result["environment"]["versions"]["torch"]
+    assert next(iter(result["profile"])) == "torchvision eager fp32"
+    assert "aten::convolution_backward" in result["profile"]["torchvision eager fp32"]
 
 
 def test_fast_path_loss_is_close_to_fp32(quick) -> None:
     # Loose on purpose (tight tolerances live in tests/test_precision.py): a broken autocast or
     # memory-format path gives a different loss already at step 1.
-    _, report, _ = quick
-    for check in report["precision"]:
+    result, _ = quick
+    for check in result["precision"]:
         assert len(check["fp32"]) == len(check["fast_losses"]) == 2
         assert all(math.isfinite(v) for v in check["fp32"] + check["fast_losses"])
         assert check["fast_losses"][0] == pytest.approx(check["fp32"][0], rel=0.05)
 
 
-def test_docs_section_replaced_and_others_kept(quick) -> None:
-    _, report, docs = quick
+def test_docs_section_is_the_rendered_json_and_others_are_kept(quick, tmp_path: Path) -> None:
+    result, docs = quick
     text = docs.read_text()
-    assert OTHER in text and text.endswith("trailing text\n")
-    assert "stale training table" not in text
-    assert text.count(START) == 1 and text.count(END) == 1
-    section = text.split(START, 1)[1].split(END, 1)[0]
-    assert "| torchvision eager fp32 | fp32 | NCHW |" in section
-    assert report["environment"]["cpu"] in section and f"torch {report['environment']['torch']}" in section
-    # --profile: the peer's and our default's op times, side by side
-    assert next(iter(report["profile"])) == "torchvision eager fp32"
-    profile = section.split("### Where the time goes", 1)[1]
-    assert "| `aten::convolution_backward` |" in profile and re.search(
-        r"\| total \| \d+ ms \| \d+ ms \|", profile
-    )
-
-
-def test_render_rewrites_the_same_section_from_json(quick, tmp_path: Path) -> None:
-    docs = quick[2]
-    assert "Target: `googlenet_tv " in docs.read_text()
+    assert OTHER in text and OTHER_KIND in text and text.endswith("trailing text\n")
+    name = R.section_name(result)
+    assert text.index(OTHER_KIND) < text.index(f"<!-- {name}:start -->")  # beside its own benchmark
+    assert name == f"training {result['environment']['cpu_kind']}"
+    assert R.section(docs, name) == R.render(result).strip()
+    # render.py re-renders a saved result without measuring, into the same section
     copy = tmp_path / "benchmarks.md"
     copy.write_text("# Benchmarks\n")
-    proc = _run("--render", str(docs.parent / "result.json"), "--docs", str(copy), timeout=60)
+    proc = _run("render.py", str(docs.parent / "result.json"), "--docs", str(copy), timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    section = docs.read_text().split(START, 1)[1].split(END, 1)[0]
-    assert copy.read_text() == f"# Benchmarks\n\n{START}{section}{END}\n"
+    assert R.section(copy, name) == R.section(docs, name)
 
 
 def test_bad_argument_is_one_line_error() -> None:
-    proc = _run("--batch-size", "0", timeout=60)
+    proc = _run("train_throughput.py", "--batch-size", "0", timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("--batch-size must be >= 1")
+
+
+def test_render_refuses_a_bad_result_before_writing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"benchmark": "training", "schema_version": 1}))
+    docs = tmp_path / "benchmarks.md"
+    proc = _run("render.py", str(bad), "--docs", str(docs), timeout=60)
+    assert proc.returncode == 2 and "missing key 'command'" in proc.stderr
+    assert not docs.exists()
+
+
+# --------------------------------------------------------------------------- gpu.py
+
+
+def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# Benchmarks\n\n{OTHER}\n")
+    out_json = tmp_path / "gpu.json"
+    proc = _run(
+        "gpu.py",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--workers",
+        "0",
+        "--json",
+        str(out_json),
+        "--docs",
+        str(docs),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out_json.read_text())
+    R.render(result)
+    s = result["settings"]
+    assert s["device"] == "cpu" and s["steps"] == 2 and s["compile"] is False
+    training = result["training"]
+    assert {(r["model"], r["batch_size"]) for r in training} == {
+        (m, b) for m in ("googlenet", "googlenet_bn", "torchvision") for b in s["batch_sizes"]
+    }
+    for r in training:
+        assert r["images_per_s"] > 0 and r["ms_per_step"] == pytest.approx(
+            1000 * r["batch_size"] / r["images_per_s"]
+        )
+        if r["model"] == "torchvision":
+            assert r["ratio"] == 1.0
+    assert result["ddp"]["backend"] == "gloo" and result["ddp"]["images_per_s"] > 0
+    assert result["predictor"]["batch_size"] == s["predict_batch"] and result["predictor"]["images_per_s"] > 0
+    loading = result["data_loading"]
+    assert [r["workers"] for r in loading] == [0] and loading[0]["images_per_s"] > 0
+    assert loading[0]["batches"] >= 8  # over several epochs of the 16 generated JPEGs
+    b = result["bound"]
+    assert b["by"] == ("data" if b["loader_images_per_s"] < b["step_images_per_s"] else "compute")
+    assert OTHER in docs.read_text()
+    assert R.section(docs, R.section_name(result)) == R.render(result).strip()
+
+
+def test_gpu_benchmark_refuses_cuda_where_there_is_none() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = _run("gpu.py", "--device", "cuda", timeout=60)
+    assert proc.returncode == 2
+    assert "CUDA is not available" in proc.stderr.strip().splitlines()[-1]
