@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 import torch
@@ -47,7 +46,6 @@ THROUGHPUT = {
     "avx512_bf16": {"googlenet_bn": (240.0, 1230.0), "googlenet": (200.0, 1100.0)},
 }
 EVAL_CROPS = 1 + 10 + 144  # one evaluate call runs every scheme of Table 3
-T_975 = 1.96  # normal quantile; n >= 300 images, so t and normal agree to 0.01
 
 
 def estimate_seconds(model: str, train_images: int, val_forwards: int, cpu: str) -> float:
@@ -109,28 +107,18 @@ def _train_images(config: dict, records: list[dict]) -> int:
     return int(records[-1]["step"]) * int(config.get("batch_size", 32))
 
 
-def _paired(d: torch.Tensor, draws: int = 10_000, seed: int = 0) -> tuple[float, float, float, float, float]:
-    """Mean of the per-image differences, its paired t interval and its paired bootstrap interval."""
-    n = d.numel()
-    mean = float(d.mean())
-    half = T_975 * float(d.std(unbiased=True)) / math.sqrt(n)
-    generator = torch.Generator().manual_seed(seed)
-    means = d[torch.randint(0, n, (draws, n), generator=generator)].mean(1)
-    low, high = torch.quantile(means, torch.tensor([0.025, 0.975])).tolist()
-    return mean, mean - half, mean + half, low, high
-
-
 def confidence_intervals(args: argparse.Namespace) -> None:
     from googlenet.data.builtin import resolve_data
     from googlenet.data.datasets import build_dataset
     from googlenet.evaluation.protocol import (
         crop_probabilities,
         load_models,
+        paired_effects,
         select_images,
         table3,
         table3_spread,
     )
-    from googlenet.evaluation.tables import format_spread, format_table3
+    from googlenet.evaluation.tables import format_effects, format_spread, format_table3
     from googlenet.runs import resolve_checkpoints
 
     root = resolve_data(args.data)
@@ -147,7 +135,6 @@ def confidence_intervals(args: argparse.Namespace) -> None:
         batch_size=144,
         workers=args.workers,
     )
-    members = range(len(loaded.models))
     # The Table 3 that `googlenet evaluate --model-counts every` prints, from the same probabilities.
     print(format_table3(table3(result, labels, model_counts="every"), title="Table 3"))
     if len(loaded.models) > 1:
@@ -155,35 +142,8 @@ def confidence_intervals(args: argparse.Namespace) -> None:
             format_spread(table3_spread(result, labels), title="Mean ± sd over every k-subset of the models")
         )
 
-    def errors(probs: torch.Tensor) -> torch.Tensor:  # per-image 0/1 top-1 error (NaN row: an error)
-        return (probs.nan_to_num(-1.0).argmax(1) != labels).float()
-
-    err = {(m, s): errors(result.probs[(m, s)]) for m in members for s in schemes}
-    ensemble = {s: errors(torch.stack([result.probs[(m, s)] for m in members]).mean(0)) for s in schemes}
-    mean_member = {s: torch.stack([err[(m, s)] for m in members]).mean(0) for s in schemes}
-    n = len(labels)
-    names = ", ".join(m.name for m in loaded.models)
-    print(f"{n} images of {root} [val], {loaded.image_size}px; models: {names}")
-    for s in schemes:
-        singles = ", ".join(f"{100 * float(err[(m, s)].mean()):.1f}%" for m in members)
-        print(
-            f"  {s:>3} crops: members {singles}; mean member {100 * float(mean_member[s].mean()):.1f}%; "
-            f"ensemble {100 * float(ensemble[s].mean()):.1f}%"
-        )
-    print("effect (error points, positive = better)        mean   paired t 95% CI    bootstrap 95% CI")
-    rows = []
-    first, last = schemes[0], schemes[-1]
-    if first != last:
-        rows.append((f"{last} vs {first} crops, mean single model", mean_member[first] - mean_member[last]))
-    for s in schemes:
-        rows.append((f"ensemble vs mean member, {s} crops", mean_member[s] - ensemble[s]))
-    for name, d in rows:
-        mean, t_low, t_high, b_low, b_high = _paired(d)
-        verdict = "excludes 0" if min(t_low, b_low) > 0 or max(t_high, b_high) < 0 else "includes 0"
-        print(
-            f"  {name:<44} {100 * mean:+5.2f}  [{100 * t_low:+5.2f}, {100 * t_high:+5.2f}]  "
-            f"[{100 * b_low:+5.2f}, {100 * b_high:+5.2f}]  {verdict}"
-        )
+    # googlenet evaluate prints the same table; the library computes it (protocol.paired_effects).
+    print(format_effects(paired_effects(result, labels), title=f"paired over {len(labels)} images of {root}"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -442,7 +442,7 @@ def test_evaluate_cli_checks_outputs_and_sizes_before_work(tiny, tmp_path) -> No
     locked.chmod(0o500)
     try:
         cases = [
-            (["--json", str(folder)], [str(folder), "is a folder"]),
+            (["--json", str(folder)], [str(folder), "is a directory"]),
             (["--json", str(tmp_path / "missing" / "e.json")], [str(tmp_path / "missing" / "e.json")]),
             (["--image-size", "10"], ["--image-size", "10"]),
         ]
@@ -485,3 +485,28 @@ def test_evaluation_result_round_trip_and_old_files() -> None:
     ]:
         with pytest.raises(GoogLeNetError, match=message):
             EvaluationResult.from_json(bad, source="x.json")
+
+
+def test_paired_effects_by_hand() -> None:
+    from googlenet.evaluation.protocol import paired_effects
+
+    # 4 images, 2 classes, 2 models x (1, 144) crops; label 0 everywhere. Per-image 0/1 errors:
+    #   model 0 @1: 1 1 0 0   model 1 @1: 1 0 1 0   -> mean member @1: 1, .5, .5, 0
+    #   model 0 @144: 0 1 0 0 model 1 @144: 0 0 1 0 -> mean member @144: 0, .5, .5, 0
+    def p(errors: list[int], margin: float = 0.3) -> torch.Tensor:
+        return torch.tensor(
+            [[0.5 - margin, 0.5 + margin] if e else [0.5 + margin, 0.5 - margin] for e in errors]
+        )
+
+    probs = {(0, "1"): p([1, 1, 0, 0]), (1, "1"): p([1, 0, 1, 0]),
+             (0, "144"): p([0, 1, 0, 0]), (1, "144"): p([0, 0, 1, 0])}  # fmt: skip
+    labels = torch.zeros(4, dtype=torch.long)
+    crops, ens1, ens144 = paired_effects(probs, labels, draws=2000)
+    d = torch.tensor([1.0, 0.0, 0.0, 0.0])  # 1-crop minus 144-crop mean-member error per image
+    assert crops.mean == pytest.approx(0.25) and crops.n == 4
+    half = 1.959964 * float(d.std()) / 2
+    assert (crops.low, crops.high) == pytest.approx((0.25 - half, 0.25 + half))
+    assert not crops.excludes_zero  # 4 images cannot show it
+    # Equal margins: the ensemble's average keeps ties at 0.5/0.5 for images 2 and 3 -> argmax class 0.
+    assert ens1.mean == pytest.approx((1 + 0.5 + 0.5 + 0) / 4 - 0.25)
+    assert "ensemble" in ens144.name and crops.to_dict()["excludes_zero"] is False

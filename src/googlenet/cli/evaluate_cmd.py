@@ -145,12 +145,13 @@ def run(args: argparse.Namespace) -> int:
         check_class_names,
         crop_probabilities,
         load_models,
+        paired_effects,
         select_images,
         table3,
         table3_spread,
     )
     from ..evaluation.result import EvaluationResult
-    from ..evaluation.tables import format_spread, format_table3
+    from ..evaluation.tables import format_effects, format_spread, format_table3
     from ..inference.calibration import calibration_loader
     from ..runs import resolve_checkpoints
 
@@ -230,6 +231,11 @@ def run(args: argparse.Namespace) -> int:
             ),
             file=table_file,
         )
+    effects = paired_effects(result, labels)
+    if effects:
+        print(file=table_file)
+        print(format_effects(effects, title=f"The paper's effects, paired over the same {len(paths)} images"),
+              file=table_file)  # fmt: skip
     if result.unreadable:
         print(
             f"{len(result.unreadable)} of {len(paths)} images unreadable, counted as errors", file=sys.stderr
@@ -247,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         evaluation = EvaluationResult(
             rows=rows,
             spread=spread_rows,
+            effects=[e.to_dict() for e in effects],
             per_model=per_model,
             checkpoints=loaded.info,
             top_k=k,

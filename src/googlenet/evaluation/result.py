@@ -44,6 +44,7 @@ class EvaluationResult:
 
     rows: list[Table3Row]
     spread: list[SpreadRow] = field(default_factory=list)
+    effects: list[dict[str, Any]] = field(default_factory=list)  # protocol.PairedEffect.to_dict()
     per_model: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     top_k: int = PAPER_TOP_K
@@ -94,6 +95,7 @@ class EvaluationResult:
             "rows": [r.to_dict(base=i == 0) for i, r in enumerate(self.rows)],
             "per_model": self.per_model,
             "spread": [r.to_dict() for r in self.spread],
+            "effects": self.effects,
             "checkpoints": self.checkpoints,
             "data": self.data,
             "data_arg": self.data_arg,
@@ -167,7 +169,7 @@ class EvaluationResult:
         kwargs = {k: fields.pop(k) for k in list(fields) if k in known}
         if "dataset" in fields and "title" not in kwargs:  # hand-written tables named their data so
             kwargs["title"] = fields.pop("dataset")
-        for key in ("checkpoints", "unreadable", "schemes"):
+        for key in ("checkpoints", "unreadable", "schemes", "effects"):
             _list(kwargs.get(key, []), key, source)
         class_names = kwargs.get("class_names")
         if class_names is not None and not (

@@ -159,3 +159,26 @@ def spread_markdown(rows: Sequence[Any]) -> str | None:
     if not rows:
         return None
     return _markdown_table(*_columns(_MARKDOWN_SPREAD, spread_cells(rows, "-"), _k(rows)))
+
+
+def format_effects(effects: Sequence[Any], title: str | None = None) -> str:
+    """The paired effects (:func:`~googlenet.evaluation.protocol.paired_effects`) as a text table:
+    error points gained, positive = better."""
+    header = [
+        "effect (top-1 error points, positive = better)",
+        "mean",
+        "paired 95% CI",
+        "bootstrap 95% CI",
+        "",
+    ]
+    lines = [
+        [
+            e.name,
+            f"{100 * e.mean:+.2f}",
+            f"[{100 * e.low:+.2f}, {100 * e.high:+.2f}]",
+            f"[{100 * e.boot_low:+.2f}, {100 * e.boot_high:+.2f}]",
+            "excludes 0" if e.excludes_zero else "includes 0",
+        ]
+        for e in effects
+    ]
+    return _text_table(header, lines, title)
