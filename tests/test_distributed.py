@@ -4,8 +4,8 @@ A real ``torchrun --standalone --nproc-per-node 2`` (Gloo, CPU) trains with a pe
 process trains with batch 4. With the same seed both see the same global batches (the seeded sampler
 hands rank r the r-th slice of each global batch) and the same augmentations (seeded by position), and
 DDP's gradient average equals the single process's batch mean, so the two runs differ only by the
-order of fp32 sums (the tolerances below say how much that may show). The paper variant has no BatchNorm (no per-rank statistics); dropout is set to 0 because
-masks are drawn per rank.
+order of fp32 sums (the tolerances below say how much that may show). The paper variant has no
+BatchNorm (no per-rank statistics); dropout is set to 0 because masks are drawn per rank.
 """
 
 from __future__ import annotations
