@@ -93,8 +93,17 @@ def check_output_file(
 
 def check_json_output(args: argparse.Namespace, **kwargs: Any) -> None:
     """:func:`check_output_file` for ``args.json`` when it names a file."""
-    if args.json not in (None, STDOUT):
-        check_output_file(args.json, json_flag(args), **kwargs)
+    if args.json in (None, STDOUT):
+        return
+    path, flag = Path(args.json), json_flag(args)
+    # `--json IMAGE ...` takes IMAGE as the file to write (--json's value is optional): never
+    # overwrite an existing file that is not JSON.
+    if path.is_file() and path.suffix.lower() != ".json":
+        raise GoogLeNetError(
+            f"{flag} {path}: would overwrite this existing non-.json file; name a .json file, or put "
+            "--json after the other arguments to print to stdout"
+        )
+    check_output_file(path, flag, **kwargs)
 
 
 def write_json(args: argparse.Namespace, text: str) -> None:

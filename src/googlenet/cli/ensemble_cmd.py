@@ -46,11 +46,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_data(config: Any) -> None:
+    """Refuse a data folder the members could not read before OUT is made (the first member's
+    train would only find out after OUT/ensemble.json exists; issue 12). The built-in set is made
+    on demand, so it has nothing to check."""
+    from ..data.builtin import resolve_data
+    from ..data.datasets import build_dataset
+
+    if str(config.data) == "builtin":
+        return
+    root = resolve_data(config.data)
+    for split in ("train", "val"):
+        build_dataset(root, split, layout=config.layout)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..training.config import resolve_config
     from ..training.ensemble import EnsembleInterrupted, train_ensemble
 
     config = resolve_config(args.config_file, recipe_overrides(args))
+    check_data(config)
     configure_logging()
 
     def progress(i: int, state: str, run_dir: Any) -> None:

@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="output",
         aliases=("--output",),
         required=True,
+        metavar="FILE",
         help="output file (.onnx, .pt2 or .safetensors)",
     )
     p.add_argument(

@@ -88,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
 
     given = _given(args)
     given["device"] = resolve_device(args.device)
+    if args.init_from is not None:
+        from ..runs import resolve_checkpoint
+
+        resolve_checkpoint(args.init_from)  # a missing or wrong path, before the priors are fitted
     if args.resume:
         config = resume_config(args.out, given)
     else:
