@@ -541,12 +541,17 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from googlenet.training.ensemble import EnsembleInterrupted
+
     args = parse_args(argv)
     try:
         report = run(args)
     except GoogLeNetError as exc:
         print(f"benchmarks/detection.py: error: {exc}", file=sys.stderr)
         return 2
+    except EnsembleInterrupted as stop:  # SIGINT/SIGTERM while ours trains: the run is temporary
+        print(f"benchmarks/detection.py: stopped by {stop.signal_name} while training ours", file=sys.stderr)
+        return stop.exit_code
     print(format_table(report))
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
