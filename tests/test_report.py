@@ -352,5 +352,5 @@ def test_report_max_images_and_evaluate_limit_see_the_same_images(
     assert result.returncode == 0, result.stderr
     index = (report / "index.md").read_text()
     row = record["rows"][0]
-    assert f"top-1 error {100 * row['top1_err']:.2f}%, top-3 error {100 * row['topk_err']:.2f}%" in index
+    assert f"top-1 error {100 * row['top1_err']:.2f}%, top-2 error {100 * row['topk_err']:.2f}%" in index
     assert "over 4 validation images (1 unreadable, counted as errors" in index

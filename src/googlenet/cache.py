@@ -16,6 +16,8 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .errors import GoogLeNetError
+
 
 def cache_dir() -> Path:
     """``$GOOGLENET_CACHE`` if set, else ``~/.cache/googlenet``."""
@@ -85,3 +87,31 @@ def build_directory(
                 return root
             raise
     return root
+
+
+def cached_set(
+    name: str,
+    key: str,
+    cache_root: str | Path | None,
+    is_complete: Callable[[Path], bool],
+    make: Callable[[Path], Path],
+) -> Path:
+    """The generated set ``<cache>/<name>-<key>``: reused when complete (no lock, no scan: the
+    common case), else made by ``make(target)`` (which locks, see :func:`build_directory`)."""
+    root = Path(cache_root).expanduser() if cache_root is not None else cache_dir()
+    target = root / f"{name}-{key}"
+    if is_complete(target):
+        return target.absolute()
+    return make(target)
+
+
+def data_folder(data: str | Path, what: str, hint: str, make_builtin: Callable[[], Path]) -> Path:
+    """``"builtin"`` -> ``make_builtin()``; else ``data`` as an existing folder, or a one-line error
+    naming it as ``what`` with ``hint`` (what to give instead)."""
+    if str(data) == "builtin":
+        return make_builtin()
+    path = Path(data).expanduser()
+    if not path.is_dir():
+        state = "does not exist" if not path.exists() else "is not a directory"
+        raise GoogLeNetError(f"{what} {str(data)!r} {state} ({hint})")
+    return path

@@ -250,24 +250,23 @@ def ensure_builtin(cache_dir: str | Path | None = None, **params: Any) -> Path:
     """
     workers = params.pop("workers", None)
     full = check_params(params)
-    root = Path(cache_dir).expanduser() if cache_dir is not None else cache.cache_dir()
-    target = root / f"builtin-{builtin_key(**full)}"
-    if is_complete(target, full):  # the common case: no lock, no directory scan
-        return target.absolute()
-    return make_builtin(target, workers=workers, **full)
+    return cache.cached_set(
+        "builtin",
+        builtin_key(**full),
+        cache_dir,
+        lambda target: is_complete(target, full),
+        lambda target: make_builtin(target, workers=workers, **full),
+    )
 
 
 def resolve_data(data: str | Path, **builtin_params: Any) -> Path:
     """``"builtin"`` -> :func:`ensure_builtin` (``builtin_params`` passed on); else the existing directory."""
-    if str(data) == "builtin":
-        return ensure_builtin(**builtin_params)
-    path = Path(data).expanduser()
-    if not path.is_dir():
-        what = "does not exist" if not path.exists() else "is not a directory"
-        raise GoogLeNetError(
-            f"data directory {str(data)!r} {what} (give a folder with train/ and val/, or 'builtin')"
-        )
-    return path
+    return cache.data_folder(
+        data,
+        "data directory",
+        "give a folder with train/ and val/, or 'builtin'",
+        lambda: ensure_builtin(**builtin_params),
+    )
 
 
 # ----------------------------------------------------------------------------------------------

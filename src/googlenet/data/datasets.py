@@ -520,3 +520,15 @@ def _simple_labels(path: Path, num_classes: int) -> Callable[[str], int | None]:
             raise GoogLeNetError(f"{path}:{lineno}: label {label} outside 0..{num_classes - 1}")
         labels[Path(parts[0]).name] = label
     return labels.get
+
+
+def select_images(count: int, limit: int | None) -> list[int]:
+    """The indices of the images a run capped at ``limit`` looks at: ``limit`` spread evenly over
+    ``range(count)`` (every ``count / limit``-th; folder datasets are sorted by class, so every class
+    is sampled), all of them without a cap. ``evaluate --limit`` and ``report --max-images`` both
+    ask this function, so a report's confusion matrix and its Table 3 come from the same images."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1. Got {limit}")
+    if limit is None or limit >= count:
+        return list(range(count))
+    return [i * count // limit for i in range(limit)]

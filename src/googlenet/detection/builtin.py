@@ -295,24 +295,23 @@ def ensure_builtin_detection(cache_dir: str | Path | None = None, **params: Any)
     made on first use; concurrent callers share one copy (see :func:`googlenet.cache.build_directory`)."""
     workers = params.pop("workers", None)
     full = check_detection_params(params)
-    base = Path(cache_dir).expanduser() if cache_dir is not None else cache.cache_dir()
-    target = base / f"builtin-detection-{builtin_detection_key(**full)}"
-    if is_complete(target, full):  # the common case: no lock, no directory scan
-        return target.absolute()
-    return make_builtin_detection(target, workers=workers, **full)
+    return cache.cached_set(
+        "builtin-detection",
+        builtin_detection_key(**full),
+        cache_dir,
+        lambda target: is_complete(target, full),
+        lambda target: make_builtin_detection(target, workers=workers, **full),
+    )
 
 
 def resolve_detection_data(data: str | Path, **params: Any) -> Path:
     """``"builtin"`` -> :func:`ensure_builtin_detection` (``params`` passed on); else the existing folder."""
-    if str(data) == "builtin":
-        return ensure_builtin_detection(**params)
-    path = Path(data).expanduser()
-    if not path.is_dir():
-        what = "does not exist" if not path.exists() else "is not a directory"
-        raise GoogLeNetError(
-            f"detection data folder {str(data)!r} {what} (give a VOC-layout folder or 'builtin')"
-        )
-    return path
+    return cache.data_folder(
+        data,
+        "detection data folder",
+        "give a VOC-layout folder or 'builtin'",
+        lambda: ensure_builtin_detection(**params),
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ PAPER_TOP_K = 5  # section 7: "top-5 error rate"
 
 
 def topk_for(num_classes: int) -> int:
-    """The "top-5" k: 5, or the number of classes when there are fewer (then top-k error is 0)."""
-    return min(PAPER_TOP_K, num_classes)
+    """The "top-5" k (section 7, ILSVRC): 5 with more than 5 classes; with fewer, one less than the
+    classes, since a top-k with k >= the classes is always right and says nothing (issue 12)."""
+    return max(1, min(PAPER_TOP_K, num_classes - 1))
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int]) -> list[int]:

@@ -109,7 +109,7 @@ def plot_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Pat
         raise ValueError("plot_curves needs at least one run")
     several = len(runs) > 1
     run_colours = {label: f"C{i % 10}" for i, label in enumerate(runs)}
-    # top_k is min(5, classes) in the trainer's records; a 4-class set has a top-4 error
+    # top_k is metrics.topk_for(classes) in the trainer's records: a 4-class set has a top-3 error
     ks = {int(r["top_k"]) for records in runs.values() for r in records if isinstance(r.get("top_k"), int)}
     k = ks.pop() if len(ks) == 1 else PAPER_TOP_K
     fig = new_figure(11.0, 8.0 + 0.25 * len(runs) * several)

@@ -38,6 +38,7 @@ import torch
 import torch.utils.data
 
 from ..data.config import DataConfig
+from ..data.datasets import select_images
 from ..data.multicrop import multicrop, normalize_crops, num_crops, parse_scheme
 from ..errors import GoogLeNetError
 from .metrics import topk_errors, topk_for
@@ -265,18 +266,6 @@ def crop_probabilities(
         flush(scheme)
     # Every image unreadable: no forward ran, so the class count is unknown; leave probs empty.
     return result
-
-
-def select_images(count: int, limit: int | None) -> list[int]:
-    """The indices of the images a run capped at ``limit`` looks at: ``limit`` spread evenly over
-    ``range(count)`` (every ``count / limit``-th; folder datasets are sorted by class, so every class
-    is sampled), all of them without a cap. ``evaluate --limit`` and ``report --max-images`` both
-    ask this function, so a report's confusion matrix and its Table 3 come from the same images."""
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be at least 1. Got {limit}")
-    if limit is None or limit >= count:
-        return list(range(count))
-    return [i * count // limit for i in range(limit)]
 
 
 def ensemble_probabilities(

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 from ..errors import GoogLeNetError
-from .metrics import PAPER_TOP_K, topk_for
+from .metrics import PAPER_TOP_K
 from .protocol import SpreadRow, Table3Row
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "EvaluationResult", "read_evaluation"]
@@ -160,7 +160,8 @@ class EvaluationResult:
         num_classes = _optional_int(fields.pop("num_classes", None), "num_classes", source)
         top_k = fields.pop("top_k", None)
         if top_k is None:
-            top_k = topk_for(num_classes) if num_classes else PAPER_TOP_K
+            # format 1 wrote no top_k: its "top-5" was top-min(5, classes)
+            top_k = min(PAPER_TOP_K, num_classes) if num_classes else PAPER_TOP_K
         top_k = _int(top_k, "top_k", source)
         rows = _table3_rows(fields.pop("rows", None), top_k, source)
         spread = _spread_rows(fields.pop("spread", None) or [], top_k, source)

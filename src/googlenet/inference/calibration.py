@@ -48,9 +48,12 @@ def calibration_batches(
 ) -> list[torch.Tensor]:
     """Up to ``count`` normalised centre crops from ``source`` (see the module docstring), in
     batches of ``batch_size``; unreadable files are skipped, none readable is an error."""
-    from ..data.datasets import build_dataset, open_image
+    from ..data.datasets import (
+        build_dataset,
+        open_image,
+        select_images,  # the one "N spread evenly over a sorted set"
+    )
     from ..data.transforms import eval_transform
-    from ..evaluation.protocol import select_images  # the one "N spread evenly over a sorted set"
 
     root = Path(source).expanduser()
     if not root.is_dir():
