@@ -214,11 +214,6 @@ def ensemble_entries(directory: str | Path) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def ensemble_members(directory: str | Path) -> list[str]:
-    """The member entries of ``DIR/ensemble.json`` as written (paths, maybe relative to DIR)."""
-    return [member for member, _ in ensemble_entries(directory)]
-
-
 def _check_member_trained(directory: Path, number: int, member: str, record: dict[str, Any]) -> None:
     """Refuse a member that ``ensemble.json`` records as failed: say so, with its error, instead of
     the "does not exist" or "has not finished" its folder alone would give."""

@@ -13,7 +13,7 @@ train_ensemble`): they differ in seed (data order and background sampling), as t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +95,6 @@ def region_task(
         build_data=region_data(method, proposal_workers=proposal_workers, progress=progress),
         build_sampler=region_sampler,
     )
-
-
-def object_class_names(classes: Sequence[str]) -> list[str]:
-    """The detector's class names: the region classifier's, without the background."""
-    if not classes or classes[0] != BACKGROUND_NAME:
-        raise GoogLeNetError(
-            f"not a region classifier: its first class is {classes[:1]}, not {BACKGROUND_NAME}"
-        )
-    return list(classes[1:])
 
 
 def member_dirs(out: str | Path, n: int) -> list[str]:
