@@ -386,7 +386,7 @@ def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.
         ("--image-size", "32"): "--image-size must be an integer of at least 64",
         ("--val-split", "test"): "split file",
         ("--batch-size", "8"): "--batch-size 8 is larger than the 2 training images",
-        ("--device", "gpu"): "unknown --device 'gpu'",
+        ("--device", "gpu"): "unknown device 'gpu'",
     }
     for flags, message in cases.items():
         args = ["train-multibox", "--data", str(voc), "--out", str(out), "--val-split", "none"]
