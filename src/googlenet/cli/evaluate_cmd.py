@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.datasets import build_dataset
     from ..evaluation.metrics import topk_errors
     from ..evaluation.protocol import (
-        check_class_names,
+        check_models_fit_data,
         crop_probabilities,
         load_models,
         paired_effects,
@@ -176,13 +176,8 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         calibration=calibration_loader(root, args.layout),
     )
-    if loaded.num_classes != len(dataset.classes):
-        raise GoogLeNetError(
-            f"{checkpoints[0].weights} predicts {loaded.num_classes} classes but {root} ({args.split}) has "
-            f"{len(dataset.classes)}"
-        )
-    check_class_names(
-        loaded.class_names,
+    check_models_fit_data(
+        loaded,
         dataset.classes,
         model=str(checkpoints[0].weights),
         data=f"{root} ({args.split})",

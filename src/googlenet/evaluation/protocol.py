@@ -551,6 +551,15 @@ def check_class_names(
     )
 
 
+def check_models_fit_data(
+    loaded: Any, classes: Sequence[str], *, model: str, data: str, allow_mismatch: bool = False
+) -> None:
+    """The models predict as many classes as ``data`` has, with the same names (:func:`check_class_names`)."""
+    if loaded.num_classes != len(classes):
+        raise GoogLeNetError(f"{model} predicts {loaded.num_classes} classes but {data} has {len(classes)}")
+    check_class_names(loaded.class_names, classes, model=model, data=data, allow_mismatch=allow_mismatch)
+
+
 def _shown(names: Sequence[str], limit: int = 12) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 

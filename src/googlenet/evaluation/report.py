@@ -109,7 +109,7 @@ def predict_validation(
     from ..data.datasets import build_dataset
     from ..runs import ModelRef, resolve_checkpoints
     from .protocol import (
-        check_class_names,
+        check_models_fit_data,
         crop_probabilities,
         ensemble_probabilities,
         load_models,
@@ -121,13 +121,8 @@ def predict_validation(
     dataset = build_dataset(data_root, "val", layout=layout)
     if not dataset.samples:
         raise GoogLeNetError(f"{data_root}: the validation split has no images")
-    if loaded.num_classes != len(dataset.classes):
-        raise GoogLeNetError(
-            f"{refs[0].weights} predicts {loaded.num_classes} classes but {data_root} (val) has "
-            f"{len(dataset.classes)}"
-        )
-    check_class_names(
-        loaded.class_names,
+    check_models_fit_data(
+        loaded,
         dataset.classes,
         model=str(refs[0].weights),
         data=f"{data_root} (val)",
