@@ -17,7 +17,8 @@ Same data: the train split of ``--data`` for both, evaluated on its val split wi
 epoch of ours is one pass over the positive regions (R-CNN's sampling), one of the peer one pass
 over the images; ``--budget seconds`` gives the peer the wall-clock seconds ours took (proposals
 included) instead. Both start from the same random initial backbone (``--seed``), or from the same
-classification weights (``--init-from``: the layers up to inception5b are copied into both).
+classification weights (``--init-from``: :func:`googlenet.training.finetune.load_pretrained` loads
+them into both, ours through ``TrainConfig.init_from`` as ``googlenet train-detector`` does).
 
 Inference runs interleaved, image by image, on the val split with the same torch (and OpenCV)
 threads: ours from the raw image (Selective Search, warping, the network over every region, NMS)
@@ -26,14 +27,13 @@ ours' ``min_score`` (torchvision's default 0.05 would cut the low end of the pre
 curve that AP integrates) and at most 100 per image, as ours.
 
     python benchmarks/detection.py --data DIR --epochs 4 --json out.json
-    python benchmarks/detection.py --tiny --json out.json            # a few images, 1 epoch (tests)
+    python benchmarks/detection.py --tiny --json out.json            # 4 + 2 images, 1 epoch (tests)
     python benchmarks/detection.py --data DIR --init-from runs/cls    # both from classification weights
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -61,7 +61,7 @@ from googlenet.detection.detections import Detection, detections_of
 from googlenet.detection.metrics import evaluate_detections
 from googlenet.detection.scoring import MIN_SCORE, ScoringSettings
 from googlenet.errors import GoogLeNetError
-from googlenet.runs import resolve_checkpoint
+from googlenet.training.finetune import load_pretrained
 
 OURS = "ours: R-CNN + GoogLeNet (section 8)"
 PEER = "peer: Faster R-CNN + GoogLeNet"
@@ -73,12 +73,17 @@ ASPECT_RATIOS = (0.5, 1.0, 2.0)  # Faster R-CNN's three shapes (section 3.1 of R
 # in the box head, which with 1024-channel features dominates everything else.
 PEER_REGIONS_PER_IMAGE = 64
 PEER_TEST_PROPOSALS = 300
-TINY_DATA = {"classes": 2, "train_images": 4, "val_images": 2, "image_size": 96}
+TINY_DATA = {"classes": 2, "train_images": 4, "val_images": 2, "image_size": 64}
 # Faster R-CNN's SGD settings scaled from torchvision's reference (lr 0.02 for 16 images) to the batch.
 PEER_SGD_LR_PER_IMAGE = 0.02 / 16
 PEER_ADAMW_LR = 1e-4
 PEER_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
 OURS_ADAMW = {"lr": 0.002, "weight_decay": 0.05}  # docs/training.md's short-run AdamW
+# configs/detector_demo.yaml's fine-tuning rate (R-CNN fine-tunes below pre-training's rate) and its
+# Polyak decay: the detector keeps the averaged weights, and the default 0.999 (1000 steps) would
+# leave a run of a few hundred steps mostly at its initial weights; the peer keeps its raw weights.
+OURS_FINETUNE_LR = 0.001
+OURS_EMA_DECAY = 0.98
 
 
 # --------------------------------------------------------------------------- boxes between conventions
@@ -118,19 +123,6 @@ class GoogLeNetBackbone(nn.Module):
         return self.body.forward_features(x)  # N x 1024 x H/32 x W/32
 
 
-def copy_backbone(source: googlenet.GoogLeNet, target: googlenet.GoogLeNet) -> int:
-    """Copy ``source``'s layers up to inception5b into ``target`` (strictly: same variant); the count."""
-    stages = set(target.stages)
-    features = {k: v for k, v in source.state_dict().items() if k.split(".")[0] in stages}
-    missing, unexpected = target.load_state_dict(features, strict=False)
-    left = [k for k in missing if k.split(".")[0] in stages]
-    if left or unexpected:
-        raise GoogLeNetError(
-            f"--init-from: the backbone does not fit {target.meta.variant}: missing {left[:3]}"
-        )
-    return len(features)
-
-
 def anchor_sizes(train_set: Any, scale: float) -> tuple[int, ...]:
     """Powers of two spanning the training boxes' sides (sqrt of the area) at the peer's scale."""
     boxes = np.concatenate([t.boxes for t in train_set.targets()]).reshape(-1, 4)
@@ -146,18 +138,20 @@ def image_sides(dataset: Any) -> tuple[int, int]:
     return int(np.median(shorter)), int(max(longer))
 
 
-def build_peer(args: argparse.Namespace, train_set: Any, init: googlenet.GoogLeNet | None) -> FasterRCNN:
+def build_peer(args: argparse.Namespace, train_set: Any) -> tuple[FasterRCNN, str | None]:
+    """The peer and, with ``--init-from``, what :func:`load_pretrained` loaded into its backbone (the
+    same call ours' ``TrainConfig.init_from`` makes; a variant that does not fit is an error here,
+    before ours trains)."""
     num_classes = len(train_set.class_names)
     torch.manual_seed(args.seed)  # the same random backbone as ours' (fit seeds the init the same way)
     body = googlenet.create_model(args.model, num_classes=num_classes + 1)
-    if init is not None:
-        copy_backbone(init, body)
+    init = load_pretrained(body, args.init_from).summary() if args.init_from else None
     shorter, longer = image_sides(train_set)
     min_size = round(args.peer_scale * shorter)
     anchors = AnchorGenerator(
         sizes=(anchor_sizes(train_set, min_size / shorter),), aspect_ratios=(ASPECT_RATIOS,)
     )
-    return FasterRCNN(
+    peer = FasterRCNN(
         GoogLeNetBackbone(body),
         num_classes=num_classes + 1,  # torchvision's class 0 is the background
         min_size=min_size,
@@ -171,6 +165,7 @@ def build_peer(args: argparse.Namespace, train_set: Any, init: googlenet.GoogLeN
         box_score_thresh=MIN_SCORE,
         box_detections_per_img=ScoringSettings().max_detections,
     )
+    return peer, init
 
 
 def peer_sample(dataset: Any, i: int, flip: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -263,8 +258,12 @@ def ours_config(args: argparse.Namespace, data: str, out: Path) -> Any:
         "num_threads": args.threads,
         "workers": args.workers,
         "log_every": 10**6,
+        "init_from": args.init_from,
+        "ema_decay": OURS_EMA_DECAY,
         **(OURS_ADAMW if args.optimizer == "adamw" else {}),
     }
+    if args.optimizer == "adamw" and args.init_from:
+        overrides["lr"] = OURS_FINETUNE_LR
     if args.lr is not None:
         overrides["lr"] = args.lr
     config = resolve_config(None, overrides)
@@ -272,9 +271,7 @@ def ours_config(args: argparse.Namespace, data: str, out: Path) -> Any:
     return config
 
 
-def train_ours(
-    args: argparse.Namespace, data: str, out: Path, init: googlenet.GoogLeNet | None
-) -> dict[str, Any]:
+def train_ours(args: argparse.Namespace, data: str, out: Path) -> dict[str, Any]:
     """Train one region classifier as ``googlenet train-detector --members 1`` does and write
     ``detector.json``; proposals are computed (and cached) first so their cost is reported apart."""
     from googlenet.detection.detector import DetectorManifest, write_manifest
@@ -291,15 +288,6 @@ def train_ours(
         cached_proposals(ds, method, workers=args.proposal_workers)
     proposal_seconds = time.perf_counter() - t0
     task = region_task(method, proposal_workers=args.proposal_workers)
-    if init is not None:
-        build = task.build_model
-
-        def build_model(config: Any, classes: Sequence[str]) -> googlenet.GoogLeNet:
-            model = build(config, classes)
-            copy_backbone(init, model)
-            return model
-
-        task = dataclasses.replace(task, build_model=build_model)
     t0 = time.perf_counter()
     train_ensemble(config, 1, config.out, same_init=True, task=task)
     fit_seconds = time.perf_counter() - t0
@@ -386,7 +374,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--optimizer", choices=("sgd", "adamw"), default="adamw", help="both sides' optimizer family"
     )
-    p.add_argument("--lr", type=float, default=None, help="ours' learning rate (default: AdamW 0.002)")
+    p.add_argument(
+        "--lr", type=float, default=None,
+        help=f"ours' (default: AdamW {OURS_ADAMW['lr']}; {OURS_FINETUNE_LR} with --init-from)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32, help="ours: regions per batch")
     p.add_argument("--peer-lr", type=float, default=None, help=f"peer's (default: AdamW {PEER_ADAMW_LR})")
     p.add_argument("--peer-batch-size", type=int, default=2, help="peer: images per batch (torchvision: 2)")
@@ -414,11 +405,11 @@ def resolve_data(args: argparse.Namespace) -> str:
     from googlenet.detection.builtin import ensure_builtin_detection, resolve_detection_data
 
     if args.data == "builtin":
-        return str(ensure_builtin_detection(**(TINY_DATA if args.tiny else {})))
+        return str(ensure_builtin_detection(**({**TINY_DATA, "workers": 1} if args.tiny else {})))
     return str(resolve_detection_data(args.data))
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from googlenet.detection.detector import Detector
 
     if args.threads:
@@ -429,15 +420,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = resolve_data(args)
     train_set = open_detection_dataset(data, "train")
     val_set = open_detection_dataset(data, "val", classes=train_set.class_names)
-    init = resolve_checkpoint(args.init_from).load() if args.init_from else None
-    if init is not None and init.meta.variant != args.model:
-        raise GoogLeNetError(
-            f"--init-from {args.init_from} is a {init.meta.variant}; pass --model {init.meta.variant}"
-        )
+    peer, peer_init = build_peer(args, train_set)  # first: a bad --init-from stops here
     with tempfile.TemporaryDirectory(prefix="bench-detection-") as tmp:
-        ours_training = train_ours(args, data, Path(tmp), init)
+        ours_training = train_ours(args, data, Path(tmp))
         torch.set_num_threads(threads)  # fit may change it; inference runs both on the same threads
-        peer = build_peer(args, train_set, init)
         budget = ours_training["seconds"] if args.budget == "seconds" else None
         peer_training = train_peer(args, peer, train_set, device, budget)
         ours = Detector.load(
@@ -475,11 +461,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "anchor_sizes": list(peer.rpn.anchor_generator.sizes[0]),
         "aspect_ratios": list(ASPECT_RATIOS),
         "parameters": sum(p.numel() for p in peer.parameters()),
+        "init": peer_init,
     }
     return {
         "format": "googlenet-benchmark-detection",
         "format_version": 1,
-        "command": " ".join(["python", "benchmarks/detection.py", *sys.argv[1:]]),
+        "command": command,
         "settings": {
             **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "data": data,
@@ -544,8 +531,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from googlenet.training.ensemble import EnsembleInterrupted
 
     args = parse_args(argv)
+    command = " ".join(["python", "benchmarks/detection.py", *(sys.argv[1:] if argv is None else argv)])
     try:
-        report = run(args)
+        report = run(args, command)
     except GoogLeNetError as exc:
         print(f"benchmarks/detection.py: error: {exc}", file=sys.stderr)
         return 2

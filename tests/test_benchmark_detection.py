@@ -1,50 +1,57 @@
 """benchmarks/detection.py runs end to end and writes what it promises (its format, never its numbers).
 
-The script runs as a real subprocess in ``--tiny`` mode (1 epoch, 64 px regions, images at their own
-size) on a built-in detection set of 4 train / 2 val images made here; both detectors are trained and
-evaluated with the ILSVRC and VOC2012 rules, and the checks are on its JSON and its table.
+The script's ``main`` runs in this process in ``--tiny`` mode (1 epoch, 64 px regions, images at
+their own 64 px) on the built-in detection set of 4 train / 2 val images that ``--tiny`` makes (in
+the suite's cache); both detectors are trained and evaluated with the ILSVRC and VOC2012 rules, and
+the checks are on its JSON and its table.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import cv2
 import pytest
-
-from .conftest import run_cli
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "detection.py"
 
 
+def _load_script():
+    spec = importlib.util.spec_from_file_location("benchmark_detection", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_script()
+
+
+def shared_cache(factory: pytest.TempPathFactory) -> Path:
+    return factory.getbasetemp() / "googlenet-cache"  # conftest's: the tiny set is made once
+
+
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict]:
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     tmp = tmp_path_factory.mktemp("bench-detection")
-    data = tmp / "data"
-    made = run_cli("data", "make-builtin-detection", data, "--classes", "2", "--train-images", "4",
-                   "--val-images", "2", "--image-size", "96", "--workers", "1")  # fmt: skip
-    assert made.returncode == 0, made.stderr
     out = tmp / "result.json"
-    env = {**os.environ, "GOOGLENET_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "2"}
-    command = [
-        sys.executable,
-        str(SCRIPT),
-        "--tiny",
-        "--data",
-        str(data),
-        "--threads",
-        "2",
-        "--json",
-        str(out),
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, json.loads(out.read_text())
+    threads = torch.get_num_threads(), cv2.getNumThreads()
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+        mp.setenv("GOOGLENET_CACHE", str(shared_cache(tmp_path_factory)))
+        try:
+            code = bench.main(["--tiny", "--data", "builtin", "--threads", "2", "--json", str(out)])
+        finally:  # the script sets both libraries' threads; the rest of the suite keeps its own
+            torch.set_num_threads(threads[0])
+            cv2.setNumThreads(threads[1])
+    assert code == 0
+    return stdout.getvalue(), json.loads(out.read_text())
 
 
 def test_json_has_both_contenders_scored_by_our_metric(tiny) -> None:
@@ -83,14 +90,16 @@ def test_each_side_is_the_design_it_names(tiny) -> None:
     assert sum(stages.values()) <= ours["seconds_per_image"] * 1.05
     # The peer: one feature map, anchors in powers of two, images at their own size in --tiny.
     arch = peer["architecture"]
-    assert arch["min_size"] == 96 and len(arch["aspect_ratios"]) == 3
+    assert arch["min_size"] == 64 and len(arch["aspect_ratios"]) == 3 and arch["init"] is None
     assert all(math.log2(s).is_integer() for s in arch["anchor_sizes"])
     assert peer["training"]["steps"] == 2  # 4 images at torchvision's 2 per batch, 1 epoch
 
 
 def test_table_shows_both_and_the_ratio_column(tiny) -> None:
-    proc, _ = tiny
-    table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    stdout, report = tiny
+    json_out = report["settings"]["json"]
+    assert report["command"].endswith(f"--tiny --data builtin --threads 2 --json {json_out}")
+    table = [line for line in stdout.splitlines() if line.startswith("|")]
     assert "ours (R-CNN)" in table[0] and "peer (Faster R-CNN)" in table[0] and "ours / peer" in table[0]
     names = [line.split("|")[1].strip() for line in table[2:]]
     assert names == [
@@ -102,10 +111,22 @@ def test_table_shows_both_and_the_ratio_column(tiny) -> None:
     ]
 
 
-def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--data", str(tmp_path / "missing"), "--epochs", "1"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert "missing" in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--data", str(tmp_path / "missing"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("benchmarks/detection.py: error:") and "missing" in err and err.count("\n") == 1
+
+
+def test_init_from_weights_of_another_variant_stops_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The peer's backbone is loaded by load_pretrained (ours' init_from) before ours trains: a paper
+    # GoogLeNet's weights do not fit googlenet_bn, and the message says which --model they need.
+    import googlenet
+    from googlenet.weights.store import save_weights
+
+    weights = tmp_path / "paper.safetensors"
+    save_weights(googlenet.create_model("googlenet", num_classes=3), weights)
+    assert bench.main(["--tiny", "--data", "builtin", "--init-from", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert "--init-from" in err and "--model googlenet" in err and err.count("\n") == 1
