@@ -1,0 +1,678 @@
+"""The paper's detection Tables 4 and 5 in the built-in detection set's terms (section 8, issue 11).
+
+One run measures, on one built-in detection set:
+
+- a classification model pre-trained on the built-in classification set whose classes the
+  detection set draws (``googlenet train``), unless ``--init-from`` names one;
+- two detectors of ``--members`` region classifiers each (``googlenet train-detector``, the
+  members differ in seed): one fine-tuned from that model (R-CNN's recipe), one from scratch,
+  same recipe and budget;
+- every member alone (mean and sample sd over the members, i.e. over seeds) and the ensembles of
+  the first 2..N members, with R-CNN's proposals (``selective-search``) and the paper's
+  (``selective-search-2x``; ``paper`` = x2 + 200 MultiBox with ``--multibox``) at test time, scored
+  with the ILSVRC rule. Each member's network runs once per image and proposal method, and every
+  single/ensemble row is made from those outputs with the library's ensemble rule
+  (:func:`~googlenet.detection.scoring.average_probabilities`) and NMS
+  (:func:`~googlenet.detection.scoring.detections_from_scores`), which is what
+  ``googlenet evaluate-detection --members K`` does for the first K (the test checks they agree);
+- the cost per image on a few val images: proposals (one process), warping, the network and NMS for
+  one member and for the ensemble, per inference backend (``Detector`` with ``backend=``).
+
+The result is JSON with a versioned schema (``SCHEMA``, checked by benchmarks/render.py) and a
+markdown rendering (printed; ``--docs FILE`` also writes it as this benchmark's section of FILE).
+Re-running with the same ``--out`` reuses what is done (data, pre-training, finished members).
+
+    python benchmarks/detection_tables.py --out /work/runs-det --train-images 150 --val-images 60 \
+        --members 3 --epochs 1 --threads 1 --json docs/results/detection_tables.json \
+        --docs docs/detection.md
+    python benchmarks/detection_tables.py --tiny --out /tmp/det --json /tmp/det/result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import render as R
+import torch
+
+from googlenet.cli import main as googlenet
+from googlenet.detection.datasets import open_detection_dataset
+from googlenet.detection.detections import detections_of
+from googlenet.detection.detector import Detector, StageTimes, read_manifest
+from googlenet.detection.metrics import evaluate_detections
+from googlenet.detection.proposals import cached_proposals, coverage, proposal_method, propose
+from googlenet.detection.scoring import average_probabilities, detections_from_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME, VERSION = "detection_tables", 1
+INITS = ("fine-tuned", "scratch")
+
+STAGES = {"warp": float, "network": float, "nms": float, "total": float}
+SCHEMA: dict[str, Any] = {
+    "settings": {
+        "train_images": int,
+        "val_images": int,
+        "data_image_size": int,
+        "region_size": int,
+        "members": int,
+        "epochs": int,
+        "config": str,
+        "pretrain_config": str,
+        "pretrain_epochs": int,
+        "pretrain_train_per_class": int,
+        "init_from?": str,  # a given classification model (then nothing is pre-trained here)
+        "train_proposals": str,
+        "proposals": [str],
+        "rule": str,
+        "backends": [str],
+        "cost_images": int,
+        "threads": int,
+        "tiny": bool,
+    },
+    "data": {"classes": [str], "val_objects": int, "train_objects": int},
+    "pretrain?": {"val_top1_err": float, "avg_val_top1_err": float, "epochs": int},
+    "wall_seconds": {"?": float},  # data, pretrain, train fine-tuned, train scratch, evaluation, cost, total
+    "load_average_during": {"min": float, "mean": float, "max": float, "samples": int},
+    "proposals": [{"method": str, "per_image": float, "coverage": float}],
+    # One row per (init, proposals, members): members are 0-based indices; a single member or the first k.
+    "runs": [
+        {
+            "init": str,
+            "proposals": str,
+            "members": [int],
+            "mAP": float,
+            "AP": {"?": float},
+            "num_detections": int,
+        }
+    ],
+    # Per (init, proposals): the single members' mAPs, their mean and sample sd, the ensembles' mAPs.
+    "summary": [
+        {
+            "init": str,
+            "proposals": str,
+            "single": [float],
+            "single_mean": float,
+            "single_sd?": float,  # with 2 members or more
+            "ensembles": {"?": float},  # "k" -> mAP of the first k members, k = 2..N
+        }
+    ],
+    # Paired differences over the members (same seed on both sides): mean and sample sd.
+    "paired": [{"what": str, "diffs": [float], "mean": float, "sd?": float}],
+    "proposal_cost": [{"method": str, "seconds_per_image": float, "images": int}],
+    "cost": [
+        {
+            "backend": str,  # as asked
+            "resolved": str,  # the Predictor's backend/precision
+            "members": int,
+            "proposals": str,
+            "images": int,
+            "regions_per_image": float,
+            "seconds_per_image": STAGES,
+        }
+    ],
+}
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+def cli(*args: object) -> None:
+    """One ``googlenet`` command, in this process (as the CLI tests do); a failure stops the run."""
+    argv = [str(a) for a in args]
+    print("$ googlenet " + " ".join(argv), file=sys.stderr, flush=True)
+    log = logging.getLogger("googlenet")
+    handlers = list(log.handlers)
+    try:
+        code = googlenet(argv)
+    finally:  # each training command adds its stderr handler: one per call, not one more per call
+        log.handlers[:] = handlers
+    if code != 0:
+        raise SystemExit(f"detection_tables: `googlenet {' '.join(argv)}` exited with {code}")
+
+
+class LoadSampler:
+    """The 1-minute load average every ``every`` seconds while the run lasts."""
+
+    def __init__(self, every: float) -> None:
+        self.every, self.samples, self._stop = every, [os.getloadavg()[0]], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, Any]:
+        s = self.samples
+        return {"min": min(s), "mean": round(statistics.fmean(s), 2), "max": max(s), "samples": len(s)}
+
+
+def sd(values: Sequence[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def member_outputs(
+    det_dir: Path, method: Any, dataset: Any, proposals: dict[str, np.ndarray], threads: int
+) -> tuple[Detector, list[tuple[str, np.ndarray, list[torch.Tensor]]]]:
+    """Every member's logits for every image's regions (torch fp32), each network run once."""
+    detector = Detector.load(det_dir, proposals=method, backend="torch", precision="fp32", threads=threads)
+    out = []
+    for i in range(len(dataset)):
+        image, target = dataset[i]
+        boxes, warped = detector.regions(image, proposals[target.image_id])
+        logits = [torch.cat([p(c) for c in warped.split(detector.batch_size)]) for p in detector.predictors]
+        out.append((target.image_id, boxes, logits))
+    return detector, out
+
+
+def combination_runs(
+    det_dir: Path,
+    init: str,
+    method: Any,
+    dataset: Any,
+    proposals: dict[str, np.ndarray],
+    rule: str,
+    threads: int,
+) -> list[dict[str, Any]]:
+    """Each member alone, then the first k members for k = 2..N, scored under ``rule``."""
+    detector, outputs = member_outputs(det_dir, method, dataset, proposals, threads)
+    n = len(detector.predictors)
+    combos = [[i] for i in range(n)] + [list(range(k)) for k in range(2, n + 1)]
+    runs = []
+    for combo in combos:
+        found = {
+            image_id: detections_from_scores(
+                average_probabilities([logits[i] for i in combo]), boxes, detector.scoring
+            )
+            for image_id, boxes, logits in outputs
+        }
+        ev = evaluate_detections(
+            detections_of(found), dataset.targets(), dataset.class_names, rule, blacklist=dataset.blacklist
+        )
+        runs.append(
+            {
+                "init": init,
+                "proposals": method.name,
+                "members": combo,
+                "mAP": ev.mAP,
+                "AP": dict(ev.ap),
+                "num_detections": ev.num_detections,
+            }
+        )
+    return runs
+
+
+def summarise(runs: list[dict[str, Any]], members: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per (init, proposals): singles' mean and sd, ensembles; paired differences over members."""
+    single: dict[tuple[str, str], list[float]] = {}
+    summary = []
+    for r in runs:
+        if len(r["members"]) == 1:
+            single.setdefault((r["init"], r["proposals"]), [0.0] * members)[r["members"][0]] = r["mAP"]
+    for (init, method), values in single.items():
+        ens = {
+            str(len(r["members"])): r["mAP"]
+            for r in runs
+            if r["init"] == init and r["proposals"] == method and len(r["members"]) > 1
+        }
+        row = {
+            "init": init,
+            "proposals": method,
+            "single": values,
+            "single_mean": statistics.fmean(values),
+            "ensembles": ens,
+        }
+        if sd(values) is not None:
+            row["single_sd"] = sd(values)
+        summary.append(row)
+    paired = []
+
+    def pair(what: str, a: list[float], b: list[float]) -> None:
+        diffs = [x - y for x, y in zip(a, b, strict=True)]
+        row = {"what": what, "diffs": diffs, "mean": statistics.fmean(diffs)}
+        if sd(diffs) is not None:
+            row["sd"] = sd(diffs)
+        paired.append(row)
+
+    methods = list(dict.fromkeys(m for _, m in single))
+    inits = list(dict.fromkeys(i for i, _ in single))
+    for init in inits:
+        for m in methods[1:]:
+            pair(f"{init}: {m} - {methods[0]}", single[(init, m)], single[(init, methods[0])])
+    if len(inits) == 2:
+        for m in methods:
+            pair(f"{m}: {inits[0]} - {inits[1]}", single[(inits[0], m)], single[(inits[1], m)])
+    return summary, paired
+
+
+def stage_seconds(times: StageTimes) -> dict[str, float]:
+    n = max(times.images, 1)
+    s = {"warp": times.warp / n, "network": times.network / n, "nms": times.scoring / n}
+    return {**s, "total": sum(s.values())}
+
+
+def measure_cost(
+    det_dir: Path,
+    dataset: Any,
+    method: Any,
+    proposals: dict[str, np.ndarray],
+    backends: Sequence[str],
+    members: int,
+    images: int,
+    threads: int,
+) -> list[dict[str, Any]]:
+    """Seconds per image of warping, network and NMS, for 1 member and for all, per backend: one warm-up
+    image, then ``images`` val images, interleaved (backend-major) so a load change hits every row."""
+    rows = []
+    picked = [dataset[i] for i in range(min(images, len(dataset)))]
+    for backend in backends:
+        for k in sorted({1, members}):
+            detector = Detector.load(
+                det_dir, members=k, proposals=method, backend=backend, precision="fp32", threads=threads
+            )
+            image, target = picked[0]
+            detector.detect(image, proposals[target.image_id])  # warm-up: export, compile, first allocations
+            detector.times = StageTimes()
+            for image, target in picked:
+                detector.detect(image, proposals[target.image_id])
+            p = detector.predictors[0]
+            rows.append(
+                {
+                    "backend": backend,
+                    "resolved": f"{p.backend}/{p.precision}",
+                    "members": k,
+                    "proposals": method.name,
+                    "images": detector.times.images,
+                    "regions_per_image": detector.times.regions / max(detector.times.images, 1),
+                    "seconds_per_image": stage_seconds(detector.times),
+                }
+            )
+    return rows
+
+
+def proposal_cost(dataset: Any, methods: Sequence[Any], images: int) -> list[dict[str, Any]]:
+    """Seconds per image of each proposal method in this process (one OpenCV thread set by the caller)."""
+    rows = []
+    arrays = [np.asarray(dataset[i][0]) for i in range(min(images, len(dataset)))]
+    for method in methods:
+        t0 = time.perf_counter()
+        for a in arrays:
+            propose(a, method)
+        rows.append(
+            {
+                "method": method.name,
+                "seconds_per_image": (time.perf_counter() - t0) / len(arrays),
+                "images": len(arrays),
+            }
+        )
+    return rows
+
+
+def last_record(run: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def render(result: dict[str, Any]) -> str:
+    R.check_result(result, NAME, VERSION, SCHEMA)
+    s = result["settings"]
+    props = {p["method"]: p for p in result["proposals"]}
+    ks = [str(k) for k in range(2, s["members"] + 1)]
+    rows = []
+    for row in result["summary"]:
+        p = props[row["proposals"]]
+        singles = ", ".join(pct(v) for v in row["single"])
+        spread = f" +- {pct(row['single_sd'])}" if "single_sd" in row else ""
+        rows.append(
+            {
+                "init": row["init"],
+                "proposals": f"`{row['proposals']}`",
+                "per_image": p["per_image"],
+                "coverage": 100 * p["coverage"],
+                "single": f"{pct(row['single_mean'])}{spread} ({singles})",
+                **{f"k{k}": pct(row["ensembles"].get(k)) for k in ks},
+            }
+        )
+    accuracy = R.table(
+        rows,
+        [
+            R.text("init"),
+            cell("proposals", "proposals"),
+            R.Column("proposals / image", R.field("per_image", "{:.0f}")),
+            R.Column("coverage %", R.field("coverage", "{:.1f}")),
+            cell("1 model: mean +- sd (each member)", "single", numeric=True),
+            *[cell(f"ensemble of {k}", f"k{k}", numeric=True) for k in ks],
+        ],
+    )
+    paired = R.table(
+        [
+            {
+                "what": p["what"],
+                "mean": pct(p["mean"]),
+                "sd": pct(p.get("sd")),
+                "diffs": ", ".join(f"{100 * d:+.1f}" for d in p["diffs"]),
+            }
+            for p in result["paired"]
+        ],
+        [R.text("what"), cell("mean", "mean", True), cell("sd", "sd", True), R.text("diffs")],
+    )
+    pcost = {p["method"]: p["seconds_per_image"] for p in result["proposal_cost"]}
+    cost = R.table(
+        [
+            {
+                "backend": f"{c['backend']} ({c['resolved']})",
+                "members": c["members"],
+                "proposals": pcost.get(c["proposals"]),
+                "regions": c["regions_per_image"],
+                **c["seconds_per_image"],
+            }
+            for c in result["cost"]
+        ],
+        [
+            R.text("backend"),
+            R.Column("members", R.field("members", "{}")),
+            R.Column("regions / image", R.field("regions", "{:.0f}")),
+            R.Column(f"proposals s (`{s['train_proposals']}`)", R.field("proposals", "{:.3f}")),
+            R.Column("warp s", R.field("warp", "{:.3f}")),
+            R.Column("network s", R.field("network", "{:.3f}")),
+            R.Column("NMS s", R.field("nms", "{:.4f}")),
+            R.Column("warp + network + NMS s", R.field("total", "{:.3f}")),
+        ],
+    )
+    load = result["load_average_during"]
+    wall = ", ".join(f"{k} {v:.0f} s" for k, v in result["wall_seconds"].items())
+    pre = result.get("pretrain")
+    origin = (
+        f"`{s['init_from']}`"
+        if s.get("init_from")
+        else f"a classifier trained here ({s['pretrain_epochs']} epochs of `{s['pretrain_config']}`, "
+        f"{s['pretrain_train_per_class']} images per class of the {len(result['data']['classes'])} "
+        f"classes; val top-1 error {pct(pre['avg_val_top1_err'])}% averaged weights)"
+    )
+    return "\n".join(
+        [
+            R.machine_line(result),
+            "",
+            f"Built-in detection set: {s['train_images']} train / {s['val_images']} val images at "
+            f"{s['data_image_size']} px ({result['data']['train_objects']} / {result['data']['val_objects']} "
+            f"objects), {len(result['data']['classes'])} classes. Detectors: {s['members']} members each, "
+            f"`{s['config']}`, {s['epochs']:g} epoch(s), {s['region_size']} px regions, trained on "
+            f"`{s['train_proposals']}` proposals; fine-tuned from {origin}, or from scratch (same recipe). "
+            f"ILSVRC-rule mAP (%) on the val split; proposals switched at test time only. Load average "
+            f"during the run {load['min']:.1f}-{load['max']:.1f} (mean {load['mean']:.1f}, {load['samples']} "
+            f"samples). Wall: {wall}.",
+            "",
+            accuracy,
+            "",
+            "Paired differences over the members (same seeds), mAP points:",
+            "",
+            paired,
+            "",
+            f"Cost per image on {result['cost'][0]['images'] if result['cost'] else 0} val images "
+            f"({s['threads']} thread(s), fp32; proposals in one process):",
+            "",
+            cost,
+        ]
+    )
+
+
+def cell(header: str, key: str, numeric: bool = False) -> R.Column:
+    """A column showing ``row[key]`` as already formatted."""
+    return R.Column(header, lambda row: str(row.get(key, "-")), numeric=numeric)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("runs/detection_tables"), help="work folder (reused)")
+    p.add_argument("--train-images", type=int, default=150)
+    p.add_argument("--val-images", type=int, default=60)
+    p.add_argument("--data-image-size", type=int, default=256, help="the detection images' shorter side")
+    p.add_argument("--members", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=1, help="detector epochs (passes over the positives)")
+    p.add_argument("--config", default=str(ROOT / "configs" / "detector_demo.yaml"))
+    p.add_argument("--init-from", default=None, help="a classification model; else one is pre-trained here")
+    p.add_argument("--pretrain-config", default=str(ROOT / "configs" / "demo.yaml"))
+    p.add_argument("--pretrain-epochs", type=int, default=3)
+    p.add_argument("--pretrain-train-per-class", type=int, default=500)
+    p.add_argument("--train-proposals", default="selective-search-2x")
+    p.add_argument("--proposals", nargs="+", default=["selective-search", "selective-search-2x"])
+    p.add_argument("--multibox", default=None, help="a MultiBox folder (adds the `paper` proposals)")
+    p.add_argument("--rule", default="ilsvrc", choices=("ilsvrc", "voc07", "voc12"))
+    p.add_argument("--backends", nargs="+", default=["torch", "onnxruntime", "openvino"])
+    p.add_argument("--cost-images", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="torch (and runtime) threads; workers stay at 1")
+    p.add_argument("--workers", type=int, default=1, help="DataLoader workers of training")
+    p.add_argument(
+        "--tiny", action="store_true", help="4 train / 2 val images at 64 px, 2 members: the test mode"
+    )
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--docs", type=Path, default=None, help="also write the rendering as a section of this file"
+    )
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.train_images, args.val_images, args.data_image_size = 4, 2, 64
+        args.members, args.epochs, args.pretrain_epochs, args.pretrain_train_per_class = 2, 1, 1, 6
+        args.cost_images, args.workers = 1, 0
+    if args.multibox and "paper" not in args.proposals:
+        args.proposals.append("paper")
+    if args.members < 1 or args.cost_images < 1 or args.threads < 1:
+        p.error("--members, --cost-images and --threads must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)  # Selective Search in this process (the cost rows, cache misses)
+    out = args.out.resolve()
+    os.environ.setdefault("GOOGLENET_CACHE", str(out / "cache"))  # the proposals' cache
+    wall: dict[str, float] = {}
+    t_all = time.perf_counter()
+    with LoadSampler(every=5.0 if args.tiny else 30.0) as load:
+        env = R.environment()
+        t0 = time.perf_counter()
+        data = out / "data"
+        cli(
+            "data",
+            "make-builtin-detection",
+            data,
+            "--train-images",
+            args.train_images,
+            "--val-images",
+            args.val_images,
+            "--image-size",
+            args.data_image_size,
+            "--workers",
+            1,
+        )
+        classes = (data / "classes.txt").read_text().split()
+        wall["data"] = time.perf_counter() - t0
+        common = ["--num-threads", args.threads, "--workers", args.workers]
+        pretrain = None
+        init_from = args.init_from
+        if init_from is None:
+            t0 = time.perf_counter()
+            cls_data, cls_run = out / "cls_data", out / "cls"
+            cli(
+                "data",
+                "make-builtin",
+                cls_data,
+                "--classes",
+                len(classes),
+                "--train-per-class",
+                args.pretrain_train_per_class,
+                "--val-per-class",
+                max(2, args.pretrain_train_per_class // 10),
+                "--workers",
+                1,
+            )
+            if not (cls_run / "model.safetensors").is_file():
+                cli(
+                    "train",
+                    "--config",
+                    args.pretrain_config,
+                    "--data",
+                    cls_data,
+                    "--out",
+                    cls_run,
+                    "--epochs",
+                    args.pretrain_epochs,
+                    *common,
+                )
+            rec = last_record(cls_run)
+            pretrain = {
+                "val_top1_err": rec["val_top1_err"],
+                "avg_val_top1_err": rec["avg_val_top1_err"],
+                "epochs": int(rec["epoch"]),
+            }
+            init_from = str(cls_run)
+            wall["pretrain"] = time.perf_counter() - t0
+        detectors = {"fine-tuned": out / "det_finetuned", "scratch": out / "det_scratch"}
+        for init, det in detectors.items():
+            t0 = time.perf_counter()
+            cli(
+                "train-detector",
+                "--config",
+                args.config,
+                "--data",
+                data,
+                "--out",
+                det,
+                "--members",
+                args.members,
+                "--epochs",
+                args.epochs,
+                "--proposals",
+                args.train_proposals,
+                "--proposal-workers",
+                1,
+                *common,
+                *(["--init-from", init_from] if init == "fine-tuned" else []),
+                *(["--multibox", args.multibox] if args.multibox else []),
+            )
+            wall[f"train {init}"] = time.perf_counter() - t0
+        torch.set_num_threads(args.threads)
+        t0 = time.perf_counter()
+        val = open_detection_dataset(data, "val")
+        train = open_detection_dataset(data, "train")
+        methods = [proposal_method(m, multibox=args.multibox) for m in args.proposals]
+        proposals = {m.name: cached_proposals(val, m, workers=1) for m in methods}
+        runs = []
+        for init, det in detectors.items():
+            for m in methods:
+                runs += combination_runs(det, init, m, val, proposals[m.name], args.rule, args.threads)
+        summary, paired = summarise(runs, args.members)
+        wall["evaluation"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        train_method = read_manifest(detectors["fine-tuned"]).proposal_method()
+        cost = measure_cost(
+            detectors["fine-tuned"],
+            val,
+            train_method,
+            proposals.get(train_method.name) or cached_proposals(val, train_method, workers=1),
+            args.backends,
+            args.members,
+            args.cost_images,
+            args.threads,
+        )
+        pcost = proposal_cost(val, methods, args.cost_images)
+        wall["cost"] = time.perf_counter() - t0
+        wall["total"] = time.perf_counter() - t_all
+    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    settings = {
+        "train_images": args.train_images,
+        "val_images": args.val_images,
+        "data_image_size": args.data_image_size,
+        "region_size": read_manifest(detectors["scratch"]).image_size,
+        "members": args.members,
+        "epochs": args.epochs,
+        "config": rel(args.config),
+        "pretrain_config": rel(args.pretrain_config),
+        "pretrain_epochs": args.pretrain_epochs,
+        "pretrain_train_per_class": args.pretrain_train_per_class,
+        "train_proposals": train_method.name,
+        "proposals": [m.name for m in methods],
+        "rule": args.rule,
+        "backends": list(args.backends),
+        "cost_images": args.cost_images,
+        "threads": args.threads,
+        "tiny": bool(args.tiny),
+    }
+    if args.init_from:
+        settings["init_from"] = str(args.init_from)
+    result: dict[str, Any] = {
+        "benchmark": NAME,
+        "schema_version": VERSION,
+        "command": R.shown_command("detection_tables.py", given, hidden=("--json", "--docs", "--out")),
+        "environment": env,
+        "settings": settings,
+        "data": {
+            "classes": classes,
+            "val_objects": sum(len(t.labels) for t in val.targets()),
+            "train_objects": sum(len(t.labels) for t in train.targets()),
+        },
+        "wall_seconds": wall,
+        "load_average_during": load.summary(),
+        "proposals": [
+            {
+                "method": m.name,
+                "per_image": float(np.mean([len(v) for v in proposals[m.name].values()])),
+                "coverage": coverage(proposals[m.name], val.targets()),
+            }
+            for m in methods
+        ],
+        "runs": runs,
+        "summary": summary,
+        "paired": paired,
+        "proposal_cost": pcost,
+        "cost": cost,
+    }
+    if pretrain is not None:
+        result["pretrain"] = pretrain
+    body = render(result)
+    R.save(result, body, args.json, None)
+    if args.docs is not None:
+        R.write_section(R.section_name(result), body, args.docs)
+    print(body)
+    return 0
+
+
+def rel(path: str) -> str:
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
