@@ -47,3 +47,30 @@ def run_cli(
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def cli_in_process(*args: object) -> subprocess.CompletedProcess:
+    """``googlenet ARGS`` through the real ``googlenet.cli.main`` in this process, as ``run_cli`` reports
+    it (exit status, stdout, stderr), without the seconds a new interpreter spends importing torch.
+
+    For cases that end before any real work (bad input, one-line errors); what needs a process of its
+    own (signals, threads, exit codes set by the interpreter) keeps ``run_cli``. An exception escaping
+    ``main`` is printed as the interpreter would (a traceback, status 1).
+    """
+    import contextlib
+    import io
+    import traceback
+
+    from googlenet.cli import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    return subprocess.CompletedProcess(["googlenet", *argv], code, out.getvalue(), err.getvalue())

@@ -9,7 +9,7 @@ traceback, and nothing written where the output was asked for.
 
 The table ``PATH_ARGUMENTS`` says, per command, which argument takes which kind of path; a new
 sub-command fails :func:`test_every_command_is_in_the_table` until it is described there. Importing
-the package costs seconds, so the cases of one command run in one subprocess (``HARNESS``: the real
+the package costs seconds, so every command's cases run in one subprocess (``HARNESS``: the real
 ``googlenet.cli.main`` with argv, as ``python -m googlenet`` calls it, its stdout and stderr
 captured per case; an exception escaping ``main`` is printed as the interpreter would).
 """
@@ -211,7 +211,7 @@ def run_in_one_process(argvs: list[list[str]]) -> list[dict]:
         [sys.executable, "-c", HARNESS, json.dumps(argvs)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         cwd=REPO,
         check=False,
     )
@@ -219,8 +219,8 @@ def run_in_one_process(argvs: list[list[str]]) -> list[dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("command", sorted(PATH_ARGUMENTS))
-def test_bad_paths_get_one_line_naming_them(command: str, inputs: dict[str, Path]) -> None:
+def command_cases(command: str, inputs: dict[str, Path]) -> list[tuple[str, PathArgument, list[str], Path]]:
+    """``(kind, argument, argv, out)`` for every bad-path case of ``command``."""
     cases = []
     for arg_number, argument in enumerate(PATH_ARGUMENTS[command]):
         for kind in argument.kinds:
@@ -230,10 +230,29 @@ def test_bad_paths_get_one_line_naming_them(command: str, inputs: dict[str, Path
             )
             argv = [str(inputs[kind]) if word == "\0" else word for word in text.split()]
             cases.append((kind, argument, argv, out))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def results(inputs: dict[str, Path]) -> dict[str, list[dict]]:
+    """Every command's cases, run in ONE subprocess (importing the package costs seconds per process)."""
     before = inputs[TEXT].read_bytes()
-    results = run_in_one_process([argv for _, _, argv, _ in cases])
+    flat = [(c, case[2]) for c in sorted(PATH_ARGUMENTS) for case in command_cases(c, inputs)]
+    outcome = run_in_one_process([argv for _, argv in flat])
+    assert inputs[TEXT].read_bytes() == before, "a command wrote into the file it was given as input"
+    by_command: dict[str, list[dict]] = {}
+    for (command, _), result in zip(flat, outcome, strict=True):
+        by_command.setdefault(command, []).append(result)
+    return by_command
+
+
+@pytest.mark.parametrize("command", sorted(PATH_ARGUMENTS))
+def test_bad_paths_get_one_line_naming_them(
+    command: str, inputs: dict[str, Path], results: dict[str, list[dict]]
+) -> None:
+    cases = command_cases(command, inputs)
     prefix = f"googlenet {command.split()[0]}: error:"
-    for (kind, argument, argv, out), result in zip(cases, results, strict=True):
+    for (kind, argument, argv, out), result in zip(cases, results[command], strict=True):
         where = f"{kind}: googlenet {' '.join(argv)}\n--- stderr:\n{result['stderr']}"
         assert "Traceback" not in result["stderr"], where
         assert result["code"] == argument.status, where
@@ -242,7 +261,6 @@ def test_bad_paths_get_one_line_naming_them(command: str, inputs: dict[str, Path
         assert str(inputs[kind]) in errors[0], where
         written = [p for p in out.parent.glob(f"{out.name}*")] if out.parent.exists() else []
         assert written == [], f"{where}\nwritten: {written}"
-    assert inputs[TEXT].read_bytes() == before, "a command wrote into the file it was given as input"
 
 
 # --------------------------------------------------------------------------- the conventions
