@@ -418,3 +418,15 @@ def test_coco_classes_argument_and_split_errors(coco: Path) -> None:
     (coco / "annotations" / "instances_val2014.json").write_text("{}")
     with pytest.raises(GoogLeNetError, match=r"\(ambiguous\); available splits: val2014, val2017"):
         open_detection_dataset(coco, "val")
+
+
+def test_ilsvrc_accepts_boxes_at_zero(ilsvrc: Path) -> None:
+    # ImageNet's XMLs may write a box touching the left/top edge as 0 (datasets.ILSVRC_LOWEST): kept as
+    # written, not dropped. VOC's are 1-based: there 0 is outside the image (BAD_CASES "outside zero").
+    ann, img = ilsvrc / "ILSVRC2013_DET_bbox_val", ilsvrc / "ILSVRC2013_DET_val"
+    write_ilsvrc_image(ann, img, "ILSVRC2012_val_00000001", xml_object("n02691156", (0, 0, 30, 40)))
+    t1 = open_detection_dataset(ilsvrc, "val", strict=True).targets()[1]
+    np.testing.assert_array_equal(t1.boxes, [[0, 0, 30, 40]])
+    write_ilsvrc_image(ann, img, "ILSVRC2012_val_00000001", xml_object("n02691156", (-1, 0, 30, 40)))
+    with pytest.raises(GoogLeNetError, match=r"ILSVRC2012_val_00000001\.xml: object 0.*outside .*\(0 <= x"):
+        open_detection_dataset(ilsvrc, "val", strict=True)

@@ -54,6 +54,10 @@ VOC_CLASSES = (
 )  # fmt: skip
 # The ILSVRC DET challenge scores the first 200 DET_IDs; meta_det.mat may hold hierarchy nodes after them.
 ILSVRC_DET_CLASSES = 200
+# ImageNet's XML boxes are not reliably 1-based: a box touching the left or top edge may read 0.
+# Refusing such boxes would drop real objects, so 0 is accepted for ILSVRC and kept as written; the
+# evaluation keeps the devkit's +1 widths (eval_detection.m shifts nothing either).
+ILSVRC_LOWEST = 0
 # Looked for in this order beside each image stem (VOC: .jpg; ILSVRC: .JPEG).
 IMAGE_SUFFIXES = (".jpg", ".JPEG", ".jpeg", ".JPG", ".png", ".PNG")
 # Past this many, skipped items are summed up in one warning instead of one warning each.
@@ -241,14 +245,19 @@ class _Problems:
             )
 
 
-def _box_problem(box: Sequence[float], width: int, height: int) -> str | None:
-    """Why ``box`` (inclusive, 1-based) is not a box inside a ``width`` x ``height`` image, or None."""
+def _box_problem(box: Sequence[float], width: int, height: int, lowest: int = 1) -> str | None:
+    """Why ``box`` (inclusive, 1-based) is not a box inside a ``width`` x ``height`` image, or None.
+
+    ``lowest`` is the smallest coordinate accepted: 1 for VOC, 0 for ILSVRC (see ILSVRC_LOWEST)."""
     x1, y1, x2, y2 = box
     shown = "[" + ", ".join(f"{v:g}" for v in box) + "]"
     if x2 < x1 or y2 < y1:
         return f"box {shown} has xmax < xmin or ymax < ymin"
-    if x1 < 1 or y1 < 1 or x2 > width or y2 > height:
-        return f"box {shown} is outside the {width}x{height} image (1 <= x <= width, 1 <= y <= height)"
+    if x1 < lowest or y1 < lowest or x2 > width or y2 > height:
+        return (
+            f"box {shown} is outside the {width}x{height} image "
+            f"({lowest} <= x <= width, {lowest} <= y <= height)"
+        )
     return None
 
 
@@ -349,7 +358,7 @@ def _xml_size(root: ET.Element) -> tuple[int, int] | None:
 
 
 def _read_xml_annotation(
-    xml_path: Path, image_id: str, image_stem: Path, problems: _Problems
+    xml_path: Path, image_id: str, image_stem: Path, problems: _Problems, lowest: int = 1
 ) -> _XmlAnnotation | None:
     """Parse one VOC/ILSVRC XML file; file-level problems give None, bad objects are left out."""
     if not xml_path.is_file():
@@ -381,7 +390,7 @@ def _read_xml_annotation(
         if isinstance(box, str):
             problems(what, box)
             continue
-        if (reason := _box_problem(box, width, height)) is not None:
+        if (reason := _box_problem(box, width, height, lowest)) is not None:
             problems(what, reason)
             continue
         difficult = (obj.findtext("difficult") or "0").strip().lower() in ("1", "true")
@@ -622,7 +631,7 @@ def _open_ilsvrc(
     annotations, by_index = [], {}
     for rel, index in entries:
         image_id = Path(rel).name
-        ann = _read_xml_annotation(ann_dir / f"{rel}.xml", image_id, img_dir / rel, problems)
+        ann = _read_xml_annotation(ann_dir / f"{rel}.xml", image_id, img_dir / rel, problems, ILSVRC_LOWEST)
         if ann is not None:
             annotations.append(ann)
             by_index[index] = image_id
