@@ -29,6 +29,16 @@ curve that AP integrates) and at most 100 per image, as ours.
     python benchmarks/detection.py --data DIR --epochs 4 --json out.json
     python benchmarks/detection.py --tiny --json out.json            # 4 + 2 images, 1 epoch (tests)
     python benchmarks/detection.py --data DIR --init-from runs/cls    # both from classification weights
+
+``--stage-costs DET_DIR`` measures instead what a trained detector (``googlenet train-detector``)
+spends per image on each stage -- Selective Search, warping, the network over every region, NMS --
+for each ``--backends`` (torch, onnxruntime, openvino; fp32) and each ``--members`` count, on the
+val split of ``--data``: the proposals are computed once per image (their cost does not depend on
+the backend) and every setting then runs on the same boxes, the settings' order rotating image by
+image; the ILSVRC mAP of each setting is reported too (the backends should agree).
+
+    python benchmarks/detection.py --data DIR --stage-costs DET_DIR --backends torch onnxruntime \
+        --members 1 2 --threads 1 --json costs.json
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -55,7 +66,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 import googlenet
 from googlenet.atomic import atomic_write_text
-from googlenet.cpu import cpu_name, native_bf16
+from googlenet.cpu import cpu_features, cpu_name, native_bf16
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import Detection, detections_of
 from googlenet.detection.metrics import evaluate_detections
@@ -355,6 +366,124 @@ def detect_interleaved(
     return {"ours": detections_of(found["ours"]), "peer": found["peer"]}, seconds
 
 
+# --------------------------------------------------------------------------- ours' cost per stage
+
+
+def stage_costs(args: argparse.Namespace, data: str, command: str) -> dict[str, Any]:
+    """``--stage-costs``: seconds per image by stage for every (members, backend) of ``args``."""
+    from googlenet.detection.detector import Detector, StageTimes, read_manifest
+    from googlenet.detection.proposals import propose
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    threads = torch.get_num_threads()
+    manifest = read_manifest(args.stage_costs)
+    val_set = open_detection_dataset(data, "val")
+    if list(val_set.class_names) != list(manifest.class_names):
+        raise GoogLeNetError(
+            f"--stage-costs {args.stage_costs}: trained on classes {manifest.class_names}; {data} has "
+            f"{val_set.class_names}"
+        )
+    members = args.members or [len(manifest.members)]
+    settings = [(k, b) for k in members for b in args.backends]
+    detectors = {
+        (k, b): Detector.load(args.stage_costs, members=k, backend=b, precision="fp32", threads=threads)
+        for k, b in settings
+    }
+    count = len(val_set) if args.images is None else min(args.images, len(val_set))
+    method = manifest.proposal_method()
+    image, _ = val_set[0]
+    boxes = propose(np.asarray(image), method)
+    for detector in detectors.values():  # warm-up: first calls allocate, sessions set up their pools
+        detector.detect(image, boxes)
+        detector.times = StageTimes()
+    proposal_seconds, found = 0.0, {key: {} for key in settings}
+    for i in range(count):
+        image, target = val_set[i]
+        t0 = time.perf_counter()
+        boxes = propose(np.asarray(image), method)
+        proposal_seconds += time.perf_counter() - t0
+        shift = i % len(settings)
+        for key in settings[shift:] + settings[:shift]:
+            found[key][target.image_id] = detectors[key].detect(image, boxes)
+    targets = val_set.targets()[:count]
+    rows = []
+    for (k, backend), detector in detectors.items():
+        t = detector.times
+        per_image = {
+            "proposals": proposal_seconds / count,
+            "warp": t.warp / count,
+            "network": t.network / count,
+            "nms": t.scoring / count,
+        }
+        evaluation = evaluate_detections(
+            detections_of(found[(k, backend)]), targets, val_set.class_names, "ilsvrc",
+            blacklist=val_set.blacklist,
+        )  # fmt: skip
+        predictor = detector.predictors[0]
+        rows.append(
+            {
+                "members": k,
+                "backend": f"{predictor.backend}/{predictor.precision}",
+                "seconds_per_image": per_image,
+                "total_seconds_per_image": sum(per_image.values()),
+                "overhead_ratio": t.overhead_ratio(),
+                "regions_per_image": t.regions / count,
+                "mAP_ilsvrc": evaluation.mAP,
+            }
+        )
+    return {
+        "format": "googlenet-benchmark-detection-stages",
+        "format_version": 1,
+        "command": command,
+        "settings": {
+            "detector": str(args.stage_costs),
+            "data": data,
+            "val_images": count,
+            "proposals": method.name,
+            "image_size": manifest.image_size,
+            "members": members,
+            "backends": list(args.backends),
+        },
+        "rows": rows,
+        "environment": environment(threads, "cpu"),
+    }
+
+
+def format_stage_table(report: dict[str, Any]) -> str:
+    s, env = report["settings"], report["environment"]
+    lines = [
+        f"{s['val_images']} val images, {s['proposals']}, {s['image_size']} px regions; {env['cpu']}, "
+        f"{env['threads']} threads",
+        "| members | backend | proposals s | warp s | network s | NMS s | total s | warp + NMS / network "
+        "| regions | mAP ILSVRC (%) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["rows"]:
+        t = r["seconds_per_image"]
+        lines.append(
+            f"| {r['members']} | {r['backend']} | {t['proposals']:.3f} | {t['warp']:.3f} | "
+            f"{t['network']:.3f} | {t['nms']:.4f} | {r['total_seconds_per_image']:.3f} | "
+            f"{100 * r['overhead_ratio']:.1f}% | {r['regions_per_image']:.0f} | {100 * r['mAP_ilsvrc']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def environment(threads: int, device: str) -> dict[str, Any]:
+    return {
+        "cpu": cpu_name(),
+        "cpu_features": sorted(cpu_features()),
+        "avx512_bf16": native_bf16(),
+        "threads": threads,
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "load_average": list(os.getloadavg()),
+    }
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -388,9 +517,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the results as JSON")
     p.add_argument("--tiny", action="store_true", help="a few images, 1 epoch, small sizes (the test mode)")
+    p.add_argument("--stage-costs", type=Path, default=None, metavar="DET_DIR",
+                   help="measure this detector's cost per stage, backend and members instead")  # fmt: skip
+    p.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"],
+                   choices=("torch", "onnxruntime", "openvino"), help="with --stage-costs")  # fmt: skip
+    p.add_argument("--members", type=int, nargs="+", default=None, metavar="K",
+                   help="with --stage-costs: the first K members, for each K (default: all)")  # fmt: skip
+    p.add_argument("--images", type=int, default=None, help="with --stage-costs: the first N val images")
     args = p.parse_args(argv)
     if args.tiny:
         args.epochs, args.image_size, args.batch_size, args.peer_scale = 1, 64, 16, 1.0
+    if args.images is not None and args.images < 1:
+        p.error(f"--images must be at least 1. Got {args.images}")
     for name in ("epochs", "image_size", "batch_size", "peer_batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1. Got {getattr(args, name)}")
@@ -482,15 +620,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "images_per_s": contenders["ours"]["images_per_s"] / contenders["peer"]["images_per_s"],
             "training_seconds": ours_training["seconds"] / peer_training["seconds"],
         },
-        "environment": {
-            "cpu": cpu_name(),
-            "avx512_bf16": native_bf16(),
-            "threads": threads,
-            "device": args.device,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
+        "environment": environment(threads, args.device),
     }
 
 
@@ -533,14 +663,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = " ".join(["python", "benchmarks/detection.py", *(sys.argv[1:] if argv is None else argv)])
     try:
-        report = run(args, command)
+        if args.stage_costs is not None:
+            report = stage_costs(args, resolve_data(args), command)
+        else:
+            report = run(args, command)
     except GoogLeNetError as exc:
         print(f"benchmarks/detection.py: error: {exc}", file=sys.stderr)
         return 2
     except EnsembleInterrupted as stop:  # SIGINT/SIGTERM while ours trains: the run is temporary
         print(f"benchmarks/detection.py: stopped by {stop.signal_name} while training ours", file=sys.stderr)
         return stop.exit_code
-    print(format_table(report))
+    print(format_stage_table(report) if args.stage_costs is not None else format_table(report))
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
     return 0

@@ -130,3 +130,64 @@ def test_init_from_weights_of_another_variant_stops_before_training(
     assert bench.main(["--tiny", "--data", "builtin", "--init-from", str(weights)]) == 2
     err = capsys.readouterr().err
     assert "--init-from" in err and "--model googlenet" in err and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def untrained_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-member detector of the tiny set with random members (the cost, not the accuracy, is tested)."""
+    import googlenet
+    from googlenet.detection.builtin import ensure_builtin_detection
+    from googlenet.detection.datasets import open_detection_dataset
+    from googlenet.detection.detector import DetectorManifest, write_manifest
+    from googlenet.detection.proposals import proposal_method
+    from googlenet.detection.training import member_dirs
+    from googlenet.runs import RunLayout
+    from googlenet.weights.store import save_weights
+
+    data = ensure_builtin_detection(shared_cache(tmp_path_factory), **bench.TINY_DATA, workers=1)
+    classes = list(open_detection_dataset(data, "train").class_names)
+    out = tmp_path_factory.mktemp("untrained-detector")
+    names = member_dirs(out, 2)
+    for seed, name in enumerate(names):
+        torch.manual_seed(seed)
+        model = googlenet.create_model("googlenet_bn", num_classes=len(classes) + 1)
+        model.meta.input_size = (3, 64, 64)
+        layout = RunLayout(out / name)
+        layout.weights.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(model, layout.weights)
+    method = proposal_method(bench.PROPOSALS)
+    write_manifest(
+        out, DetectorManifest(classes, names, method.settings(), image_size=64, variant="googlenet_bn")
+    )
+    return out
+
+
+def test_stage_costs_per_backend_and_members(
+    untrained_detector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "costs.json"
+    # torch only: onnxruntime and OpenVINO are the Predictor's, tested with it (an export costs ~10 s).
+    argv = ["--tiny", "--data", "builtin", "--stage-costs", str(untrained_detector), "--images", "2",
+            "--backends", "torch", "--members", "1", "2", "--threads", "1", "--json", str(out)]  # fmt: skip
+    threads = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        assert bench.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads[0])
+        cv2.setNumThreads(threads[1])
+    report = json.loads(out.read_text())
+    assert report["format"] == "googlenet-benchmark-detection-stages"
+    rows = report["rows"]
+    assert [(r["members"], r["backend"]) for r in rows] == [(1, "torch/fp32"), (2, "torch/fp32")]
+    # Every setting ran on the same boxes: one proposal cost, one region count.
+    assert len({r["seconds_per_image"]["proposals"] for r in rows}) == 1
+    assert len({r["regions_per_image"] for r in rows}) == 1 and rows[0]["regions_per_image"] > 0
+    for r in rows:
+        t = r["seconds_per_image"]
+        assert set(t) == {"proposals", "warp", "network", "nms"} and min(t.values()) >= 0
+        assert r["total_seconds_per_image"] == pytest.approx(sum(t.values()))
+        assert r["overhead_ratio"] == pytest.approx((t["warp"] + t["nms"]) / t["network"])
+        assert 0.0 <= r["mAP_ilsvrc"] <= 1.0
+    assert report["settings"]["val_images"] == 2 and report["environment"]["threads"] == 1
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(rows) and "| 2 | torch/fp32 |" in table[-1]
