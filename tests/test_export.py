@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from googlenet.errors import GoogLeNetError
 from googlenet.inference.export import export_onnx, export_program, onnx_metadata
 from googlenet.runs import resolve_checkpoint
 
-from .conftest import run_cli
+from .conftest import cli_in_process
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -104,20 +103,7 @@ def test_cli_export_from_run_directory(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     googlenet.save(model, run_dir / "model.safetensors")
     out = tmp_path / "out.onnx"
-    cmd = [
-        sys.executable,
-        "-m",
-        "googlenet",
-        "export",
-        str(run_dir),
-        "--format",
-        "onnx",
-        "-o",
-        str(out),
-        "--image-size",
-        str(SIZE),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    done = cli_in_process("export", run_dir, "--format", "onnx", "-o", out, "--image-size", SIZE)
     assert done.returncode == 0, done.stderr
     assert str(out) in done.stdout
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -127,37 +113,14 @@ def test_cli_export_from_run_directory(tmp_path: Path) -> None:
     assert np.abs(session.run(None, {"images": x.numpy()})[0] - expected).max() < ONNX_TOL
 
     pt2 = tmp_path / "out.pt2"
-    cmd = [
-        sys.executable,
-        "-m",
-        "googlenet",
-        "export",
-        str(run_dir / "model.safetensors"),
-        "-o",
-        str(pt2),  # no --format: the .pt2 suffix says exported-program
-        "--image-size",
-        str(SIZE),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    # no --format: the .pt2 suffix says exported-program
+    done = cli_in_process("export", run_dir / "model.safetensors", "-o", pt2, "--image-size", SIZE)
     assert done.returncode == 0, done.stderr
     with torch.no_grad():
         got = torch.export.load(str(pt2)).module()(x)
     torch.testing.assert_close(got, model(x), rtol=1e-5, atol=1e-5)
 
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "googlenet",
-            "export",
-            str(tmp_path / "missing.safetensors"),
-            "-o",
-            str(tmp_path / "x.onnx"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = cli_in_process("export", tmp_path / "missing.safetensors", "-o", tmp_path / "x.onnx")
     assert bad.returncode == 2
     assert "googlenet export: error:" in bad.stderr and "missing.safetensors" in bad.stderr
 
@@ -217,7 +180,7 @@ def test_export_refuses_bad_flags_before_work(
     weights: Path, tmp_path: Path, args: list, needles: list
 ) -> None:
     args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]
-    proc = run_cli("export", weights, *args, timeout=120)
+    proc = cli_in_process("export", weights, *args)
     assert_refused(proc, "export", *needles)
     assert list(tmp_path.iterdir()) == []
 
@@ -225,14 +188,14 @@ def test_export_refuses_bad_flags_before_work(
 def test_export_output_that_is_a_directory(weights: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.onnx"
     target.mkdir()
-    assert_refused(run_cli("export", weights, "-o", target, timeout=120), "export", str(target), "directory")
+    assert_refused(cli_in_process("export", weights, "-o", target), "export", str(target), "directory")
 
 
 def test_export_training_checkpoint_to_safetensors(tmp_path: Path) -> None:
     model = _model("googlenet_bn").eval()
     best = training_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", model)
     out = tmp_path / "best.safetensors"
-    proc = run_cli("export", best, "-o", out, timeout=120)
+    proc = cli_in_process("export", best, "-o", out)
     assert proc.returncode == 0, proc.stderr
     loaded = googlenet.load(out)
     x = torch.randn(2, 3, SIZE, SIZE)
@@ -246,16 +209,15 @@ def test_convert_refusals_name_what_to_pass(weights: Path, tmp_path: Path) -> No
     folder.mkdir()
     out = tmp_path / "x.safetensors"
     assert_refused(
-        run_cli("convert", "torchvision", folder, "-o", out), "convert", str(folder), "is a directory"
+        cli_in_process("convert", "torchvision", folder, "-o", out), "convert", str(folder), "is a directory"
     )
     pth = tmp_path / "tv.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, pth)
-    proc = run_cli("convert", "torchvision", pth, "-o", tmp_path / "x.onnx")
+    proc = cli_in_process("convert", "torchvision", pth, "-o", tmp_path / "x.onnx")
     assert_refused(proc, "convert", "x.safetensors", "googlenet export")
-    assert_refused(
-        run_cli("convert", "torchvision", weights, "-o", out), "convert", "already this package's format"
-    )
+    proc = cli_in_process("convert", "torchvision", weights, "-o", out)
+    assert_refused(proc, "convert", "already this package's format")
     best = training_checkpoint(tmp_path / "best.pt", _model("googlenet_bn"))
-    proc = run_cli("convert", "torchvision", best, "-o", out)
+    proc = cli_in_process("convert", "torchvision", best, "-o", out)
     assert_refused(proc, "convert", str(best), "training checkpoint", "googlenet export")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "tv", "tv.pth"]

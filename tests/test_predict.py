@@ -1,4 +1,5 @@
-"""``googlenet predict`` in real subprocesses: good and broken files, folders, globs, JSON, exit status."""
+"""``googlenet predict`` through its real ``main`` in this process (``cli_in_process``): good and broken
+files, folders, globs, JSON, exit status. ``python -m googlenet`` itself is tested in test_cli_contract.py."""
 
 from __future__ import annotations
 
@@ -13,13 +14,9 @@ import PIL.Image
 import pytest
 import torch
 
-from .conftest import run_cli
+from .conftest import cli_in_process
 
 CLASSES = ["cat", "dog", "fox"]
-
-
-def googlenet_cli(*args: str) -> subprocess.CompletedProcess:
-    return run_cli(*args, timeout=240, env={"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -64,7 +61,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 def test_predict_good_and_broken_files(files) -> None:
     broken = files["broken"]
     bad = [broken / n for n in ("text.jpg", "truncated.jpg", "empty.jpg", "bomb.png")]
-    proc = googlenet_cli(
+    proc = cli_in_process(
         "predict", str(files["images"]), str(bad[0]), str(bad[1]), str(files["images"] / "a.*"), str(bad[2]),
         str(bad[3]), str(files["root"] / "missing.jpg"),
         "--checkpoint", str(files["model"]), "--image-size", "64", "--crops", "10", "--topk", "2", "--json",
@@ -113,7 +110,7 @@ def test_predict_good_and_broken_files(files) -> None:
 def test_predict_text_output(files, capsys) -> None:
     from googlenet.cli import main
 
-    # In-process (same parser and handler as the subprocess runs above and below, less start-up).
+    # main() itself, its output read through capsys.
     assert (
         main(
             [
@@ -134,7 +131,7 @@ def test_predict_text_output(files, capsys) -> None:
 
 def test_predict_unknown_checkpoint_exits_2_naming_it(files) -> None:
     missing = files["root"] / "no_such_run"
-    proc = googlenet_cli("predict", str(files["images"] / "b.png"), "--checkpoint", str(missing))
+    proc = cli_in_process("predict", str(files["images"] / "b.png"), "--checkpoint", str(missing))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"googlenet predict: error: checkpoint {missing} does not exist"
     assert proc.stdout == ""
@@ -152,7 +149,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "tpu"])
 def test_predict_bad_device_is_one_line(files, device: str) -> None:
-    proc = googlenet_cli(
+    proc = cli_in_process(
         "predict", str(files["images"] / "b.png"), "--checkpoint", str(files["model"]), "--device", device
     )
     assert_one_line_error(proc, repr(device))
@@ -176,9 +173,9 @@ def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path)
     image = str(files["images"] / "b.png")
     common = ("--backend", "onnxruntime", "--precision", "int8", "--image-size", "64", "--json")
     # A bare weights file names no training data: the error says what to pass.
-    proc = googlenet_cli("predict", image, "--checkpoint", str(files["model"]), *common)
+    proc = cli_in_process("predict", image, "--checkpoint", str(files["model"]), *common)
     assert_one_line_error(proc, "--calibration DIR", str(files["model"]))
-    proc = googlenet_cli(
+    proc = cli_in_process(
         "predict",
         image,
         "--checkpoint",
@@ -190,7 +187,7 @@ def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path)
     assert_one_line_error(proc, "--calibration", "does not exist")
 
     data = _dataset(tmp_path / "data")
-    proc = googlenet_cli(
+    proc = cli_in_process(
         "predict", image, "--checkpoint", str(files["model"]), *common, "--calibration", str(data)
     )
     assert proc.returncode == 0, proc.stderr
@@ -198,7 +195,7 @@ def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path)
     assert record["path"] == image and len(record["predictions"]) == 3
     # Without --backend, int8 goes to a backend that runs it (auto's int8 path), not torch.
     args = ("--precision", "int8", "--image-size", "64", "--calibration", str(data), "--json")
-    proc = googlenet_cli("predict", image, "--checkpoint", str(files["model"]), *args)
+    proc = cli_in_process("predict", image, "--checkpoint", str(files["model"]), *args)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)[0]["predictions"]) == 3
 
@@ -209,7 +206,7 @@ def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path)
     (run / "config.yaml").write_text(
         yaml.safe_dump({"data": str(data), "layout": "imagefolder", "image_size": 64})
     )
-    proc = googlenet_cli("predict", image, "--checkpoint", str(run), *common)
+    proc = cli_in_process("predict", image, "--checkpoint", str(run), *common)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["predictions"] == record["predictions"]  # same images, same ranges
 
@@ -252,10 +249,10 @@ def test_predict_accepts_a_training_checkpoint(files, tmp_path: Path) -> None:
         best,
     )
     image = str(files["images"] / "b.png")
-    from_weights = googlenet_cli(
+    from_weights = cli_in_process(
         "predict", image, "--checkpoint", str(files["model"]), "--image-size", "64", "--json"
     )
-    from_best = googlenet_cli("predict", image, "--checkpoint", str(best), "--json")
+    from_best = cli_in_process("predict", image, "--checkpoint", str(best), "--json")
     assert from_best.returncode == 0, from_best.stderr
     # Same weights (the averaged copy), and the checkpoint's trained size (64) by default.
     assert json.loads(from_best.stdout) == json.loads(from_weights.stdout)
