@@ -24,7 +24,7 @@ from googlenet.evaluation.protocol import (
 )
 from googlenet.evaluation.tables import format_spread, format_table3
 
-from .conftest import run_cli
+from .conftest import cli_in_process
 
 SIZE = 32
 W = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.5, -1.0], [-0.5, 0.5, 2.0]])
@@ -192,11 +192,7 @@ def test_nan_rows_count_as_errors() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The CLI, end to end in real subprocesses, on a tiny built-in set with tiny checkpoints.
-
-
-def googlenet_cli(*args: str) -> subprocess.CompletedProcess:
-    return run_cli(*args, timeout=240, env={"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+# The CLI, end to end through its real main in this process, on a tiny built-in set with tiny checkpoints.
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +228,7 @@ def test_evaluate_cli_table3_json(tiny) -> None:
     from googlenet.runs import resolve_checkpoints
 
     out = tiny["root"] / "eval.json"
-    proc = googlenet_cli(
+    proc = cli_in_process(
         "evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["run_a"]), str(tiny["ens"]),
         "--crops", "10", "1", "--json", str(out), "--workers", "0", "--batch-size", "20",
     )  # fmt: skip
@@ -288,7 +284,7 @@ def test_evaluate_cli_table3_json(tiny) -> None:
 
 def test_evaluate_cli_144_crops_max(tiny) -> None:
     out = tiny["root"] / "eval144.json"
-    proc = googlenet_cli(
+    proc = cli_in_process(
         "evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["run_a"] / "model.safetensors"),
         "--crops", "144", "--limit", "1", "--combine", "max", "--image-size", "64", "--json", str(out),
         "--workers", "1",
@@ -302,7 +298,6 @@ def test_evaluate_cli_144_crops_max(tiny) -> None:
 def test_evaluate_cli_bad_checkpoint_names_it(tiny, capsys) -> None:
     from googlenet.cli import main
 
-    # In-process (the subprocess path is covered above and in test_predict.py): same parser and handler.
     assert main(["evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["root"])]) == 2
     err = capsys.readouterr().err
     assert str(tiny["root"]) in err and "neither model.safetensors" in err
@@ -425,9 +420,9 @@ def test_evaluate_cli_refuses_other_class_names(tiny, tmp_path) -> None:
         "--workers",
         "0",
     ]
-    line = _one_error_line(googlenet_cli(*args), ", ".join(names), ", ".join(n.upper() for n in names))
+    line = _one_error_line(cli_in_process(*args), ", ".join(names), ", ".join(n.upper() for n in names))
     assert "--allow-class-mismatch" in line
-    proc = googlenet_cli(*args, "--allow-class-mismatch")  # explicitly mapped by position
+    proc = cli_in_process(*args, "--allow-class-mismatch")  # explicitly mapped by position
     assert proc.returncode == 0, proc.stderr
     assert "Table 3" in proc.stdout
 
@@ -449,7 +444,7 @@ def test_evaluate_cli_checks_outputs_and_sizes_before_work(tiny, tmp_path) -> No
         if not os.access(locked, os.W_OK):  # root writes anywhere: then the case cannot be made
             cases.append((["--json", str(locked / "e.json")], [str(locked / "e.json"), "not writable"]))
         for extra, needles in cases:
-            proc = googlenet_cli(*base, *extra)
+            proc = cli_in_process(*base, *extra)
             _one_error_line(proc, *needles)
             assert proc.stdout == "", "the evaluation ran before the bad argument was refused"
         assert list(folder.iterdir()) == [] and list(locked.iterdir()) == []

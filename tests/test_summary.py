@@ -10,7 +10,7 @@ import googlenet
 from googlenet.models.spec import TABLE1, TABLE1_OUTPUT_SIZES, InceptionRow
 from googlenet.models.summary import format_table, summarize, totals
 
-from .conftest import run_cli
+from .conftest import cli_in_process
 
 
 def _inception_params(row: InceptionRow, in_channels: int) -> int:
@@ -56,7 +56,7 @@ def test_summary_follows_the_input_size() -> None:
 
 
 def test_summary_cli_json_matches_table1() -> None:
-    result = run_cli("summary", "--json")
+    result = cli_in_process("summary", "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert (record["model"], record["image_size"], record["num_classes"]) == ("googlenet", 224, 1000)
@@ -73,7 +73,7 @@ def test_summary_cli_json_matches_table1() -> None:
 
 
 def test_summary_cli_text_for_torchvision_variant() -> None:
-    result = run_cli("summary", "--model", "googlenet_tv", "--image-size", "96")
+    result = cli_in_process("summary", "--model", "googlenet_tv", "--image-size", "96")
     assert result.returncode == 0, result.stderr
     assert "maxpool4" in result.stdout and "total (inference)" in result.stdout
 
@@ -87,7 +87,7 @@ def test_summary_cli_text_for_torchvision_variant() -> None:
     ],
 )
 def test_cli_errors_are_one_line_and_name_the_value(args: list[str], needle: str) -> None:
-    result = run_cli(*args)
+    result = cli_in_process(*args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "error" in lines[0]
