@@ -386,7 +386,7 @@ def test_the_task_builds_on_a_classifier(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the command
 
 
-def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path) -> None:
+def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     voc = write_voc(tmp_path / "voc", n=2, split="train")
     write_voc(voc, n=1, split="val", first=2)
     classifier = tmp_path / "classifier.safetensors"
@@ -423,6 +423,9 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path) -> None:
     ]
     assert {"train_conf", "train_match", "avg_val_loss", "avg_val_coverage_at_3"} <= set(metrics[0])
     assert (b.root / "tensorboard").is_dir() and b.best_checkpoint.is_file()
+    # The classifier's command does not take the run over: its task's settings are the run's.
+    assert main(["train", "--resume", str(b.root), "--epochs", "3"]) == 2
+    assert "is a run of another task" in capsys.readouterr().err
 
     # The run directory is a MultiBox model: priors from the training boxes, the averaged weights.
     model = load_multibox(b.root)

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         options = resume_options(args.out, given)
     else:
         if args.data is None:
-            raise GoogLeNetError("--data is required (a detection dataset folder or 'builtin') unless --resume")
+            raise GoogLeNetError("--data is required (a detection dataset or 'builtin') unless --resume")
         check_new_run(args.out)
         options = MultiBoxOptions(**{k: v for k, v in given.items() if v is not None})
         config = resolve_config(args.config_file, overrides, defaults=MULTIBOX_RECIPE)

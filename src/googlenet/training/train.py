@@ -495,6 +495,11 @@ def _load_resume_checkpoint(
             f"cannot resume: {layout.last_checkpoint} was written by a different training config"
         )
     saved, given = dict(checkpoint.get("task_settings", {})), dict(task.settings)
+    if saved and not given:
+        raise GoogLeNetError(
+            f"cannot resume: {layout.root} is a run of another task (its settings: {layout.task_settings}); "
+            "continue it with the command that started it"
+        )
     if saved != given:
         key = sorted(k for k in {*saved, *given} if saved.get(k) != given.get(k))[0]
         raise GoogLeNetError(
