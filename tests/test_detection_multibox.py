@@ -1,14 +1,18 @@
 """MultiBox (Erhan et al. 2014, paper section 8): priors, matching, loss, decoding, proposals, training.
 
 Hand-worked cases for the maths; a real VOC folder (JPEG + XML in tmp_path) for the training data
-and the command line, run as a subprocess.
+and the command line, run as a subprocess (and under a real ``torchrun`` of two processes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,29 +25,36 @@ from googlenet.data.config import resolve_data_config
 from googlenet.detection.boxes import box_iou
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.multibox import (
+    LABEL_INDEX,
+    LABEL_MATCHED,
+    LABEL_RESIDUAL,
+    MULTIBOX_RECIPE,
     MultiBox,
+    MultiBoxOptions,
     MultiBoxSamples,
-    MultiBoxTrainConfig,
     create_multibox_network,
     decode_boxes,
     denormalise_boxes,
     encode_targets,
     fit_priors,
+    label_loss,
     load_multibox,
     match_cost,
     match_priors,
     multibox_loss,
     multibox_proposals,
+    multibox_task,
     normalise_boxes,
     positive_share,
     save_multibox,
     split_outputs,
-    train_multibox,
     training_boxes,
 )
 from googlenet.errors import GoogLeNetError
 from googlenet.models.registry import create_model
-from googlenet.runs import MULTIBOX_FILE, RunLayout
+from googlenet.runs import MULTIBOX_FILE, RunLayout, read_metrics
+from googlenet.training.config import TrainConfig, resolve_config
+from googlenet.training.train import fit
 from googlenet.weights.store import read_metadata, save_weights
 
 from .conftest import run_cli
@@ -252,7 +263,14 @@ def test_save_load_and_proposals_by_folder(tmp_path: Path) -> None:
         load_multibox(tmp_path)
     other = tiny_multibox(seed=1)
     other.network.fc.bias.data += 1.0
+    # Describing weights already written (a training run's): they must be the network's.
+    with pytest.raises(GoogLeNetError, match="does not hold the MultiBox network"):
+        save_multibox(other, tmp_path / "mb", write_weights=False)
     save_weights(other.network, RunLayout(tmp_path / "mb").weights)
+    save_multibox(other, tmp_path / "mb2")
+    save_multibox(other, tmp_path / "mb", write_weights=False)
+    assert load_multibox(tmp_path / "mb").network.fc.bias.tolist() == other.network.fc.bias.tolist()
+    save_weights(model.network, RunLayout(tmp_path / "mb").weights)
     with pytest.raises(GoogLeNetError, match="mixes two trainings"):
         load_multibox(tmp_path / "mb")
 
@@ -275,20 +293,27 @@ def test_samples_match_the_flipped_boxes(tmp_path: Path) -> None:
     priors = fit_priors(random_boxes01(30, 0), 5, seed=0)
     data = resolve_data_config(create_multibox_network(5).meta, image_size=64)
     plain = MultiBoxSamples(dataset, priors, data, flip=False)
-    x, boxes, matched = plain[1]
+    x, labels = plain[1]
     target = dataset.target(1)
-    assert x.shape == (3, 64, 64) and boxes.shape == (5, 4) and matched.sum() == len(target.boxes) == 2
+    matched = labels[:, LABEL_MATCHED] == 1
+    assert x.shape == (3, 64, 64) and labels.shape == (5, 6) and matched.sum() == len(target.boxes) == 2
+    assert labels[:, LABEL_INDEX].tolist() == [1.0] * 5  # the image's index, for validation
+    assert not labels[~matched, LABEL_RESIDUAL].any()  # unmatched priors have no target
+    # The targets are residuals to the priors: prior + residual is the matched ground truth.
+    boxes = labels[matched, LABEL_RESIDUAL].double().numpy() + priors[matched.numpy()]
     gt = normalise_boxes(target.boxes, target.width, target.height)
-    assert np.allclose(np.sort(boxes[matched].numpy(), 0), np.sort(gt, 0).astype(np.float32))
+    assert np.allclose(np.sort(boxes, 0), np.sort(gt, 0), atol=1e-6)
     flipped = MultiBoxSamples(dataset, priors, data, flip=True)
     seen = set()
     for seed in range(8):
         torch.manual_seed(seed)
-        fx, fboxes, fmatched = flipped[1]
+        fx, flabels = flipped[1]
         mirrored = bool(torch.allclose(fx, x.flip(-1), atol=1e-4))
         seen.add(mirrored)
+        fmatched = (flabels[:, LABEL_MATCHED] == 1).numpy()
+        fboxes = flabels[fmatched, LABEL_RESIDUAL].double().numpy() + priors[fmatched]
         expected = np.stack([1 - gt[:, 2], gt[:, 1], 1 - gt[:, 0], gt[:, 3]], 1) if mirrored else gt
-        assert np.allclose(np.sort(fboxes[fmatched].numpy(), 0), np.sort(expected, 0), atol=1e-6)
+        assert np.allclose(np.sort(fboxes, 0), np.sort(expected, 0), atol=1e-6)
     assert seen == {True, False}
     assert math.isclose(positive_share(dataset.targets(), 5), (1 + 2) / 2 / 5)
     assert len(training_boxes(dataset.targets())) == 3
@@ -300,19 +325,28 @@ def test_a_few_steps_lower_the_loss(tmp_path: Path) -> None:
     priors = fit_priors(training_boxes(dataset.targets()), 3, seed=0)
     net = create_multibox_network(3, confidence_start=positive_share(dataset.targets(), 3))
     samples = MultiBoxSamples(dataset, priors, resolve_data_config(net.meta, image_size=64), flip=False)
-    x, boxes, matched = (torch.stack(t) for t in zip(*[samples[i] for i in range(2)], strict=True))
+    x, labels = (torch.stack(t) for t in zip(*[samples[i] for i in range(2)], strict=True))
+    # The loss of the labels is F of the boxes: l_i - g_j = r_i - (g_j - prior_i).
+    net.eval()
+    with torch.no_grad():
+        outputs = net(x)
     prior_t = torch.as_tensor(priors, dtype=torch.float32)
+    boxes = labels[..., LABEL_RESIDUAL] + prior_t
+    by_boxes = multibox_loss(*split_outputs(outputs, 3), prior_t, boxes, labels[..., LABEL_MATCHED] == 1)
+    by_labels = label_loss(outputs, labels)
+    for a, b in zip(by_boxes, by_labels, strict=True):
+        assert math.isclose(a.item(), b.item(), rel_tol=1e-5, abs_tol=1e-6)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
     def loss_now() -> float:
         net.eval()
         with torch.no_grad():
-            return multibox_loss(*split_outputs(net(x), 3), prior_t, boxes, matched).total.item()
+            return label_loss(net(x), labels).total.item()
 
     before = loss_now()
     net.train()
     for _ in range(5):
-        loss = multibox_loss(*split_outputs(net(x), 3), prior_t, boxes, matched).total
+        loss = label_loss(net(x), labels).total
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -320,44 +354,87 @@ def test_a_few_steps_lower_the_loss(tmp_path: Path) -> None:
     assert math.isfinite(after) and after < 0.9 * before, (before, after)
 
 
+def test_the_task_builds_on_a_classifier(tmp_path: Path) -> None:
+    # --init-from: the classifier's backbone (same variant), the new 5K classifier kept; the
+    # confidences start at the share of matched priors; one-line error for another variant.
+    voc = write_voc(tmp_path / "voc", n=3, split="train")
+    write_voc(voc, n=1, split="val", first=3)
+    torch.manual_seed(2)
+    classifier = create_model("googlenet_bn", num_classes=3)
+    save_weights(classifier, tmp_path / "bn.safetensors")
+    config = TrainConfig(
+        data=str(voc), model="googlenet_bn", image_size=64, init_from=str(tmp_path / "bn.safetensors")
+    )
+    task = multibox_task(MultiBoxOptions(num_priors=4))
+    data = task.build_data(config)
+    assert len(data.train) == 3 and len(data.val) == 1 and data.train.priors.shape == (4, 4)
+    net = task.build_model(config, data.classes)
+    assert net.meta.variant == "googlenet_bn" and net.num_classes == 20 and net.aux1 is None
+    assert net.meta.input_size == (3, 64, 64)
+    assert torch.equal(net.conv1.conv.weight, classifier.conv1.conv.weight)
+    assert torch.equal(
+        net.inception5b.state_dict()["branch1.conv.weight"],
+        classifier.inception5b.state_dict()["branch1.conv.weight"],
+    )
+    assert not net.fc.weight[:16].any() and not net.fc.bias[:16].any()  # boxes start at the priors
+    share = positive_share(open_detection_dataset(voc, "train").targets(), 4)
+    assert torch.allclose(torch.sigmoid(net.fc.bias[16:]), torch.full((4,), share))
+    with pytest.raises(GoogLeNetError, match="pass --model googlenet_bn"):
+        task.build_model(dataclasses.replace(config, model="googlenet"), data.classes)
+
+
 # --------------------------------------------------------------------------- the command
 
 
-def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path) -> None:
+def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     voc = write_voc(tmp_path / "voc", n=2, split="train")
     write_voc(voc, n=1, split="val", first=2)
     classifier = tmp_path / "classifier.safetensors"
     torch.manual_seed(1)
     save_weights(create_model("googlenet", num_classes=2), classifier)
-    settings = {"num_priors": 3, "image_size": 64, "batch_size": 2, "top": 3, "workers": 0}
-    flags = ["--data", voc, "--init-from", classifier, "--device", "cpu"]
-    flags += [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+    recipe = {"image_size": 64, "batch_size": 2, "workers": 0, "num_threads": 1, "device": "cpu"}
+    options = {"num_priors": 3, "top": 3}
+    flags = ["--data", voc, "--init-from", classifier]
+    flags += [f"--{k.replace('_', '-')}={v}" for k, v in {**recipe, **options}.items()]
 
     # One epoch as a command, resumed to two as another: the weights of two epochs in one go.
     first = run_cli("train-multibox", *flags, "--epochs", "1", "--out", tmp_path / "resumed")
     assert first.returncode == 0, first.stderr
-    line = first.stdout.splitlines()[0]
-    assert (
-        line.startswith("epoch 1/1: loss ") and "coverage of the val boxes by the top 3 (IoU >= 0.5)" in line
-    )
+    assert first.stdout.splitlines()[0].startswith("epoch 1: val loss ")
+    assert "coverage of the val boxes by the top 3 (IoU >= 0.5)" in first.stdout
+    assert main(["train-multibox", "--out", str(tmp_path / "resumed"), "--resume", "--alpha", "1"]) == 2
+    changed = capsys.readouterr().err
+    assert len(changed.strip().splitlines()) == 1 and "cannot change 'alpha' when resuming" in changed
+    assert "alpha=0.3" in changed
     resumed = run_cli("train-multibox", "--out", tmp_path / "resumed", "--resume", "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.splitlines()[1].startswith("epoch 2/2: ")
+    assert "resuming" in resumed.stderr and resumed.stdout.splitlines()[0].startswith("epoch 2: ")
     assert resumed.stdout.splitlines()[-1] == f"MultiBox model (3 priors) written to {tmp_path / 'resumed'}"
-    config = MultiBoxTrainConfig(
-        data=str(voc), out=str(tmp_path / "straight"), init_from=str(classifier), epochs=2, **settings
-    )
-    straight = train_multibox(config)
+    overrides = {**recipe, "data": str(voc), "init_from": str(classifier), "epochs": 2}
+    config = resolve_config(None, {**overrides, "out": str(tmp_path / "straight")}, defaults=MULTIBOX_RECIPE)
+    assert (config.optimizer, config.lr, config.weight_decay) == ("adamw", 1e-4, 0.0)
+    straight = fit(config, task=multibox_task(MultiBoxOptions(**options)))
     a, b = RunLayout(tmp_path / "straight"), RunLayout(tmp_path / "resumed")
-    assert read_metadata(a.weights)["sha256"] == read_metadata(b.weights)["sha256"]
-    metrics = [json.loads(line) for line in b.metrics.read_text().splitlines()]
-    assert [m["epoch"] for m in metrics] == [1, 2]
-    assert [m["loss"] for m in metrics] == [r["loss"] for r in straight.records]
+    for weights in ("weights", "raw_weights"):
+        assert read_metadata(getattr(a, weights))["sha256"] == read_metadata(getattr(b, weights))["sha256"]
+    metrics = read_metrics(b.root)
+    assert [m["epoch"] for m in metrics] == [1, 2] and metrics == [
+        {**m, "images_per_s": r["images_per_s"], "epoch_time_s": r["epoch_time_s"]}
+        for m, r in zip(straight.metrics, metrics, strict=True)
+    ]
+    assert {"train_conf", "train_match", "avg_val_loss", "avg_val_coverage_at_3"} <= set(metrics[0])
+    assert (b.root / "tensorboard").is_dir() and b.best_checkpoint.is_file()
+    # The classifier's command does not take the run over: its task's settings are the run's.
+    assert main(["train", "--resume", str(b.root), "--epochs", "3"]) == 2
+    assert "is a run of another task" in capsys.readouterr().err
 
-    # The folder is a MultiBox model: priors from the training boxes, the classifier's backbone.
-    model = load_multibox(tmp_path / "resumed")
-    saved = json.loads((tmp_path / "resumed" / MULTIBOX_FILE).read_text())
+    # The run directory is a MultiBox model: priors from the training boxes, the averaged weights.
+    model = load_multibox(b.root)
+    saved = json.loads((b.root / MULTIBOX_FILE).read_text())
     assert saved["trained"]["init_from"] == str(classifier) and saved["epochs_done"] == 2
+    assert (
+        saved["trained"]["num_priors"] == 3 and saved["weights_sha256"] == read_metadata(b.weights)["sha256"]
+    )
     dataset = open_detection_dataset(voc, "train")
     assert np.array_equal(model.priors, fit_priors(training_boxes(dataset.targets()), 3, seed=0))
     image = np.asarray(dataset[0][0])
@@ -366,53 +443,68 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path) -> None:
     assert boxes[:, 3].max() <= image.shape[0] and np.array_equal(boxes, np.round(boxes))
 
 
-def test_backbone_comes_from_the_classifier() -> None:
-    torch.manual_seed(2)
-    classifier = create_model("googlenet_bn", num_classes=3)
-    net = create_multibox_network(5, backbone=classifier)
-    assert net.meta.variant == "googlenet_bn" and net.num_classes == 25 and net.aux1 is None
-    assert torch.equal(net.conv1.conv.weight, classifier.conv1.conv.weight)
-    assert torch.equal(
-        net.inception5b.state_dict()["branch1.conv.weight"],
-        classifier.inception5b.state_dict()["branch1.conv.weight"],
-    )
+def test_torchrun_two_processes_train_multibox(tmp_path: Path) -> None:
+    voc = write_voc(tmp_path / "voc", n=4, split="train")
+    write_voc(voc, n=3, split="val", first=4)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")
+    }
+    args = ["--data", str(voc), "--out", str(tmp_path / "ddp"), "--num-priors", "3", "--top", "3"]
+    args += ["--image-size", "64", "--batch-size", "1", "--epochs", "1", "--workers", "0", "--device", "cpu"]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "googlenet", "train-multibox", *args, "--num-threads", "1"],
+        capture_output=True, text=True, timeout=300, env={**env, "OMP_NUM_THREADS": "1"}, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = RunLayout(tmp_path / "ddp")
+    assert json.loads(run.env.read_text())["world_size"] == 2
+    (record,) = read_metrics(run.root)
+    # 4 images / global batch 2 = 2 steps; validation's sums cover every val image over both ranks
+    assert record["step"] == 2 and record["train_images"] == 4 and record["val_images"] == 3
+    assert math.isfinite(record["avg_val_loss"]) and 0 <= record["avg_val_coverage_at_3"] <= 1
+    model = load_multibox(run.root)
+    assert model.num_priors == 3 and len(model.propose(scene(0)[0], 3)) >= 1
 
 
 def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     voc = write_voc(tmp_path / "voc", n=2, split="train")
+    write_voc(voc, n=1, split="val", first=2)
     out = tmp_path / "out"
     cases = {
         ("--num-priors", "50"): "50 priors need at least 50 distinct training boxes",
-        ("--image-size", "32"): "--image-size must be an integer of at least 64",
+        ("--image-size", "32"): "image_size=32 is too small",
         ("--val-split", "test"): "split file",
-        ("--batch-size", "8"): "--batch-size 8 is larger than the 2 training images",
+        ("--batch-size", "8"): "has 2 training images, fewer than one global batch of 8",
         ("--device", "gpu"): "unknown device 'gpu'",
+        ("--alpha", "-1"): "--alpha must be a non-negative number",
+        ("--lr", "0"): "lr=0.0 must be > 0",
     }
     for flags, message in cases.items():
-        args = ["train-multibox", "--data", str(voc), "--out", str(out), "--val-split", "none"]
-        args += ["--batch-size", "2", *flags]
+        args = [
+            "train-multibox",
+            "--data",
+            str(voc),
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--num-priors",
+            "2",
+        ]
+        args += flags
         assert main(args) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and message in err, err
         assert not out.exists()
     assert main(["train-multibox", "--out", str(out), "--resume"]) == 2
-    assert "does not exist; start a new run without --resume" in capsys.readouterr().err
+    assert "cannot resume" in capsys.readouterr().err
     (out / "checkpoints").mkdir(parents=True)
     (out / MULTIBOX_FILE).write_text("{}")
     assert main(["train-multibox", "--data", str(voc), "--out", str(out), "--batch-size", "2"]) == 2
     assert "already holds a MultiBox run: pass --resume" in capsys.readouterr().err
     # As a real process: the same one line.
     result = run_cli(
-        "train-multibox",
-        "--data",
-        voc,
-        "--out",
-        tmp_path / "o2",
-        "--num-priors",
-        "50",
-        "--val-split",
-        "none",
-        "--batch-size",
-        "2",
+        "train-multibox", "--data", voc, "--out", tmp_path / "o2", "--num-priors", "50", "--batch-size", "2"
     )
     assert result.returncode == 2 and result.stderr.startswith("googlenet train-multibox: error: 50 priors")

@@ -30,6 +30,7 @@ RUN_WEIGHTS_FILE = "model.safetensors"  # the Polyak-averaged weights (section 6
 RUN_RAW_WEIGHTS_FILE = "model_raw.safetensors"  # the raw (not averaged) weights
 RUN_BEST_WEIGHTS_FILE = "model_best.safetensors"  # the best epoch's averaged weights
 RUN_CONFIG_FILE = "config.yaml"
+RUN_TASK_FILE = "task.yaml"  # a task's own settings (Task.settings; MultiBox's num_priors, alpha ...)
 RUN_METRICS_FILE = "metrics.jsonl"
 RUN_ENV_FILE = "env.json"
 RUN_LOG_FILE = "train.log"
@@ -62,6 +63,7 @@ class RunLayout:
     raw_weights = property(lambda self: self.root / RUN_RAW_WEIGHTS_FILE)
     best_weights = property(lambda self: self.root / RUN_BEST_WEIGHTS_FILE)
     config = property(lambda self: self.root / RUN_CONFIG_FILE)
+    task_settings = property(lambda self: self.root / RUN_TASK_FILE)
     metrics = property(lambda self: self.root / RUN_METRICS_FILE)
     env = property(lambda self: self.root / RUN_ENV_FILE)
     log = property(lambda self: self.root / RUN_LOG_FILE)

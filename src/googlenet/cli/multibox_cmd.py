@@ -1,118 +1,124 @@
 """``googlenet train-multibox``: train the MultiBox proposal network (paper section 8, Erhan et al. 2014).
 
-Wiring only: :mod:`googlenet.detection.multibox` computes. The folder written by ``--out`` is what
-``googlenet proposals --method multibox|paper --multibox DIR`` reads; docs/detection.md
-("MultiBox") lists its files and the defaults.
+Parsing and wiring only: the recipe flags are ``googlenet train``'s (:func:`.train_cmd.
+add_recipe_arguments`) with MultiBox's own defaults (:data:`googlenet.detection.multibox.
+MULTIBOX_RECIPE`), and :func:`googlenet.detection.multibox.multibox_task` is the
+:class:`~googlenet.training.task.Task` that :func:`googlenet.training.train.fit` trains, so resume,
+torchrun, Polyak averaging, mid-epoch checkpoints and TensorBoard work as for the classifier. The
+run directory is what ``googlenet proposals --method multibox|paper --multibox DIR`` reads;
+docs/detection.md ("MultiBox") lists its files and the defaults. Under ``torchrun`` every rank runs
+this.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
+import os
+import sys
 from typing import Any
 
-from .common import add_out_argument
+from .train_cmd import add_recipe_arguments, configure_logging, recipe_overrides
 
-# Flag -> (config field, type, help); the defaults are the config dataclass's, shown in --help.
+# Flag -> (options field, type, help); the defaults are MultiBoxOptions', shown in --help.
 _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
-    ("--model", "model", str, "registered variant for a fresh backbone (ignored with --init-from)"),
     ("--num-priors", "num_priors", int, "K: boxes predicted per image (k-means priors)"),
     ("--alpha", "alpha", float, "weight of F_match in F = F_conf + alpha F_match"),
     ("--nms-iou", "nms_iou", float, "IoU above which a lower-scoring proposal is suppressed"),
-    ("--epochs", "epochs", int, "epochs to train (with --resume: the new total)"),
-    ("--batch-size", "batch_size", int, "images per step"),
-    ("--lr", "lr", float, "Adam learning rate"),
-    ("--image-size", "image_size", int, "side the whole image is warped to"),
-    ("--seed", "seed", int, "seed of the priors, the initial weights, the data order and the flips"),
-    ("--workers", "workers", int, "DataLoader worker processes"),
-    ("--train-split", "train_split", str, "split to train on"),
     ("--top", "top", int, "proposals per image kept for the validation coverage (section 8: 200)"),
+    ("--train-split", "train_split", str, "split to train on"),
+    ("--val-split", "val_split", str, "split to report loss and coverage on after each epoch"),
 )
+# Recipe fields that mean nothing here: the classifier's folder layout, built-in set, augmentation
+# (MultiBox flips, --no-flip), auxiliary heads (it has none), label smoothing; --resume is a switch.
+_NOT_HERE = {"resume", "layout", "builtin", "augment", "aux_loss_weight", "label_smoothing"}
 
 
 ORDER = 61  # googlenet --help lists the commands by layer (detection)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..detection.multibox import MultiBoxTrainConfig
+    from ..detection.multibox import MULTIBOX_RECIPE, MultiBoxOptions
 
-    defaults = {f.name: f.default for f in dataclasses.fields(MultiBoxTrainConfig)}
+    defaults = {f.name: f.default for f in dataclasses.fields(MultiBoxOptions)}
     p = sub.add_parser(
         "train-multibox",
-        help="train MultiBox (class-agnostic box proposals) on a detection dataset",
+        help="train MultiBox (class-agnostic box proposals) on a detection dataset; resumable; torchrun",
         description="Train the MultiBox proposal network of the paper's detector (section 8; Erhan et "
         "al. 2014): k-means priors of the training boxes, the Inception backbone with one linear layer "
-        "to K box residuals and K confidences, loss F_conf + alpha F_match. The folder is read by "
-        "`googlenet proposals --method multibox --multibox DIR`.",
+        "to K box residuals and K confidences, loss F_conf + alpha F_match. The recipe flags are "
+        "`googlenet train`'s, with MultiBox's defaults (Adam, lr 1e-4 at batch 16, 10 epochs). The run "
+        "directory is read by `googlenet proposals --method multibox --multibox DIR`.",
     )
-    p.add_argument(
-        "--data", default=None, help="detection dataset folder (VOC, ILSVRC DET, COCO) or 'builtin'"
-    )
-    add_out_argument(p, required=True, type=Path, metavar="DIR", help="folder to write the model to")
-    p.add_argument(
-        "--init-from",
-        default=None,
-        metavar="WEIGHTS",
-        help="classifier whose backbone starts the network (weights file, run directory, checkpoint)",
-    )
+    g = p.add_argument_group("MultiBox (Erhan et al. 2014)")
     for flag, field, kind, text in _FLAGS:
-        p.add_argument(flag, dest=field, type=kind, default=None, help=f"{text} (default {defaults[field]})")
-    p.add_argument(
-        "--val-split",
-        default=None,
-        help="split to report loss and coverage on after each epoch, 'none' to skip "
-        f"(default {defaults['val_split']})",
-    )
-    p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument(
+        g.add_argument(flag, dest=field, type=kind, default=None, help=f"{text} (default {defaults[field]})")
+    g.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
+    g.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its last epoch (its saved settings; --epochs may grow)",
+        help="continue the run in --out exactly where it stopped (its saved settings; --epochs may grow)",
+    )
+    add_recipe_arguments(
+        p,
+        exclude=_NOT_HERE,
+        replace={
+            "out": {"required": True, "help": "run directory: the MultiBox model folder"},
+            "data": {"help": "detection dataset (VOC, ILSVRC DET, COCO folder) or 'builtin'"},
+        },
+        defaults=MULTIBOX_RECIPE,
     )
     p.set_defaults(func=run)
 
 
-def _given(args: argparse.Namespace) -> dict[str, Any]:
-    fields = [field for _, field, _, _ in _FLAGS] + ["data", "init_from", "flip"]
-    given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
-    if args.val_split is not None:
-        given["val_split"] = None if args.val_split.lower() == "none" else args.val_split
-    return given
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..detection.multibox import MultiBoxTrainConfig, resume_config, train_multibox
-    from ..device import resolve_device
+    from ..detection.multibox import (
+        MULTIBOX_RECIPE,
+        MultiBoxOptions,
+        check_new_run,
+        multibox_task,
+        resume_options,
+    )
+    from ..errors import GoogLeNetError
+    from ..training.config import resolve_config, resume_config
+    from ..training.train import fit
 
-    given = _given(args)
-    given["device"] = resolve_device(args.device)
-    if args.init_from is not None:
+    given = {field: getattr(args, field) for _, field, _, _ in _FLAGS}
+    given["flip"] = args.flip
+    overrides = recipe_overrides(args)
+    if args.resume:
+        if args.config_file:
+            raise GoogLeNetError("--resume takes the run's own config.yaml; leave out --config")
+        config = resume_config(args.out, overrides)
+        options = resume_options(args.out, given)
+    else:
+        if args.data is None:
+            raise GoogLeNetError("--data is required (a detection dataset or 'builtin') unless --resume")
+        check_new_run(args.out)
+        options = MultiBoxOptions(**{k: v for k, v in given.items() if v is not None})
+        config = resolve_config(args.config_file, overrides, defaults=MULTIBOX_RECIPE)
+    if config.init_from is not None:
         from ..runs import resolve_checkpoint
 
-        resolve_checkpoint(args.init_from)  # a missing or wrong path, before the priors are fitted
-    if args.resume:
-        config = resume_config(args.out, given)
-    else:
-        if "data" not in given:
-            raise ValueError("--data is required (a detection dataset folder or 'builtin') unless --resume")
-        config = MultiBoxTrainConfig(out=str(args.out), **given)
-
-    def report(record: dict[str, Any]) -> None:
-        line = (
-            f"epoch {record['epoch']}/{config.epochs}: loss {record['loss']:.4f} "
-            f"(conf {record['conf']:.4f}, match {record['match']:.4f})"
+        resolve_checkpoint(config.init_from)  # a missing or wrong path, before the priors are fitted
+    task = multibox_task(options)
+    configure_logging()
+    result = fit(config, task=task)
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return result.exit_code
+    if result.interrupted:
+        print(
+            f"googlenet train-multibox: stopped by {result.interrupted} after step {result.step}; "
+            f"checkpoint written. Continue with: googlenet train-multibox --out {result.run_dir} --resume",
+            file=sys.stderr,
         )
-        if "val_loss" in record:
-            line += (
-                f"; val loss {record['val_loss']:.4f}, coverage of the val boxes by the top {config.top} "
-                f"(IoU >= 0.5) {100 * record[f'val_coverage_at_{config.top}']:.1f}%"
-            )
-        print(f"{line}; {record['seconds']:.1f} s", flush=True)
-
-    if args.resume:
-        print(f"resuming {args.out} (to {config.epochs} epochs)", flush=True)
-    result = train_multibox(config, resume=args.resume, on_epoch=report)
-    print(f"MultiBox model ({config.num_priors} priors) written to {result.out}")
+        return result.exit_code
+    if result.metrics:
+        m = result.metrics[-1]
+        coverage = m[f"avg_val_coverage_at_{options.top}"]
+        print(
+            f"epoch {m['epoch']}: val loss {m['avg_val_loss']:.4f}, coverage of the val boxes by the top "
+            f"{options.top} (IoU >= 0.5) {100 * coverage:.1f}% (averaged weights)"
+        )
+    print(f"MultiBox model ({options.num_priors} priors) written to {result.run_dir}")
     return 0

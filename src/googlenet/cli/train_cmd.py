@@ -25,13 +25,15 @@ def add_recipe_arguments(
     *,
     exclude: Iterable[str] = (),
     replace: Mapping[str, Mapping[str, Any]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> None:
     """One flag per :class:`~googlenet.training.config.TrainConfig` field, plus ``--config FILE``.
 
     Flag names, help, groups and choices come from each field's ``metadata``; the help shows the
-    field's default. Every flag's argparse default is None, so that only the flags given override
-    the YAML file. ``exclude`` leaves fields out; ``replace`` changes a flag's argparse settings
-    (``train-ensemble`` makes ``--out`` required and describes it as the ensemble directory).
+    field's default, or the command's own from ``defaults`` (which it passes to ``resolve_config``).
+    Every flag's argparse default is None, so that only the flags given override the YAML file.
+    ``exclude`` leaves fields out; ``replace`` changes a flag's argparse settings (``train-ensemble``
+    makes ``--out`` required and describes it as the ensemble directory).
     """
     from ..training.config import TrainConfig, field_types, optional_inner
 
@@ -51,6 +53,7 @@ def add_recipe_arguments(
                 )
         kind, _ = optional_inner(hints[f.name])
         default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        default = (defaults or {}).get(f.name, default)
         shown = "none" if default is None else default
         kwargs: dict[str, Any] = {"dest": f.name, "default": None}
         if kind is bool:

@@ -23,6 +23,11 @@ What is implemented here, with the paper's notation (docs/detection.md, section 
   ``K`` boxes and averaged over the images of a batch.
 * **Proposals**: the image warped to the network's input, the ``K`` boxes decoded and clipped, then
   greedy non-maximum suppression (``torchvision.ops.nms``) and the ``top`` best.
+* **Training**: :func:`multibox_task`, a :class:`~googlenet.training.task.Task` of the shared loop
+  (:func:`googlenet.training.train.fit`: optimizer, schedule, Polyak averaging, checkpoints, exact
+  resume, torchrun, TensorBoard). Its labels are each image's targets against the priors, its
+  validation the val loss and the coverage of the val boxes by the ``top`` proposals, and the
+  finished run's folder is a MultiBox model (:func:`load_multibox`).
 
 Boxes outside this module are inclusive 1-based pixel indices (:mod:`.boxes`): the pixels
 ``xmin..xmax`` cover the continuous interval ``[xmin - 1, xmax]``, which is what normalising maps
@@ -35,10 +40,10 @@ import dataclasses
 import functools
 import json
 import math
-import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,42 +52,50 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
-from ..atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write_text
 from ..data.config import DataConfig, check_image_size, resolve_data_config
 from ..data.transforms import interpolation_mode
 from ..errors import GoogLeNetError
-from ..models.model import GoogLeNet, ModelMeta
+from ..models.model import GoogLeNet
 from ..models.registry import create_model
-from ..runs import MULTIBOX_FILE, RunLayout
+from ..runs import MULTIBOX_FILE, RunLayout, read_yaml
+from ..training.config import TrainConfig
+from ..training.distributed import DistEnv, all_reduce_sum
+from ..training.engine import Scores, TrainMetric, autocast, collate_batch
+from ..training.engine import split_outputs as main_output
+from ..training.task import Task, TaskData, initialise_from, model_options
 from .boxes import as_boxes, to_exclusive
+from .proposals import covered_boxes
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_IMAGE_SIZE",
     "DEFAULT_NMS_IOU",
     "DEFAULT_NUM_PRIORS",
+    "MULTIBOX_RECIPE",
     "MultiBox",
     "MultiBoxLoss",
-    "MultiBoxRun",
+    "MultiBoxOptions",
     "MultiBoxSamples",
-    "MultiBoxTrainConfig",
+    "check_new_run",
     "create_multibox_network",
     "decode_boxes",
     "denormalise_boxes",
     "encode_targets",
     "fit_priors",
+    "label_loss",
     "load_multibox",
     "match_cost",
     "match_priors",
     "multibox_loss",
     "multibox_proposals",
+    "multibox_task",
     "normalise_boxes",
     "positive_share",
     "preprocess",
-    "resume_config",
+    "resume_options",
     "save_multibox",
     "split_outputs",
-    "train_multibox",
     "training_boxes",
 ]
 
@@ -234,51 +247,55 @@ def multibox_loss(
     ``matched`` N x K bool. ``-log c`` and ``-log(1 - c)`` are computed from the logits
     (``binary_cross_entropy_with_logits``), which stays finite where ``c`` rounds to 0 or 1.
     """
-    matched_f = matched.to(logits.dtype)
-    conf = F.binary_cross_entropy_with_logits(logits.float(), matched_f.float(), reduction="none").sum(1)
-    error = (decode_boxes(residuals.float(), priors.float()) - target_boxes.float()) ** 2
-    match = 0.5 * (error.sum(2) * matched_f.float()).sum(1)
+    error = decode_boxes(residuals.float(), priors.float()) - target_boxes.float()
+    return _loss_terms(error, logits, matched, alpha)
+
+
+def _loss_terms(
+    error: torch.Tensor, logits: torch.Tensor, matched: torch.Tensor, alpha: float
+) -> MultiBoxLoss:
+    # error: l_i - g_j per coordinate (N x K x 4); only the matched priors count in F_match.
+    matched_f = matched.float()
+    conf = F.binary_cross_entropy_with_logits(logits.float(), matched_f, reduction="none").sum(1)
+    match = 0.5 * ((error.float() ** 2).sum(2) * matched_f).sum(1)
     conf, match = conf.mean(), match.mean()
     return MultiBoxLoss(conf + alpha * match, conf, match)
+
+
+# One image's label tensor (K x 6, :class:`MultiBoxSamples`): per prior the target residual
+# g_j - prior_i of the ground truth matched to it (zeros when unmatched), 1.0 where it is matched,
+# and the image's index in its split (validation looks up the image's boxes and size by it).
+LABEL_RESIDUAL, LABEL_MATCHED, LABEL_INDEX = slice(0, 4), 4, 5
+LABEL_COLUMNS = 6
+
+
+def label_loss(outputs: torch.Tensor, labels: torch.Tensor, *, alpha: float = DEFAULT_ALPHA) -> MultiBoxLoss:
+    """:func:`multibox_loss` of the network's N x 5K ``outputs`` against :class:`MultiBoxSamples`'
+    N x K x 6 ``labels``: ``l_i - g_j = r_i - (g_j - prior_i)``, so the priors are in the labels."""
+    residuals, logits = split_outputs(outputs, labels.shape[1])
+    error = residuals.float() - labels[..., LABEL_RESIDUAL].float()
+    return _loss_terms(error, logits, labels[..., LABEL_MATCHED] > 0.5, alpha)
 
 
 def create_multibox_network(
     num_priors: int,
     *,
     model: str = "googlenet",
-    backbone: GoogLeNet | None = None,
     confidence_start: float | None = None,
+    **model_overrides: Any,
 ) -> GoogLeNet:
     """A GoogLeNet whose classifier predicts ``num_priors`` boxes (``5 K`` outputs), no auxiliary heads.
 
-    ``backbone``: a trained classifier whose layers up to inception5b are copied (its variant is
-    used; ``model`` is then ignored). The residual outputs start at zero, so every box starts at its
-    prior. ``confidence_start`` (the share of priors matched per image, :func:`positive_share`) sets
-    the confidence biases so that every ``c_i`` starts there, as RetinaNet (Lin et al. 2017)
-    initialises its classifier: with ``c_i = 1/2`` the ``K`` unmatched terms would dominate the
-    first steps.
+    ``model`` and ``model_overrides`` are :func:`~googlenet.models.registry.create_model`'s (a trained
+    backbone is loaded afterwards: ``--init-from``, :func:`multibox_task`). The residual outputs
+    start at zero, so every box starts at its prior. ``confidence_start`` (the share of priors
+    matched per image, :func:`positive_share`) sets the confidence biases so that every ``c_i``
+    starts there, as RetinaNet (Lin et al. 2017) initialises its classifier: with ``c_i = 1/2`` the
+    ``K`` unmatched terms would dominate the first steps.
     """
     if num_priors < 1:
         raise GoogLeNetError(f"the number of priors must be >= 1. Got {num_priors}")
-    if backbone is None:
-        net = create_model(model, num_classes=5 * num_priors, aux_logits=False)
-    else:
-        meta = ModelMeta(
-            variant=backbone.meta.variant,
-            num_classes=5 * num_priors,
-            mean=tuple(backbone.meta.mean),
-            std=tuple(backbone.meta.std),
-            resize_ratio=backbone.meta.resize_ratio,
-            interpolation=backbone.meta.interpolation,
-            transform_input=backbone.meta.transform_input,
-            source=f"MultiBox on {backbone.meta.source}",
-        )
-        net = GoogLeNet(backbone.config, num_classes=5 * num_priors, aux_logits=False, meta=meta)
-        features = {k: v for k, v in backbone.state_dict().items() if k.split(".")[0] in set(net.stages)}
-        missing, unexpected = net.load_state_dict(features, strict=False)
-        left = [k for k in missing if not k.startswith("fc.")]
-        if left or unexpected:
-            raise GoogLeNetError(f"the backbone does not fit the MultiBox network: missing {left[:3]}")
+    net = create_model(model, num_classes=5 * num_priors, aux_logits=False, **model_overrides)
     with torch.no_grad():
         net.fc.weight[: 4 * num_priors].zero_()
         net.fc.bias[: 4 * num_priors].zero_()
@@ -413,18 +430,25 @@ def _settings(multibox: MultiBox, weights_sha256: str, extra: dict[str, Any]) ->
     }
 
 
-def save_multibox(multibox: MultiBox, directory: str | Path, **extra: Any) -> Path:
+def save_multibox(
+    multibox: MultiBox, directory: str | Path, *, write_weights: bool = True, **extra: Any
+) -> Path:
     """Write ``DIR/model.safetensors`` (the network) and then ``DIR/multibox.json`` (priors and settings).
 
     Both writes are atomic and the JSON, written last, records the weights' tensor hash, so a
-    folder never pairs priors with other weights. ``extra``: JSON-able fields recorded beside them.
+    folder never pairs priors with other weights. With ``write_weights=False`` the weights file is
+    already there (a training run's averaged weights) and must hold the network's tensors.
+    ``extra``: JSON-able fields recorded beside them.
     """
-    from ..weights.store import read_metadata, save_weights
+    from ..weights.store import read_metadata, save_weights, tensors_sha256
 
     layout = RunLayout(directory)
     layout.root.mkdir(parents=True, exist_ok=True)
-    save_weights(multibox.network, layout.weights, extra={"multibox": MULTIBOX_FILE})
+    if write_weights:
+        save_weights(multibox.network, layout.weights, extra={"multibox": MULTIBOX_FILE})
     sha = read_metadata(layout.weights)["sha256"]
+    if not write_weights and tensors_sha256(multibox.network.state_dict()) != sha:
+        raise GoogLeNetError(f"{layout.weights} does not hold the MultiBox network being saved")
     path = layout.root / MULTIBOX_FILE
     atomic_write_text(path, json.dumps(_settings(multibox, sha, extra), indent=1) + "\n")
     return path
@@ -501,12 +525,14 @@ def multibox_proposals(image_rgb: np.ndarray, multibox_dir: str | Path, top: int
 
 
 class MultiBoxSamples(torch.utils.data.Dataset):
-    """Training samples of a detection dataset: ``(image 3 x S x S, target boxes K x 4, matched K)``.
+    """Training samples of a detection dataset: ``(image 3 x S x S, labels K x 6)``.
 
-    ``dataset[i]`` gives ``(PIL image, DetectionTarget)`` (:class:`.datasets.DetectionDataset`). With
-    ``flip`` the image and its boxes are mirrored with probability 1/2, drawn from torch's RNG (so
-    the engine's :class:`~googlenet.training.engine.SeededSamples` makes it a function of the
-    sample's seed); the matching to the priors follows the flip.
+    ``dataset[i]`` gives ``(PIL image, DetectionTarget)`` (:class:`.datasets.DetectionDataset`). The
+    labels are the image's targets against the priors (:data:`LABEL_RESIDUAL`, :data:`LABEL_MATCHED`,
+    :data:`LABEL_INDEX`; :func:`encode_targets`). With ``flip`` the image and its boxes are mirrored
+    with probability 1/2, drawn from torch's RNG (so the engine's
+    :class:`~googlenet.training.engine.SeededSamples` makes it a function of the sample's seed); the
+    matching to the priors follows the flip.
     """
 
     def __init__(self, dataset: Any, priors: np.ndarray, data: DataConfig, *, flip: bool = True) -> None:
@@ -518,7 +544,7 @@ class MultiBoxSamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, target = self.dataset[index]
         rgb = np.asarray(image.convert("RGB") if isinstance(image, PIL.Image.Image) else image)
         gt = normalise_boxes(target.boxes, target.width, target.height)
@@ -526,8 +552,11 @@ class MultiBoxSamples(torch.utils.data.Dataset):
             rgb = rgb[:, ::-1]
             gt = np.stack([1.0 - gt[:, 2], gt[:, 1], 1.0 - gt[:, 0], gt[:, 3]], axis=1)
         boxes, matched = encode_targets(self.priors, gt)
-        x = preprocess([rgb], self.data)[0]
-        return x, torch.from_numpy(boxes), torch.from_numpy(matched)
+        labels = np.zeros((len(self.priors), LABEL_COLUMNS), dtype=np.float32)
+        labels[matched, LABEL_RESIDUAL] = boxes[matched] - self.priors[matched]
+        labels[:, LABEL_MATCHED] = matched
+        labels[:, LABEL_INDEX] = index
+        return preprocess([rgb], self.data)[0], torch.from_numpy(labels)
 
 
 def positive_share(targets: Iterable[Any], num_priors: int) -> float:
@@ -536,278 +565,246 @@ def positive_share(targets: Iterable[Any], num_priors: int) -> float:
     return sum(counts) / (len(counts) * num_priors) if counts else 0.0
 
 
-# --------------------------------------------------------------------------- training runs
+# --------------------------------------------------------------------------- training: a Task of fit
 
-# Adam rather than the classifier's SGD (section 6): on the paper network (0-255 inputs, no
-# BatchNorm) SGD at 0.01-0.05 diverged within a few steps on small sets here; Erhan et al. give no
-# optimizer settings. Recorded in docs/detection.md.
-DEFAULT_LR = 1e-4
-DEFAULT_EPOCHS = 10
-DEFAULT_BATCH_SIZE = 16
-CHECKPOINT_FORMAT = "googlenet-multibox-checkpoint"
-# Settings a resumed run may change; every other one must be the checkpoint's.
-RESUME_MAY_CHANGE = frozenset({"epochs", "workers", "device", "out"})
+# The recipe train-multibox starts from, where it differs from the classifier's (docs/detection.md):
+# Adam rather than section 6's SGD -- on the paper network (0-255 inputs, no BatchNorm) SGD at
+# 0.01-0.05 diverged within a few steps on small sets here; Erhan et al. give no optimizer settings.
+# AdamW without weight decay is Adam; 1e-4 at batch 16 (scaled with the global batch like the
+# classifier's rate), every parameter at the same rate.
+MULTIBOX_RECIPE: dict[str, Any] = {
+    "optimizer": "adamw",
+    "lr": 1e-4,
+    "lr_reference_batch": 16,
+    "weight_decay": 0.0,
+    "bias_lr_mult": 1.0,
+    "batch_size": 16,
+    "epochs": 10,
+    "image_size": DEFAULT_IMAGE_SIZE,
+}
+COVERAGE_IOU = 0.5  # a box counts as found by a proposal with IoU >= 0.5 (R-CNN, section 8)
 
 
 @dataclass(frozen=True)
-class MultiBoxTrainConfig:
-    """One ``googlenet train-multibox`` run (defaults documented in docs/detection.md, "MultiBox")."""
+class MultiBoxOptions:
+    """MultiBox's own settings beside the recipe (:class:`~googlenet.training.config.TrainConfig`).
 
-    data: str
-    out: str
-    model: str = "googlenet"
-    init_from: str | None = None
+    They are the task's ``settings``: kept in ``RUN/task.yaml`` and every checkpoint, and a resume
+    must keep them (:func:`resume_options`).
+    """
+
     num_priors: int = DEFAULT_NUM_PRIORS
     alpha: float = DEFAULT_ALPHA
     nms_iou: float = DEFAULT_NMS_IOU
-    epochs: int = DEFAULT_EPOCHS
-    batch_size: int = DEFAULT_BATCH_SIZE
-    lr: float = DEFAULT_LR
-    image_size: int = DEFAULT_IMAGE_SIZE
-    flip: bool = True
-    seed: int = 0
-    workers: int = 0
-    train_split: str = "train"
-    val_split: str | None = "val"
     top: int = 200  # section 8: the proposals kept per image, for the validation coverage
-    device: str = "cpu"
+    flip: bool = True
+    train_split: str = "train"
+    val_split: str = "val"
 
     def validate(self) -> None:
-        """A one-line error naming the first bad setting."""
-        check_image_size(self.image_size, "--image-size")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "num_priors": self.num_priors}
-        for name, value in {**positive, "top": self.top}.items():
+        """A one-line error naming the first bad setting by its flag."""
+
+        def flag(name: str) -> str:
+            return "--" + name.replace("_", "-")
+
+        def number(value: Any) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+        for name in ("num_priors", "top"):
+            value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise GoogLeNetError(f"--{name.replace('_', '-')} must be a positive integer. Got {value!r}")
-        if self.workers < 0:
-            raise GoogLeNetError(f"--workers must be >= 0. Got {self.workers}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise GoogLeNetError(f"--lr must be a positive number. Got {self.lr}")
-        if not (self.alpha >= 0 and math.isfinite(self.alpha)):
-            raise GoogLeNetError(f"--alpha must be a non-negative number. Got {self.alpha}")
-        if not 0 < self.nms_iou <= 1:
-            raise GoogLeNetError(f"--nms-iou must be in (0, 1]. Got {self.nms_iou}")
+                raise GoogLeNetError(f"{flag(name)} must be a positive integer. Got {value!r}")
+        if not (number(self.alpha) and self.alpha >= 0):
+            raise GoogLeNetError(f"--alpha must be a non-negative number. Got {self.alpha!r}")
+        if not (number(self.nms_iou) and 0 < self.nms_iou <= 1):
+            raise GoogLeNetError(f"--nms-iou must be in (0, 1]. Got {self.nms_iou!r}")
+        if not isinstance(self.flip, bool):
+            raise GoogLeNetError(f"flip must be true or false. Got {self.flip!r}")
+        for name in ("train_split", "val_split"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise GoogLeNetError(f"{flag(name)} must name a split. Got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-
-@dataclass(frozen=True)
-class MultiBoxRun:
-    """What :func:`train_multibox` leaves: the folder (a MultiBox model) and one record per epoch."""
-
-    out: Path
-    records: list[dict[str, Any]]
-    resumed_from_epoch: int
-
-
-def _open_split(config: MultiBoxTrainConfig, split: str) -> Any:
-    from .datasets import open_detection_dataset
-
-    return open_detection_dataset(config.data, split)
-
-
-def _initial_network(config: MultiBoxTrainConfig, targets: list[Any]) -> GoogLeNet:
-    backbone = None
-    if config.init_from is not None:
-        from ..runs import resolve_checkpoint
-
-        backbone = resolve_checkpoint(config.init_from).load()
-    torch.manual_seed(config.seed)
-    net = create_multibox_network(
-        config.num_priors,
-        model=config.model,
-        backbone=backbone,
-        confidence_start=positive_share(targets, config.num_priors),
-    )
-    net.meta.input_size = (3, config.image_size, config.image_size)
-    return net
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises assorted types for truncated or foreign files
-        raise GoogLeNetError(f"{path}: not a readable MultiBox checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise GoogLeNetError(f"{path}: not a MultiBox training checkpoint (googlenet train-multibox)")
-    return state
-
-
-def _loader(samples: Any, sampler: Any, workers: int) -> Any:
-    from ..training.engine import SeededSamples
-
-    return torch.utils.data.DataLoader(
-        SeededSamples(samples), batch_sampler=sampler, num_workers=workers, persistent_workers=False
-    )
-
-
-@torch.no_grad()
-def _validate(multibox: MultiBox, val: Any, config: MultiBoxTrainConfig) -> dict[str, float]:
-    """Mean validation loss of the split and the coverage of its boxes by the ``top`` proposals."""
-    from .proposals import coverage
-
-    net = multibox.network
-    net.eval()
-    device = next(net.parameters()).device
-    priors = torch.as_tensor(multibox.priors, dtype=torch.float32, device=device)
-    sums = {"loss": 0.0, "conf": 0.0, "match": 0.0}
-    proposals: dict[str, np.ndarray] = {}
-    batch = min(config.batch_size, 32)
-    for first in range(0, len(val), batch):
-        items = [val[i] for i in range(first, min(first + batch, len(val)))]
-        images = [np.asarray(image.convert("RGB")) for image, _ in items]
-        encoded = [
-            encode_targets(multibox.priors, normalise_boxes(t.boxes, t.width, t.height)) for _, t in items
-        ]
-        boxes = torch.as_tensor(np.stack([b for b, _ in encoded]), device=device)
-        matched = torch.as_tensor(np.stack([m for _, m in encoded]), device=device)
-        outputs = net(preprocess(images, multibox.data_config).to(device))
-        loss = multibox_loss(
-            *split_outputs(outputs, multibox.num_priors), priors, boxes, matched, alpha=config.alpha
-        )
-        for key, value in zip(("loss", "conf", "match"), loss, strict=True):
-            sums[key] += float(value.detach()) * len(items)
-        for (_, target), (boxes01, scores) in zip(items, multibox.decode(outputs), strict=True):
-            found = multibox.select(boxes01, scores, target.width, target.height, config.top)
-            proposals[target.image_id] = found
-    out = {f"val_{k}": v / len(val) for k, v in sums.items()}
-    out[f"val_coverage_at_{config.top}"] = coverage(proposals, val.targets(), 0.5)
-    return out
-
-
-def resume_config(out: str | Path, overrides: dict[str, Any] | None = None) -> MultiBoxTrainConfig:
-    """The config of the run in ``out`` (its last checkpoint), with ``overrides`` applied.
-
-    Only the settings in :data:`RESUME_MAY_CHANGE` may differ from the saved ones; ``None`` values
-    are not given.
-    """
-    path = RunLayout(out).last_checkpoint
-    if not path.is_file():
-        raise GoogLeNetError(f"--resume: {path} does not exist; start a new run without --resume")
-    saved = dict(_read_checkpoint(path)["config"])
-    for key, value in (overrides or {}).items():
-        if value is None or key == "out":
-            continue
-        if key in RESUME_MAY_CHANGE:
-            saved[key] = value
-        elif saved.get(key) != value:
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str) -> MultiBoxOptions:
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
             raise GoogLeNetError(
-                f"{path} was trained with {key}={saved.get(key)!r}, not {value!r}: resume with the same "
-                f"settings (only {', '.join(sorted(RESUME_MAY_CHANGE - {'out'}))} may change)"
+                f"{source}: unknown MultiBox setting {unknown[0]!r} (known: {', '.join(known)})"
             )
-    saved["out"] = str(out)
-    return MultiBoxTrainConfig(**saved)
+        options = cls(**data)
+        options.validate()
+        return options
 
 
-def train_multibox(config: MultiBoxTrainConfig, *, resume: bool = False, on_epoch: Any = None) -> MultiBoxRun:
-    """Train MultiBox on ``config.data`` into ``config.out`` (a folder :func:`load_multibox` reads).
+def resume_options(run_dir: str | Path, given: Mapping[str, Any]) -> MultiBoxOptions:
+    """The MultiBox settings of the run in ``run_dir`` (its ``task.yaml``); a ``given`` setting
+    (None: not given) that differs from the run's is a one-line error: a resume keeps them all."""
+    path = RunLayout(run_dir).task_settings
+    if not path.is_file():
+        raise GoogLeNetError(f"cannot resume: {path} not found (is {run_dir} a train-multibox run?)")
+    options = MultiBoxOptions.from_dict(read_yaml(path), source=str(path))
+    saved = options.to_dict()
+    for key, value in given.items():
+        if value is not None and saved.get(key) != value:
+            raise GoogLeNetError(
+                f"cannot change {key!r} when resuming {run_dir}: it was trained with "
+                f"{key}={saved.get(key)!r} ({path}); leave it out to keep it"
+            )
+    return options
 
-    The priors are fitted once on the training split and kept in the checkpoint. The data order
-    and each sample's flip are functions of ``(seed, epoch, position)`` (the training engine's
-    ``EpochBatchSampler`` / ``SeededSamples``); dropout's RNG is saved with the weights and the
-    optimizer in ``checkpoints/last.pt`` after every epoch (written atomically), so ``resume``
-    (with the config of :func:`resume_config`) continues exactly where the last completed epoch
-    ended. ``on_epoch(record)`` is called after
-    each epoch with its metrics. Every input is checked before anything is written.
-    """
-    from ..training.engine import EpochBatchSampler
 
-    config.validate()
-    layout = RunLayout(config.out)
-    state = None
-    if resume:
-        # The settings must be the checkpoint's (resume_config builds them), except those that
-        # do not change what is computed.
-        resume_config(config.out, config.to_dict())
-        state = _read_checkpoint(layout.last_checkpoint)
-    elif layout.last_checkpoint.is_file() or (layout.root / MULTIBOX_FILE).is_file():
+def check_new_run(out: str | Path) -> None:
+    """``out`` holds no MultiBox run yet (else: continue it with ``--resume``, or choose another)."""
+    layout = RunLayout(out)
+    if layout.last_checkpoint.is_file() or (layout.root / MULTIBOX_FILE).is_file():
         raise GoogLeNetError(
             f"--out {layout.root} already holds a MultiBox run: pass --resume to continue it or another --out"
         )
-    device = torch.device(config.device)
-    train = _open_split(config, config.train_split)
-    val = _open_split(config, config.val_split) if config.val_split else None
-    sampler = EpochBatchSampler(len(train), config.batch_size, seed=config.seed, shuffle=True)
-    if sampler.batches_per_epoch() < 1:
-        raise GoogLeNetError(
-            f"--batch-size {config.batch_size} is larger than the {len(train)} training images of "
-            f"{config.data} ({config.train_split})"
+
+
+class MultiBoxLossParts(TrainMetric):
+    """The training metric: ``F_conf`` and ``F_match`` of each step, the record's ``train_conf`` and
+    ``train_match`` (the epoch's means over its images)."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+
+    def step(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            loss = label_loss(logits, labels.to(logits.device), alpha=self.alpha)
+        n = labels.shape[0]
+        return {"conf": float(loss.conf) * n, "match": float(loss.match) * n}
+
+    def epoch(self, sums: Mapping[str, float], images: float) -> dict[str, float]:
+        return {f"train_{k}": sums.get(k, 0.0) / images if images else math.nan for k in ("conf", "match")}
+
+
+def _training_loss(outputs: Any, labels: torch.Tensor, *, alpha: float) -> torch.Tensor:
+    logits, _ = main_output(outputs)  # the network has no auxiliary heads
+    return label_loss(logits, labels, alpha=alpha).total
+
+
+@torch.no_grad()
+def _validate(
+    model: Any,
+    loader: Iterable[Any],
+    *,
+    data: TaskData,
+    env: DistEnv,
+    precision: str,
+    channels_last: bool,
+    options: MultiBoxOptions,
+) -> Scores:
+    """This rank's share of the val split: its loss (and parts) and how many of its boxes the
+    ``top`` proposals cover (IoU >= 0.5, as ``googlenet proposals`` would give them); sums over ranks."""
+    samples: MultiBoxSamples = data.val
+    model.eval()
+    device = next(model.parameters()).device
+    multibox = MultiBox(model, samples.priors, samples.data.image_size, options.alpha, options.nms_iou)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    sums = dict.fromkeys(("loss", "conf", "match", "images", "covered", "boxes"), 0.0)
+    for batch in loader:
+        if batch.labels.numel() == 0:
+            continue
+        images = batch.images.to(device, non_blocking=True, memory_format=memory_format)
+        labels = batch.labels.to(device, non_blocking=True)
+        with autocast(device, precision):
+            outputs = model(images)
+        n = labels.shape[0]
+        loss = label_loss(outputs, labels, alpha=options.alpha)
+        for key, value in zip(("loss", "conf", "match"), loss, strict=True):
+            sums[key] += float(value) * n
+        sums["images"] += n
+        indices = labels[:, 0, LABEL_INDEX].round().long().tolist()
+        for (boxes01, scores), index in zip(multibox.decode(outputs), indices, strict=True):
+            target = samples.dataset.target(index)
+            found = multibox.select(boxes01, scores, target.width, target.height, options.top)
+            sums["boxes"] += len(target.boxes)
+            sums["covered"] += covered_boxes(target.boxes, found, COVERAGE_IOU)
+    sums = all_reduce_sum(env, sums)
+    n = sums["images"]
+    if n == 0:
+        raise GoogLeNetError("the validation split has no image")
+    values = {k: sums[k] / n for k in ("loss", "conf", "match")}
+    values[f"coverage_at_{options.top}"] = sums["covered"] / sums["boxes"] if sums["boxes"] else math.nan
+    return Scores(values, int(n))
+
+
+def _finalise(
+    config: TrainConfig, data: TaskData, averaged: GoogLeNet, run_dir: Path, *, options: MultiBoxOptions
+) -> None:
+    """The run directory becomes a MultiBox model: ``multibox.json`` for its averaged weights."""
+    multibox = MultiBox(averaged, data.train.priors, config.image_size, options.alpha, options.nms_iou)
+    trained = {**config.training_dict(), **options.to_dict()}
+    save_multibox(multibox, run_dir, write_weights=False, trained=trained, epochs_done=config.epochs)
+
+
+def multibox_task(options: MultiBoxOptions | None = None) -> Task:
+    """MultiBox as a :class:`~googlenet.training.task.Task` of :func:`googlenet.training.train.fit`.
+
+    * data: ``config.data``'s ``train_split`` and ``val_split`` (a detection dataset or
+      ``builtin``), each image warped to ``config.image_size`` with its targets against the priors
+      (:class:`MultiBoxSamples`, flipped in training unless ``flip`` is off). The priors are fitted
+      by k-means on the training boxes with ``config.seed`` (:func:`fit_priors`): every rank and a
+      resumed run fit the same ones;
+    * model: :func:`create_multibox_network` of ``config.model`` (confidences starting at
+      :func:`positive_share`), then ``config.init_from`` / ``freeze`` as for the classifier (the
+      backbone of a classifier of the same variant; the new ``5 K`` classifier stays);
+    * loss: ``F_conf + alpha F_match`` (:func:`label_loss`); the training metric its two parts;
+    * validation: the val loss and ``coverage_at_<top>``; the best epoch has the lowest averaged
+      val loss;
+    * finalise: ``multibox.json`` beside the run's ``model.safetensors`` (the Polyak-averaged
+      network), so the run directory is what :func:`load_multibox` reads.
+    """
+    options = options or MultiBoxOptions()
+    options.validate()
+    # What build_data found that build_model needs (fit calls them in this order, in each process).
+    found: dict[str, float] = {}
+
+    def build_data(config: TrainConfig) -> TaskData:
+        from ..models.registry import model_meta
+        from .datasets import open_detection_dataset
+
+        train_set = open_detection_dataset(config.data, options.train_split, strict=config.strict_data)
+        val_set = open_detection_dataset(config.data, options.val_split, strict=config.strict_data)
+        targets = train_set.targets()
+        priors = fit_priors(training_boxes(targets), options.num_priors, seed=config.seed)
+        meta = model_meta(config.model, **{k: v for k, v in config.model_options.items() if k != "aux"})
+        data = resolve_data_config(meta, image_size=config.image_size)
+        found["confidence_start"] = positive_share(targets, options.num_priors)
+        return TaskData(
+            train=MultiBoxSamples(train_set, priors, data, flip=options.flip),
+            val=MultiBoxSamples(val_set, priors, data, flip=False),
+            classes=[],  # class-agnostic
+            source=f"{train_set.root} ({options.train_split})",
         )
-    targets = train.targets()
-    if state is not None:
-        priors = state["priors"].double().numpy()
-    else:
-        priors = fit_priors(training_boxes(targets), config.num_priors, seed=config.seed)
-    network = _initial_network(config, targets).to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
-    records: list[dict[str, Any]] = []
-    start = 0
-    if state is not None:
-        network.load_state_dict(state["network"])
-        optimizer.load_state_dict(state["optimizer"])
-        records = list(state["records"])
-        start = int(state["epoch"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-    multibox = MultiBox(network, priors, config.image_size, config.alpha, config.nms_iou)
-    samples = MultiBoxSamples(train, priors, multibox.data_config, flip=config.flip)
-    prior_t = torch.as_tensor(priors, dtype=torch.float32, device=device)
 
-    layout.checkpoints.mkdir(parents=True, exist_ok=True)
-    if state is None:
-        import yaml
+    def build_model(config: TrainConfig, classes: Sequence[str]) -> GoogLeNet:
+        if "confidence_start" not in found:
+            raise RuntimeError("multibox_task: build_model needs build_data first (fit calls both)")
+        net = create_multibox_network(
+            options.num_priors,
+            model=config.model,
+            confidence_start=found["confidence_start"],
+            **model_options(config),
+        )
+        net.meta.input_size = (3, config.image_size, config.image_size)
+        initialise_from(net, config)
+        return net
 
-        atomic_write_text(layout.config, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    for epoch in range(start, config.epochs):
-        began = time.perf_counter()
-        network.train()
-        sampler.set_epoch(epoch)
-        sums = {"loss": 0.0, "conf": 0.0, "match": 0.0}
-        steps = 0
-        for x, boxes, matched in _loader(samples, sampler, config.workers):
-            x, boxes, matched = x.to(device), boxes.to(device), matched.to(device)
-            loss = multibox_loss(
-                *split_outputs(network(x), config.num_priors), prior_t, boxes, matched, alpha=config.alpha
-            )
-            if not bool(torch.isfinite(loss.total)):
-                raise GoogLeNetError(
-                    f"non-finite MultiBox loss at epoch {epoch + 1}, step {steps + 1}: lower --lr "
-                    f"(now {config.lr})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
-            optimizer.step()
-            for key, value in zip(("loss", "conf", "match"), loss, strict=True):
-                sums[key] += float(value.detach())
-            steps += 1
-        record: dict[str, Any] = {"epoch": epoch + 1, "steps": steps}
-        record.update({k: v / steps for k, v in sums.items()})
-        if val is not None:
-            record.update(_validate(multibox, val, config))
-        record["seconds"] = time.perf_counter() - began
-        records.append(record)
-        checkpoint = {
-            "format": CHECKPOINT_FORMAT,
-            "epoch": epoch + 1,
-            "config": config.to_dict(),
-            "network": {k: v.detach().cpu() for k, v in network.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "priors": torch.from_numpy(priors),
-            "records": records,
-            "torch_rng": torch.get_rng_state(),
-            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-        }
-        atomic_write(layout.last_checkpoint, lambda tmp, c=checkpoint: torch.save(c, tmp))
-        atomic_write_text(layout.metrics, "".join(json.dumps(r) + "\n" for r in records))
-        if on_epoch is not None:
-            on_epoch(record)
-    network.eval()
-    save_multibox(
-        multibox,
-        layout.root,
-        trained={k: v for k, v in config.to_dict().items() if k not in {"out", "workers", "device"}},
-        epochs_done=config.epochs,
+    return Task(
+        build_data=build_data,
+        build_model=build_model,
+        build_loss=lambda config: partial(_training_loss, alpha=options.alpha),
+        collate=partial(collate_batch, label_dtype=torch.float32),
+        train_metric=MultiBoxLossParts(options.alpha),
+        validate=partial(_validate, options=options),
+        best_metric="loss",
+        finalise=partial(_finalise, options=options),
+        settings=options.to_dict(),
     )
-    return MultiBoxRun(layout.root, records, start)

@@ -51,6 +51,7 @@ __all__ = [
     "check_method",
     "compute_proposals",
     "coverage",
+    "covered_boxes",
     "default_workers",
     "multibox_proposals",
     "proposal_method",
@@ -381,11 +382,17 @@ def coverage(proposals: Mapping[str, np.ndarray], targets: Iterable[Any], iou: f
             continue
         if target.image_id not in proposals:
             raise GoogLeNetError(f"no proposals for image {target.image_id!r}")
-        boxes = as_boxes(proposals[target.image_id])
         total += len(gt)
-        if len(boxes):
-            covered += int((box_iou(gt, boxes).max(axis=1) >= iou).sum())
+        covered += covered_boxes(gt, proposals[target.image_id], iou)
     return covered / total if total else math.nan
+
+
+def covered_boxes(gt: object, proposals: object, iou: float = 0.5) -> int:
+    """How many of one image's ground-truth boxes some proposal overlaps with IoU >= ``iou``."""
+    gt, boxes = as_boxes(gt), as_boxes(proposals)
+    if len(gt) == 0 or len(boxes) == 0:
+        return 0
+    return int((box_iou(gt, boxes).max(axis=1) >= iou).sum())
 
 
 # --------------------------------------------------------------------------- the cache

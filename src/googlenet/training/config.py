@@ -396,13 +396,17 @@ MAPPING_KEYS = tuple(k for k, hint in field_types().items() if typing.get_origin
 
 
 def resolve_config(
-    config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
-    """Defaults in code < ``config_file`` (YAML) < ``overrides`` (command-line flags).
+    """Defaults in code < ``defaults`` (a command's own, e.g. train-multibox's) < ``config_file``
+    (YAML) < ``overrides`` (command-line flags).
 
     The mapping options (``model_options``, ``augment``, ``builtin``) merge key by key.
     """
-    merged: dict[str, Any] = {}
+    merged: dict[str, Any] = dict(defaults or {})
     source = "config"
     if config_file is not None:
         path = Path(config_file)

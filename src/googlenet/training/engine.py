@@ -26,7 +26,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -333,26 +333,34 @@ class Batch:
         return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.skipped)
 
 
-def collate_batch(items: list[Any]) -> Batch:
-    """Stack the readable samples; list the paths of the unreadable ones (skipped, counted, logged)."""
+def collate_batch(items: list[Any], label_dtype: torch.dtype = torch.long) -> Batch:
+    """Stack the readable samples; list the paths of the unreadable ones (skipped, counted, logged).
+
+    The labels become one tensor of ``label_dtype``: class indices by default; a task with other
+    targets (MultiBox's boxes) passes ``functools.partial(collate_batch, label_dtype=torch.float32)``.
+    """
     good = [it for it in items if not (isinstance(it[0], str) and it[0] == SKIPPED)]
     skipped = [it[1] for it in items if isinstance(it[0], str) and it[0] == SKIPPED]
     if not good:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
+        return Batch(torch.empty(0), torch.empty(0, dtype=label_dtype), skipped)
     images, labels = default_collate(good)
-    return Batch(images, torch.as_tensor(labels, dtype=torch.long), skipped)
+    return Batch(images, torch.as_tensor(labels, dtype=label_dtype), skipped)
 
 
 # --------------------------------------------------------------------------- epochs
 
 
+_EPOCH_STATS_KEYS = ("loss_sum", "images", "steps", "skipped_files", "elapsed_s")
+
+
 @dataclass
 class EpochStats:
     """Running sums of one epoch on this rank; saved in step checkpoints so a resumed epoch's metrics
-    cover the whole epoch."""
+    cover the whole epoch. ``sums`` are the training metric's (:class:`TrainMetric`; classification:
+    ``correct1``, the top-1 hits)."""
 
     loss_sum: float = 0.0
-    correct1: float = 0.0
+    sums: dict[str, float] = field(default_factory=dict)
     images: float = 0.0
     steps: int = 0
     skipped_files: int = 0
@@ -361,7 +369,7 @@ class EpochStats:
     def to_dict(self) -> dict[str, float]:
         return {
             "loss_sum": self.loss_sum,
-            "correct1": self.correct1,
+            **self.sums,
             "images": self.images,
             "steps": float(self.steps),
             "skipped_files": float(self.skipped_files),
@@ -372,7 +380,7 @@ class EpochStats:
     def from_dict(cls, d: dict[str, float]) -> EpochStats:
         return cls(
             loss_sum=float(d["loss_sum"]),
-            correct1=float(d["correct1"]),
+            sums={k: float(v) for k, v in d.items() if k not in _EPOCH_STATS_KEYS},
             images=float(d["images"]),
             steps=int(d["steps"]),
             skipped_files=int(d["skipped_files"]),
@@ -380,13 +388,30 @@ class EpochStats:
         )
 
 
+class TrainMetric:
+    """What an epoch's training reports besides its loss: ``step(logits, labels)`` gives sums over
+    one batch's images (accumulated per epoch and over the ranks), ``epoch(sums, images)`` the epoch
+    record's ``train_*`` fields. The default counts top-1 hits of the main classifier and reports
+    ``train_top1_err``; a task without a per-step metric returns ``{}`` from both."""
+
+    def step(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        return {"correct1": topk_correct(logits, labels.to(logits.device), [1])[0]}
+
+    def epoch(self, sums: Mapping[str, float], images: float) -> dict[str, float]:
+        return {"train_top1_err": 1 - sums["correct1"] / images if images else math.nan}
+
+
+TOP1 = TrainMetric()
+
+
 @dataclass(frozen=True)
 class StepSettings:
-    """How :func:`train_one_epoch` runs each step (see :func:`train_step`)."""
+    """How :func:`train_one_epoch` runs each step (see :func:`train_step`) and what it counts."""
 
     loss_fn: LossFn = googlenet_loss
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = True
+    metric: TrainMetric = TOP1
 
 
 # after_step(batch_index_done, global_step, stats) -> True to stop the epoch early (signal)
@@ -449,7 +474,8 @@ def train_one_epoch(
                 ) from None
             n = result.images
             stats.loss_sum += float(result.loss) * n
-            stats.correct1 += topk_correct(result.logits, batch.labels.to(result.logits.device), [1])[0]
+            for key, value in settings.metric.step(result.logits, batch.labels).items():
+                stats.sums[key] = stats.sums.get(key, 0.0) + value
             stats.images += n
             stats.steps += 1
             global_step += 1  # counts optimizer steps; a batch of only unreadable files makes none
@@ -460,6 +486,18 @@ def train_one_epoch(
         if after_step is not None and after_step(batch_index, global_step, stats):
             return stats, global_step, True
     return stats, global_step, False
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One validation pass as a task reports it (:attr:`googlenet.training.task.Task.validate`):
+    ``values`` become the epoch record's ``val_<name>`` (raw weights) and ``avg_val_<name>``
+    (averaged weights), ``images`` its ``val_images``; ``shared`` (from the raw weights' pass) is
+    recorded under its own names (classification: ``top_k``)."""
+
+    values: dict[str, float]
+    images: int
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ ILSVRC2012) or the built-in set, a registered GoogLeNet and section 5's loss. An
 region classifier of the detector, section 5's R-CNN-style use of GoogLeNet) replaces one or more
 builders and keeps the loop.
 
-The contract:
+The contract (the builders run in this order, before the run directory is created: bad input
+raises there and leaves nothing):
 
 * ``build_data(config) -> TaskData``: the train and val datasets and the class names. A dataset
   returns ``(image tensor, label)`` for an index, or ``None`` for an unreadable sample, and has
@@ -16,12 +17,27 @@ The contract:
 * ``build_model(config, classes) -> GoogLeNet``: called with torch's RNG seeded to the run's
   initial-weights seed, so every rank and every ensemble member sharing it starts alike.
 * ``build_loss(config) -> loss(outputs, labels)``: ``outputs`` is the model's
-  :class:`~googlenet.models.model.GoogLeNetOutputs`.
+  :class:`~googlenet.models.model.GoogLeNetOutputs` (``aux1``/``aux2`` None without auxiliary heads).
 * ``build_sampler(train_dataset, batch_size, *, seed, rank, world_size) -> EpochBatchSampler``: the
   training batches (default: every sample once per epoch in a seeded order; the detector's
   regions use one with 1/4 positives per batch). Validation always visits every sample in order.
 
-Every builder runs before the run directory is created: bad input raises there and leaves nothing.
+and what a task that is not a classifier changes (MultiBox, :mod:`googlenet.detection.multibox`):
+
+* ``collate(items) -> Batch``: the loader's collate; ``Batch.labels`` is one tensor of any shape
+  (default :func:`~.engine.collate_batch`: class indices as ``long``).
+* ``train_metric``: a :class:`~.engine.TrainMetric`, the per-step sums (all-reduced, checkpointed)
+  and the ``train_*`` fields they give the epoch record (default: top-1 hits, ``train_top1_err``).
+* ``validate(model, loader, *, data, env, precision, channels_last) -> Scores``: one pass over the
+  val loader (this rank's share; sums all-reduced), run for the raw and the averaged weights; its
+  ``values`` become the record's ``val_*`` / ``avg_val_*`` (default :func:`classification_scores`:
+  loss, top-1 and top-k error of the single centre crop).
+* ``best_metric``: the name in ``validate``'s values whose averaged-weights value picks the best
+  epoch (``best.pt``, ``model_best.safetensors``); lower is better (default ``top1_err``).
+* ``finalise(config, data, averaged_model, run_dir)``: called on rank 0 once the finished run's
+  weights are written (MultiBox writes its ``multibox.json`` there); default none.
+* ``settings``: the task's own options (JSON-able), kept in ``RUN/task.yaml`` and every checkpoint;
+  a resume with other settings is refused (default none, and no file).
 """
 
 from __future__ import annotations
@@ -29,14 +45,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from ..errors import GoogLeNetError
 from ..models.model import GoogLeNet
 from .config import TrainConfig, augment_config
-from .engine import EpochBatchSampler, LossFn, googlenet_loss
+from .distributed import DistEnv
+from .engine import (
+    TOP1,
+    Batch,
+    EpochBatchSampler,
+    LossFn,
+    Scores,
+    TrainMetric,
+    collate_batch,
+    googlenet_loss,
+    validate,
+)
 
 logger = logging.getLogger("googlenet.train")
 
@@ -117,6 +145,13 @@ def registered_model(config: TrainConfig, classes: Sequence[str]) -> GoogLeNet:
         config.model, num_classes=len(classes), class_names=list(classes), **model_options(config)
     )
     model.meta.input_size = (3, config.image_size, config.image_size)
+    initialise_from(model, config)
+    return model
+
+
+def initialise_from(model: GoogLeNet, config: TrainConfig) -> None:
+    """``config.init_from`` (the backbone, and the classifiers whose shapes fit) and ``config.freeze``
+    applied to a freshly built ``model`` (:mod:`.finetune`)."""
     if config.init_from is not None:
         from .finetune import freeze_until, load_pretrained
 
@@ -125,7 +160,6 @@ def registered_model(config: TrainConfig, classes: Sequence[str]) -> GoogLeNet:
         if config.freeze is not None:
             frozen = freeze_until(model, config.freeze)
             logger.info("froze %d tensors, conv1 .. %s", len(frozen), config.freeze)
-    return model
 
 
 def recipe_loss(config: TrainConfig) -> LossFn:
@@ -142,14 +176,43 @@ def epoch_sampler(
     return EpochBatchSampler(len(dataset), batch_size, seed=seed, rank=rank, world_size=world_size)
 
 
+def classification_scores(
+    model: Any, loader: Any, *, data: TaskData, env: DistEnv, precision: str, channels_last: bool
+) -> Scores:
+    """Section 7's single-crop loss, top-1 and top-k error (k = 5, or the class count when smaller;
+    recorded as ``top5_err`` beside ``top_k``) of the main classifier over the whole val split."""
+    r = validate(
+        model,
+        loader,
+        num_classes=len(data.classes),
+        env=env,
+        precision=precision,
+        channels_last=channels_last,
+    )
+    return Scores({"loss": r.loss, "top1_err": r.top1_err, "top5_err": r.topk_err}, r.images, {"top_k": r.k})
+
+
+# validate(model, loader, *, data, env, precision, channels_last) -> Scores
+Validate = Callable[..., Scores]
+# finalise(config, data, averaged model, run directory), on rank 0 after the weights are written
+Finalise = Callable[[TrainConfig, TaskData, GoogLeNet, Path], None]
+
+
 @dataclass(frozen=True)
 class Task:
-    """The builders :func:`~googlenet.training.train.fit` calls; the defaults train the paper's classifier."""
+    """The builders and hooks :func:`~googlenet.training.train.fit` calls (see the module docstring);
+    the defaults train the paper's classifier."""
 
     build_data: Callable[[TrainConfig], TaskData] = image_folders
     build_model: Callable[[TrainConfig, Sequence[str]], GoogLeNet] = registered_model
     build_loss: Callable[[TrainConfig], LossFn] = recipe_loss
     build_sampler: Callable[..., EpochBatchSampler] = epoch_sampler
+    collate: Callable[[list[Any]], Batch] = collate_batch
+    train_metric: TrainMetric = TOP1
+    validate: Validate = classification_scores
+    best_metric: str = "top1_err"
+    finalise: Finalise | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 CLASSIFICATION = Task()

@@ -23,13 +23,16 @@ reproduction (``models/bvlc_googlenet/solver.prototxt``) where the paper gives n
 2. :meth:`TrainState.load_state_dict` restores a run (or the fresh run is seeded);
 3. :func:`open_run_dir` writes ``config.yaml`` and ``env.json`` (rank 0; the layout is
    :class:`googlenet.runs.RunLayout`, see docs/training.md);
-4. :func:`run_epochs`: ``train_one_epoch``, ``validate`` raw and averaged weights, one
-   ``metrics.jsonl`` record, ``checkpoints/last.pt`` (and ``best.pt`` with ``model_best.safetensors``
-   when the averaged top-1 error improves) per epoch;
-5. :func:`finalise` writes ``model.safetensors`` (averaged) and ``model_raw.safetensors``.
+4. :func:`run_epochs`: ``train_one_epoch``, the task's validation of the raw and averaged weights,
+   one ``metrics.jsonl`` record, ``checkpoints/last.pt`` (and ``best.pt`` with
+   ``model_best.safetensors`` when the averaged weights' ``Task.best_metric`` -- the classifier's
+   top-1 error -- improves) per epoch;
+5. :func:`finalise` writes ``model.safetensors`` (averaged) and ``model_raw.safetensors``, then
+   calls ``Task.finalise``.
 
-What is trained comes from a :class:`~googlenet.training.task.Task` (data, model, loss builders);
-the default is the paper's classifier, and the detector's region classifier passes its own.
+What is trained comes from a :class:`~googlenet.training.task.Task` (data, model, loss builders and
+the hooks of a task that is not a classifier); the default is the paper's classifier, the
+detector's region classifier and MultiBox (:mod:`googlenet.detection.multibox`) pass their own.
 
 Resume (:func:`fit` with ``config.resume``) restores model, averaged model, optimizer, scheduler,
 every RNG and the position inside the epoch; the data order and augmentation are pure functions of
@@ -75,11 +78,9 @@ from .engine import (
     SeededSamples,
     StepSettings,
     TrainForward,
-    collate_batch,
     prepare_model,
     resolve_precision,
     train_one_epoch,
-    validate,
 )
 from .task import CLASSIFICATION, Task, TaskData, registered_model
 
@@ -226,7 +227,8 @@ class TrainState:
     """Everything that changes while a run trains; with the run's header, what a checkpoint holds.
 
     ``epoch`` is the epoch in progress (0-based, = epochs completed), ``batch`` the next batch of it,
-    ``step`` the optimizer steps so far, ``best`` the lowest averaged-weights val top-1 error.
+    ``step`` the optimizer steps so far, ``best`` the lowest averaged-weights val score of the task's
+    ``best_metric`` (classification: top-1 error; kept as ``best_avg_val_top1_err`` in checkpoints).
     """
 
     model: GoogLeNet
@@ -392,7 +394,7 @@ class TrainResult:
     epochs_completed: int
     step: int
     metrics: list[dict[str, Any]]
-    best_avg_val_top1_err: float | None
+    best_avg_val_top1_err: float | None  # the best averaged val score of Task.best_metric (top-1 error)
     model_path: Path | None  # averaged weights; None when interrupted before the end
     raw_model_path: Path | None
     interrupted: str | None = None
@@ -451,6 +453,7 @@ class Run:
     config: TrainConfig
     env: D.DistEnv
     layout: RunLayout
+    task: Task
     data: TaskData
     state: TrainState
     forward: nn.Module  # what train_one_epoch steps: TrainForward, maybe in DDP / torch.compile
@@ -483,11 +486,25 @@ def check_run_dir(root: Path) -> None:
         raise GoogLeNetError(f"--out {root}: cannot create it, {parent} is not writable")
 
 
-def _load_resume_checkpoint(config: TrainConfig, env: D.DistEnv, layout: RunLayout) -> dict[str, Any]:
+def _load_resume_checkpoint(
+    config: TrainConfig, env: D.DistEnv, layout: RunLayout, task: Task
+) -> dict[str, Any]:
     checkpoint = load_checkpoint(layout.last_checkpoint)
     if checkpoint["resume_hash"] != resume_hash(config):
         raise GoogLeNetError(
             f"cannot resume: {layout.last_checkpoint} was written by a different training config"
+        )
+    saved, given = dict(checkpoint.get("task_settings", {})), dict(task.settings)
+    if saved and not given:
+        raise GoogLeNetError(
+            f"cannot resume: {layout.root} is a run of another task (its settings: {layout.task_settings}); "
+            "continue it with the command that started it"
+        )
+    if saved != given:
+        key = sorted(k for k in {*saved, *given} if saved.get(k) != given.get(k))[0]
+        raise GoogLeNetError(
+            f"cannot resume: {layout.root} was trained with {key}={saved.get(key)!r}, not "
+            f"{given.get(key)!r} (the task's settings, {layout.task_settings}, must stay the run's)"
         )
     if checkpoint["world_size"] != env.world_size:
         raise GoogLeNetError(
@@ -513,7 +530,7 @@ def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
     layout = RunLayout(config.out)
     check_run_dir(layout.root)
     if config.resume:
-        checkpoint: dict[str, Any] | None = _load_resume_checkpoint(config, env, layout)
+        checkpoint: dict[str, Any] | None = _load_resume_checkpoint(config, env, layout, task)
     else:
         checkpoint = None
         if layout.last_checkpoint.exists():
@@ -577,19 +594,25 @@ def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
         "world_size": env.world_size,
         "class_names": data.classes,
     }
+    if task.settings:
+        header["task_settings"] = dict(task.settings)
     return Run(
         config=config,
         env=env,
         layout=layout,
+        task=task,
         data=data,
         state=state,
         forward=forward,
         settings=StepSettings(
-            loss_fn=task.build_loss(config), precision=precision, channels_last=config.channels_last
+            loss_fn=task.build_loss(config),
+            precision=precision,
+            channels_last=config.channels_last,
+            metric=task.train_metric,
         ),
         train_sampler=train_sampler,
-        train_loader=_loader(data.train, train_sampler, config.workers, device),
-        val_loader=_loader(data.val, val_sampler, config.workers, device),
+        train_loader=_loader(data.train, train_sampler, config.workers, device, task.collate),
+        val_loader=_loader(data.val, val_sampler, config.workers, device, task.collate),
         saver=CheckpointSaver(layout, env, header),
         checkpoint=checkpoint,
     )
@@ -612,6 +635,8 @@ def open_run_dir(run: Run) -> None:
     if env.is_main:
         layout.checkpoints.mkdir(parents=True, exist_ok=True)
         atomic_write_text(layout.config, yaml.safe_dump(run.config.saved_dict(), sort_keys=False))
+        if run.task.settings:
+            atomic_write_text(layout.task_settings, yaml.safe_dump(dict(run.task.settings), sort_keys=False))
         info = environment(env)
         if run.resumed:  # keep what produced the first part of the run; list each resume
             previous = _read_json(layout.env)
@@ -692,9 +717,10 @@ def run_epochs(run: Run, stop: StopFlag, log: _RunLog) -> str | None:
             return _signal_name(stop)
         record = epoch_record(run, stats)
         state.history.append(record)
-        improved = state.best is None or record["avg_val_top1_err"] < state.best
+        score = record[f"avg_val_{run.task.best_metric}"]
+        improved = state.best is None or score < state.best
         if improved:
-            state.best = record["avg_val_top1_err"]
+            state.best = score
         state.epoch, state.batch, state.epoch_stats = state.epoch + 1, 0, EpochStats()
         saver.save_last(state.state_dict())
         if improved:
@@ -705,13 +731,31 @@ def run_epochs(run: Run, stop: StopFlag, log: _RunLog) -> str | None:
             log.scalars(
                 {f"epoch/{k}": v for k, v in record.items() if k not in ("epoch", "step")}, state.step
             )
-            _log_epoch(record, config.epochs)
+            _log_epoch(record, config.epochs, run.task.best_metric)
         if D.any_rank(env, bool(stop)):
             return _signal_name(stop)
     return None
 
 
-def _log_epoch(record: Mapping[str, Any], epochs: int) -> None:
+def _log_epoch(record: Mapping[str, Any], epochs: int, best_metric: str) -> None:
+    if "val_top1_err" not in record:  # another task: its fields as it names them
+
+        def fields(prefix: str) -> str:
+            scores = ((k, v) for k, v in record.items() if k.startswith(prefix) and isinstance(v, float))
+            return " ".join(f"{k.removeprefix(prefix)} {v:.4f}" for k, v in scores)
+
+        text = f"train {fields('train_')} | val {fields('val_')} | averaged val {fields('avg_val_')}"
+        logger.info(
+            "epoch %d/%d: %s | %.1f img/s, %.1f s, %d files skipped (best epoch: lowest averaged val %s)",
+            record["epoch"],
+            epochs,
+            text,
+            record["images_per_s"],
+            record["epoch_time_s"],
+            record["skipped_files"],
+            best_metric,
+        )
+        return
     logger.info(
         "epoch %d/%d: train loss %.4f top-1 err %.4f | val top-1 err %.4f top-%d err %.4f | "
         "averaged val top-1 err %.4f top-%d err %.4f | %.1f img/s, %.1f s, %d files skipped",
@@ -732,32 +776,32 @@ def _log_epoch(record: Mapping[str, Any], epochs: int) -> None:
 
 
 def epoch_record(run: Run, stats: EpochStats) -> dict[str, Any]:
-    """One ``metrics.jsonl`` line: the epoch's training sums over every rank, and the validation of
-    the raw and the averaged weights (section 7's single centre crop)."""
+    """One ``metrics.jsonl`` line: the epoch's training sums over every rank, and the task's
+    validation of the raw and the averaged weights (classification: section 7's single centre crop)."""
     env, state = run.env, run.state
     sums = D.all_reduce_sum(
         env,
         {
             "loss_sum": stats.loss_sum,
-            "correct1": stats.correct1,
+            **{f"metric.{k}": v for k, v in stats.sums.items()},
             "images": stats.images,
             "skipped": stats.skipped_files,
             "elapsed": stats.elapsed_s,
         },
     )
-    num_classes = len(run.data.classes)
+    metric_sums = {k.removeprefix("metric."): v for k, v in sums.items() if k.startswith("metric.")}
     scores = {
-        prefix: validate(
+        prefix: run.task.validate(
             model,
             run.val_loader,
-            num_classes=num_classes,
+            data=run.data,
             env=env,
             precision=run.settings.precision,
             channels_last=run.config.channels_last,
         )
-        for prefix, model in (("", state.model), ("avg_", state.ema.module))
+        for prefix, model in (("val_", state.model), ("avg_val_", state.ema.module))
     }
-    raw, avg = scores[""], scores["avg_"]
+    raw = scores["val_"]
     images = sums["images"]
     elapsed = sums["elapsed"] / env.world_size
     return {
@@ -765,14 +809,9 @@ def epoch_record(run: Run, stats: EpochStats) -> dict[str, Any]:
         "step": state.step,
         "lr": epoch_lr(state.scheduler, state.step),
         "train_loss": sums["loss_sum"] / images if images else math.nan,
-        "train_top1_err": 1 - sums["correct1"] / images if images else math.nan,
-        "val_loss": raw.loss,
-        "val_top1_err": raw.top1_err,
-        "val_top5_err": raw.topk_err,
-        "avg_val_loss": avg.loss,
-        "avg_val_top1_err": avg.top1_err,
-        "avg_val_top5_err": avg.topk_err,
-        "top_k": raw.k,
+        **run.settings.metric.epoch(metric_sums, images),
+        **{f"{prefix}{k}": v for prefix, s in scores.items() for k, v in s.values.items()},
+        **raw.shared,
         "train_images": int(images),
         "val_images": raw.images,
         "images_per_s": images / elapsed if elapsed > 0 else 0.0,
@@ -784,13 +823,15 @@ def epoch_record(run: Run, stats: EpochStats) -> dict[str, Any]:
 def _weights_extra(run: Run, epochs: int) -> dict[str, str]:
     extra = {"epochs": str(epochs), "steps": str(run.state.step), "seed": str(run.config.seed)}
     record = next((r for r in reversed(run.state.history) if r["epoch"] == epochs), None)
-    if record is not None:
-        extra["avg_val_top1_err"] = f"{record['avg_val_top1_err']:.6f}"
+    key = f"avg_val_{run.task.best_metric}"
+    if record is not None and key in record:
+        extra[key] = f"{record[key]:.6f}"
     return extra
 
 
 def finalise(run: Run) -> TrainResult:
-    """Write the averaged (``model.safetensors``) and raw weights of the finished run."""
+    """Write the averaged (``model.safetensors``) and raw weights of the finished run, then let the
+    task write what it adds (``Task.finalise``)."""
     layout = run.layout
     if run.env.is_main:
         from ..weights.store import save_weights
@@ -800,6 +841,8 @@ def finalise(run: Run) -> TrainResult:
         save_weights(run.state.ema.module, layout.weights, training_config_hash=digest, extra=extra)
         save_weights(run.state.model, layout.raw_weights, training_config_hash=digest, extra=extra)
         logger.info("wrote %s (averaged weights) and %s", layout.weights, layout.raw_weights)
+        if run.task.finalise is not None:
+            run.task.finalise(run.config, run.data, run.state.ema.module, layout.root)
     D.barrier(run.env)
     return _result(run)
 
@@ -819,12 +862,14 @@ def _result(run: Run, interrupted: str | None = None) -> TrainResult:
     )
 
 
-def _loader(dataset: Any, sampler: EpochBatchSampler, workers: int, device: torch.device) -> Any:
+def _loader(
+    dataset: Any, sampler: EpochBatchSampler, workers: int, device: torch.device, collate: Any
+) -> Any:
     return torch.utils.data.DataLoader(
         SeededSamples(dataset),
         batch_sampler=sampler,
         num_workers=workers,
-        collate_fn=collate_batch,
+        collate_fn=collate,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         # Its own generator, so that creating an iterator never draws from the global RNG (which
