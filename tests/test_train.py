@@ -1,13 +1,16 @@
 """Tests of training.train / training.engine: the section 6 recipe, the run directory, exact resume.
 
 Real things throughout: JPEG files on disk (the built-in generator, tiny), the ``googlenet train``
-command in subprocesses, real SIGKILL / SIGTERM. Kept small (3 classes x 8 images, 64 px, batch 5,
-one thread) so that the whole file runs in well under two minutes on two cores.
+command in subprocesses where the process matters (the reference run and its resumes: one thread,
+real SIGKILL / SIGTERM) and through its real ``main`` in this process for the one-line refusals. Kept
+small (3 classes x 8 images, 64 px, batch 5, one thread) so that the whole file runs in well under two
+minutes on two cores.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -35,6 +38,8 @@ from googlenet.training.config import TrainConfig, config_hash, resolve_config, 
 from googlenet.training.engine import googlenet_loss, train_step
 from googlenet.training.task import Task, recipe_loss
 from googlenet.training.train import build_scheduler, fit, lr_factor, model_from_checkpoint
+
+from .conftest import cli_in_process
 
 REQUIRED_METRICS = {
     "epoch",
@@ -69,6 +74,22 @@ def _cli(*args: str, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
         env=env,
         **kw,
     )
+
+
+def training_cli(*args: object) -> subprocess.CompletedProcess:
+    """``cli_in_process`` for the training commands, then what they set up for a run is put back: the
+    ``googlenet`` logger's handler and level, and environment variables (``--deterministic``'s)."""
+    logger = logging.getLogger("googlenet")
+    handlers, level, environ = list(logger.handlers), logger.level, dict(os.environ)
+    try:
+        return cli_in_process(*args)
+    finally:
+        for handler in [h for h in logger.handlers if h not in handlers]:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +386,7 @@ def test_resume_errors_name_the_file(baseline: Path, tmp_path: Path) -> None:
     assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 3
     last = run / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])  # truncated
-    proc = _cli("--resume", str(run), timeout=120)
+    proc = training_cli("train", "--resume", run)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert (
@@ -547,7 +568,7 @@ def test_resume_of_a_finished_run_changes_nothing(baseline: Path, tmp_path: Path
     run = tmp_path / "done"
     shutil.copytree(baseline, run)
     before = _snapshot(run)
-    proc = _cli("--resume", str(run), "--epochs", "1", timeout=120)  # fewer than the 2 it trained
+    proc = training_cli("train", "--resume", run, "--epochs", "1")  # fewer than the 2 it trained
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("googlenet train: error:") and "--epochs 1" in line
@@ -560,7 +581,7 @@ def test_resume_of_a_finished_run_changes_nothing(baseline: Path, tmp_path: Path
 def test_resume_refuses_another_out(baseline: Path, tmp_path: Path) -> None:
     run, other = tmp_path / "run", tmp_path / "other"
     shutil.copytree(baseline, run)
-    proc = _cli("--resume", str(run), "--out", str(other), timeout=120)
+    proc = training_cli("train", "--resume", run, "--out", other)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("googlenet train: error: --out") and str(other) in line
