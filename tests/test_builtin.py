@@ -26,7 +26,7 @@ from googlenet.data.builtin import (
 from googlenet.data.scenes import MAX_ASPECT
 from googlenet.errors import GoogLeNetError
 
-from .conftest import run_cli
+from .conftest import cli_in_process
 
 TINY = dict(classes=3, train_per_class=4, val_per_class=2, image_size=48)
 REPO = Path(__file__).resolve().parents[1]
@@ -39,10 +39,6 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_builtin(tmp_path_factory.mktemp("tiny") / "set", workers=1, **TINY)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, timeout=120)
 
 
 def test_layout_counts_and_marker(tiny: Path) -> None:
@@ -188,11 +184,11 @@ def test_concurrent_callers_share_one_set(tmp_path: Path) -> None:
 def test_cli_make_builtin(tmp_path: Path) -> None:
     out = tmp_path / "data"
     flags = ["--classes", "3", "--train-per-class", "4", "--val-per-class", "2", "--image-size", "48"]
-    first = cli("data", "make-builtin", str(out), *flags, "--workers", "2")
+    first = cli_in_process("data", "make-builtin", str(out), *flags, "--workers", "2")
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("\n") == 1 and str(out) in first.stdout and "12 train / 6 val" in first.stdout
     assert is_complete(out, TINY)
-    again = cli("data", "make-builtin", str(out), *flags)
+    again = cli_in_process("data", "make-builtin", str(out), *flags)
     assert again.returncode == 0 and "reused" in again.stdout
 
 
@@ -204,11 +200,11 @@ def test_check_params_names_the_cli_flag() -> None:
             builtin.check_params({key: value}, names=_FLAGS)
 
 
-# Two values through a real process (each start costs a torch import); the library test above
-# covers the other checks, and check_params below that the other flags are named the same way.
+# Two values through the command's main; the library test above covers the other checks, and
+# check_params that the other flags are named the same way.
 @pytest.mark.parametrize(("flag", "value"), [("--classes", "1"), ("--image-size", "16")])
 def test_cli_bad_value_one_line_exit_2(tmp_path: Path, flag: str, value: str) -> None:
-    res = cli("data", "make-builtin", str(tmp_path / "d"), flag, value)
+    res = cli_in_process("data", "make-builtin", str(tmp_path / "d"), flag, value)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("googlenet data: error:") and f"{flag} {value}" in lines[0]
@@ -229,7 +225,7 @@ def test_cli_killed_mid_generation_leaves_no_set(tmp_path: Path) -> None:
     proc.wait(10)
     assert not out.exists()  # the half set sits in a temporary sibling, never at DIR
     assert list(tmp_path.glob(".data.tmp-*"))
-    done = cli(
+    done = cli_in_process(
         "data", "make-builtin", str(out), "--classes", "3", "--train-per-class", "4", "--val-per-class", "2"
     )
     assert done.returncode == 0, done.stderr

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,8 @@ from googlenet.errors import GoogLeNetError
 from googlenet.models.model import CAFFE_MEAN, CAFFE_STD
 from googlenet.weights.importers import caffe_layer_map, import_caffe, load_caffe
 from googlenet.weights.importers.caffe_proto import parse_blob
+
+from .conftest import cli_in_process
 
 cv2 = pytest.importorskip("cv2")
 
@@ -422,10 +422,7 @@ def test_garbage_is_an_error_naming_the_file(tmp_path, content):
 
 def test_cli_convert_caffe_roundtrip(tmp_path, imported, current_file, caffe_batch):
     out = tmp_path / "out" / "googlenet_bvlc.safetensors"
-    proc = subprocess.run(
-        [sys.executable, "-m", "googlenet", "convert", "caffe", str(current_file), "-o", str(out)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = cli_in_process("convert", "caffe", current_file, "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert "with the auxiliary heads" in proc.stdout and str(out) in proc.stdout
     loaded = googlenet.load(out)

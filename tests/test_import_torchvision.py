@@ -8,8 +8,6 @@ must equal torchvision's on the same batch, with and without ``transform_input``
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,8 @@ from googlenet.cli import main as cli_main
 from googlenet.errors import GoogLeNetError
 from googlenet.models.model import IMAGENET_MEAN, IMAGENET_STD
 from googlenet.weights.importers import import_torchvision, load_torchvision
+
+from .conftest import cli_in_process
 
 
 class NotATensor:
@@ -180,11 +180,7 @@ def test_unreadable_files(tmp_path, content):
 
 def test_cli_convert_torchvision_roundtrip(tmp_path, checkpoint, tv_model, batch):
     out = tmp_path / "googlenet_tv.safetensors"
-    proc = subprocess.run(
-        [sys.executable, "-m", "googlenet", "convert", "torchvision", str(checkpoint), "-o", str(out),
-         "--no-transform-input"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = cli_in_process("convert", "torchvision", checkpoint, "-o", out, "--no-transform-input")
     assert proc.returncode == 0, proc.stderr
     assert "with the auxiliary heads" in proc.stdout and "transform_input=False" in proc.stdout
     loaded = googlenet.load(out)
