@@ -25,7 +25,7 @@ from googlenet.detection.builtin import (
 )
 from googlenet.errors import GoogLeNetError
 
-from .conftest import run_cli
+from .conftest import cli_in_process
 
 SMALL = dict(classes=4, train_images=12, val_images=4, image_size=128)
 
@@ -186,7 +186,7 @@ FLAGS = ["--classes", "4", "--train-images", "12", "--val-images", "4", "--image
 
 def test_cli_make_builtin_detection(tmp_path: Path) -> None:
     out = tmp_path / "data"
-    res = run_cli("data", "make-builtin-detection", out, *FLAGS, "--workers", "2", timeout=120)
+    res = cli_in_process("data", "make-builtin-detection", out, *FLAGS, "--workers", "2")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("\n") == 1 and str(out) in res.stdout and "12 train / 4 val" in res.stdout
     assert res.stdout.startswith("wrote") and is_complete(out, SMALL)
@@ -194,7 +194,7 @@ def test_cli_make_builtin_detection(tmp_path: Path) -> None:
 
 def test_cli_reuses_the_same_set(small: Path) -> None:
     stamp = (small / "builtin_detection.json").stat().st_mtime_ns
-    res = run_cli("data", "make-builtin-detection", small, *FLAGS, timeout=120)
+    res = cli_in_process("data", "make-builtin-detection", small, *FLAGS)
     assert res.returncode == 0 and res.stdout.startswith("reused"), res.stderr
     assert (small / "builtin_detection.json").stat().st_mtime_ns == stamp
 
@@ -203,7 +203,7 @@ def test_cli_refuses_a_foreign_directory_in_one_line(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "photo.jpg").write_bytes(b"not ours")
-    res = run_cli("data", "make-builtin-detection", foreign, *FLAGS, timeout=120)
+    res = cli_in_process("data", "make-builtin-detection", foreign, *FLAGS)
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "not empty" in lines[0] and str(foreign) in lines[0]
     assert [p.name for p in foreign.iterdir()] == ["photo.jpg"]

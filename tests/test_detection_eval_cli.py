@@ -1,4 +1,5 @@
-"""``googlenet evaluate-detection`` as a real subprocess on a tiny PASCAL VOC folder written here."""
+"""``googlenet evaluate-detection`` through its real ``main`` in this process, on a tiny PASCAL VOC folder
+written here."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import read_detections
 from googlenet.detection.metrics import DetectionEvaluation, evaluate_detections
 
-from .conftest import run_cli
+from .conftest import cli_in_process
 
 CLASSES = ["cat", "dog"]
 # image id -> [(class, [xmin, ymin, xmax, ymax] inclusive 1-based, difficult)]
@@ -76,7 +77,9 @@ def test_evaluate_detection_prints_and_writes_the_library_map(
 ) -> None:
     root, dets = voc
     out = tmp_path / "new" / "folder" / "eval.json"
-    proc = run_cli("evaluate-detection", "--data", root, "--detections", dets, "--rule", rule, "--json", out)
+    proc = cli_in_process(
+        "evaluate-detection", "--data", root, "--detections", dets, "--rule", rule, "--json", out
+    )
     assert proc.returncode == 0, proc.stderr
     dataset = open_detection_dataset(root, "val")
     library = evaluate_detections(
@@ -102,7 +105,7 @@ def test_a_bad_detections_file_is_one_line_exit_2_and_writes_nothing(
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([DETECTIONS[0], {**DETECTIONS[1], "label": "bird"}]))
     out = tmp_path / "eval.json"
-    proc = run_cli(
+    proc = cli_in_process(
         "evaluate-detection", "--data", root, "--detections", bad, "--rule", "voc07", "--json", out
     )
     assert proc.returncode == 2
@@ -122,7 +125,7 @@ def test_an_unwritable_json_path_is_refused_before_any_work(tmp_path: Path, case
     else:
         (tmp_path / "afile").write_text("x")
         out = tmp_path / "afile" / "eval.json"
-    proc = run_cli(
+    proc = cli_in_process(
         "evaluate-detection",
         "--data",
         tmp_path / "no-such-data",
@@ -148,11 +151,11 @@ def test_strict_data_stops_at_a_bad_object_that_is_otherwise_skipped(voc: tuple[
     )
     xml.write_text(xml.read_text().replace("</annotation>", bird + "</annotation>"))
     args = ("evaluate-detection", "--data", root, "--detections", dets, "--rule", "voc12")
-    lenient = run_cli(*args)
+    lenient = cli_in_process(*args)
     assert lenient.returncode == 0, lenient.stderr
     assert printed_map(lenient.stdout) == f"{100 * EXPECTED_MAP['voc12']:.2f}"
     assert "1 annotation files/objects" in lenient.stderr and "--strict-data" in lenient.stderr
-    strict = run_cli(*args, "--strict-data")
+    strict = cli_in_process(*args, "--strict-data")
     assert strict.returncode == 2
     assert strict.stderr.count("\n") == 1 and str(xml) in strict.stderr and "bird" in strict.stderr
 
@@ -208,7 +211,7 @@ def test_ilsvrc_blacklist_of_the_devkit_reaches_the_evaluation(tmp_path: Path) -
         )
     )
     out = tmp_path / "eval.json"
-    proc = run_cli(
+    proc = cli_in_process(
         "evaluate-detection", "--data", root, "--detections", dets, "--rule", "ilsvrc", "--json", out
     )
     assert proc.returncode == 0, proc.stderr

@@ -25,7 +25,7 @@ from googlenet.detection.proposals import (
     write_proposals,
 )
 from googlenet.errors import GoogLeNetError
-from tests.conftest import run_cli
+from tests.conftest import cli_in_process
 
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (240, 220, 30)]
 CLASSES = ["square", "disc"]
@@ -303,7 +303,7 @@ def test_cli_writes_proposals_and_reports_coverage(tmp_path: Path) -> None:
     voc = write_voc(tmp_path / "voc")
     out = tmp_path / "out" / "ss.json"
     args = ["proposals", "--data", voc, "--method", "selective-search", "--out", out, "--workers", "1"]
-    result = run_cli(*args)
+    result = cli_in_process(*args)
     assert result.returncode == 0, result.stderr
     proposals = read_proposals(out)
     assert list(proposals) == ["000000", "000001", "000002"]
@@ -314,7 +314,7 @@ def test_cli_writes_proposals_and_reports_coverage(tmp_path: Path) -> None:
     assert "seconds per image:" in result.stdout and "per core" in result.stdout
     # Second run: the cache, the same file.
     out.unlink()
-    again = run_cli(*args)
+    again = cli_in_process(*args)
     assert again.returncode == 0, again.stderr
     assert "read from cache" in again.stdout
     assert read_proposals(out).keys() == proposals.keys()
@@ -326,14 +326,16 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
     out = tmp_path / "p.json"
-    multibox = run_cli("proposals", "--data", voc, "--method", "paper", "--multibox", model, "--out", out)
+    multibox = cli_in_process(
+        "proposals", "--data", voc, "--method", "paper", "--multibox", model, "--out", out
+    )
     assert multibox.returncode == 2
     lines = multibox.stderr.strip().splitlines()
     # Until googlenet.detection.multibox exists: "needs a trained MultiBox model"; after, its loader
     # refuses the empty folder.
     assert len(lines) == 1 and ("needs a trained MultiBox model" in lines[0] or str(model) in lines[0])
     assert not out.exists()
-    directory = run_cli("proposals", "--data", voc, "--method", "selective-search", "--out", tmp_path)
+    directory = cli_in_process("proposals", "--data", voc, "--method", "selective-search", "--out", tmp_path)
     assert directory.returncode == 2
     assert directory.stderr.strip().splitlines() == [
         f"googlenet proposals: error: --out {tmp_path} is a directory; give a file name such as "
