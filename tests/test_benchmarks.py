@@ -1,13 +1,16 @@
 """benchmarks/: every script's JSON follows its schema, and docs/benchmarks.md is rendered from JSON.
 
-The scripts run as real subprocesses at tiny sizes (one thread, so a loaded 2-core machine does not
-stall them); the checks are on the JSON they write (the schema, the arithmetic between its fields) and
+The scripts' ``main`` runs in this process at tiny sizes (one thread, so a loaded 2-core machine does not
+stall them; torch's thread count and random state are put back), gpu.py's whole run (a process group) as
+a real subprocess; the checks are on the JSON they write (the schema, the arithmetic between its fields) and
 on which section of a copy of docs/benchmarks.md they replace, never on timings or the wording of
 the docs: ``render.render(json) == the section`` is the one link between the two.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -31,6 +35,24 @@ def _run(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedP
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, str(BENCH / script), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def _main(script: str, *args: object) -> subprocess.CompletedProcess[str]:
+    """``benchmarks/SCRIPT``'s ``main(ARGS)`` in this process, reported as :func:`_run` reports the script
+    run as a subprocess (argparse's exit included); torch's thread count and random state are put back."""
+    import importlib
+
+    module = importlib.import_module(Path(script).stem)  # benchmarks/ is on sys.path
+    argv = [str(a) for a in args]
+    out, err, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = module.main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            torch.set_num_threads(threads)
+    return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 
 # --------------------------------------------------------------------------- render.py
@@ -104,7 +126,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     docs = tmp / "benchmarks.md"
     docs.write_text(f"# Benchmarks\n\n{OTHER}\n\n{OTHER_KIND}\n\ntrailing text\n")
     out_json = tmp / "result.json"
-    proc = _run(
+    proc = _main(
         "train_throughput.py",
         *(
             "--quick",
@@ -166,13 +188,13 @@ def test_docs_section_is_the_rendered_json_and_others_are_kept(quick, tmp_path: 
     # render.py re-renders a saved result without measuring, into the same section
     copy = tmp_path / "benchmarks.md"
     copy.write_text("# Benchmarks\n")
-    proc = _run("render.py", str(docs.parent / "result.json"), "--docs", str(copy), timeout=60)
+    proc = _main("render.py", docs.parent / "result.json", "--docs", copy)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert R.section(copy, name) == R.section(docs, name)
 
 
 def test_bad_argument_is_one_line_error() -> None:
-    proc = _run("train_throughput.py", "--batch-size", "0", timeout=60)
+    proc = _main("train_throughput.py", "--batch-size", "0")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("--batch-size must be >= 1")
 
@@ -181,7 +203,7 @@ def test_render_refuses_a_bad_result_before_writing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"benchmark": "training", "schema_version": 1}))
     docs = tmp_path / "benchmarks.md"
-    proc = _run("render.py", str(bad), "--docs", str(docs), timeout=60)
+    proc = _main("render.py", bad, "--docs", docs)
     assert proc.returncode == 2 and "missing key 'command'" in proc.stderr
     assert not docs.exists()
 
@@ -233,10 +255,8 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
 
 
 def test_gpu_benchmark_refuses_cuda_where_there_is_none() -> None:
-    import torch
-
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    proc = _run("gpu.py", "--device", "cuda", timeout=60)
+    proc = _main("gpu.py", "--device", "cuda")
     assert proc.returncode == 2
     assert "CUDA is not available" in proc.stderr.strip().splitlines()[-1]
