@@ -1,5 +1,5 @@
 """googlenet.evaluation.report and `googlenet report`: pure pieces against hand computations, the whole report
-from hand-written run directories (real safetensors models, real JPEGs, a real subprocess)."""
+from hand-written run directories (real safetensors models, real JPEGs, the command's real main)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from googlenet.evaluation.result import EvaluationResult
 from googlenet.evaluation.tables import spread_markdown, table3_markdown
 from googlenet.runs import read_metrics
 
-from .conftest import run_cli
+from .conftest import cli_in_process
 
 CLASSES = 3
 VAL_PER_CLASS = 2
@@ -159,10 +159,6 @@ def test_ensemble_probabilities_are_the_mean_of_the_models(runs: tuple[Path, lis
     assert not np.allclose(a.probs, b.probs)  # different weights, different answers
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return run_cli(*args, timeout=120)
-
-
 def _evaluated(runs: tuple[Path, list[Path]]) -> dict:
     """What `googlenet evaluate --json` records of the runs' models and data (checked by the report)."""
     from googlenet.weights.store import read_metadata
@@ -196,7 +192,7 @@ def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]]
     evaluation.write_text(json.dumps({**EVALUATION, "spread": spread, **_evaluated(runs)}))
     out = tmp_path / "report"
     ensemble = run_dirs[0].parent  # an ensemble directory stands for its members
-    result = _cli("report", str(ensemble), "--out", str(out), "--evaluation", str(evaluation))
+    result = cli_in_process("report", str(ensemble), "--out", str(out), "--evaluation", str(evaluation))
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == out / "index.md"
 
@@ -227,7 +223,7 @@ def test_report_cli_run_without_metrics_is_a_one_line_error(
     _, run_dirs = runs
     bare = tmp_path / "not_a_run"
     bare.mkdir()
-    result = _cli("report", str(run_dirs[0]), str(bare), "--out", str(tmp_path / "out"))
+    result = cli_in_process("report", str(run_dirs[0]), str(bare), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -259,16 +255,14 @@ def test_report_refuses_bad_input_before_any_work(
     data, run_dirs = runs
     out = tmp_path / "out"
     # Issue 12 point 4: the image size is validated like the other commands', nothing is written.
-    _one_error_line(
-        _cli("report", str(run_dirs[0]), "--out", str(out), "--image-size", "10"), "--image-size", "10"
-    )
+    proc = cli_in_process("report", run_dirs[0], "--out", out, "--image-size", "10")
+    _one_error_line(proc, "--image-size", "10")
     # A training checkpoint or a weights file where a run directory is expected: what it is, what to pass.
     best = tmp_path / "r" / "checkpoints" / "best.pt"
     best.parent.mkdir(parents=True)
     best.write_bytes(b"x")
-    _one_error_line(
-        _cli("report", str(best), "--out", str(out)), str(best), "training checkpoint", str(tmp_path / "r")
-    )
+    proc = cli_in_process("report", best, "--out", out)
+    _one_error_line(proc, str(best), "training checkpoint", str(tmp_path / "r"))
     weights = run_dirs[0] / "model.safetensors"
     with pytest.raises(GoogLeNetError, match="is a weights file; the report takes run directories"):
         write_report([weights], out)
@@ -337,15 +331,15 @@ def test_report_max_images_and_evaluate_limit_see_the_same_images(
     (first / "aa_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     out = tmp_path / "eval.json"
     limit = "4"  # of 7 images: indices 0, 1, 3, 5 -> the broken file (index 0) is among them
-    result = run_cli(
+    result = cli_in_process(
         "evaluate", "--data", copy, "--checkpoint", run_dirs[0], "--crops", "1", "--limit", limit,
-        "--workers", "0", "--json", out, timeout=120,
+        "--workers", "0", "--json", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     record = json.loads(out.read_text())
     assert record["num_unreadable"] == 1 and record["num_images"] == 4
     report = tmp_path / "report"
-    result = _cli(
+    result = cli_in_process(
         "report", str(run_dirs[0]), "--out", str(report), "--data", str(copy), "--max-images", limit,
         "--evaluation", str(out),
     )  # fmt: skip
