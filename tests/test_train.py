@@ -307,7 +307,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(baseline: Path, data_dir: Pa
     assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (1, 1, 6)  # mid-epoch 2, step 7 is lost
     assert not (out / "model.safetensors").exists()
 
-    proc2 = _cli("--resume", str(out), "--workers", "0")
+    proc2 = training_cli("train", "--resume", out, "--workers", "0")  # in-process: the kill was the point
     assert proc2.returncode == 0, proc2.stderr
     _assert_bit_equal(baseline, out)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -335,7 +335,7 @@ def test_sigterm_checkpoints_and_exits_143(baseline: Path, data_dir: Path, tmp_p
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (0, 3, 3)  # no --checkpoint-every: the signal's
 
-    proc2 = _cli("--resume", str(out))
+    proc2 = training_cli("train", "--resume", out)
     assert proc2.returncode == 0, proc2.stderr
     _assert_bit_equal(baseline, out)
 
