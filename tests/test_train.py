@@ -1,8 +1,8 @@
 """Tests of training.train / training.engine: the section 6 recipe, the run directory, exact resume.
 
 Real things throughout: JPEG files on disk (the built-in generator, tiny), the ``googlenet train``
-command in subprocesses where the process matters (the reference run and its resumes: one thread,
-real SIGKILL / SIGTERM) and through its real ``main`` in this process for the one-line refusals. Kept
+command in subprocesses where the process matters (the reference run, real SIGKILL / SIGTERM) and
+through its real ``main`` in this process for the resumes and the one-line refusals. Kept
 small (3 classes x 8 images, 64 px, batch 5, one thread) so that the whole file runs in well under two
 minutes on two cores.
 """
