@@ -53,18 +53,23 @@ def cli_in_process(*args: object) -> subprocess.CompletedProcess:
     """``googlenet ARGS`` through the real ``googlenet.cli.main`` in this process, as ``run_cli`` reports
     it (exit status, stdout, stderr), without the seconds a new interpreter spends importing torch.
 
-    For cases that end before any real work (bad input, one-line errors); what needs a process of its
-    own (signals, threads, exit codes set by the interpreter) keeps ``run_cli``. An exception escaping
-    ``main`` is printed as the interpreter would (a traceback, status 1).
+    For what does not need a process of its own; signals, threads and exit codes set by the
+    interpreter keep ``run_cli``. An exception escaping ``main`` is printed as the interpreter would
+    (a traceback, status 1).
     """
     import contextlib
     import io
+    import logging
     import traceback
 
     from googlenet.cli import main
 
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
+    # What a command sets up for its run is put back: the training commands add a handler to the
+    # ``googlenet`` logger and set its level; --deterministic sets an environment variable.
+    logger = logging.getLogger("googlenet")
+    handlers, level, environ = list(logger.handlers), logger.level, dict(os.environ)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv)
@@ -73,4 +78,12 @@ def cli_in_process(*args: object) -> subprocess.CompletedProcess:
         except BaseException:
             traceback.print_exc()
             code = 1
+        finally:
+            for handler in [h for h in logger.handlers if h not in handlers]:
+                logger.removeHandler(handler)
+                handler.close()
+            logger.setLevel(level)
+            for key in set(os.environ) - set(environ):
+                del os.environ[key]
+            os.environ.update(environ)
     return subprocess.CompletedProcess(["googlenet", *argv], code, out.getvalue(), err.getvalue())

@@ -8,9 +8,6 @@ once for the module; every command runs through the real ``googlenet.cli.main`` 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,34 +17,18 @@ from googlenet.detection.detector import read_manifest
 from .conftest import cli_in_process
 
 
-def cli(*args: object) -> subprocess.CompletedProcess:
-    """``cli_in_process``, then what train-detector sets up for a run is put back: the ``googlenet``
-    logger's handler and level, and environment variables."""
-    logger = logging.getLogger("googlenet")
-    handlers, level, environ = list(logger.handlers), logger.level, dict(os.environ)
-    try:
-        return cli_in_process(*args)
-    finally:
-        for handler in [h for h in logger.handlers if h not in handlers]:
-            logger.removeHandler(handler)
-        logger.setLevel(level)
-        for key in set(os.environ) - set(environ):
-            del os.environ[key]
-        os.environ.update(environ)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("detector")
     data = root / "data"
-    made = cli("data", "make-builtin-detection", data, "--classes", "2", "--train-images", "4",
+    made = cli_in_process("data", "make-builtin-detection", data, "--classes", "2", "--train-images", "4",
                "--val-images", "2", "--image-size", "96", "--workers", "1")  # fmt: skip
     assert made.returncode == 0, made.stderr
     out = root / "det"
     args = ("train-detector", "--data", data, "--out", out, "--members", "1", "--epochs", "1",
             "--batch-size", "16", "--image-size", "64", "--model", "googlenet_bn", "--workers", "0",
             "--proposal-workers", "1", "--precision", "fp32")  # fmt: skip
-    result = cli(*args)
+    result = cli_in_process(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"root": root, "data": data, "out": out, "args": args, "stdout": result.stdout}
 
@@ -58,7 +39,7 @@ def test_train_detector_writes_a_manifest_and_resumes(trained: dict[str, Path]) 
     assert manifest.proposals["name"] == "selective-search-2x"
     assert manifest.image_size == 64 and len(manifest.class_names) == 2
     # Re-running the same command continues (here: nothing left to do) and keeps the manifest.
-    again = cli(*trained["args"])
+    again = cli_in_process(*trained["args"])
     assert again.returncode == 0, again.stderr
     assert "complete, skipped" in again.stderr
     assert read_manifest(trained["out"]) == manifest
@@ -66,7 +47,7 @@ def test_train_detector_writes_a_manifest_and_resumes(trained: dict[str, Path]) 
 
 def test_evaluate_detection_runs_the_detector(trained: dict[str, Path]) -> None:
     out = trained["root"] / "eval.json"
-    result = cli("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
+    result = cli_in_process("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
                  "--rule", "ilsvrc", "--json", out, "--workers", "1")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "mAP" in result.stdout and "selective-search-2x" in result.stdout
@@ -86,7 +67,7 @@ def test_detect_names_bad_files_and_processes_the_rest(trained: dict[str, Path],
     truncated = tmp_path / "cut.jpg"
     truncated.write_bytes(good.read_bytes()[:200])
     drawn = tmp_path / "drawn"
-    result = cli("detect", good, text, empty, truncated, tmp_path / "missing.jpg", "--detector",
+    result = cli_in_process("detect", good, text, empty, truncated, tmp_path / "missing.jpg", "--detector",
                  trained["out"], "--json", "-", "--draw", drawn, "--score-threshold", "0")  # fmt: skip
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("googlenet detect: error:")]
@@ -126,7 +107,7 @@ def test_bad_detector_input_is_one_line(trained: dict[str, Path], tmp_path: Path
             "--members",
         ),
     ):
-        result = cli(*args)
+        result = cli_in_process(*args)
         assert result.returncode == 2, result.stderr
         assert words in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -135,7 +116,7 @@ def test_bad_detector_input_is_one_line(trained: dict[str, Path], tmp_path: Path
 
 def test_report_renders_a_detector(trained: dict[str, Path]) -> None:
     out = trained["root"] / "report"
-    result = cli("report", trained["out"], "--out", out)
+    result = cli_in_process("report", trained["out"], "--out", out)
     assert result.returncode == 0, result.stderr
     index = (out / "index.md").read_text()
     assert "Average precision per class" in index and "mAP" in index
@@ -144,6 +125,6 @@ def test_report_renders_a_detector(trained: dict[str, Path]) -> None:
     # An evaluation of another detector is refused, naming it; the earlier report stays whole.
     other = trained["root"] / "other.json"
     other.write_text('{"detector": "/elsewhere", "runs": [{"members": 1}]}')
-    bad = cli("report", trained["out"], "--out", out, "--evaluation", other)
+    bad = cli_in_process("report", trained["out"], "--out", out, "--evaluation", other)
     assert bad.returncode == 2 and "/elsewhere" in bad.stderr and "Traceback" not in bad.stderr
     assert (out / "index.md").read_text() == index

@@ -5,9 +5,6 @@ different data."""
 from __future__ import annotations
 
 import json
-import logging
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,22 +21,6 @@ from .conftest import cli_in_process
 # weights' magnitude): the trained raw weights then show the initial weights, while BatchNorm's
 # running statistics still record which images each member saw.
 FROZEN_LR = "1e-30"
-
-
-def training_cli(*args: object) -> subprocess.CompletedProcess:
-    """``cli_in_process`` for the training commands, then what they set up for a run is put back: the
-    ``googlenet`` logger's handler and level, and environment variables (``--deterministic``'s)."""
-    logger = logging.getLogger("googlenet")
-    handlers, level, environ = list(logger.handlers), logger.level, dict(os.environ)
-    try:
-        return cli_in_process(*args)
-    finally:
-        for handler in [h for h in logger.handlers if h not in handlers]:
-            logger.removeHandler(handler)
-        logger.setLevel(level)
-        for key in set(os.environ) - set(environ):
-            del os.environ[key]
-        os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +86,7 @@ def test_member_configs_differ_only_in_seed_and_directory(tmp_path: Path) -> Non
 def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ens"
     command = _command(data, out)
-    first = training_cli(*command)
+    first = cli_in_process(*command)
     assert first.returncode == 0, first.stderr[-3000:]
     paths = [Path(line) for line in first.stdout.split()]
     assert paths == [member_dir(out, i) / "model.safetensors" for i in range(2)]
@@ -140,7 +121,7 @@ def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: 
     paths[1].unlink()
     index["members"][1]["status"] = "interrupted"
     (out / "ensemble.json").write_text(json.dumps(index))
-    again = training_cli(*command)
+    again = cli_in_process(*command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "member 1/2" in again.stderr and "complete, skipped" in again.stderr
     assert "member 2/2" in again.stderr and "resuming" in again.stderr
@@ -151,6 +132,6 @@ def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: 
     ] * 2
 
     # Another recipe in the same directory is refused, naming the index.
-    other = training_cli(*_command(data, out, "--epochs", "2"))
+    other = cli_in_process(*_command(data, out, "--epochs", "2"))
     assert other.returncode == 2
     assert "ensemble.json" in other.stderr and len(other.stderr.strip().splitlines()) == 1

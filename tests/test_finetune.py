@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,22 +15,6 @@ from googlenet.training.task import registered_model
 from googlenet.training.train import param_groups
 
 from .conftest import cli_in_process
-
-
-def training_cli(*args: object) -> subprocess.CompletedProcess:
-    """``cli_in_process`` for the training commands, then what they set up for a run is put back: the
-    ``googlenet`` logger's handler and level, and environment variables (``--deterministic``'s)."""
-    logger = logging.getLogger("googlenet")
-    handlers, level, environ = list(logger.handlers), logger.level, dict(os.environ)
-    try:
-        return cli_in_process(*args)
-    finally:
-        for handler in [h for h in logger.handlers if h not in handlers]:
-            logger.removeHandler(handler)
-        logger.setLevel(level)
-        for key in set(os.environ) - set(environ):
-            del os.environ[key]
-        os.environ.update(environ)
 
 
 def _saved(tmp_path: Path, name: str, classes: int, seed: int = 0) -> Path:
@@ -114,14 +95,14 @@ def test_cli_fine_tunes_and_says_what_it_loaded(tmp_path: Path) -> None:
     make_folder_split(data, "val", {"a": 2, "b": 2})
     source = _saved(tmp_path, "googlenet_bn", 5)
     out = tmp_path / "run"
-    proc = training_cli(
+    proc = cli_in_process(
         "train", "--data", data, "--out", out, "--model", "googlenet_bn", "--init-from", source,
         "--freeze", "inception3b", "--epochs", "1", "--batch-size", "8", "--image-size", "64",
         "--workers", "0", "--precision", "fp32",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "tensors loaded" in proc.stderr and "new (aux1.fc2, aux2.fc2, fc)" in proc.stderr
-    bad = training_cli(
+    bad = cli_in_process(
         "train", "--data", data, "--out", tmp_path / "r2", "--freeze", "inception9z", "--init-from", source
     )
     assert bad.returncode == 2 and "inception9z" in bad.stderr and "Traceback" not in bad.stderr

@@ -10,7 +10,6 @@ minutes on two cores.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import re
@@ -74,22 +73,6 @@ def _cli(*args: str, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
         env=env,
         **kw,
     )
-
-
-def training_cli(*args: object) -> subprocess.CompletedProcess:
-    """``cli_in_process`` for the training commands, then what they set up for a run is put back: the
-    ``googlenet`` logger's handler and level, and environment variables (``--deterministic``'s)."""
-    logger = logging.getLogger("googlenet")
-    handlers, level, environ = list(logger.handlers), logger.level, dict(os.environ)
-    try:
-        return cli_in_process(*args)
-    finally:
-        for handler in [h for h in logger.handlers if h not in handlers]:
-            logger.removeHandler(handler)
-        logger.setLevel(level)
-        for key in set(os.environ) - set(environ):
-            del os.environ[key]
-        os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +290,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(baseline: Path, data_dir: Pa
     assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (1, 1, 6)  # mid-epoch 2, step 7 is lost
     assert not (out / "model.safetensors").exists()
 
-    proc2 = training_cli("train", "--resume", out, "--workers", "0")  # in-process: the kill was the point
+    proc2 = cli_in_process("train", "--resume", out, "--workers", "0")  # in-process: the kill was the point
     assert proc2.returncode == 0, proc2.stderr
     _assert_bit_equal(baseline, out)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -335,7 +318,7 @@ def test_sigterm_checkpoints_and_exits_143(baseline: Path, data_dir: Path, tmp_p
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (0, 3, 3)  # no --checkpoint-every: the signal's
 
-    proc2 = training_cli("train", "--resume", out)
+    proc2 = cli_in_process("train", "--resume", out)
     assert proc2.returncode == 0, proc2.stderr
     _assert_bit_equal(baseline, out)
 
@@ -386,7 +369,7 @@ def test_resume_errors_name_the_file(baseline: Path, tmp_path: Path) -> None:
     assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 3
     last = run / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])  # truncated
-    proc = training_cli("train", "--resume", run)
+    proc = cli_in_process("train", "--resume", run)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert (
@@ -568,7 +551,7 @@ def test_resume_of_a_finished_run_changes_nothing(baseline: Path, tmp_path: Path
     run = tmp_path / "done"
     shutil.copytree(baseline, run)
     before = _snapshot(run)
-    proc = training_cli("train", "--resume", run, "--epochs", "1")  # fewer than the 2 it trained
+    proc = cli_in_process("train", "--resume", run, "--epochs", "1")  # fewer than the 2 it trained
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("googlenet train: error:") and "--epochs 1" in line
@@ -581,7 +564,7 @@ def test_resume_of_a_finished_run_changes_nothing(baseline: Path, tmp_path: Path
 def test_resume_refuses_another_out(baseline: Path, tmp_path: Path) -> None:
     run, other = tmp_path / "run", tmp_path / "other"
     shutil.copytree(baseline, run)
-    proc = training_cli("train", "--resume", run, "--out", other)
+    proc = cli_in_process("train", "--resume", run, "--out", other)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("googlenet train: error: --out") and str(other) in line

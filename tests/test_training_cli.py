@@ -8,9 +8,6 @@ stderr line naming the value, no traceback, nothing written.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import subprocess
 from dataclasses import fields
 from pathlib import Path
 
@@ -93,22 +90,6 @@ def test_worker_default_fits_the_machine(monkeypatch: pytest.MonkeyPatch, cores:
     assert TrainConfig().workers == workers
 
 
-def training_cli(*args: object) -> subprocess.CompletedProcess:
-    """``cli_in_process`` for the training commands, then what they set up for a run is put back: the
-    ``googlenet`` logger's handler and level, and environment variables (``--deterministic``'s)."""
-    logger = logging.getLogger("googlenet")
-    handlers, level, environ = list(logger.handlers), logger.level, dict(os.environ)
-    try:
-        return cli_in_process(*args)
-    finally:
-        for handler in [h for h in logger.handlers if h not in handlers]:
-            logger.removeHandler(handler)
-        logger.setLevel(level)
-        for key in set(os.environ) - set(environ):
-            del os.environ[key]
-        os.environ.update(environ)
-
-
 @pytest.fixture
 def empty_data(tmp_path: Path) -> Path:
     for split in ("train", "val"):
@@ -130,7 +111,7 @@ def test_setup_errors_leave_nothing_behind(case: str, empty_data: Path, tmp_path
     args, named = SETUP_ERRORS[case]
     out = tmp_path / "runs" / "b"
     argv = [a.format(empty=empty_data) for a in args]
-    proc = training_cli("train", *argv, "-o", out, "--workers", "0")
+    proc = cli_in_process("train", *argv, "-o", out, "--workers", "0")
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("googlenet train: error:") and named.format(empty=empty_data) in line
@@ -141,7 +122,7 @@ def test_out_that_is_a_file_is_named(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("keep me")
     for out in (afile, afile / "run"):
-        proc = training_cli("train", "--out", out)
+        proc = cli_in_process("train", "--out", out)
         assert proc.returncode == 2
         (line,) = proc.stderr.strip().splitlines()
         assert f"--out {out}" in line and "is a file" in line
