@@ -281,7 +281,7 @@ def measure_cost(
     threads: int,
 ) -> list[dict[str, Any]]:
     """Seconds per image of warping, network and NMS, for 1 member and for all, per backend: one warm-up
-    image, then ``images`` val images, interleaved (backend-major) so a load change hits every row."""
+    image (export, compilation, first allocations), then ``images`` val images, one row after another."""
     rows = []
     picked = [dataset[i] for i in range(min(images, len(dataset)))]
     for backend in backends:

@@ -108,7 +108,6 @@ def test_first_k_rows_are_what_evaluate_detection_gives(tiny, tmp_path: Path, mo
         "2",
         "--proposals",
         "selective-search",
-        "selective-search-2x",
         "--rule",
         "ilsvrc",
         "--workers",
@@ -117,15 +116,19 @@ def test_first_k_rows_are_what_evaluate_detection_gives(tiny, tmp_path: Path, mo
         out,
     ]
     assert googlenet([str(a) for a in argv]) == 0
-    theirs = {(r["proposals"], r["members"]): r["mAP"] for r in json.loads(out.read_text())["runs"]}
+    runs = json.loads(out.read_text())["runs"]
+    theirs = {(r["proposals"], r["members"]): (r["mAP"], r["num_detections"]) for r in runs}
     ours = {
-        (r["proposals"], len(r["members"])): r["mAP"]
+        (r["proposals"], len(r["members"])): (r["mAP"], r["num_detections"])
         for r in result["runs"]
-        if r["init"] == "fine-tuned" and r["members"] == list(range(len(r["members"])))
+        if r["init"] == "fine-tuned"
+        and r["proposals"] == "selective-search"
+        and r["members"] == list(range(len(r["members"])))
     }
     assert set(theirs) == set(ours)
-    for key, value in theirs.items():
-        assert ours[key] == pytest.approx(value, abs=1e-9), key
+    for key, (m_ap, count) in theirs.items():
+        assert ours[key][0] == pytest.approx(m_ap, abs=1e-9), key
+        assert ours[key][1] == count, key
 
 
 def test_cost_rows_add_up(tiny) -> None:
