@@ -121,13 +121,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+_CLI_HANDLER = "googlenet-cli"  # the one handler configure_logging keeps (not one per call)
+
+
 def configure_logging() -> None:
     """Log lines to stderr: rank 0 talks; the other torchrun ranks only warn."""
     rank = int(os.environ.get("RANK", "0") or 0)
     handler = logging.StreamHandler(sys.stderr)
     prefix = f"[rank {rank}] " if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else ""
     handler.setFormatter(logging.Formatter(f"{prefix}%(message)s"))
+    handler.set_name(_CLI_HANDLER)
     root = logging.getLogger("googlenet")
+    for old in [h for h in root.handlers if h.get_name() == _CLI_HANDLER]:  # main() called again
+        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
