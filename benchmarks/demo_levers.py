@@ -22,8 +22,14 @@ and the interval is the paired t interval ``mean(d) +- t * sd(d) / sqrt(n)`` and
 bootstrap (resampling images, 10,000 draws, 2.5 / 97.5 percentiles). ``googlenet evaluate`` does
 not print these yet; this is what it would print.
 
+``views --data DIR --checkpoint ENSEMBLE``: which of the 144 views help or hurt each member. The
+views are grouped by scale, square and position (``googlenet.data.multicrop``'s order: index
+``72 * mirrored + 18 * scale + 6 * square + position``), and each group's probabilities, averaged
+within the group, are scored top-1 against the labels, beside the mean error of a single view.
+
     python benchmarks/demo_levers.py table runs/probe_*
     python benchmarks/demo_levers.py ci --data runs/demo/data --checkpoint runs/demo/ensemble --limit 300
+    python benchmarks/demo_levers.py views --data runs/demo/data --checkpoint runs/demo/ensemble --limit 300
 
 Throughputs (images/s, googlenet_bn, 64 px, batch 32, 2 threads) behind the time estimates:
 AVX2-only AMD EPYC (Zen 1, fp32: no bf16 there): 50 training (issue 13) and ~290 evaluation crops
@@ -38,6 +44,7 @@ import argparse
 import json
 import sys
 
+import numpy as np
 import torch
 
 # images/s on 2 cores, 64 px: (training step, evaluation forward per crop); sources in the docstring
@@ -146,6 +153,70 @@ def confidence_intervals(args: argparse.Namespace) -> None:
     print(format_effects(paired_effects(result, labels), title=f"paired over {len(labels)} images of {root}"))
 
 
+SCALES = (256, 288, 320, 352)  # section 7's shorter sides (at 224 px; scaled with the crop size)
+SQUARES = ("left/top", "centre", "right/bottom")
+POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "centre", "whole square")
+
+
+def view_groups() -> dict[str, dict[str, np.ndarray]]:
+    """Boolean masks over the 144 views: by scale, by square, by position (mirrors included)."""
+    base = np.arange(144) % 72
+    scale, square, position = base // 18, (base // 6) % 3, base % 6
+    return {
+        "scale": {f"{side}": scale == i for i, side in enumerate(SCALES)},
+        "square": {name: square == i for i, name in enumerate(SQUARES)},
+        "position": {name: position == i for i, name in enumerate(POSITIONS)},
+    }
+
+
+def view_group_errors(probs: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Top-1 error (fraction) of each group's mean probabilities; ``probs`` is images x 144 x classes.
+
+    Also ``all`` (the 144-crop error) and ``single view`` (the mean error of one view alone)."""
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
+    if probs.ndim != 3 or probs.shape[1] != 144 or probs.shape[0] != labels.shape[0]:
+        raise ValueError(f"expected images x 144 x classes probabilities for {labels.shape[0]} labels")
+
+    def error(mask: np.ndarray) -> float:
+        return float((probs[:, mask].mean(axis=1).argmax(-1) != labels).mean())
+
+    out = {
+        kind: {name: error(mask) for name, mask in groups.items()} for kind, groups in view_groups().items()
+    }
+    out["overall"] = {
+        "all 144": error(np.ones(144, dtype=bool)),
+        "single view": float((probs.argmax(-1) != labels[:, None]).mean()),
+    }
+    return out
+
+
+def view_errors(args: argparse.Namespace) -> None:
+    from googlenet.data.builtin import resolve_data
+    from googlenet.data.datasets import build_dataset, open_image
+    from googlenet.data.multicrop import multicrop, normalize_crops
+    from googlenet.evaluation.protocol import load_models, select_images
+    from googlenet.runs import resolve_checkpoints
+
+    root = resolve_data(args.data)
+    dataset = build_dataset(root, "val")
+    loaded = load_models(resolve_checkpoints(args.checkpoint))
+    picked = [dataset.samples[i] for i in select_images(len(dataset.samples), args.limit)]
+    labels = np.array([label for _, label in picked])
+    crops = [multicrop(open_image(path), "144", loaded.data_config, dtype=torch.uint8) for path, _ in picked]
+    for model in loaded.models:
+        with torch.no_grad():
+            probs = np.stack(
+                [
+                    torch.softmax(model.forward(normalize_crops(c, model.mean, model.std)), -1).numpy()
+                    for c in crops
+                ]
+            )
+        errors = view_group_errors(probs, labels)
+        print(f"{model.name} ({len(labels)} images of {root}): top-1 error of each group of the 144 views")
+        for kind, groups in errors.items():
+            print(f"  {kind:9s} " + "  ".join(f"{name} {100 * e:.1f}%" for name, e in groups.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,9 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     p_ci.add_argument("--limit", type=int, default=None)
     p_ci.add_argument("--crops", type=int, nargs="+", default=[1, 144])
     p_ci.add_argument("--workers", type=int, default=1)
+    p_views = sub.add_parser("views", help="top-1 error of each group of the 144 views, per member")
+    p_views.add_argument("--data", required=True)
+    p_views.add_argument("--checkpoint", nargs="+", required=True)
+    p_views.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
     if args.command == "table":
         table(args.runs)
+    elif args.command == "views":
+        view_errors(args)
     else:
         confidence_intervals(args)
     return 0

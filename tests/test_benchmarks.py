@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -260,3 +261,31 @@ def test_gpu_benchmark_refuses_cuda_where_there_is_none() -> None:
     proc = _main("gpu.py", "--device", "cuda")
     assert proc.returncode == 2
     assert "CUDA is not available" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_view_groups_of_the_144_crops_by_hand() -> None:
+    import demo_levers  # benchmarks/ is on sys.path
+
+    groups = demo_levers.view_groups()
+    # Index = 72 * mirrored + 18 * scale + 6 * square + position (googlenet.data.multicrop's order).
+    assert all(mask.sum() == 144 // len(g) for g in groups.values() for mask in g.values())
+    assert np.flatnonzero(groups["scale"]["352"]).tolist() == [*range(54, 72), *range(126, 144)]
+    assert np.flatnonzero(groups["position"]["whole square"]).tolist()[:3] == [5, 11, 17]
+    # Two images of class 1; every view says class 1 except the largest scale's, which say class 0
+    # with more confidence, and image 1's corner views, which say class 0 as well.
+    probs = np.tile(np.array([0.2, 0.8]), (2, 144, 1))
+    probs[:, groups["scale"]["352"]] = [1.0, 0.0]
+    corners = groups["position"]["top-left"] | groups["position"]["bottom-right"]
+    probs[1, corners] = [0.9, 0.1]
+    errors = demo_levers.view_group_errors(probs, np.array([1, 1]))
+    # Per scale, image 1's corners (12 of 36 views at 0.9) do not outweigh the rest (24 at 0.2).
+    assert errors["scale"] == {"256": 0.0, "288": 0.0, "320": 0.0, "352": 1.0}
+    # top-left: image 0's mean is (6 x 1.0 + 18 x 0.2) / 24 = 0.4 for class 0 (right); image 1 wrong.
+    assert errors["position"]["top-left"] == 0.5 and errors["position"]["top-right"] == 0.0
+    # image 0: its 36 largest-scale views are wrong; image 1: those plus its 36 other corner views
+    assert errors["overall"]["single view"] == pytest.approx((36 + 36 + 36) / 288)
+    # all 144, class 0: image 0 (36 x 1.0 + 108 x 0.2) / 144 = 0.4 (right); image 1
+    # (24 x 1.0 + 48 x 0.9 + 72 x 0.2) / 144 = 0.57 (wrong)
+    assert errors["overall"]["all 144"] == 0.5
+    with pytest.raises(ValueError, match="144"):
+        demo_levers.view_group_errors(np.zeros((2, 10, 2)), np.array([0, 1]))
