@@ -5,7 +5,7 @@ The main job trains a small ensemble on the built-in set and prints the paper's 
 crops lowering the mean single-model error and the ensemble beating the mean member, each with a
 paired confidence interval that excludes zero; at most 15 minutes on 2 cores of an AVX2-only CPU.
 
-Two subcommands, both reading what the CLI wrote (the script imports the library, never the reverse):
+Three subcommands, each reading what the CLI wrote (the script imports the library, never the reverse):
 
 ``table RUN_DIR ...``: one row per probe run (a ``googlenet train`` run directory): its recipe,
 images seen, the averaged and raw validation top-1 error after every epoch, and the estimated wall
@@ -19,8 +19,8 @@ per-image 0/1 top-1 errors give
 * ensemble effect: ``d_i = mean_m err(i, m, c) - err(i, ensemble, c)`` at each crop scheme ``c``;
 
 and the interval is the paired t interval ``mean(d) +- t * sd(d) / sqrt(n)`` and a seeded paired
-bootstrap (resampling images, 10,000 draws, 2.5 / 97.5 percentiles). ``googlenet evaluate`` does
-not print these yet; this is what it would print.
+bootstrap (resampling images, 10,000 draws, 2.5 / 97.5 percentiles), as ``googlenet evaluate``
+prints them (``protocol.paired_effects``).
 
 ``views --data DIR --checkpoint ENSEMBLE``: which of the 144 views help or hurt each member. The
 views are grouped by scale, square and position (``googlenet.data.multicrop``'s order: index
