@@ -128,3 +128,20 @@ def test_report_renders_a_detector(trained: dict[str, Path]) -> None:
     bad = cli_in_process("report", trained["out"], "--out", out, "--evaluation", other)
     assert bad.returncode == 2 and "/elsewhere" in bad.stderr and "Traceback" not in bad.stderr
     assert (out / "index.md").read_text() == index
+
+
+def test_members_may_start_from_their_own_initial_weights(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # train-detector hands --same-init / --no-same-init to train_ensemble (whose member_config test
+    # covers what it does with it); the default is the paper's shared initialisation.
+    import googlenet.training.ensemble as ensemble
+
+    seen = []
+    monkeypatch.setattr(ensemble, "train_ensemble", lambda *a, same_init, **k: seen.append(same_init))
+    base = ("train-detector", "--data", trained["data"], "--members", "2", "--epochs", "1", "--model",
+            "googlenet_bn", "--proposal-workers", "1")  # fmt: skip
+    for extra, out in (((), "shared"), (("--no-same-init",), "own")):
+        result = cli_in_process(*base, *extra, "--out", tmp_path / out)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert seen == [True, False]

@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"region classifiers in the ensemble (default {DEFAULT_MEMBERS}, the paper's)",
     )
     g.add_argument(
+        "--same-init",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="every member starts from the same initial weights (default; with --init-from the new "
+        "classifier layers are then alike too); --no-same-init: each member draws them from its own seed",
+    )
+    g.add_argument(
         "--proposal-workers",
         type=int,
         default=None,
@@ -108,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
         say(f"member {i + 1}/{args.members} ({run_dir}): {words[state]}")
 
     try:
-        train_ensemble(config, args.members, args.out, same_init=True, on_member=progress, task=task)
+        train_ensemble(
+            config, args.members, args.out, same_init=args.same_init, on_member=progress, task=task
+        )
     except EnsembleInterrupted as stop:
         say(
             f"googlenet train-detector: member {stop.member} stopped by {stop.signal_name}; checkpoint "
