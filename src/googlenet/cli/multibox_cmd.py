@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import sys
 from typing import Any
 
-from .train_cmd import add_recipe_arguments, configure_logging, recipe_overrides
+from .train_cmd import add_recipe_arguments, configure_logging, recipe_overrides, stopped_early
 
 # Flag -> (options field, type, help); the defaults are MultiBoxOptions', shown in --help.
 _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
@@ -104,15 +102,9 @@ def run(args: argparse.Namespace) -> int:
     task = multibox_task(options)
     configure_logging()
     result = fit(config, task=task)
-    if int(os.environ.get("RANK", "0") or 0) != 0:
-        return result.exit_code
-    if result.interrupted:
-        print(
-            f"googlenet train-multibox: stopped by {result.interrupted} after step {result.step}; "
-            f"checkpoint written. Continue with: googlenet train-multibox --out {result.run_dir} --resume",
-            file=sys.stderr,
-        )
-        return result.exit_code
+    resume = f"googlenet train-multibox --out {result.run_dir} --resume"
+    if (code := stopped_early(result, "train-multibox", resume)) is not None:
+        return code
     if result.metrics:
         m = result.metrics[-1]
         coverage = m[f"avg_val_coverage_at_{options.top}"]

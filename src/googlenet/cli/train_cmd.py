@@ -138,6 +138,21 @@ def configure_logging() -> None:
     root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
 
+def stopped_early(result: Any, command: str, resume: str) -> int | None:
+    """The exit status of a training command whose process has nothing more to print -- another
+    torchrun rank, or a run a signal stopped (its resume command is said) -- else None."""
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return result.exit_code
+    if result.interrupted:
+        print(
+            f"googlenet {command}: stopped by {result.interrupted} after step {result.step}; checkpoint "
+            f"written. Continue with: {resume}",
+            file=sys.stderr,
+        )
+        return result.exit_code
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from ..training.config import resolve_config, resume_config
     from ..training.train import fit
@@ -151,15 +166,8 @@ def run(args: argparse.Namespace) -> int:
         config = resolve_config(args.config_file, overrides)
     configure_logging()
     result = fit(config)
-    if int(os.environ.get("RANK", "0") or 0) != 0:
-        return result.exit_code
-    if result.interrupted:
-        print(
-            f"googlenet train: stopped by {result.interrupted} after step {result.step}; checkpoint written. "
-            f"Continue with: googlenet train --resume {result.run_dir}",
-            file=sys.stderr,
-        )
-        return result.exit_code
+    if (code := stopped_early(result, "train", f"googlenet train --resume {result.run_dir}")) is not None:
+        return code
     print(f"averaged weights: {result.model_path}")
     print(f"raw weights:      {result.raw_model_path}")
     if result.metrics:
