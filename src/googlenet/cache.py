@@ -10,6 +10,8 @@ and a killed run never leaves a half set where a complete one is expected.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -87,6 +89,12 @@ def build_directory(
                 return root
             raise
     return root
+
+
+def parameter_key(version: int, params: dict[str, object]) -> str:
+    """Short hash of a generator's version and its full parameters: a cached set's directory name."""
+    blob = json.dumps({"version": version, **params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def cached_set(

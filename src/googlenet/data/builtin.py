@@ -33,7 +33,6 @@ the set: its parameters, seeds, files, cache and completion marker.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -237,9 +236,7 @@ def _generate(tmp: Path, params: dict[str, int], workers: int) -> None:
 
 def builtin_key(**params: Any) -> str:
     """Short hash of the generation parameters (and generator version): the cache directory's name."""
-    full = check_params(params)
-    blob = json.dumps({"version": BUILTIN_VERSION, **full}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return cache.parameter_key(BUILTIN_VERSION, check_params(params))
 
 
 def ensure_builtin(cache_dir: str | Path | None = None, **params: Any) -> Path:

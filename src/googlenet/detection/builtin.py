@@ -27,7 +27,6 @@ byte-identical whatever the number of worker processes. Statistics: docs/builtin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -284,10 +283,7 @@ def _generate(tmp: Path, params: dict[str, int], workers: int) -> None:
 
 def builtin_detection_key(**params: Any) -> str:
     """Short hash of the generation parameters (and generator version): the cache directory's name."""
-    blob = json.dumps(
-        {"version": BUILTIN_DETECTION_VERSION, **check_detection_params(params)}, sort_keys=True
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return cache.parameter_key(BUILTIN_DETECTION_VERSION, check_detection_params(params))
 
 
 def ensure_builtin_detection(cache_dir: str | Path | None = None, **params: Any) -> Path:
