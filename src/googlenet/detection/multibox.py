@@ -671,6 +671,8 @@ class MultiBoxLossParts(TrainMetric):
     """The training metric: ``F_conf`` and ``F_match`` of each step, the record's ``train_conf`` and
     ``train_match`` (the epoch's means over its images)."""
 
+    keys = ("conf", "match")
+
     def __init__(self, alpha: float) -> None:
         self.alpha = alpha
 

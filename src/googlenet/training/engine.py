@@ -392,7 +392,11 @@ class TrainMetric:
     """What an epoch's training reports besides its loss: ``step(logits, labels)`` gives sums over
     one batch's images (accumulated per epoch and over the ranks), ``epoch(sums, images)`` the epoch
     record's ``train_*`` fields. The default counts top-1 hits of the main classifier and reports
-    ``train_top1_err``; a task without a per-step metric returns ``{}`` from both."""
+    ``train_top1_err``; a task without a per-step metric returns ``{}`` from both. ``keys`` names
+    the sums ``step`` gives: every rank reduces all of them (0 where it made no step), so the ranks'
+    all-reduce always sees the same keys."""
+
+    keys: tuple[str, ...] = ("correct1",)
 
     def step(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         return {"correct1": topk_correct(logits, labels.to(logits.device), [1])[0]}

@@ -783,7 +783,7 @@ def epoch_record(run: Run, stats: EpochStats) -> dict[str, Any]:
         env,
         {
             "loss_sum": stats.loss_sum,
-            **{f"metric.{k}": v for k, v in stats.sums.items()},
+            **{f"metric.{k}": stats.sums.get(k, 0.0) for k in run.settings.metric.keys},
             "images": stats.images,
             "skipped": stats.skipped_files,
             "elapsed": stats.elapsed_s,
