@@ -394,7 +394,7 @@ class TrainResult:
     epochs_completed: int
     step: int
     metrics: list[dict[str, Any]]
-    best_avg_val_top1_err: float | None  # the best averaged val score of Task.best_metric (top-1 error)
+    best_score: float | None  # lowest averaged val score of Task.best_metric (classifier: top-1 error)
     model_path: Path | None  # averaged weights; None when interrupted before the end
     raw_model_path: Path | None
     interrupted: str | None = None
@@ -855,7 +855,7 @@ def _result(run: Run, interrupted: str | None = None) -> TrainResult:
         epochs_completed=state.epoch,
         step=state.step,
         metrics=state.history,
-        best_avg_val_top1_err=state.best,
+        best_score=state.best,
         model_path=layout.weights if done else None,
         raw_model_path=layout.raw_weights if done else None,
         interrupted=interrupted,
