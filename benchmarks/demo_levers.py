@@ -153,17 +153,19 @@ def confidence_intervals(args: argparse.Namespace) -> None:
     print(format_effects(paired_effects(result, labels), title=f"paired over {len(labels)} images of {root}"))
 
 
-SCALES = (256, 288, 320, 352)  # section 7's shorter sides (at 224 px; scaled with the crop size)
 SQUARES = ("left/top", "centre", "right/bottom")
 POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "centre", "whole square")
 
 
 def view_groups() -> dict[str, dict[str, np.ndarray]]:
-    """Boolean masks over the 144 views: by scale, by square, by position (mirrors included)."""
+    """Boolean masks over the 144 views: by scale, by square, by position (mirrors included); scales are
+    named by the paper's shorter sides at 224 px (``multicrop.PAPER_SCALES``)."""
+    from googlenet.data.multicrop import PAPER_SCALES
+
     base = np.arange(144) % 72
     scale, square, position = base // 18, (base // 6) % 3, base % 6
     return {
-        "scale": {f"{side}": scale == i for i, side in enumerate(SCALES)},
+        "scale": {f"{side}": scale == i for i, side in enumerate(PAPER_SCALES)},
         "square": {name: square == i for i, name in enumerate(SQUARES)},
         "position": {name: position == i for i, name in enumerate(POSITIONS)},
     }
@@ -203,6 +205,7 @@ def view_errors(args: argparse.Namespace) -> None:
     picked = [dataset.samples[i] for i in select_images(len(dataset.samples), args.limit)]
     labels = np.array([label for _, label in picked])
     crops = [multicrop(open_image(path), "144", loaded.data_config, dtype=torch.uint8) for path, _ in picked]
+    # Per view, by hand: protocol.crop_probabilities averages over the views, which is what this undoes.
     for model in loaded.models:
         with torch.no_grad():
             probs = np.stack(
