@@ -135,7 +135,7 @@ def cli(*args: object) -> None:
     handlers = list(log.handlers)
     try:
         code = googlenet(argv)
-    finally:  # each training command adds its stderr handler: one per call, not one more per call
+    finally:  # a training command's stderr handler goes with it: this script's own steps stay quiet
         log.handlers[:] = handlers
     if code != 0:
         raise SystemExit(f"detection_tables: `googlenet {' '.join(argv)}` exited with {code}")
