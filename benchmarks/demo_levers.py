@@ -34,8 +34,9 @@ within the group, are scored top-1 against the labels, beside the mean error of 
 Throughputs (images/s, googlenet_bn, 64 px, batch 32, 2 threads) behind the time estimates:
 AVX2-only AMD EPYC (Zen 1, fp32: no bf16 there): 50 training (issue 13) and ~290 evaluation crops
 (issue 13: 1,000 images x 144 crops x 3 members in ~25 min); AVX-512 + AVX512-BF16 AMD EPYC (bf16
-autocast): ~240 training (docs/demo.md: 220-260) and ~1,230 evaluation crops (docs/demo.md: 300 images
-x 155 crops x 3 members in 113 s).
+autocast training, fp32 evaluation as ``googlenet evaluate`` runs it): ~115 training (the 100-130 images/s
+each epoch of the timed fresh-clone ``make run`` printed, docs/demo.md "Time") and ~500 evaluation
+crops (its 93,000 crops in 185 s); ``googlenet`` (LRN) ~90 and ~450 (its probe in docs/demo.md).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import torch
 # images/s on 2 cores, 64 px: (training step, evaluation forward per crop); sources in the docstring
 THROUGHPUT = {
     "avx2": {"googlenet_bn": (50.0, 290.0), "googlenet": (40.0, 250.0)},
-    "avx512_bf16": {"googlenet_bn": (240.0, 1230.0), "googlenet": (200.0, 1100.0)},
+    "avx512_bf16": {"googlenet_bn": (115.0, 500.0), "googlenet": (90.0, 450.0)},
 }
 EVAL_CROPS = 1 + 10 + 144  # one evaluate call runs every scheme of Table 3
 
