@@ -23,6 +23,7 @@ from googlenet.evaluation.protocol import (
     table3_spread,
 )
 from googlenet.evaluation.tables import format_spread, format_table3
+from googlenet.training.loading import load_model
 
 from .conftest import cli_in_process
 
@@ -256,7 +257,8 @@ def test_evaluate_cli_table3_json(tiny) -> None:
     # (plain torch models, no Predictor): the CLI's wiring (labels, ensemble, image size) is right.
     dataset = build_dataset(tiny["data"], "val")
     models = [
-        EvalModel.from_model(c.load(), name=c.name) for c in resolve_checkpoints([tiny["run_a"], tiny["ens"]])
+        EvalModel.from_model(load_model(c), name=c.name)
+        for c in resolve_checkpoints([tiny["run_a"], tiny["ens"]])
     ]
     labels = torch.tensor([label for _, label in dataset.samples])
     expected = table3(crop_probabilities([p for p, _ in dataset.samples], models, ["1"], 64), labels)

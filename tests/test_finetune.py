@@ -9,8 +9,8 @@ import torch
 
 import googlenet
 from googlenet.errors import GoogLeNetError
-from googlenet.training.config import TrainConfig
-from googlenet.training.finetune import STAGES, freeze_until, load_pretrained
+from googlenet.training.config import STAGES, TrainConfig
+from googlenet.training.finetune import freeze_until, load_pretrained
 from googlenet.training.task import registered_model
 from googlenet.training.train import param_groups
 

@@ -35,8 +35,9 @@ from googlenet.runs import resolve_checkpoint
 from googlenet.training.checkpoint import load_checkpoint
 from googlenet.training.config import TrainConfig, config_hash, resolve_config, resume_config
 from googlenet.training.engine import googlenet_loss, train_step
+from googlenet.training.loading import load_model, model_from_checkpoint
 from googlenet.training.task import Task, recipe_loss
-from googlenet.training.train import build_scheduler, fit, lr_factor, model_from_checkpoint
+from googlenet.training.train import build_scheduler, fit, lr_factor
 
 from .conftest import cli_in_process
 
@@ -520,7 +521,7 @@ def test_best_checkpoint_is_evaluated_through_the_library(baseline: Path, data_d
     best_pt = baseline / "checkpoints" / "best.pt"
     ref = resolve_checkpoint(best_pt)
     assert ref.kind == "training-checkpoint" and ref.image_size == 64
-    model = ref.load()  # the Polyak-averaged weights by default (section 6)
+    model = load_model(ref)  # the Polyak-averaged weights by default (section 6)
     assert not model.training and model.meta.input_size == (3, 64, 64)
     assert model.meta.class_names == (data_dir / "classes.txt").read_text().split()
     # the same weights as the model_best.safetensors written with best.pt

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GoogLeNetError
+from .manifest import ManifestFormat, read_json
 
 # A training run (googlenet train --out RUN).
 RUN_WEIGHTS_FILE = "model.safetensors"  # the Polyak-averaged weights (section 6)
@@ -192,14 +193,30 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 # Ensembles
 
 
+ENSEMBLE_MANIFEST = ManifestFormat(
+    "googlenet-ensemble", 1, "ensemble index", "googlenet train-ensemble (or a hand-written list of members)"
+)
+
+
+def read_ensemble_index(directory: str | Path) -> dict[str, Any] | list[Any] | None:
+    """``DIR/ensemble.json`` as written (None when there is none): the object ``train-ensemble``
+    writes (its format checked), or a hand-written list of members / ``{"members": [...]}``."""
+    path = EnsembleLayout(directory).index
+    if not path.is_file():
+        return None
+    data = read_json(path, what="ensemble file")
+    if isinstance(data, dict) and "format" in data:
+        return ENSEMBLE_MANIFEST.check(data, path)
+    return data
+
+
 def ensemble_entries(directory: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """The members of ``DIR/ensemble.json`` as written: (path, maybe relative to DIR; the member's
     record, with ``status`` and ``error`` where train-ensemble wrote them, else empty)."""
     path = EnsembleLayout(directory).index
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GoogLeNetError(f"{path}: not a readable ensemble file ({exc})") from None
+    data = read_ensemble_index(directory)
+    if data is None:
+        raise GoogLeNetError(f"{path} does not exist: {directory} is not an ensemble directory")
     members = data.get("members") if isinstance(data, dict) else data
     if not isinstance(members, list) or not members:
         raise GoogLeNetError(f"{path}: expected a non-empty list of members (or {{'members': [...]}})")
@@ -291,17 +308,6 @@ class ModelRef:
         if self.run_dir is not None:
             return self.run_dir.name if self.kind == "weights" else f"{self.run_dir.name}/{self.path.stem}"
         return self.path.stem
-
-    def load(self, device: str = "cpu", *, averaged: bool = True) -> Any:
-        """The model, in eval mode. A training checkpoint gives its Polyak-averaged weights unless
-        ``averaged=False``."""
-        if self.kind == "training-checkpoint":
-            from .training.train import model_from_checkpoint
-
-            return model_from_checkpoint(self.path, averaged=averaged, device=device)
-        from .weights.store import load_weights
-
-        return load_weights(self.path, device=device)
 
 
 def _run_of_checkpoint(path: Path) -> Path | None:

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import GoogLeNetError
     from ..inference.export import DEFAULT_OPSET, check_opset, export_onnx, export_program
     from ..runs import resolve_checkpoint
+    from ..training.loading import load_model
     from ..weights.store import save_weights
 
     checkpoint = positional_or_flag(args, "checkpoint", "--checkpoint", "CKPT")
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         check_image_size(args.image_size, "--image-size")
     check_output_file(output, "--out", example=f"model{SUFFIX_BY_FORMAT[fmt]}")
     ref = resolve_checkpoint(checkpoint)
-    model = ref.load()
+    model = load_model(ref)
     if fmt == "safetensors":
         path = save_weights(model, output)
         print(f"wrote {path} (safetensors weights of {ref.path}, {model.meta.variant})")

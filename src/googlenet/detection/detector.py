@@ -11,7 +11,6 @@ and int8 serve detection as they serve classification.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,15 +21,14 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from ..atomic import atomic_write_text
 from ..errors import GoogLeNetError
+from ..manifest import ManifestFormat
 from ..runs import DetectorLayout, RunLayout
 from .proposals import ProposalMethod, propose
 from .regions import normalise, warp_regions
 from .scoring import ScoredBoxes, ScoringSettings, average_probabilities, detections_from_scores
 
-DETECTOR_FORMAT = "googlenet-detector"
-DETECTOR_VERSION = 1
+DETECTOR_MANIFEST = ManifestFormat("googlenet-detector", 1, "detector manifest", "googlenet train-detector")
 PAPER_DETECTOR_MEMBERS = 6  # section 8: "an ensemble of 6 ConvNets"
 REGION_BATCH = 128  # regions per network call
 
@@ -48,15 +46,9 @@ class DetectorManifest:
     data: str | None = None
     init_from: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"format": DETECTOR_FORMAT, "version": DETECTOR_VERSION, **self.__dict__}
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "detector.json") -> DetectorManifest:
-        if not isinstance(data, Mapping) or data.get("format") != DETECTOR_FORMAT:
-            raise GoogLeNetError(f"{where}: not a googlenet detector manifest")
-        if data.get("version") != DETECTOR_VERSION:
-            raise GoogLeNetError(f"{where}: detector format version {data.get('version')!r} is not supported")
+        data = DETECTOR_MANIFEST.check(data, where)
         names = {f for f in cls.__dataclass_fields__}
         missing = sorted(n for n in ("class_names", "members", "proposals") if n not in data)
         if missing:
@@ -77,9 +69,7 @@ class DetectorManifest:
 
 def write_manifest(directory: str | Path, manifest: DetectorManifest) -> Path:
     """``DIR/detector.json``, atomically."""
-    return atomic_write_text(
-        DetectorLayout(directory).manifest, json.dumps(manifest.to_json(), indent=1) + "\n"
-    )
+    return DETECTOR_MANIFEST.write(DetectorLayout(directory).manifest, dict(manifest.__dict__))
 
 
 def read_manifest(directory: str | Path) -> DetectorManifest:
@@ -95,11 +85,7 @@ def read_manifest(directory: str | Path) -> DetectorManifest:
             f"{layout.root} holds no {layout.manifest.name}: it is not a detector "
             "(made by googlenet train-detector)"
         )
-    try:
-        data = json.loads(layout.manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GoogLeNetError(f"{layout.manifest}: not a readable detector manifest ({exc})") from None
-    return DetectorManifest.from_json(data, str(layout.manifest))
+    return DetectorManifest.from_json(DETECTOR_MANIFEST.read(layout.manifest), str(layout.manifest))
 
 
 @dataclass

@@ -63,7 +63,8 @@ from ..training.config import TrainConfig
 from ..training.distributed import DistEnv, all_reduce_sum
 from ..training.engine import Scores, TrainMetric, autocast, collate_batch
 from ..training.engine import split_outputs as main_output
-from ..training.task import Task, TaskData, initialise_from, model_options
+from ..training.loading import model_options
+from ..training.task import Task, TaskData, initialise_from
 from .boxes import as_boxes, to_exclusive
 from .proposals import covered_boxes
 

@@ -584,8 +584,9 @@ def load_models(
     """
     from ..data.config import resolve_data_config
     from ..inference.predictor import Predictor
+    from ..training.loading import load_model
 
-    loaded = [(c, c.load()) for c in checkpoints]
+    loaded = [(c, load_model(c)) for c in checkpoints]
     configs = [
         resolve_data_config(m.meta, image_size=image_size, run_image_size=c.image_size) for c, m in loaded
     ]

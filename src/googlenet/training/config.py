@@ -23,8 +23,18 @@ from typing import Any
 
 from ..data.config import MIN_IMAGE_SIZE
 from ..errors import GoogLeNetError
+from ..models.spec import TABLE1
 from ..runs import RunLayout, read_yaml
 from .engine import AUX_LOSS_WEIGHT
+
+STAGES = tuple(row.name for row in TABLE1)  # Table 1's layer names, input to output
+
+
+def check_stage(stage: str | None) -> None:
+    """A ``--freeze`` value: None or one of Table 1's layer names."""
+    if stage is not None and stage not in STAGES:
+        raise GoogLeNetError(f"--freeze {stage!r}: not a stage of Table 1; choose from {', '.join(STAGES)}")
+
 
 # Command-line groups of the options, in the order the help lists them.
 DATA, RECIPE, EXECUTION = "data and model", "recipe (section 6)", "execution"
@@ -286,8 +296,6 @@ class TrainConfig:
         if not self.pretrained_lr_mult >= 0:
             raise bad("pretrained_lr_mult", "must be >= 0")
         if self.freeze is not None:
-            from .finetune import check_stage
-
             check_stage(self.freeze)
         if self.init_from is None and (self.freeze is not None or self.pretrained_lr_mult != 1.0):
             raise GoogLeNetError(

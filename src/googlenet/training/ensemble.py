@@ -37,14 +37,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
 from ..errors import GoogLeNetError
-from ..runs import EnsembleLayout, RunLayout, read_metrics
+from ..runs import ENSEMBLE_MANIFEST, EnsembleLayout, RunLayout, read_ensemble_index, read_metrics
 
 logger = logging.getLogger("googlenet.train")
 
-ENSEMBLE_FORMAT = "googlenet-ensemble"
-ENSEMBLE_VERSION = 1
 PAPER_ENSEMBLE_SIZE = 7  # section 7: "We independently trained 7 versions"
 
 
@@ -88,22 +85,16 @@ def ensemble_hash(config: Any, same_init: bool) -> str:
 
 
 def read_index(out: str | Path) -> dict[str, Any] | None:
-    """``OUT/ensemble.json`` as a dict, or None when there is none."""
-    path = EnsembleLayout(out).index
-    if not path.is_file():
+    """``OUT/ensemble.json`` as train-ensemble wrote it, or None when there is none."""
+    data = read_ensemble_index(out)
+    if data is None:
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GoogLeNetError(f"{path}: not a readable ensemble index ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != ENSEMBLE_FORMAT:
-        raise GoogLeNetError(f"{path}: not a googlenet ensemble index (format {data.get('format')!r})")
+    if not isinstance(data, dict) or "format" not in data:
+        raise GoogLeNetError(
+            f"{EnsembleLayout(out).index}: a hand-written list of members, not a googlenet ensemble index; "
+            "choose another --out"
+        )
     return data
-
-
-def _write_index(out: Path, index: Mapping[str, Any]) -> None:
-    text = json.dumps(index, indent=1) + "\n"
-    atomic_write_text(EnsembleLayout(out).index, text)
 
 
 def _is_complete(run_dir: Path, entry: Mapping[str, Any] | None, epochs: int) -> bool:
@@ -159,8 +150,6 @@ def train_ensemble(
     }
     base = config.saved_dict()
     index = {
-        "format": ENSEMBLE_FORMAT,
-        "version": ENSEMBLE_VERSION,
         "paper": "Szegedy et al. 2014, section 7: same initialization and learning rate policy; "
         "members differ in image sampling and data order",
         "n": max(n, len(entries)),
@@ -175,7 +164,7 @@ def train_ensemble(
     def save(i: int, **fields: Any) -> None:
         entries.setdefault(i, {}).update(fields)
         index["members"] = [entries[k] for k in sorted(entries)]
-        _write_index(out, index)
+        ENSEMBLE_MANIFEST.write(EnsembleLayout(out).index, index)
 
     paths: list[Path] = []
     for i in range(n):

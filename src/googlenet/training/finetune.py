@@ -16,11 +16,10 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import GoogLeNetError
-from ..models.spec import TABLE1
+from .config import STAGES, check_stage
 
 CLASSIFIER_PREFIXES = ("fc.", "aux1.fc2.", "aux2.fc2.")
 AUX_PREFIXES = ("aux1.", "aux2.")
-STAGES = tuple(row.name for row in TABLE1)  # Table 1's layer names, input to output
 
 
 @dataclass(frozen=True)
@@ -48,10 +47,9 @@ def load_pretrained(model: nn.Module, source: str | Path) -> InitReport:
     """Copy the weights of ``source`` (anything ``--checkpoint`` accepts that names one model: a
     ``.safetensors`` file, a run or ensemble member directory, a training checkpoint, a converted
     BVLC or torchvision file) into ``model``; record the loaded names on ``model.pretrained_names``."""
-    from ..runs import resolve_checkpoint
+    from .loading import load_named_model
 
-    ref = resolve_checkpoint(source)
-    donor = ref.load()
+    donor = load_named_model(source)
     theirs = donor.state_dict()
     mine = model.state_dict()
     missing = [k for k in mine if _is_backbone(k) and k not in theirs]
@@ -104,9 +102,4 @@ def parameter_lr_factors(model: nn.Module, pretrained_lr_mult: float) -> dict[in
     return {id(p): (pretrained_lr_mult if n in names else 1.0) for n, p in model.named_parameters()}
 
 
-def check_stage(stage: str | None) -> None:
-    if stage is not None and stage not in STAGES:
-        raise GoogLeNetError(f"--freeze {stage!r}: not a stage of Table 1; choose from {', '.join(STAGES)}")
-
-
-__all__ = ["STAGES", "InitReport", "check_stage", "freeze_until", "load_pretrained", "parameter_lr_factors"]
+__all__ = ["InitReport", "freeze_until", "load_pretrained", "parameter_lr_factors"]

@@ -42,7 +42,6 @@ and what a task that is not a classifier changes (MultiBox, :mod:`googlenet.dete
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ from .engine import (
     googlenet_loss,
     validate,
 )
+from .loading import untrained_model
 
 logger = logging.getLogger("googlenet.train")
 
@@ -77,23 +77,6 @@ class TaskData:
     val: Any
     classes: list[str]
     source: str
-
-
-def model_options(config: TrainConfig) -> dict[str, Any]:
-    """``model_options`` for create_model; an ``aux`` mapping (e.g. ``{dropout: 0.0}``) updates the
-    variant's :class:`~googlenet.models.spec.AuxSpec` field by field."""
-    from ..models.registry import model_entry
-    from ..models.spec import AuxSpec
-
-    options = dict(config.model_options)
-    aux = options.get("aux")
-    if isinstance(aux, Mapping):
-        base = dataclasses.asdict(model_entry(config.model).config.aux)
-        unknown = sorted(set(aux) - set(base))
-        if unknown:
-            raise GoogLeNetError(f"model_options.aux: unknown key {unknown[0]!r} (known: {', '.join(base)})")
-        options["aux"] = AuxSpec(**{**base, **aux})
-    return options
 
 
 def image_folders(config: TrainConfig) -> TaskData:
@@ -137,14 +120,9 @@ def check_readable(datasets: Mapping[str, Any], workers: int) -> None:
 
 
 def registered_model(config: TrainConfig, classes: Sequence[str]) -> GoogLeNet:
-    """``config.model`` from the registry with one output per class; its metadata records the
-    class names and the size it is trained at (what predict, evaluate and export default to)."""
-    from ..models.registry import create_model
-
-    model = create_model(
-        config.model, num_classes=len(classes), class_names=list(classes), **model_options(config)
-    )
-    model.meta.input_size = (3, config.image_size, config.image_size)
+    """``config.model`` from the registry with one output per class (:func:`.loading.untrained_model`),
+    then ``config.init_from`` / ``config.freeze`` applied (:func:`initialise_from`)."""
+    model = untrained_model(config, classes)
     initialise_from(model, config)
     return model
 

@@ -82,7 +82,7 @@ from .engine import (
     resolve_precision,
     train_one_epoch,
 )
-from .task import CLASSIFICATION, Task, TaskData, registered_model
+from .task import CLASSIFICATION, Task, TaskData
 
 __all__ = [
     "RUNTIME_KEYS",
@@ -93,7 +93,6 @@ __all__ = [
     "config_hash",
     "fit",
     "load_checkpoint",
-    "model_from_checkpoint",
     "resolve_config",
     "resume_config",
 ]
@@ -270,30 +269,6 @@ class TrainState:
         self.best = state["best_avg_val_top1_err"]
         self.epoch_stats = EpochStats.from_dict(_mine(state["epoch_stats"], rank))
         restore_rng(_mine(state["rng"], rank), next(self.model.parameters()).device)
-
-
-def model_from_checkpoint(path: str | Path, *, averaged: bool = True, device: str = "cpu") -> GoogLeNet:
-    """The model of a training checkpoint (``last.pt``, ``best.pt``), in eval mode.
-
-    The Polyak-averaged weights (section 6: the inference model) by default, the raw ones with
-    ``averaged=False``; built from the checkpoint's own config and class names, with
-    ``meta.input_size`` the size the run trained at. Read with ``weights_only=True``.
-    """
-    state = load_checkpoint(path, action="cannot load the model")
-    try:
-        saved = {k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__}
-        config = TrainConfig.from_dict(saved, source=str(path))
-        classes = list(state["class_names"])
-        weights = state["ema"] if averaged else state["model"]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise GoogLeNetError(f"cannot load the model: {path} lacks its config or weights ({exc})") from None
-    model = registered_model(config, classes)
-    if averaged:  # AveragedModel's state: the model's under "module.", plus its update count
-        weights = {k.removeprefix("module."): v for k, v in weights.items() if k != "n_averaged"}
-    model.load_state_dict(weights)
-    kind = "Polyak-averaged" if averaged else "raw"
-    model.meta.source = f"{path} ({kind} weights, epoch {state.get('epoch')})"
-    return model.to(device).eval()
 
 
 # --------------------------------------------------------------------------- run directory
