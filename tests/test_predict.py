@@ -215,13 +215,17 @@ def test_predict_progress_only_on_a_terminal_and_for_long_runs(monkeypatch: pyte
     import io
 
     from googlenet.cli import predict_cmd
+    from googlenet.progress import progress_bar
+
+    def predict_bar() -> object:  # as predict makes it
+        return progress_bar(1000, "predict", piped_every_s=None, delay=predict_cmd.PROGRESS_DELAY_S)
 
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: no bar at all
-    assert predict_cmd.progress_bar(1000).disable
+    assert predict_bar().disable
     tty = io.StringIO()
     tty.isatty = lambda: True  # type: ignore[method-assign]
     monkeypatch.setattr("sys.stderr", tty)
-    bar = predict_cmd.progress_bar(1000)
+    bar = predict_bar()
     assert not bar.disable and bar.delay == predict_cmd.PROGRESS_DELAY_S  # shown once a run lasts
     bar.close()
 

@@ -3,7 +3,10 @@
 - ``-o`` / ``--out``: what a command writes (``--output`` stays where it was the name);
 - ``--json``: alone (or ``--json -``) the result as JSON on stdout, ``--json FILE`` written to
   FILE atomically; the file is checked before any work;
-- a path that may be given as a positional or as its flag (export's ``CKPT`` / ``--checkpoint``).
+- a path that may be given as a positional or as its flag (export's ``CKPT`` / ``--checkpoint``);
+- the model flags of the commands that run trained classifiers (``evaluate``, ``predict``);
+- the recipe flags of the commands that train (``train``, ``train-ensemble``, ``train-multibox``,
+  ``train-detector``), derived from :class:`~googlenet.training.config.TrainConfig`, and their logging.
 
 Not a ``*_cmd`` module, so it adds no sub-command.
 """
@@ -11,7 +14,12 @@ Not a ``*_cmd`` module, so it adds no sub-command.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +137,175 @@ def positional_or_flag(args: argparse.Namespace, name: str, flag: str, metavar: 
     if value is None:
         raise GoogLeNetError(f"no {metavar.lower()} given: pass {metavar} or {flag} PATH")
     return value
+
+
+# --------------------------------------------------------------------------- classifiers
+
+DEFAULT_BATCH = 144  # one 144-crop image, or 144 single-crop images, per forward pass
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, workers: int = 2) -> None:
+    """Flags shared with ``googlenet predict``."""
+    p.add_argument(
+        "--checkpoint",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="weights (.safetensors), training run dirs (their model.safetensors) or ensemble dirs "
+        "(ensemble.json); several models are averaged",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="crop size (default: the run's config.yaml image_size, else the model's input size)",
+    )
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=("auto", "torch", "onnxruntime", "openvino"),
+        help="inference backend (default torch: exact fp32 reference numbers)",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("auto", "fp32", "bf16", "int8"),
+        help="numeric precision (default fp32; int8 calibrates on the data's train split)",
+    )
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH,
+        help=f"crops per forward pass (default {DEFAULT_BATCH}; one image's crops are never split)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=workers,
+        help=f"processes decoding and cropping images (default {workers}; 0 = in the main process)",
+    )
+
+
+# --------------------------------------------------------------------------- training
+
+
+def add_recipe_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    exclude: Iterable[str] = (),
+    replace: Mapping[str, Mapping[str, Any]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
+    """One flag per :class:`~googlenet.training.config.TrainConfig` field, plus ``--config FILE``.
+
+    Flag names, help, groups and choices come from each field's ``metadata``; the help shows the
+    field's default, or the command's own from ``defaults`` (which it passes to ``resolve_config``).
+    Every flag's argparse default is None, so that only the flags given override the YAML file.
+    ``exclude`` leaves fields out; ``replace`` changes a flag's argparse settings (``train-ensemble``
+    makes ``--out`` required and describes it as the ensemble directory).
+    """
+    from ..training.config import TrainConfig, field_types, optional_inner
+
+    skip, replace = set(exclude), dict(replace or {})
+    hints = field_types()
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        if f.name in skip or not meta.get("cli", True):
+            continue
+        group = groups.get(meta["group"])
+        if group is None:
+            group = groups[meta["group"]] = parser.add_argument_group(meta["group"])
+            if len(groups) == 1:
+                group.add_argument(
+                    "--config", dest="config_file", metavar="FILE.yaml", help="YAML file of training options"
+                )
+        kind, _ = optional_inner(hints[f.name])
+        default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        default = (defaults or {}).get(f.name, default)
+        shown = "none" if default is None else default
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+            shown = "yes" if default else "no"
+        elif typing.get_origin(kind) is dict:
+            kwargs.update(action="append", metavar="KEY=VALUE")
+            shown = "none"
+        else:
+            kwargs["type"] = kind
+            for key in ("choices", "metavar"):
+                if key in meta:
+                    kwargs[key] = meta[key]
+        # A help that explains its own default ("default: --seed") keeps it; the others show it.
+        text = meta["help"] if "(default:" in meta["help"] else f"{meta['help']} (default: {shown})"
+        kwargs["help"] = text.replace("%", "%%")
+        kwargs.update(replace.get(f.name, {}))
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        group.add_argument(*meta.get("aliases", ()), flag, **kwargs)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise GoogLeNetError(f"{flag} {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise GoogLeNetError(f"{flag} {item!r}: the value is not valid YAML") from None
+    return out
+
+
+def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line (``KEY=VALUE`` lists become mappings)."""
+    from ..training.config import MAPPING_KEYS, TrainConfig
+
+    overrides: dict[str, Any] = {}
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is None or f.name == "resume":
+            continue
+        if f.name in MAPPING_KEYS:
+            value = _pairs(value, f.metadata.get("flag", "--" + f.name.replace("_", "-")))
+        overrides[f.name] = value
+    return overrides
+
+
+_CLI_HANDLER = "googlenet-cli"  # the one handler configure_logging keeps (not one per call)
+
+
+def configure_logging() -> None:
+    """Log lines to stderr: rank 0 talks; the other torchrun ranks only warn."""
+    from ..training.distributed import launch_position
+
+    rank, world_size = launch_position()
+    handler = logging.StreamHandler(sys.stderr)
+    prefix = f"[rank {rank}] " if world_size > 1 else ""
+    handler.setFormatter(logging.Formatter(f"{prefix}%(message)s"))
+    handler.set_name(_CLI_HANDLER)
+    root = logging.getLogger("googlenet")
+    for old in [h for h in root.handlers if h.get_name() == _CLI_HANDLER]:  # main() called again
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+
+
+def stopped_early(result: Any, command: str, resume: str) -> int | None:
+    """The exit status of a training command whose process has nothing more to print -- another
+    torchrun rank, or a run a signal stopped (its resume command is said) -- else None."""
+    from ..training.distributed import launch_position
+
+    if launch_position()[0] != 0:
+        return result.exit_code
+    if result.interrupted:
+        print(
+            f"googlenet {command}: stopped by {result.interrupted} after step {result.step}; checkpoint "
+            f"written. Continue with: {resume}",
+            file=sys.stderr,
+        )
+        return result.exit_code
+    return None

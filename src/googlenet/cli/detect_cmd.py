@@ -52,12 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import atomic_write
-    from ..data.datasets import UnreadableImageError, open_image
+    from ..data.datasets import UnreadableImageError, find_images, open_image
     from ..detection.detector import Detector
     from ..detection.draw import draw_detections
+    from ..progress import progress_bar
     from .common import STDOUT, check_json_output, write_json
-    from .evaluate_cmd import progress_bar
-    from .predict_cmd import expand_inputs
 
     if not 0 <= args.score_threshold <= 1:
         raise GoogLeNetError(f"--score-threshold must be in [0, 1]. Got {args.score_threshold}")
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     detector = Detector.load(
         args.detector, members=args.members, backend=args.backend, precision=args.precision
     )
-    paths, errors = expand_inputs(args.images)
+    paths, errors = find_images(args.images)
     for _, message in errors:
         print(f"googlenet detect: error: {message}", file=sys.stderr)
     records, failed = [], len(errors)

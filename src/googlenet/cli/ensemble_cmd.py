@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from .train_cmd import add_recipe_arguments, configure_logging, recipe_overrides
+from .common import add_recipe_arguments, configure_logging, recipe_overrides
 
 ORDER = 31  # googlenet --help lists the commands by layer (training)
 

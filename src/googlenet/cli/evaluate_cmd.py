@@ -6,57 +6,10 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from ..device import resolve_device
 from ..errors import GoogLeNetError
-from .common import STDOUT, add_json_argument, check_json_output, write_json
-
-DEFAULT_BATCH = 144  # one 144-crop image, or 144 single-crop images, per forward pass
-
-
-def add_model_arguments(p: argparse.ArgumentParser, *, workers: int = 2) -> None:
-    """Flags shared with ``googlenet predict``."""
-    p.add_argument(
-        "--checkpoint",
-        nargs="+",
-        required=True,
-        metavar="PATH",
-        help="weights (.safetensors), training run dirs (their model.safetensors) or ensemble dirs "
-        "(ensemble.json); several models are averaged",
-    )
-    p.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="crop size (default: the run's config.yaml image_size, else the model's input size)",
-    )
-    p.add_argument(
-        "--backend",
-        default="torch",
-        choices=("auto", "torch", "onnxruntime", "openvino"),
-        help="inference backend (default torch: exact fp32 reference numbers)",
-    )
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=("auto", "fp32", "bf16", "int8"),
-        help="numeric precision (default fp32; int8 calibrates on the data's train split)",
-    )
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULT_BATCH,
-        help=f"crops per forward pass (default {DEFAULT_BATCH}; one image's crops are never split)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=workers,
-        help=f"processes decoding and cropping images (default {workers}; 0 = in the main process)",
-    )
-
+from .common import STDOUT, add_json_argument, add_model_arguments, check_json_output, write_json
 
 ORDER = 40  # googlenet --help lists the commands by layer (evaluation)
 
@@ -118,21 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def progress_bar(total: int, desc: str) -> Any:
-    """tqdm on stderr (stdout keeps the table); away from a terminal, a line every 30 s at most."""
-    from tqdm import tqdm
-
-    interactive = sys.stderr.isatty()
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="img",
-        file=sys.stderr,
-        mininterval=0.1 if interactive else 30.0,
-        dynamic_ncols=interactive,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -153,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.result import EvaluationResult
     from ..evaluation.tables import format_effects, format_spread, format_table3
     from ..inference.calibration import calibration_loader
+    from ..progress import progress_bar
     from ..runs import resolve_checkpoints
 
     # Every argument and output path is checked before a model is loaded or an image read.

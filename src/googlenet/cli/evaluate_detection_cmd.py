@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GoogLeNetError
+from ..progress import progress_bar
 from .common import STDOUT, add_json_argument, check_json_output, write_json
-from .evaluate_cmd import progress_bar
 
 RULE_HELP = (
     "ilsvrc: ILSVRC2014 eval_detection.m (per-object IoU threshold min(0.5, wh/((w+10)(h+10))), blacklist); "

@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from .train_cmd import add_recipe_arguments, configure_logging, recipe_overrides, stopped_early
+from .common import add_recipe_arguments, configure_logging, recipe_overrides, stopped_early
 
 # Flag -> (options field, type, help); the defaults are MultiBoxOptions', shown in --help.
 _FLAGS: tuple[tuple[str, str, Any, str], ...] = (

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
 import sys
 from typing import Any
 
 from ..errors import GoogLeNetError
-from .common import STDOUT, add_json_argument, check_json_output, write_json
-from .evaluate_cmd import add_model_arguments
+from .common import STDOUT, add_json_argument, add_model_arguments, check_json_output, write_json
 
-GLOB_CHARS = set("*?[")
 PROGRESS_DELAY_S = 2.0  # a bar only for inputs that take longer than this (short runs stay quiet)
 
 
@@ -50,56 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, backend=None)
 
 
-def image_extensions() -> tuple[str, ...]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    return tuple(IMG_EXTENSIONS)
-
-
-def expand_inputs(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """``(image paths, [(argument, error)])``: folders searched recursively for image extensions,
-    globs expanded (sorted), files kept as given whatever their extension (the decoder decides)."""
-    exts = image_extensions()
-    paths: list[str] = []
-    errors: list[tuple[str, str]] = []
-    for arg in args:
-        if os.path.isdir(arg):
-            found = sorted(
-                os.path.join(d, f)
-                for d, _, files in os.walk(arg, followlinks=False)
-                for f in files
-                if f.lower().endswith(exts) and not f.startswith(".")
-            )
-            if not found:
-                errors.append((arg, f"{arg}: no images ({', '.join(exts)}) in this folder"))
-            paths += found
-        elif os.path.exists(arg):
-            paths.append(arg)
-        elif GLOB_CHARS & set(arg):
-            found = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
-            if not found:
-                errors.append((arg, f"{arg}: no file matches this pattern"))
-            paths += found
-        else:
-            errors.append((arg, f"{arg}: no such file or folder"))
-    return paths, errors
-
-
-def progress_bar(total: int) -> Any:
-    """tqdm on stderr when it is a terminal and the run lasts (``delay``); nothing in logs and pipes."""
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        desc="predict",
-        unit="img",
-        file=sys.stderr,
-        delay=PROGRESS_DELAY_S,
-        disable=not sys.stderr.isatty(),
-        leave=False,
-    )
-
-
 def calibration_for(args: argparse.Namespace, checkpoints: list[Any]) -> Any:
     """The int8 calibration loader: ``--calibration DIR``, else the first checkpoint's training data."""
     from ..inference.calibration import calibration_loader, run_calibration_data
@@ -131,8 +77,10 @@ def calibration_for(args: argparse.Namespace, checkpoints: list[Any]) -> Any:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..data.datasets import find_images
     from ..device import resolve_device
     from ..evaluation.protocol import crop_probabilities, load_models
+    from ..progress import progress_bar
     from ..runs import resolve_checkpoints
 
     if args.topk < 1:
@@ -145,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     check_json_output(args, example="predictions.json")
     checkpoints = resolve_checkpoints(args.checkpoint)
     calibration = calibration_for(args, checkpoints)
-    paths, errors = expand_inputs(args.images)
+    paths, errors = find_images(args.images)
     loaded = load_models(
         checkpoints,
         image_size=args.image_size,
@@ -160,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json is not None:
             write_json(args, json.dumps([{"path": arg, "error": m} for arg, m in errors], indent=1))
         return 1
-    with progress_bar(len(paths)) as bar:
+    with progress_bar(len(paths), "predict", piped_every_s=None, delay=PROGRESS_DELAY_S) as bar:
         result = crop_probabilities(
             paths,
             loaded.models,

@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from .train_cmd import add_recipe_arguments, configure_logging, recipe_overrides
+from .common import add_recipe_arguments, configure_logging, recipe_overrides
 
 DEFAULT_MEMBERS = 6  # section 8: "an ensemble of 6 ConvNets"
 

@@ -21,6 +21,7 @@ Layouts (``docs/data.md`` has the full list of files looked for):
 from __future__ import annotations
 
 import csv
+import glob
 import logging
 import os
 import re
@@ -50,6 +51,7 @@ __all__ = [
     "UnreadableImageError",
     "build_dataset",
     "collate_skip_bad",
+    "find_images",
     "open_image",
     "scan_unreadable",
 ]
@@ -79,6 +81,40 @@ class UnreadableImageError(OSError):
         super().__init__(f"unreadable image {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+GLOB_CHARS = set("*?[")
+
+
+def find_images(args: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """``(image paths, [(argument, error)])`` of files, folders and globs as a user types them:
+    folders searched recursively for image extensions (hidden files skipped), globs expanded
+    (sorted), files kept as given whatever their extension (the decoder decides); an argument that
+    names nothing gets one error naming it."""
+    exts = tuple(IMG_EXTENSIONS)
+    paths: list[str] = []
+    errors: list[tuple[str, str]] = []
+    for arg in map(str, args):
+        if os.path.isdir(arg):
+            found = sorted(
+                os.path.join(d, f)
+                for d, _, files in os.walk(arg, followlinks=False)
+                for f in files
+                if f.lower().endswith(exts) and not f.startswith(".")
+            )
+            if not found:
+                errors.append((arg, f"{arg}: no images ({', '.join(exts)}) in this folder"))
+            paths += found
+        elif os.path.exists(arg):
+            paths.append(arg)
+        elif GLOB_CHARS & set(arg):
+            found = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
+            if not found:
+                errors.append((arg, f"{arg}: no file matches this pattern"))
+            paths += found
+        else:
+            errors.append((arg, f"{arg}: no such file or folder"))
+    return paths, errors
 
 
 def open_image(path: str | os.PathLike[str]) -> PIL.Image.Image:

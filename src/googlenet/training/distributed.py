@@ -47,6 +47,11 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def launch_position() -> tuple[int, int]:
+    """``(rank, world_size)`` as torchrun set them for this process; ``(0, 1)`` outside torchrun."""
+    return _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
+
+
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     """``device`` checked by :func:`googlenet.device.resolve_device` (one-line errors); ``auto`` and a
     bare ``cuda`` become this process's GPU, ``cuda:LOCAL_RANK``, under torchrun."""
@@ -63,8 +68,7 @@ def init_distributed(device: str = "auto") -> DistEnv:
 
     The backend is NCCL for CUDA devices and Gloo for CPU, torch's recommended pairing.
     """
-    world_size = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
+    rank, world_size = launch_position()
     local_rank = _env_int("LOCAL_RANK", 0)
     dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
