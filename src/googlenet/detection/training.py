@@ -46,7 +46,6 @@ def region_data(
     regions from ``method``'s cached proposals, warped to ``config.image_size``."""
 
     def build(config: TrainConfig) -> TaskData:
-        from ..models.registry import model_meta
         from .datasets import open_detection_dataset
 
         train_set = open_detection_dataset(config.data, "train", strict=config.strict_data)
@@ -62,8 +61,7 @@ def region_data(
         if regions["train"].positives == 0:
             raise GoogLeNetError(f"{train_set.root}: no positive regions in the train split (no objects?)")
         val = _subsample_backgrounds(regions["val"], VAL_BACKGROUNDS_PER_POSITIVE, config.seed)
-        options = {k: v for k, v in config.model_options.items() if k != "aux"}
-        meta = model_meta(config.model, **options)
+        meta = config.model_meta()
         size = config.image_size
         return TaskData(
             train=RegionDataset(train_set, regions["train"], size, meta.mean, meta.std, flip=True),

@@ -303,13 +303,20 @@ class TrainConfig:
             )
         self._validate_components(source)
 
+    def model_meta(self) -> Any:
+        """The registry's :class:`~googlenet.models.model.ModelMeta` of ``model`` with its
+        ``model_options`` (mean/std, interpolation, resize ratio): what the transforms need before
+        the model exists (the model needs the class count from the data). ValueError for an
+        unknown model or option."""
+        from ..models.registry import model_meta
+
+        return model_meta(self.model, **{k: v for k, v in self.model_options.items() if k != "aux"})
+
     def _validate_components(self, source: str) -> None:
         # The model name, its options and the augmentation keys are checked here, before a run
         # directory exists, so that a typo costs nothing (issue 12).
-        from ..models.registry import model_meta
-
         try:
-            model_meta(self.model, **{k: v for k, v in self.model_options.items() if k != "aux"})
+            self.model_meta()
         except ValueError as exc:
             raise GoogLeNetError(f"{source}: model={self.model!r}: {exc}") from None
         aux = self.model_options.get("aux")

@@ -85,12 +85,8 @@ def image_folders(config: TrainConfig) -> TaskData:
     from ..data.builtin import resolve_data
     from ..data.datasets import build_dataset
     from ..data.transforms import eval_transform, train_transform
-    from ..models.registry import model_meta
 
-    # The registry's metadata of the model (mean/std, interpolation, resize ratio): the transforms
-    # need it before the model exists, and the model needs the class count from the data.
-    options = {k: v for k, v in config.model_options.items() if k != "aux"}
-    meta = model_meta(config.model, **options)
+    meta = config.model_meta()
     root = resolve_data(config.data, **config.builtin)
     augment = augment_config(config.augment)
     train = build_dataset(
