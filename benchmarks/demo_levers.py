@@ -118,9 +118,9 @@ def _train_images(config: dict, records: list[dict]) -> int:
 def confidence_intervals(args: argparse.Namespace) -> None:
     from googlenet.data.builtin import resolve_data
     from googlenet.data.datasets import build_dataset
+    from googlenet.evaluation.loading import load_models
     from googlenet.evaluation.protocol import (
         crop_probabilities,
-        load_models,
         paired_effects,
         select_images,
         table3,
@@ -197,7 +197,8 @@ def view_errors(args: argparse.Namespace) -> None:
     from googlenet.data.builtin import resolve_data
     from googlenet.data.datasets import build_dataset, open_image
     from googlenet.data.multicrop import multicrop, normalize_crops
-    from googlenet.evaluation.protocol import load_models, select_images
+    from googlenet.evaluation.loading import load_models
+    from googlenet.evaluation.protocol import select_images
     from googlenet.runs import resolve_checkpoints
 
     root = resolve_data(args.data)

@@ -78,11 +78,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data.builtin import resolve_data
     from ..data.config import check_image_size
     from ..data.datasets import build_dataset
+    from ..evaluation.loading import load_models
     from ..evaluation.metrics import topk_errors
     from ..evaluation.protocol import (
         check_models_fit_data,
         crop_probabilities,
-        load_models,
         paired_effects,
         select_images,
         table3,

@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.datasets import find_images
     from ..device import resolve_device
-    from ..evaluation.protocol import crop_probabilities, load_models
+    from ..evaluation.loading import load_models
+    from ..evaluation.protocol import crop_probabilities
     from ..progress import progress_bar
     from ..runs import resolve_checkpoints
 

@@ -46,13 +46,12 @@ from .metrics import topk_errors, topk_for
 __all__ = [
     "CropProbabilities",
     "EvalModel",
-    "LoadedModels",
     "SpreadRow",
     "Table3Row",
     "check_class_names",
+    "check_models_fit_data",
     "crop_probabilities",
     "ensemble_probabilities",
-    "load_models",
     "rank_models",
     "select_images",
     "table3",
@@ -196,10 +195,11 @@ def crop_probabilities(
     Each image is decoded once (``load``, default :func:`googlenet.data.datasets.open_image`, for
     paths; PIL images and ``3 x H x W`` uint8 tensors are used as given) and cut into every
     scheme's crops once (``size``: the crop side, or the models' shared
-    :class:`googlenet.data.config.DataConfig`, :attr:`LoadedModels.data_config`); the crops of
-    whole images are gathered into batches of at most ``batch_size`` crops (one image's crops
-    always share a batch, so a 144-crop image makes a batch of its own when ``batch_size < 144``)
-    and every model runs on the same batch.
+    :class:`googlenet.data.config.DataConfig`,
+    :attr:`googlenet.evaluation.loading.LoadedModels.data_config`); the crops of whole images are
+    gathered into batches of at most ``batch_size`` crops (one image's crops always share a batch,
+    so a 144-crop image makes a batch of its own when ``batch_size < 144``) and every model runs on
+    the same batch.
     ``combine``: ``"mean"`` (the paper) or ``"max"`` over crops, per class, not renormalised.
     ``workers`` > 0 decodes and crops in that many DataLoader worker processes. ``progress(n)``
     is called after every ``n`` images.
@@ -497,31 +497,6 @@ def table3_spread(
     return rows
 
 
-@dataclass
-class LoadedModels:
-    """Models ready for :func:`crop_probabilities`, with what the evaluation records about them.
-
-    ``data_config``: the crop geometry every model shares (pass it to :func:`crop_probabilities`);
-    each :class:`EvalModel` keeps its own mean / std.
-    """
-
-    models: list[EvalModel]
-    data_config: DataConfig
-    class_names: list[str] | None
-    num_classes: int
-    info: list[dict[str, Any]]
-
-    @property
-    def image_size(self) -> int:
-        return self.data_config.image_size
-
-
-def classifier_classes(model: Any) -> int:
-    """The number of classes a model predicts, read from its classifier (never a copy kept beside it)."""
-    fc = getattr(model, "fc", None)
-    return int(fc.out_features) if fc is not None else int(model.num_classes)
-
-
 def check_class_names(
     model_names: Sequence[str] | None,
     data_names: Sequence[str],
@@ -530,7 +505,7 @@ def check_class_names(
     data: str,
     allow_mismatch: bool = False,
 ) -> None:
-    """Refuse to score a model on a data set whose classes differ (issue 12 point 10).
+    """Refuse to score a model on a data set whose classes differ.
 
     Class ``i`` of the model is scored against class ``i`` of the data, so when the model records
     its class names they must equal the data's, in order and case; ``allow_mismatch`` maps
@@ -562,109 +537,3 @@ def check_models_fit_data(
 
 def _shown(names: Sequence[str], limit: int = 12) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
-def load_models(
-    checkpoints: Sequence[Any],
-    *,
-    image_size: int | None = None,
-    backend: str = "torch",
-    precision: str = "fp32",
-    device: str = "cpu",
-    calibration: Callable[[Any, int], list[torch.Tensor]] | None = None,
-) -> LoadedModels:
-    """Load :class:`googlenet.runs.ModelRef` s behind :class:`googlenet.inference.predictor.Predictor` s.
-
-    Each model's data config comes from :func:`googlenet.data.config.resolve_data_config`
-    (``image_size`` if given, else the trained size its metadata records, else its run's
-    ``config.yaml``); the models are cropped once for all, so they must agree on the geometry (crop
-    side, resize ratio, interpolation): checkpoints that disagree on the size need an explicit
-    ``image_size``. ``calibration(meta, image_size)`` supplies normalised batches when ``precision``
-    is int8. All models must predict the same classes (they are averaged).
-    """
-    from ..data.config import resolve_data_config
-    from ..inference.predictor import Predictor
-    from ..training.loading import load_model
-
-    loaded = [(c, load_model(c)) for c in checkpoints]
-    configs = [
-        resolve_data_config(m.meta, image_size=image_size, run_image_size=c.image_size) for c, m in loaded
-    ]
-    sizes = sorted({c.image_size for c in configs})
-    if len(sizes) > 1:
-        raise GoogLeNetError(
-            f"checkpoints were trained at different image sizes {sizes}; choose one with --image-size"
-        )
-    geometry = {(c.resize_size, c.interpolation) for c in configs}
-    if len(geometry) > 1:
-        raise GoogLeNetError(
-            "checkpoints resize differently (shorter side, interpolation): "
-            + ", ".join(
-                f"{c.weights} ({d.resize_size}, {d.interpolation})"
-                for (c, _), d in zip(loaded, configs, strict=True)
-            )
-        )
-    first_ref, first = loaded[0]
-    num_classes = classifier_classes(first)
-    for ref, model in loaded[1:]:
-        if classifier_classes(model) != num_classes:
-            raise GoogLeNetError(
-                "checkpoints predict different numbers of classes: "
-                + ", ".join(f"{c.weights} ({classifier_classes(m)})" for c, m in loaded)
-            )
-        if (
-            model.meta.class_names
-            and first.meta.class_names
-            and model.meta.class_names != first.meta.class_names
-        ):
-            check_class_names(
-                model.meta.class_names,
-                first.meta.class_names,
-                model=str(ref.weights),
-                data=str(first_ref.weights),
-            )
-    data_config = configs[0]
-    batches = (
-        calibration(first.meta, data_config.image_size)
-        if precision == "int8" and calibration is not None
-        else None
-    )
-    models, info = [], []
-    names_seen: dict[str, int] = {}
-    for checkpoint, model in loaded:
-        predictor = Predictor(
-            model, backend, precision, image_size=data_config.image_size, calibration=batches, device=device
-        )
-        name = checkpoint.name
-        names_seen[name] = names_seen.get(name, 0) + 1
-        if names_seen[name] > 1:  # two runs with the same folder name in different places
-            name = f"{name}#{names_seen[name]}"
-        # The torch backend takes its batch on its device; the others read CPU memory.
-        target = predictor.device if predictor.backend == "torch" else "cpu"
-        models.append(EvalModel.from_model(model, name=name, forward=predictor, device=target))
-        info.append(
-            {
-                "name": name,
-                "source": checkpoint.source,
-                "weights": str(checkpoint.weights),
-                "kind": checkpoint.kind,
-                "sha256": _weights_sha256(checkpoint, model),
-                "variant": model.meta.variant,
-                "num_classes": classifier_classes(model),
-                "backend": predictor.backend,
-                "precision": predictor.precision,
-            }
-        )
-    class_names = list(first.meta.class_names) if first.meta.class_names else None
-    return LoadedModels(models, data_config, class_names, num_classes, info)
-
-
-def _weights_sha256(checkpoint: Any, model: Any) -> str:
-    """The tensor hash that identifies a model whatever its path (what ``report`` matches on)."""
-    from ..weights.store import read_metadata, tensors_sha256
-
-    if checkpoint.kind == "weights":
-        recorded = read_metadata(checkpoint.weights).get("sha256")
-        if recorded:
-            return recorded
-    return tensors_sha256({k: v for k, v in model.state_dict().items()})

@@ -108,11 +108,11 @@ def predict_validation(
     validation split, single centre crop, softmax averaged over the models (section 7)."""
     from ..data.datasets import build_dataset
     from ..runs import ModelRef, resolve_checkpoints
+    from .loading import load_models
     from .protocol import (
         check_models_fit_data,
         crop_probabilities,
         ensemble_probabilities,
-        load_models,
         select_images,
     )
 

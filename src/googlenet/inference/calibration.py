@@ -81,7 +81,7 @@ def calibration_batches(
 
 
 def calibration_loader(source: str | Path, layout: str = "auto") -> Callable[[Any, int], list[torch.Tensor]]:
-    """``batches(meta, image_size)`` for :func:`googlenet.evaluation.protocol.load_models`."""
+    """``batches(meta, image_size)`` for :func:`googlenet.evaluation.loading.load_models`."""
 
     def batches(meta: Any, image_size: int) -> list[torch.Tensor]:
         try:
