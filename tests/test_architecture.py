@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "googlenet"
 
 # Leaves: facts every layer may ask (no package imports of their own beyond errors).
-FOUNDATION = {"errors", "atomic", "cache", "cpu", "device", "runs"}
+FOUNDATION = {"errors", "atomic", "cache", "cpu", "device", "environment", "runs"}
 # package -> the packages (besides itself and FOUNDATION) it may import, lowest layer first.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "cache": set(),
     "cpu": set(),
     "device": set(),
+    "environment": set(),
     # runs owns the layouts; ModelRef.load reaches up (lazily) to the loaders of the files it names.
     "runs": {"weights", "training"},
     "models": set(),

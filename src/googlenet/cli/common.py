@@ -23,6 +23,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from ..atomic import writable_ancestor
 from ..errors import GoogLeNetError
 
 STDOUT = "-"
@@ -88,13 +89,14 @@ def check_output_file(
     parent = path.parent if str(path.parent) else Path(".")
     if parent_must_exist and not parent.exists():
         raise GoogLeNetError(f"{flag} {path}: folder {parent} does not exist; create it or pass another path")
-    ancestor = parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise GoogLeNetError(f"{flag} {path} cannot be written: {ancestor} is a file, not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise GoogLeNetError(f"{flag} {path} cannot be written: folder {ancestor} is not writable")
+    try:
+        writable_ancestor(parent)
+    except NotADirectoryError as exc:
+        why = f"{exc.filename} is a file, not a directory"
+        raise GoogLeNetError(f"{flag} {path} cannot be written: {why}") from None
+    except PermissionError as exc:
+        why = f"folder {exc.filename} is not writable"
+        raise GoogLeNetError(f"{flag} {path} cannot be written: {why}") from None
     if path.exists() and not os.access(path, os.W_OK):
         raise GoogLeNetError(f"{flag} {path} is read-only; pass a path you can write")
 
