@@ -42,7 +42,6 @@ from googlenet.detection.multibox import (
     match_cost,
     match_priors,
     multibox_loss,
-    multibox_proposals,
     multibox_task,
     normalise_boxes,
     positive_share,
@@ -50,6 +49,7 @@ from googlenet.detection.multibox import (
     split_outputs,
     training_boxes,
 )
+from googlenet.detection.proposals import multibox_proposals
 from googlenet.errors import GoogLeNetError
 from googlenet.models.registry import create_model
 from googlenet.runs import MULTIBOX_FILE, RunLayout, read_metrics

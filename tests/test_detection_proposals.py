@@ -191,6 +191,22 @@ def test_methods_and_their_settings(tmp_path: Path) -> None:
         proposal_method("selective-search", colour_spaces=3)
 
 
+def test_paper_method_appends_the_given_proposers_new_boxes(tmp_path: Path) -> None:
+    image, _ = scene(4)
+    method = proposal_method("paper", multibox=tmp_path, multibox_top=3)
+    ss = selective_search(image, method.ks)
+    calls: list[int] = []
+
+    def proposer(rgb: np.ndarray, top: int) -> np.ndarray:
+        calls.append(top)
+        # One box Selective Search also gave, two new ones and one past ``top``.
+        return np.array([ss[0], [1, 1, 7, 9], [2, 3, 40, 50], [5, 5, 6, 6]], dtype=np.float64)
+
+    boxes = propose(image, method, multibox=proposer)
+    assert calls == [3]
+    assert np.array_equal(boxes, np.concatenate([ss, [[1, 1, 7, 9], [2, 3, 40, 50]]]))
+
+
 def test_coverage_by_hand() -> None:
     gt = np.array([[1, 1, 10, 10], [21, 21, 30, 30], [41, 41, 50, 50]], dtype=float)
     proposals = {
@@ -331,8 +347,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert multibox.returncode == 2
     lines = multibox.stderr.strip().splitlines()
-    # Until googlenet.detection.multibox exists: "needs a trained MultiBox model"; after, its loader
-    # refuses the empty folder.
+    # The MultiBox loader refuses the empty folder, naming it.
     assert len(lines) == 1 and ("needs a trained MultiBox model" in lines[0] or str(model) in lines[0])
     assert not out.exists()
     directory = cli_in_process("proposals", "--data", voc, "--method", "selective-search", "--out", tmp_path)

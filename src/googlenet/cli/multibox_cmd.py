@@ -1,6 +1,6 @@
 """``googlenet train-multibox``: train the MultiBox proposal network (paper section 8, Erhan et al. 2014).
 
-Parsing and wiring only: the recipe flags are ``googlenet train``'s (:func:`.train_cmd.
+Parsing and wiring only: the recipe flags are ``googlenet train``'s (:func:`.common.
 add_recipe_arguments`) with MultiBox's own defaults (:data:`googlenet.detection.multibox.
 MULTIBOX_RECIPE`), and :func:`googlenet.detection.multibox.multibox_task` is the
 :class:`~googlenet.training.task.Task` that :func:`googlenet.training.train.fit` trains, so resume,

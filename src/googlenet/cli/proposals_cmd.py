@@ -56,19 +56,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..cpu import cpu_count
     from ..detection.datasets import open_detection_dataset
     from ..detection.proposals import (
         cached_proposals,
         check_method,
         coverage,
-        default_workers,
         proposal_method,
         proposals_cache_path,
         write_proposals,
     )
 
     check_output_file(args.out, "--out", example="proposals.json")
-    workers = default_workers() if args.workers is None else args.workers
+    workers = cpu_count() if args.workers is None else args.workers
     if workers < 0:
         raise GoogLeNetError(f"--workers must be >= 0. Got {workers}")
     method = proposal_method(args.method, multibox=args.multibox)

@@ -12,9 +12,14 @@ multi-box predictions": Selective Search in R-CNN's "fast mode" with the superpi
 - ``multibox``: the top 200 boxes of a trained MultiBox network (:mod:`.multibox`).
 - ``paper``: ``selective-search-2x`` followed by the top 200 MultiBox boxes.
 
-Every piece of Selective Search is OpenCV contrib's (``cv2.ximgproc.segmentation``); it is
-assembled here by hand because ``switchToSelectiveSearchFast`` uses other k values (150, 300, 450)
-and no ``min_size``. Boxes are inclusive 1-based ``[xmin, ymin, xmax, ymax]`` (:mod:`.boxes`).
+Every piece of Selective Search is OpenCV contrib's (``cv2.ximgproc.segmentation``, the
+``googlenet[detection]`` extra); it is assembled here by hand because ``switchToSelectiveSearchFast``
+uses other k values (150, 300, 450) and no ``min_size``. Boxes are inclusive 1-based
+``[xmin, ymin, xmax, ymax]`` (:mod:`.boxes`).
+
+MultiBox boxes come from a loaded proposer, a callable ``(image_rgb, top) -> boxes`` such as
+:meth:`.multibox.MultiBox.propose`. A method names its model by folder (that is what a cache entry
+and ``detector.json`` record); :func:`multibox_model` loads the folder once per process.
 
 Proposals files (``googlenet proposals --out``) are JSON objects ``{"<image_id>": [[xmin, ymin,
 xmax, ymax], ...], ...}``, boxes in proposal order.
@@ -30,7 +35,6 @@ import io
 import json
 import math
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,18 +45,21 @@ import numpy as np
 from ..atomic import atomic_write, atomic_write_text
 from ..cache import cache_dir
 from ..errors import GoogLeNetError
+from ..manifest import read_json
+from ..runs import MULTIBOX_FILE
 from .boxes import as_boxes, box_iou
 
 __all__ = [
     "METHODS",
     "PROPOSALS_VERSION",
     "ProposalMethod",
+    "Proposer",
     "cached_proposals",
     "check_method",
     "compute_proposals",
     "coverage",
     "covered_boxes",
-    "default_workers",
+    "multibox_model",
     "multibox_proposals",
     "proposal_method",
     "proposals_cache_path",
@@ -80,10 +87,14 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"ks": (100, 200), "multibox_top": MULTIBOX_TOP},
 }
 METHODS = tuple(_PRESETS)
-MULTIBOX_MISSING = (
-    "proposal method {name!r} needs a trained MultiBox model: googlenet train-multibox ... "
-    "(googlenet.detection.multibox is not available in this installation)"
+OPENCV_MISSING = (
+    "{feature} needs OpenCV contrib (cv2.ximgproc), which is not installed: "
+    "pip install 'googlenet[detection]'"
 )
+
+# (image_rgb, top) -> at most ``top`` boxes (N, 4), inclusive 1-based pixel corners, best first:
+# what gives MultiBox boxes (a loaded model's ``MultiBox.propose``).
+Proposer = Callable[[np.ndarray, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,17 @@ def _seed_c_rand() -> None:
         srand(RAND_SEED)
 
 
+def _opencv(feature: str = "Selective Search") -> Any:
+    """The ``cv2`` module with its contrib ``ximgproc``, or a one-line error naming the extra."""
+    try:
+        import cv2
+    except ImportError:
+        raise GoogLeNetError(OPENCV_MISSING.format(feature=feature)) from None
+    if not hasattr(cv2, "ximgproc"):  # the plain opencv-python wheel
+        raise GoogLeNetError(OPENCV_MISSING.format(feature=feature))
+    return cv2
+
+
 def selective_search(
     image_rgb: np.ndarray,
     ks: Iterable[int] = (50, 100),
@@ -183,8 +205,7 @@ def selective_search(
     resized to that width (aspect kept) and the boxes scaled back as R-CNN does
     (``(boxes - 1) * scale + 1``); the size filter then applies at the resized scale, as there.
     """
-    import cv2
-
+    cv2 = _opencv()
     image = np.asarray(image_rgb)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be an (H, W, 3) uint8 RGB array. Got {image.dtype} {image.shape}")
@@ -243,59 +264,59 @@ def _unique_rows(boxes: np.ndarray) -> np.ndarray:
     return boxes[np.sort(first)]
 
 
-def _load_multibox_module() -> Callable[[str], Any]:
-    """``googlenet.detection.multibox.load_multibox``, or the error that says how to get a model."""
+def multibox_model(multibox_dir: str | Path) -> Any:
+    """The MultiBox model in ``multibox_dir`` (:func:`.multibox.store.load_multibox`), loaded once per
+    process and again when its ``multibox.json`` changes (each pool worker loads its own copy)."""
+    root = Path(multibox_dir).expanduser().resolve()
     try:
-        from .multibox import load_multibox
-    except ModuleNotFoundError as exc:
-        if exc.name not in (f"{__package__}.multibox", __package__):
-            raise  # a dependency of the module is missing: say that, not something else
-        raise GoogLeNetError(MULTIBOX_MISSING.format(name="multibox")) from exc
-    except ImportError as exc:  # the module exists without load_multibox
-        raise GoogLeNetError(f"{MULTIBOX_MISSING.format(name='multibox')}: {exc}") from exc
-    return load_multibox
+        mtime = (root / MULTIBOX_FILE).stat().st_mtime_ns
+    except OSError:
+        mtime = 0  # load_multibox says what is missing
+    return _load_multibox(str(root), mtime)
 
 
 @functools.lru_cache(maxsize=2)
-def _multibox_model(multibox_dir: str) -> Any:
-    # One load per process (each pool worker loads its own copy once).
-    return _load_multibox_module()(multibox_dir)
+def _load_multibox(directory: str, mtime_ns: int) -> Any:
+    # The model's own module, not the package: the package's training task imports this module.
+    from .multibox.store import load_multibox
+
+    return load_multibox(directory)
 
 
-def multibox_proposals(image_rgb: np.ndarray, multibox_dir: str | Path, top: int) -> np.ndarray:
-    """The ``top`` best boxes of the MultiBox model in ``multibox_dir`` for one RGB image.
+def multibox_proposals(image_rgb: np.ndarray, multibox: str | Path | Proposer, top: int) -> np.ndarray:
+    """The ``top`` best MultiBox boxes of one (H, W, 3) uint8 RGB image, (N, 4) float64 inclusive.
 
-    The contract with :mod:`.multibox`: ``load_multibox(folder)`` returns a model whose
-    ``propose(image_rgb, top)`` gives at most ``top`` boxes (N, 4), inclusive 1-based pixel
-    corners, best first (after its non-maximum suppression, Erhan et al. 2014).
+    ``multibox`` is a loaded :data:`Proposer` (``MultiBox.propose``) or a model folder
+    (:func:`multibox_model`). Its boxes are best first, after its non-maximum suppression (Erhan et
+    al. 2014).
     """
-    model = _multibox_model(str(multibox_dir))
-    boxes = as_boxes(model.propose(image_rgb, int(top)))
-    return boxes[: int(top)]
+    proposer = multibox_model(multibox).propose if isinstance(multibox, str | Path) else multibox
+    return as_boxes(proposer(image_rgb, int(top)))[: int(top)]
 
 
-def propose(image: np.ndarray, method: ProposalMethod) -> np.ndarray:
+def propose(image: np.ndarray, method: ProposalMethod, *, multibox: Proposer | None = None) -> np.ndarray:
     """The proposals of ``method`` for one (H, W, 3) uint8 RGB image: (N, 4) float64, inclusive.
 
     ``paper``: the Selective Search boxes first, then the MultiBox ones not already among them.
+    ``multibox`` gives the MultiBox boxes (default: the model in ``method.multibox_dir``).
     """
     parts = []
     if method.ks:
         parts.append(selective_search(image, method.ks, method.sigma, method.min_box, method.im_width))
     if method.multibox_top > 0:
-        parts.append(multibox_proposals(image, method.multibox_dir, method.multibox_top))
+        source = multibox if multibox is not None else method.multibox_dir
+        parts.append(multibox_proposals(image, source, method.multibox_top))
     return _unique_rows(np.concatenate(parts)) if len(parts) > 1 else parts[0]
 
 
 def check_method(method: ProposalMethod) -> None:
-    """Fail before any work when the method cannot run: no MultiBox module, or a model folder it
-    cannot load (loaded here once; pool workers load their own copies)."""
+    """Fail before any work when the method cannot run: OpenCV contrib missing for Selective
+    Search, or a MultiBox folder that does not load (loaded here once; pool workers load their own
+    copies)."""
+    if method.ks:
+        _opencv(f"proposal method {method.name!r}")
     if method.multibox_top > 0:
-        try:
-            _load_multibox_module()
-        except GoogLeNetError:
-            raise GoogLeNetError(MULTIBOX_MISSING.format(name=method.name)) from None
-        _multibox_model(method.multibox_dir)
+        multibox_model(method.multibox_dir)
 
 
 # --------------------------------------------------------------------------- a dataset
@@ -318,8 +339,10 @@ def _propose_file(task: tuple[str, ProposalMethod]) -> np.ndarray:
 
 
 def _init_worker() -> None:
-    import cv2
-
+    try:
+        import cv2
+    except ImportError:  # a MultiBox-only method; Selective Search says what is missing
+        return
     # One OpenCV thread per worker process, so that N workers keep N cores busy, not N x cores.
     cv2.setNumThreads(1)
 
@@ -410,8 +433,7 @@ def _fingerprint_files(paths: Iterable[Path]) -> list[list[Any]]:
 
 
 def _cache_key(dataset: Any, method: ProposalMethod) -> dict[str, Any]:
-    import cv2
-
+    cv2 = _opencv("the proposals cache (keyed by the OpenCV version)")
     root = getattr(dataset, "root", None)
     paths = [Path(dataset.image_path(i)).resolve() for i in range(len(dataset.image_ids))]
     images = hashlib.sha256(
@@ -511,12 +533,10 @@ def write_proposals(path: str | Path, proposals: Mapping[str, np.ndarray]) -> Pa
 def read_proposals(path: str | Path) -> dict[str, np.ndarray]:
     """Read a proposals file; a bad one raises a one-line :class:`GoogLeNetError` naming the entry."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GoogLeNetError(f"cannot read proposals file {path}: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GoogLeNetError(f"proposals file {path} is not valid JSON: {exc}") from exc
+    if not path.is_file():
+        reason = "it is a folder" if path.is_dir() else "no such file"
+        raise GoogLeNetError(f"cannot read proposals file {path}: {reason}")
+    data = read_json(path, what="proposals file")
     if not isinstance(data, dict):
         raise GoogLeNetError(
             f"proposals file {path}: expected an object {{image_id: boxes}}. Got {type(data).__name__}"
@@ -544,9 +564,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def default_workers() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+def default_workers() -> int:  # still imported by evaluate-detection and train-detector at HEAD
+    from ..cpu import cpu_count
+
+    return cpu_count()

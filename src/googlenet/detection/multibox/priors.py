@@ -1,0 +1,142 @@
+"""MultiBox's priors, the matching of ground truths to them, and the targets it gives (Erhan et al. 2014).
+
+Erhan, Szegedy, Toshev, Anguelov, "Scalable Object Detection using Deep Neural Networks" (CVPR
+2014, arXiv:1312.2249), the proposals GoogLeNet's detector adds to Selective Search's (paper
+section 8):
+
+* **Coordinates**: boxes are normalised ``[0, 1]`` corners of the image. Boxes elsewhere in the
+  package are inclusive 1-based pixel indices (:mod:`..boxes`): the pixels ``xmin..xmax`` cover the
+  continuous interval ``[xmin - 1, xmax]``, which is what normalising maps to ``[0, 1]``.
+* **Priors**: the training boxes clustered into ``K`` priors by k-means
+  (:func:`scipy.cluster.vq.kmeans2`, k-means++ seeding, fixed seed); box ``i`` is predicted as a
+  residual to its prior, ``l_i = prior_i + r_i``.
+* **Matching**: each ground truth ``g_j`` takes one prior by the bipartite assignment minimising
+  ``sum_ij x_ij * alpha / 2 * ||prior_i - g_j||^2`` (:func:`scipy.optimize.linear_sum_assignment`).
+  The paper's cost also has the confidence terms of the current predictions; matching to the
+  priors "instead of to the current predictions" drops them, and ``alpha / 2`` does not move the
+  optimum.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ...errors import GoogLeNetError
+from ..boxes import as_boxes
+from .loss import DEFAULT_ALPHA
+
+__all__ = [
+    "DEFAULT_NUM_PRIORS",
+    "denormalise_boxes",
+    "encode_targets",
+    "fit_priors",
+    "match_cost",
+    "match_priors",
+    "normalise_boxes",
+    "training_boxes",
+]
+
+# K: this project's choice for the built-in set (a few objects per image); Erhan et al. predict a
+# fixed K per image and GoogLeNet keeps 200 of its proposals (section 8), so K = 100 is recorded,
+# not the paper's.
+DEFAULT_NUM_PRIORS = 100
+KMEANS_ITERATIONS = 30
+SCIPY_MISSING = "MultiBox's priors and matching need scipy: pip install 'googlenet[detection]'"
+
+
+def normalise_boxes(boxes: object, width: int, height: int) -> np.ndarray:
+    """Inclusive 1-based pixel boxes of a ``width`` x ``height`` image -> ``[0, 1]`` corners."""
+    b = as_boxes(boxes)
+    scale = np.array([width, height, width, height], dtype=np.float64)
+    return (b - np.array([1.0, 1.0, 0.0, 0.0])) / scale
+
+
+def denormalise_boxes(boxes01: object, width: int, height: int) -> np.ndarray:
+    """``[0, 1]`` corners -> inclusive 1-based whole-pixel boxes inside the image.
+
+    Corners are clipped to the image and put in order; each box keeps at least one pixel.
+    """
+    b = np.clip(as_boxes(boxes01), 0.0, 1.0)
+    x1, x2 = np.minimum(b[:, 0], b[:, 2]) * width, np.maximum(b[:, 0], b[:, 2]) * width
+    y1, y2 = np.minimum(b[:, 1], b[:, 3]) * height, np.maximum(b[:, 1], b[:, 3]) * height
+    xmin = np.clip(np.round(x1) + 1.0, 1.0, width)
+    ymin = np.clip(np.round(y1) + 1.0, 1.0, height)
+    xmax = np.clip(np.maximum(np.round(x2), xmin), 1.0, width)
+    ymax = np.clip(np.maximum(np.round(y2), ymin), 1.0, height)
+    return np.stack([xmin, ymin, xmax, ymax], axis=1)
+
+
+def training_boxes(targets: Iterable[Any]) -> np.ndarray:
+    """Every ground-truth box of ``targets`` (:class:`..datasets.DetectionTarget`), normalised (M, 4)."""
+    parts = [normalise_boxes(t.boxes, t.width, t.height) for t in targets if len(t.boxes)]
+    return np.concatenate(parts) if parts else np.zeros((0, 4))
+
+
+def fit_priors(boxes01: object, num_priors: int, *, seed: int = 0) -> np.ndarray:
+    """``num_priors`` k-means centres (K, 4) of the normalised training boxes (Erhan et al. 2014).
+
+    scipy's ``kmeans2`` with k-means++ seeding from ``numpy.random.default_rng(seed)``: the same
+    boxes and seed give the same priors. A cluster that empties keeps its centre (a training box).
+    """
+    data = as_boxes(boxes01)
+    if num_priors < 1:
+        raise GoogLeNetError(f"the number of priors must be >= 1. Got {num_priors}")
+    distinct = len(np.unique(data, axis=0))
+    if distinct < num_priors:
+        # k-means++ draws centres with probability ~ squared distance: it cannot pick more
+        # distinct centres than there are distinct boxes.
+        raise GoogLeNetError(
+            f"{num_priors} priors need at least {num_priors} distinct training boxes; the data has "
+            f"{distinct}: pass a smaller --num-priors or more training images"
+        )
+    try:
+        from scipy.cluster.vq import kmeans2
+    except ImportError:
+        raise GoogLeNetError(SCIPY_MISSING) from None
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One of the clusters is empty")
+        centres, _ = kmeans2(
+            data, num_priors, iter=KMEANS_ITERATIONS, minit="++", seed=np.random.default_rng(seed)
+        )
+    return np.asarray(centres, dtype=np.float64)
+
+
+def match_cost(priors: object, gt01: object, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """The assignment cost (K, M): ``alpha / 2 * ||prior_i - g_j||^2``."""
+    p, g = as_boxes(priors), as_boxes(gt01)
+    return alpha / 2.0 * ((p[:, None, :] - g[None, :, :]) ** 2).sum(axis=2)
+
+
+def match_priors(priors: object, gt01: object) -> tuple[np.ndarray, np.ndarray]:
+    """The optimal bipartite matching of ground truths to priors: ``(prior indices, gt indices)``.
+
+    Each ground truth takes one prior and each prior at most one ground truth; with more ground
+    truths than priors, ``K`` of them are matched (those of the cheapest complete assignment).
+    """
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:
+        raise GoogLeNetError(SCIPY_MISSING) from None
+
+    g = as_boxes(gt01)
+    if len(g) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    rows, cols = linear_sum_assignment(match_cost(priors, g, 1.0))
+    return rows.astype(np.int64), cols.astype(np.int64)
+
+
+def encode_targets(priors: object, gt01: object) -> tuple[np.ndarray, np.ndarray]:
+    """Per prior: the matched ground-truth box (K, 4; zeros where unmatched) and the match (K,) bool."""
+    p = as_boxes(priors)
+    boxes = np.zeros_like(p, dtype=np.float32)
+    matched = np.zeros(len(p), dtype=bool)
+    rows, cols = match_priors(p, gt01)
+    if len(rows):
+        boxes[rows] = as_boxes(gt01)[cols]
+        matched[rows] = True
+    return boxes, matched
