@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from googlenet.data.builtin import make_builtin
 from googlenet.runs import resolve_checkpoints
+from googlenet.training.config import TrainConfig
 from googlenet.training.ensemble import ensemble_hash, member_config, member_dir
-from googlenet.training.train import TrainConfig
 
 from .conftest import cli_in_process
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,10 @@ import torch
 
 import googlenet
 from googlenet.errors import GoogLeNetError
-from googlenet.training.config import STAGES, TrainConfig
+from googlenet.training.config import STAGES, TrainConfig, resolve_config
 from googlenet.training.finetune import freeze_until, load_pretrained
+from googlenet.training.optim import param_groups
 from googlenet.training.task import registered_model
-from googlenet.training.train import param_groups
 
 from .conftest import cli_in_process
 
@@ -107,3 +108,29 @@ def test_cli_fine_tunes_and_says_what_it_loaded(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2 and "inception9z" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "r2").exists()
+
+
+def test_the_model_comes_from_the_init_from_weights_unless_given(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from googlenet.training.checkpoint import CHECKPOINT_FORMAT
+
+    source = _saved(tmp_path, "googlenet_bn", 3)
+    with caplog.at_level(logging.INFO, logger="googlenet.train"):
+        config = resolve_config(None, {"init_from": str(source)})
+    assert config.model == "googlenet_bn"
+    assert "googlenet_bn" in caplog.text and str(source) in caplog.text  # it says what it chose
+    registered_model(config, ["a", "b"])  # and the weights fit it
+    # a training checkpoint names its model in its config
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"format": CHECKPOINT_FORMAT, "config": {"model": "googlenet_bn"}}, checkpoint)
+    assert resolve_config(None, {"init_from": str(checkpoint)}).model == "googlenet_bn"
+    # the YAML file or the flag decides when it names a model; another variant keeps its one-line error
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("model: googlenet\n")
+    assert resolve_config(yaml_file, {"init_from": str(source)}).model == "googlenet"
+    given = resolve_config(None, {"init_from": str(source), "model": "googlenet"})
+    assert given.model == "googlenet"
+    with pytest.raises(GoogLeNetError, match=r"it is a googlenet_bn: pass --model googlenet_bn$"):
+        registered_model(given, ["a", "b"])

@@ -9,6 +9,7 @@ minutes on two cores.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -36,8 +37,9 @@ from googlenet.training.checkpoint import load_checkpoint
 from googlenet.training.config import TrainConfig, config_hash, resolve_config, resume_config
 from googlenet.training.engine import googlenet_loss, train_step
 from googlenet.training.loading import load_model, model_from_checkpoint
-from googlenet.training.task import Task, recipe_loss
-from googlenet.training.train import build_scheduler, fit, lr_factor
+from googlenet.training.optim import build_scheduler, lr_factor
+from googlenet.training.task import CLASSIFICATION, recipe_loss
+from googlenet.training.train import fit
 
 from .conftest import cli_in_process
 
@@ -62,6 +64,55 @@ RUN_FLAGS = [
     "--image-size", "64", "--batch-size", "5", "--epochs", "2", "--num-threads", "1",
     "--deterministic", "--precision", "fp32", "--seed", "3",
 ]  # fmt: skip
+
+
+# `googlenet train`'s wiring around the library's fit, in a script: it pauses the real process after
+# step argv[1] until a signal arrives (the per-step callback of fit), so that a test can signal it
+# mid-run at a known step. The pause waits for fit's own handler to have run (it chains it).
+HOLD_SCRIPT = r"""
+import argparse, signal, sys, time
+
+import googlenet
+from googlenet.cli.common import add_recipe_arguments, configure_logging, recipe_overrides, stopped_early
+from googlenet.training.config import resolve_config
+
+hold_at = int(sys.argv[1])
+parser = argparse.ArgumentParser()
+add_recipe_arguments(parser)
+args = parser.parse_args(sys.argv[2:])
+configure_logging()
+config = resolve_config(args.config_file, recipe_overrides(args))
+
+
+def hold(step):
+    if step != hold_at:
+        return
+    received = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        def chained(number, frame, fits=signal.getsignal(signum)):
+            received.append(number)
+            fits(number, frame)
+        signal.signal(signum, chained)
+    print(f"holding after step {step}", flush=True)
+    deadline = time.monotonic() + 120
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+result = googlenet.fit(config, on_step=hold)
+sys.exit(stopped_early(result, "train", f"googlenet train --resume {result.run_dir}") or 0)
+"""
+
+
+def _train_holding(hold_at: int, args: list[str], log, tmp_path: Path) -> subprocess.Popen:
+    """A real process training as ``googlenet train ARGS`` does, through ``googlenet.fit(config,
+    on_step=...)``, paused after step ``hold_at`` until it gets a signal; its output goes to ``log``."""
+    script = tmp_path / "train_holding.py"
+    script.write_text(HOLD_SCRIPT)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(hold_at), *args],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
 
 
 def _cli(*args: str, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
@@ -277,11 +328,11 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(baseline: Path, data_dir: Pa
     log = tmp_path / "killed.log"
     with open(log, "w") as f:
         # Two DataLoader workers here, none on resume: augmentation must not depend on them.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "googlenet", "train", "--data", str(data_dir), "--out", str(out),
-             "--config", str(baseline.parent / "cfg.yaml"), *RUN_FLAGS, "--checkpoint-every", "2",
-             "--workers", "2", "--debug-hold-at-step", "7"],
-            stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        proc = _train_holding(
+            7,
+            ["--data", str(data_dir), "--out", str(out), "--config", str(baseline.parent / "cfg.yaml"),
+             *RUN_FLAGS, "--checkpoint-every", "2", "--workers", "2"],
+            f, tmp_path,
         )  # fmt: skip
         _wait_for(log, "holding after step 7", proc)
         proc.send_signal(signal.SIGKILL)
@@ -302,11 +353,11 @@ def test_sigterm_checkpoints_and_exits_143(baseline: Path, data_dir: Path, tmp_p
     out = tmp_path / "term"
     log = tmp_path / "term.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "googlenet", "train", "--data", str(data_dir), "--out", str(out),
-             "--config", str(baseline.parent / "cfg.yaml"), *RUN_FLAGS, "--workers", "0",
-             "--debug-hold-at-step", "3"],
-            stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        proc = _train_holding(
+            3,
+            ["--data", str(data_dir), "--out", str(out), "--config", str(baseline.parent / "cfg.yaml"),
+             *RUN_FLAGS, "--workers", "0"],
+            f, tmp_path,
         )  # fmt: skip
         _wait_for(log, "holding after step 3", proc)
         proc.send_signal(signal.SIGTERM)
@@ -337,7 +388,7 @@ def _nan_at_call(n: int):
 
         return poisoned
 
-    return Task(build_loss=build_loss)
+    return dataclasses.replace(CLASSIFICATION, build_loss=build_loss)
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(data_dir: Path, tmp_path: Path) -> None:
@@ -379,6 +430,26 @@ def test_resume_errors_name_the_file(baseline: Path, tmp_path: Path) -> None:
     last.unlink()
     with pytest.raises(GoogLeNetError, match=re.escape(f"checkpoint {last} not found")):
         fit(resume_config(run))
+
+
+def test_resume_reads_the_best_score_of_older_checkpoints(baseline: Path, tmp_path: Path) -> None:
+    # Older versions kept the best averaged-weights score as best_avg_val_top1_err, whatever the
+    # task's best metric; such a last.pt still resumes, its best score carried on.
+    run = tmp_path / "old"
+    shutil.copytree(baseline, run)
+    last, best = run / "checkpoints" / "last.pt", run / "checkpoints" / "best.pt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    records = state["history"]
+    assert state["best_score"] == min(r["avg_val_top1_err"] for r in records)
+    del state["best_score"]
+    state["best_avg_val_top1_err"] = -1.0  # below any error: kept only if it was read
+    torch.save(state, last)
+    best_before = best.read_bytes()
+    result = fit(resume_config(run, {"epochs": 3, "workers": 0, "handle_signals": False}))
+    assert [m["epoch"] for m in result.metrics] == [1, 2, 3] and result.best_score == -1.0
+    assert best.read_bytes() == best_before  # epoch 3 did not beat the old best
+    resaved = load_checkpoint(last)
+    assert resaved["best_score"] == -1.0 and "best_avg_val_top1_err" not in resaved
 
 
 # --------------------------------------------------------------------------- data
@@ -434,7 +505,7 @@ def test_trains_on_ilsvrc_layout(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_param_groups_follow_bvlc(one_thread: None) -> None:
-    from googlenet.training.train import param_groups
+    from googlenet.training.optim import param_groups
 
     model = googlenet.create_model("googlenet_bn", num_classes=3)
     groups = param_groups(model, lr=0.1, weight_decay=2e-4, bias_lr_mult=2.0)
@@ -449,7 +520,7 @@ def test_param_groups_follow_bvlc(one_thread: None) -> None:
 
 
 def test_optimizer_choice(one_thread: None) -> None:
-    from googlenet.training.train import build_optimizer
+    from googlenet.training.optim import build_optimizer
 
     model = googlenet.create_model("googlenet_bn", num_classes=3)
     sgd = build_optimizer(model, TrainConfig(), 0.01)

@@ -34,13 +34,13 @@ def run(args: argparse.Namespace) -> int:
     from ..training.train import fit
 
     overrides = recipe_overrides(args)
+    configure_logging()  # before the config: resolving it may say which model --init-from chose
     if args.resume:
         if args.config_file:
             raise GoogLeNetError("--resume takes the run's own config.yaml; leave out --config")
         config = resume_config(args.resume, overrides)
     else:
         config = resolve_config(args.config_file, overrides)
-    configure_logging()
     result = fit(config)
     if (code := stopped_early(result, "train", f"googlenet train --resume {result.run_dir}")) is not None:
         return code

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import types
 import typing
@@ -21,11 +22,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..cpu import cpu_count
 from ..data.config import MIN_IMAGE_SIZE
 from ..errors import GoogLeNetError
 from ..models.spec import TABLE1
-from ..runs import RunLayout, read_yaml
+from ..runs import RunLayout, read_yaml, resolve_checkpoint
 from .engine import AUX_LOSS_WEIGHT
+
+logger = logging.getLogger("googlenet.train")
 
 STAGES = tuple(row.name for row in TABLE1)  # Table 1's layer names, input to output
 
@@ -41,13 +45,10 @@ DATA, RECIPE, EXECUTION = "data and model", "recipe (section 6)", "execution"
 
 
 def default_workers() -> int:
-    """DataLoader workers per process that fit this machine: ``min(4, cores - 1)``, none on 2 cores.
-
-    On two cores a worker competes with the training step for a core; there a tiny epoch took
-    27.6 s with 4 workers against 0.8 s with none (issue 12).
+    """DataLoader workers per process that fit this machine's usable cores
+    (:func:`googlenet.cpu.cpu_count`): ``min(4, cores - 1)``, none on 2 cores, where a worker would
+    compete with the training step for a core and make an epoch many times slower than none does.
     """
-    from ..cpu import cpu_count
-
     cores = cpu_count()
     return 0 if cores <= 2 else min(4, cores - 1)
 
@@ -232,18 +233,16 @@ class TrainConfig:
         default=None,
         metadata=_cli(DATA, "continue the run in RUN_DIR exactly where it stopped", metavar="RUN_DIR"),
     )
-    # testing only: pause after this global step until a signal arrives
-    debug_hold_at_step: int | None = field(
-        default=None, metadata=_cli(EXECUTION, "testing: pause after STEP until a signal", metavar="STEP")
-    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
-        """Build from a mapping; unknown keys and wrongly typed values are errors naming ``source``."""
+        """Build from a mapping; unknown keys and wrongly typed values are errors naming ``source``
+        (the :data:`RETIRED_KEYS` of older versions are ignored)."""
         hints = field_types()
+        data = {k: v for k, v in data.items() if k not in RETIRED_KEYS}
         unknown = sorted(set(data) - set(hints))
         if unknown:
             raise GoogLeNetError(
@@ -290,7 +289,7 @@ class TrainConfig:
             raise bad("log_every", "must be >= 1")
         if self.init_seed is not None and self.init_seed < 0:
             raise bad("init_seed", "must be >= 0")
-        for key in ("num_threads", "val_batch_size", "debug_hold_at_step"):
+        for key in ("num_threads", "val_batch_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise bad(key, "must be >= 1")
         if not self.pretrained_lr_mult >= 0:
@@ -314,7 +313,7 @@ class TrainConfig:
 
     def _validate_components(self, source: str) -> None:
         # The model name, its options and the augmentation keys are checked here, before a run
-        # directory exists, so that a typo costs nothing (issue 12).
+        # directory exists, so that a typo costs nothing.
         try:
             self.model_meta()
         except ValueError as exc:
@@ -343,8 +342,11 @@ _FIELDS = {f.name: f for f in fields(TrainConfig)}
 # Keys that change how a run executes but not the weights it produces: they may differ on --resume
 # and are left out of the training-config hash.
 RUNTIME_KEYS: frozenset[str] = frozenset(
-    {"out", "resume", "workers", "log_every", "checkpoint_every", "handle_signals", "debug_hold_at_step"}
+    {"out", "resume", "workers", "log_every", "checkpoint_every", "handle_signals"}
 )
+# Options of older versions (testing hooks) that their config.yaml files and checkpoints still
+# carry: read and ignored, so that those runs resume.
+RETIRED_KEYS: frozenset[str] = frozenset({"debug_hold_at_step", "debug_nan_at_step"})
 # What --resume may change: the runtime keys and the number of epochs (train a finished run further).
 RESUME_KEYS = RUNTIME_KEYS | {"epochs"}
 
@@ -419,7 +421,9 @@ def resolve_config(
     """Defaults in code < ``defaults`` (a command's own, e.g. train-multibox's) < ``config_file``
     (YAML) < ``overrides`` (command-line flags).
 
-    The mapping options (``model_options``, ``augment``, ``builtin``) merge key by key.
+    The mapping options (``model_options``, ``augment``, ``builtin``) merge key by key. When
+    ``init_from`` is given and nothing sets ``model``, the model is the variant the weights were
+    trained as (:func:`init_from_model`): a ``googlenet_bn`` donor trains a ``googlenet_bn``.
     """
     merged: dict[str, Any] = dict(defaults or {})
     source = "config"
@@ -434,7 +438,36 @@ def resolve_config(
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
+    if "model" not in merged and merged.get("init_from") is not None:
+        variant = init_from_model(merged["init_from"])
+        if variant is not None:
+            merged["model"] = variant
+            logger.info(
+                "model %s: the variant of the --init-from weights %s (no model given)",
+                variant,
+                merged["init_from"],
+            )
     return TrainConfig.from_dict(merged, source=source)
+
+
+def init_from_model(init_from: str | Path) -> str | None:
+    """The registered model the weights ``init_from`` names (anything ``--init-from`` takes) were
+    trained as: a weights file's ``variant`` metadata, a training checkpoint's ``config.model``.
+    None when the file does not say (a foreign or incomplete file, whose loading says what is
+    wrong); a path that names no model is an error naming it."""
+    from ..models.registry import list_models
+
+    ref = resolve_checkpoint(init_from)
+    if ref.kind == "training-checkpoint":
+        from .checkpoint import load_checkpoint
+
+        saved = load_checkpoint(ref.path, action="cannot load the model").get("config")
+        variant = saved.get("model") if isinstance(saved, Mapping) else None
+    else:
+        from ..weights.store import read_metadata
+
+        variant = read_metadata(ref.path).get("variant")
+    return variant if variant in list_models() else None
 
 
 def resume_config(run_dir: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
@@ -458,11 +491,7 @@ def resume_config(run_dir: str | Path, overrides: Mapping[str, Any] | None = Non
             f"cannot change {changed[0]!r} when resuming {run.root}; an exact resume uses the run's "
             f"config.yaml (only {', '.join(sorted(RESUME_KEYS - {'out', 'resume'}))} may change)"
         )
-    saved = read_yaml(run.config)
-    # The testing pause belongs to the interrupted process, not to the run; debug_nan_at_step was a
-    # testing option of older versions.
-    saved.pop("debug_nan_at_step", None)
-    data = {**saved, "debug_hold_at_step": None, **overrides}
+    data = {**read_yaml(run.config), **overrides}
     data.update(out=str(run.root), resume=str(run.root))
     return TrainConfig.from_dict(data, source=str(run.config))
 

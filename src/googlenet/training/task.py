@@ -36,6 +36,10 @@ and what a task that is not a classifier changes (MultiBox, :mod:`googlenet.dete
   epoch (``best.pt``, ``model_best.safetensors``); lower is better (default ``top1_err``).
 * ``finalise(config, data, averaged_model, run_dir)``: called on rank 0 once the finished run's
   weights are written (MultiBox writes its ``multibox.json`` there); default none.
+* ``epoch_line(record, epochs, best_metric) -> str``: the log line of a finished epoch from its
+  ``metrics.jsonl`` record (default :func:`fields_epoch_line`: the record's scores as the task names
+  them; the classifier, :data:`CLASSIFICATION`, and the tasks derived from it with
+  :func:`dataclasses.replace` say loss and top-1 / top-k errors, :func:`classification_epoch_line`).
 * ``settings``: the task's own options (JSON-able), kept in ``RUN/task.yaml`` and every checkpoint;
   a resume with other settings is refused (default none, and no file).
 """
@@ -166,16 +170,48 @@ def classification_scores(
     return Scores({"loss": r.loss, "top1_err": r.top1_err, "top5_err": r.topk_err}, r.images, {"top_k": r.k})
 
 
+def fields_epoch_line(record: Mapping[str, Any], epochs: int, best_metric: str) -> str:
+    """An epoch's log line for any task: its ``train_*``, ``val_*`` and ``avg_val_*`` scores under
+    the names the task gives them, the throughput, and which score picks the best epoch."""
+
+    def scores(prefix: str) -> str:
+        found = ((k, v) for k, v in record.items() if k.startswith(prefix) and isinstance(v, float))
+        return " ".join(f"{k.removeprefix(prefix)} {v:.4f}" for k, v in found)
+
+    return (
+        f"epoch {record['epoch']}/{epochs}: train {scores('train_')} | val {scores('val_')} | "
+        f"averaged val {scores('avg_val_')} | {record['images_per_s']:.1f} img/s, "
+        f"{record['epoch_time_s']:.1f} s, {record['skipped_files']} files skipped "
+        f"(best epoch: lowest averaged val {best_metric})"
+    )
+
+
+def classification_epoch_line(record: Mapping[str, Any], epochs: int, best_metric: str) -> str:
+    """The classifier's epoch line: training loss and top-1 error, then the top-1 and top-k errors
+    of the raw and the averaged (section 6's Polyak) weights on the val split."""
+    k = record["top_k"]
+    return (
+        f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f} top-1 err "
+        f"{record['train_top1_err']:.4f} | val top-1 err {record['val_top1_err']:.4f} top-{k} err "
+        f"{record['val_top5_err']:.4f} | averaged val top-1 err {record['avg_val_top1_err']:.4f} "
+        f"top-{k} err {record['avg_val_top5_err']:.4f} | {record['images_per_s']:.1f} img/s, "
+        f"{record['epoch_time_s']:.1f} s, {record['skipped_files']} files skipped"
+    )
+
+
 # validate(model, loader, *, data, env, precision, channels_last) -> Scores
 Validate = Callable[..., Scores]
 # finalise(config, data, averaged model, run directory), on rank 0 after the weights are written
 Finalise = Callable[[TrainConfig, TaskData, GoogLeNet, Path], None]
+# epoch_line(metrics.jsonl record, epochs of the run, best_metric) -> the epoch's log line
+EpochLine = Callable[[Mapping[str, Any], int, str], str]
 
 
 @dataclass(frozen=True)
 class Task:
     """The builders and hooks :func:`~googlenet.training.train.fit` calls (see the module docstring);
-    the defaults train the paper's classifier."""
+    the defaults train the paper's classifier and log any task's scores by their names
+    (:data:`CLASSIFICATION` is the classifier with its own epoch line)."""
 
     build_data: Callable[[TrainConfig], TaskData] = image_folders
     build_model: Callable[[TrainConfig, Sequence[str]], GoogLeNet] = registered_model
@@ -187,6 +223,7 @@ class Task:
     best_metric: str = "top1_err"
     finalise: Finalise | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    epoch_line: EpochLine = fields_epoch_line
 
 
-CLASSIFICATION = Task()
+CLASSIFICATION = Task(epoch_line=classification_epoch_line)

@@ -18,21 +18,27 @@ reproduction (``models/bvlc_googlenet/solver.prototxt``) where the paper gives n
 :func:`fit` follows the shape of torchvision's ``references/classification/train.py``:
 
 1. :func:`build_run` checks the config, builds the task's data and model, the Polyak average,
-   optimizer, schedule and loaders, and loads the checkpoint to continue -- everything that can
-   fail on bad input -- before anything is written;
-2. :meth:`TrainState.load_state_dict` restores a run (or the fresh run is seeded);
+   optimizer and schedule (:mod:`.optim`) and loaders, and loads the checkpoint to continue
+   (:func:`.state.load_resume_checkpoint`) -- everything that can fail on bad input -- before
+   anything is written;
+2. :func:`restore`: :meth:`.state.TrainState.load_state_dict` restores a run (or the fresh run is
+   seeded);
 3. :func:`open_run_dir` writes ``config.yaml`` and ``env.json`` (rank 0; the layout is
    :class:`googlenet.runs.RunLayout`, see docs/training.md);
 4. :func:`run_epochs`: ``train_one_epoch``, the task's validation of the raw and averaged weights,
-   one ``metrics.jsonl`` record, ``checkpoints/last.pt`` (and ``best.pt`` with
-   ``model_best.safetensors`` when the averaged weights' ``Task.best_metric`` -- the classifier's
-   top-1 error -- improves) per epoch;
+   one ``metrics.jsonl`` record (:func:`epoch_record`) and its log line (``Task.epoch_line``),
+   ``checkpoints/last.pt`` (and ``best.pt`` with ``model_best.safetensors`` when the averaged
+   weights' ``Task.best_metric`` -- the classifier's top-1 error -- improves) per epoch; logs and
+   progress go through :mod:`.runlog`, a signal stops at a step boundary (:mod:`.signals`);
 5. :func:`finalise` writes ``model.safetensors`` (averaged) and ``model_raw.safetensors``, then
    calls ``Task.finalise``.
 
 What is trained comes from a :class:`~googlenet.training.task.Task` (data, model, loss builders and
 the hooks of a task that is not a classifier); the default is the paper's classifier, the
 detector's region classifier and MultiBox (:mod:`googlenet.detection.multibox`) pass their own.
+
+``fit(config, on_step=callback)`` calls ``callback(step)`` after every optimizer step (a user's
+own logging, profiling or time limit; the tests pause a real process there to signal it).
 
 Resume (:func:`fit` with ``config.resume``) restores model, averaged model, optimizer, scheduler,
 every RNG and the position inside the epoch; the data order and augmentation are pure functions of
@@ -42,22 +48,14 @@ same weights, bit for bit in deterministic mode, as an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
-import platform
 import random
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from functools import partial
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +63,13 @@ import torch
 import yaml
 from torch import nn
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, writable_ancestor
+from ..environment import environment
 from ..errors import GoogLeNetError
-from ..models.model import GoogLeNet
 from ..runs import RunLayout
 from . import distributed as D
-from .checkpoint import CheckpointSaver, capture_rng, load_checkpoint, restore_rng
-from .config import RUNTIME_KEYS, TrainConfig, config_hash, resolve_config, resume_config, resume_hash
+from .checkpoint import CheckpointSaver
+from .config import TrainConfig, config_hash, resume_hash
 from .engine import (
     EpochBatchSampler,
     EpochStats,
@@ -82,283 +80,29 @@ from .engine import (
     resolve_precision,
     train_one_epoch,
 )
+from .optim import base_lr, build_optimizer, build_scheduler, epoch_lr
+from .runlog import Progress, RunLog
+from .signals import StopFlag, signal_name, stop_on_signals
+from .state import TrainState, load_resume_checkpoint
 from .task import CLASSIFICATION, Task, TaskData
 
 __all__ = [
-    "RUNTIME_KEYS",
-    "Task",
-    "TrainConfig",
+    "Run",
     "TrainResult",
-    "TrainState",
-    "config_hash",
+    "build_run",
+    "check_run_dir",
+    "epoch_record",
+    "finalise",
     "fit",
-    "load_checkpoint",
-    "resolve_config",
-    "resume_config",
+    "open_run_dir",
+    "restore",
+    "run_epochs",
 ]
 
 logger = logging.getLogger("googlenet.train")
 
-
-# --------------------------------------------------------------------------- schedule and optimizer
-
-
-def lr_factor(
-    iteration: int,
-    *,
-    iters_per_epoch: int,
-    step_epochs: float,
-    gamma: float,
-    warmup_epochs: float = 0.0,
-    warmup_start_factor: float = 0.1,
-) -> float:
-    """Multiplier of the base learning rate during optimizer step ``iteration`` (0-based).
-
-    ``gamma ** floor(iteration / (step_epochs * iters_per_epoch))`` (section 6: x0.96 every 8 epochs,
-    counted from iteration 0), times a linear ramp from ``warmup_start_factor`` to 1 over the first
-    ``warmup_epochs``. A closed form (fed to LambdaLR) rather than SequentialLR(LinearLR, StepLR):
-    SequentialLR restarts StepLR's count at the end of warm-up, which would shift every decay.
-    """
-    step_iters = max(1, round(step_epochs * iters_per_epoch))
-    factor = gamma ** (iteration // step_iters)
-    warmup_iters = round(warmup_epochs * iters_per_epoch)
-    if iteration < warmup_iters:
-        factor *= warmup_start_factor + (1 - warmup_start_factor) * iteration / warmup_iters
-    return factor
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, iters_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    fn = partial(
-        lr_factor,
-        iters_per_epoch=iters_per_epoch,
-        step_epochs=config.lr_step_epochs,
-        gamma=config.lr_gamma,
-        warmup_epochs=config.warmup_epochs,
-        warmup_start_factor=config.warmup_start_factor,
-    )
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
-
-
-_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
-
-
-def param_groups(
-    model: nn.Module,
-    *,
-    lr: float,
-    weight_decay: float,
-    bias_lr_mult: float,
-    pretrained_lr_mult: float = 1.0,
-) -> list[dict[str, Any]]:
-    """SGD parameter groups as BVLC sets them: weights decay; biases (lr x ``bias_lr_mult``) and
-    normalisation scale/shift do not. Tensors loaded by ``--init-from`` get their rate times
-    ``pretrained_lr_mult``; frozen tensors (no gradient) are left out."""
-    from .finetune import parameter_lr_factors
-
-    factors = parameter_lr_factors(model, pretrained_lr_mult)
-    groups: dict[tuple[str, float], dict[str, Any]] = {}
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if not p.requires_grad:
-                continue
-            if isinstance(module, _NORM_TYPES):
-                kind, mult, decay = "norm", 1.0, 0.0
-            elif name == "bias":
-                kind, mult, decay = "bias", bias_lr_mult, 0.0
-            else:
-                kind, mult, decay = "weight", 1.0, weight_decay
-            factor = factors[id(p)]
-            group = groups.setdefault(
-                (kind, factor), {"params": [], "lr": lr * mult * factor, "weight_decay": decay}
-            )
-            group["params"].append(p)
-    order = {"weight": 0, "bias": 1, "norm": 2}
-    return [groups[k] for k in sorted(groups, key=lambda k: (order[k[0]], -k[1]))]
-
-
-def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    """SGD with momentum (section 6) or AdamW, on the BVLC parameter groups of :func:`param_groups`.
-
-    AdamW is not the paper's: it is here because SGD needs tens of epochs to leave chance on the
-    built-in set (every class is a colour-free shape; see docs/training.md), which a CPU demo cannot
-    afford, while AdamW's per-parameter step sizes get through that plateau in a few hundred steps.
-    Its ``weight_decay`` is decoupled (multiplied by the learning rate), so it wants values around
-    0.05, not SGD's 2e-4.
-    """
-    groups = param_groups(
-        model,
-        lr=lr,
-        weight_decay=config.weight_decay,
-        bias_lr_mult=config.bias_lr_mult,
-        pretrained_lr_mult=config.pretrained_lr_mult,
-    )
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
-    return torch.optim.SGD(groups, lr=lr, momentum=config.momentum)
-
-
-def base_lr(config: TrainConfig, world_size: int) -> float:
-    """``lr`` scaled by global batch / reference batch when ``lr_scale_with_batch``."""
-    if not config.lr_scale_with_batch:
-        return config.lr
-    return config.lr * config.batch_size * world_size / config.lr_reference_batch
-
-
-def epoch_lr(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> float:
-    """The first group's learning rate during optimizer step ``step - 1``: the rate an epoch that
-    ended at ``step`` trained its last batch with (not the rate after its last scheduler step,
-    which is the next epoch's; issue 13)."""
-    return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](max(step - 1, 0))
-
-
-# --------------------------------------------------------------------------- the training state
-
-
-def _mine(value: Any, rank: int) -> Any:
-    # A checkpoint holds per-rank entries as lists indexed by rank; state_dict() gives this rank's.
-    return value[rank] if isinstance(value, list) else value
-
-
-@dataclass
-class TrainState:
-    """Everything that changes while a run trains; with the run's header, what a checkpoint holds.
-
-    ``epoch`` is the epoch in progress (0-based, = epochs completed), ``batch`` the next batch of it,
-    ``step`` the optimizer steps so far, ``best`` the lowest averaged-weights val score of the task's
-    ``best_metric`` (classification: top-1 error; kept as ``best_avg_val_top1_err`` in checkpoints).
-    """
-
-    model: GoogLeNet
-    ema: torch.optim.swa_utils.AveragedModel
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    epoch: int = 0
-    batch: int = 0
-    step: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: float | None = None
-    epoch_stats: EpochStats = field(default_factory=EpochStats)
-
-    def state_dict(self) -> dict[str, Any]:
-        """This process's state (its own RNGs and epoch sums; :class:`CheckpointSaver` gathers ranks)."""
-        device = next(self.model.parameters()).device
-        return {
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "history": list(self.history),
-            "best_avg_val_top1_err": self.best,
-            "epoch_stats": self.epoch_stats.to_dict(),
-            "rng": capture_rng(device),
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any], rank: int = 0) -> None:
-        """Restore from :meth:`state_dict` or a checkpoint (whose RNGs and sums are per rank)."""
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch, self.batch, self.step = int(state["epoch"]), int(state["batch"]), int(state["step"])
-        self.history = list(state["history"])
-        self.best = state["best_avg_val_top1_err"]
-        self.epoch_stats = EpochStats.from_dict(_mine(state["epoch_stats"], rank))
-        restore_rng(_mine(state["rng"], rank), next(self.model.parameters()).device)
-
-
-# --------------------------------------------------------------------------- run directory
-
-
-def environment(env: D.DistEnv) -> dict[str, Any]:
-    """What produced the run: versions, device, CPU model, world size, git commit."""
-    import torchvision
-
-    from ..cpu import cpu_name
-
-    cpu = cpu_name()
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "platform": platform.platform(),
-        "hostname": socket.gethostname(),
-        "device": str(env.device),
-        "device_name": torch.cuda.get_device_name(env.device) if env.device.type == "cuda" else cpu,
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "world_size": env.world_size,
-        "backend": env.backend,
-        "git_commit": _git_commit(),
-        "argv": sys.argv,
-    }
-    if env.device.type == "cuda":
-        info["cuda"] = torch.version.cuda
-    return info
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-# --------------------------------------------------------------------------- signals
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop finishes the current step, checkpoints and returns."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __bool__(self) -> bool:
-        return self.signum is not None
-
-
-@contextlib.contextmanager
-def _stop_on_signals(enabled: bool) -> Iterator[StopFlag]:
-    flag = StopFlag()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        flag.signum = signum
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-# --------------------------------------------------------------------------- fit
+# on_step(global step), called after every optimizer step
+OnStep = Callable[[int], object]
 
 
 @dataclass
@@ -382,12 +126,16 @@ class TrainResult:
         return 128 + int(getattr(signal, self.interrupted))
 
 
-def fit(config: TrainConfig, *, task: Task = CLASSIFICATION) -> TrainResult:
+def fit(config: TrainConfig, *, task: Task = CLASSIFICATION, on_step: OnStep | None = None) -> TrainResult:
     """Train (or, with ``config.resume``, continue) a run of ``task`` (default: the classifier).
 
     Under ``torchrun`` every rank calls this; rank 0 alone writes files. Bad input raises
     :class:`~googlenet.errors.GoogLeNetError` before the run directory is created or changed; a
     non-finite loss raises it too (the last checkpoint is left intact).
+
+    ``on_step(step)`` is called on every rank after each optimizer step, with the run's global
+    step count, once that step's periodic checkpoint (``checkpoint_every``) is written; a signal
+    that arrives while it runs stops the run when it returns.
     """
     config.validate()
     env = D.init_distributed(config.device)
@@ -400,12 +148,12 @@ def fit(config: TrainConfig, *, task: Task = CLASSIFICATION) -> TrainResult:
         # A Ctrl-C while building raises KeyboardInterrupt: nothing is written yet. From here on a
         # signal finishes the current step, checkpoints and stops.
         run = build_run(config, env, task)
-        with _stop_on_signals(config.handle_signals) as stop:
+        with stop_on_signals(config.handle_signals) as stop:
             restore(run)
             open_run_dir(run)
-            with _RunLog(run.layout, env.is_main, purge_step=run.state.step if run.resumed else None) as log:
+            with RunLog(run.layout, env.is_main, purge_step=run.state.step if run.resumed else None) as log:
                 log_start(run)
-                interrupted = run_epochs(run, stop, log)
+                interrupted = run_epochs(run, stop, log, on_step)
                 if interrupted:
                     log.file_only(
                         logging.WARNING,
@@ -441,10 +189,12 @@ class Run:
 
     @property
     def resumed(self) -> bool:
+        """Whether the run continues a checkpoint (``--resume``)."""
         return self.checkpoint is not None
 
     @property
     def iters_per_epoch(self) -> int:
+        """Optimizer steps per epoch (global batches)."""
         return self.train_sampler.batches_per_epoch()
 
 
@@ -452,49 +202,12 @@ def check_run_dir(root: Path) -> None:
     """``root`` is, or can become, a directory: errors name it (``--out``) before any work."""
     if root.exists() and not root.is_dir():
         raise GoogLeNetError(f"--out {root} is a file, not a directory: pass a new or existing run directory")
-    parent = root
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise GoogLeNetError(f"--out {root}: {parent} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise GoogLeNetError(f"--out {root}: cannot create it, {parent} is not writable")
-
-
-def _load_resume_checkpoint(
-    config: TrainConfig, env: D.DistEnv, layout: RunLayout, task: Task
-) -> dict[str, Any]:
-    checkpoint = load_checkpoint(layout.last_checkpoint)
-    if checkpoint["resume_hash"] != resume_hash(config):
-        raise GoogLeNetError(
-            f"cannot resume: {layout.last_checkpoint} was written by a different training config"
-        )
-    saved, given = dict(checkpoint.get("task_settings", {})), dict(task.settings)
-    if saved and not given:
-        raise GoogLeNetError(
-            f"cannot resume: {layout.root} is a run of another task (its settings: {layout.task_settings}); "
-            "continue it with the command that started it"
-        )
-    if saved != given:
-        key = sorted(k for k in {*saved, *given} if saved.get(k) != given.get(k))[0]
-        raise GoogLeNetError(
-            f"cannot resume: {layout.root} was trained with {key}={saved.get(key)!r}, not "
-            f"{given.get(key)!r} (the task's settings, {layout.task_settings}, must stay the run's)"
-        )
-    if checkpoint["world_size"] != env.world_size:
-        raise GoogLeNetError(
-            f"cannot resume {layout.root} with {env.world_size} process(es): it was trained with "
-            f"{checkpoint['world_size']} (the data order and batch depend on it)"
-        )
-    done, batch = int(checkpoint["epoch"]), int(checkpoint["batch"])
-    # Resuming with fewer epochs than were trained would rewrite the weights and config.yaml of a
-    # longer run (issue 12); only a run whose last epoch ended without its weights is finished off.
-    if done > config.epochs or (done == config.epochs and (batch > 0 or layout.weights.is_file())):
-        raise GoogLeNetError(
-            f"run {layout.root} has already trained {done} epoch(s), --epochs {config.epochs}: nothing "
-            f"to do, nothing changed; pass --epochs above {done} to train it further"
-        )
-    return checkpoint
+    try:
+        writable_ancestor(root)
+    except NotADirectoryError as exc:
+        raise GoogLeNetError(f"--out {root}: {exc.filename} is a file, not a directory") from None
+    except PermissionError as exc:
+        raise GoogLeNetError(f"--out {root}: cannot create it, {exc.filename} is not writable") from None
 
 
 def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
@@ -505,7 +218,7 @@ def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
     layout = RunLayout(config.out)
     check_run_dir(layout.root)
     if config.resume:
-        checkpoint: dict[str, Any] | None = _load_resume_checkpoint(config, env, layout, task)
+        checkpoint: dict[str, Any] | None = load_resume_checkpoint(config, env, layout, task)
     else:
         checkpoint = None
         if layout.last_checkpoint.exists():
@@ -612,7 +325,7 @@ def open_run_dir(run: Run) -> None:
         atomic_write_text(layout.config, yaml.safe_dump(run.config.saved_dict(), sort_keys=False))
         if run.task.settings:
             atomic_write_text(layout.task_settings, yaml.safe_dump(dict(run.task.settings), sort_keys=False))
-        info = environment(env)
+        info = environment(env.device, env.world_size, env.backend)
         if run.resumed:  # keep what produced the first part of the run; list each resume
             previous = _read_json(layout.env)
             info = {**previous, "resumed": [*previous.get("resumed", []), info]} if previous else info
@@ -623,6 +336,7 @@ def open_run_dir(run: Run) -> None:
 
 
 def log_start(run: Run) -> None:
+    """The run's first log line (where, which rank, device, precision) and, on resume, where it continues."""
     state = run.state
     logger.info(
         "%s %s: rank %d/%d on %s, precision %s, channels_last %s",
@@ -644,24 +358,18 @@ def log_start(run: Run) -> None:
         )
 
 
-def _signal_name(stop: StopFlag) -> str:
-    return signal.Signals(stop.signum).name if stop.signum is not None else "SIGTERM"
-
-
-def run_epochs(run: Run, stop: StopFlag, log: _RunLog) -> str | None:
-    """Train epoch by epoch to ``config.epochs``; the signal's name when one stopped the run."""
+def run_epochs(run: Run, stop: StopFlag, log: RunLog, on_step: OnStep | None = None) -> str | None:
+    """Train epoch by epoch to ``config.epochs``; the signal's name when one stopped the run.
+    ``on_step(step)`` is called after every optimizer step (see :func:`fit`)."""
     config, env, state, saver = run.config, run.env, run.state, run.saver
-    progress = _Progress(env, config, run.iters_per_epoch, log)
+    progress = Progress(env, config, run.iters_per_epoch, log)
 
     def after_step(batch_index: int, global_step: int, stats: EpochStats) -> bool:
         state.batch, state.step, state.epoch_stats = batch_index, global_step, stats
         if config.checkpoint_every and global_step % config.checkpoint_every == 0:
             saver.save_last(state.state_dict())
-        if config.debug_hold_at_step is not None and global_step == config.debug_hold_at_step:
-            logger.warning("debug_hold_at_step: holding after step %d (testing option)", global_step)
-            deadline = time.monotonic() + 120
-            while not stop and time.monotonic() < deadline:
-                time.sleep(0.02)
+        if on_step is not None:
+            on_step(global_step)
         if D.any_rank(env, bool(stop)):
             saver.save_last(state.state_dict())
             return True
@@ -689,7 +397,7 @@ def run_epochs(run: Run, stop: StopFlag, log: _RunLog) -> str | None:
         finally:
             progress.close()
         if stopped:
-            return _signal_name(stop)
+            return signal_name(stop)
         record = epoch_record(run, stats)
         state.history.append(record)
         score = record[f"avg_val_{run.task.best_metric}"]
@@ -706,48 +414,10 @@ def run_epochs(run: Run, stop: StopFlag, log: _RunLog) -> str | None:
             log.scalars(
                 {f"epoch/{k}": v for k, v in record.items() if k not in ("epoch", "step")}, state.step
             )
-            _log_epoch(record, config.epochs, run.task.best_metric)
+            logger.info("%s", run.task.epoch_line(record, config.epochs, run.task.best_metric))
         if D.any_rank(env, bool(stop)):
-            return _signal_name(stop)
+            return signal_name(stop)
     return None
-
-
-def _log_epoch(record: Mapping[str, Any], epochs: int, best_metric: str) -> None:
-    if "val_top1_err" not in record:  # another task: its fields as it names them
-
-        def fields(prefix: str) -> str:
-            scores = ((k, v) for k, v in record.items() if k.startswith(prefix) and isinstance(v, float))
-            return " ".join(f"{k.removeprefix(prefix)} {v:.4f}" for k, v in scores)
-
-        text = f"train {fields('train_')} | val {fields('val_')} | averaged val {fields('avg_val_')}"
-        logger.info(
-            "epoch %d/%d: %s | %.1f img/s, %.1f s, %d files skipped (best epoch: lowest averaged val %s)",
-            record["epoch"],
-            epochs,
-            text,
-            record["images_per_s"],
-            record["epoch_time_s"],
-            record["skipped_files"],
-            best_metric,
-        )
-        return
-    logger.info(
-        "epoch %d/%d: train loss %.4f top-1 err %.4f | val top-1 err %.4f top-%d err %.4f | "
-        "averaged val top-1 err %.4f top-%d err %.4f | %.1f img/s, %.1f s, %d files skipped",
-        record["epoch"],
-        epochs,
-        record["train_loss"],
-        record["train_top1_err"],
-        record["val_top1_err"],
-        record["top_k"],
-        record["val_top5_err"],
-        record["avg_val_top1_err"],
-        record["top_k"],
-        record["avg_val_top5_err"],
-        record["images_per_s"],
-        record["epoch_time_s"],
-        record["skipped_files"],
-    )
 
 
 def epoch_record(run: Run, stats: EpochStats) -> dict[str, Any]:
@@ -796,6 +466,7 @@ def epoch_record(run: Run, stats: EpochStats) -> dict[str, Any]:
 
 
 def _weights_extra(run: Run, epochs: int) -> dict[str, str]:
+    # The metadata of the weights of epoch ``epochs``: its step, the seed and its best-metric score.
     extra = {"epochs": str(epochs), "steps": str(run.state.step), "seed": str(run.config.seed)}
     record = next((r for r in reversed(run.state.history) if r["epoch"] == epochs), None)
     key = f"avg_val_{run.task.best_metric}"
@@ -823,6 +494,7 @@ def finalise(run: Run) -> TrainResult:
 
 
 def _result(run: Run, interrupted: str | None = None) -> TrainResult:
+    # What fit returns, finished or stopped by the signal named ``interrupted``.
     state, layout = run.state, run.layout
     done = interrupted is None
     return TrainResult(
@@ -840,6 +512,7 @@ def _result(run: Run, interrupted: str | None = None) -> TrainResult:
 def _loader(
     dataset: Any, sampler: EpochBatchSampler, workers: int, device: torch.device, collate: Any
 ) -> Any:
+    # A loader of the (seed, epoch, position)-seeded samples in the sampler's batches.
     return torch.utils.data.DataLoader(
         SeededSamples(dataset),
         batch_sampler=sampler,
@@ -853,53 +526,8 @@ def _loader(
     )
 
 
-class _RunLog:
-    """train.log handler and TensorBoard writer of rank 0 (no-ops elsewhere); a context manager."""
-
-    def __init__(self, layout: RunLayout, enabled: bool, purge_step: int | None) -> None:
-        self.handler: logging.Handler | None = None
-        self.writer: Any = None
-        self.previous_level = logger.level
-        if not enabled:
-            return
-        self.handler = logging.FileHandler(layout.log)
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        for name in ("googlenet.train", "googlenet.data"):
-            logging.getLogger(name).addHandler(self.handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(layout.tensorboard), purge_step=purge_step)
-
-    def __enter__(self) -> _RunLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def file_only(self, level: int, message: str) -> None:
-        """A line for train.log alone: what the caller (the CLI) tells the user in its own words."""
-        if self.handler is not None:
-            self.handler.handle(logger.makeRecord(logger.name, level, __file__, 0, message, (), None))
-
-    def scalars(self, values: Mapping[str, float], step: int) -> None:
-        if self.writer is not None:
-            for key, value in values.items():
-                if value is not None:
-                    self.writer.add_scalar(key, value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        if self.handler is not None:
-            for name in ("googlenet.train", "googlenet.data"):
-                logging.getLogger(name).removeHandler(self.handler)
-            self.handler.close()
-            logger.setLevel(self.previous_level)
-
-
 def _apply_runtime(config: TrainConfig, env: D.DistEnv) -> None:
+    # The process-wide torch settings of the run: threads, determinism, cudnn autotuning.
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     if config.deterministic:
@@ -911,63 +539,10 @@ def _apply_runtime(config: TrainConfig, env: D.DistEnv) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-class _Progress:
-    """tqdm bar on rank 0 when stderr is a terminal, else a plain log line every ``log_every`` steps."""
-
-    def __init__(self, env: D.DistEnv, config: TrainConfig, total: int, runlog: _RunLog) -> None:
-        self.enabled = env.is_main
-        self.tty = self.enabled and sys.stderr.isatty()
-        self.config = config
-        self.total = total
-        self.runlog = runlog
-        self.world = env.world_size
-        self.bar: Any = None
-        self.epoch = 0
-        self.t0 = 0.0
-        self.images0 = 0.0
-
-    def start(self, epoch: int, start_batch: int, images_before: float) -> None:
-        self.epoch = epoch
-        self.t0 = time.perf_counter()
-        self.images0 = images_before
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=self.total,
-                initial=start_batch,
-                desc=f"epoch {epoch + 1}/{self.config.epochs}",
-                unit="batch",
-                dynamic_ncols=True,
-                leave=False,
-            )
-
-    def update(self, batch_index: int, step: int, stats: EpochStats) -> None:
-        if not self.enabled:
-            return
-        dt = time.perf_counter() - self.t0
-        rate = (stats.images - self.images0) * self.world / dt if dt > 0 else 0.0
-        loss = stats.loss_sum / stats.images if stats.images else math.nan
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(step=step, loss=f"{loss:.4f}", img_s=f"{rate:.1f}", refresh=False)
-        if step % self.config.log_every == 0:
-            self.runlog.scalars({"train/loss_running": loss, "train/images_per_s": rate}, step)
-            if self.bar is None:
-                left = (self.total - batch_index) * self.config.batch_size * self.world / rate if rate else 0
-                logger.info(
-                    "epoch %d/%d batch %d/%d step %d: loss %.4f, %.1f img/s, epoch ETA %.0f s",
-                    self.epoch + 1,
-                    self.config.epochs,
-                    batch_index,
-                    self.total,
-                    step,
-                    loss,
-                    rate,
-                    left,
-                )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+def _read_json(path: Path) -> dict[str, Any] | None:
+    # A JSON object from ``path``; None when it is missing, damaged or not an object.
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
