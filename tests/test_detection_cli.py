@@ -75,14 +75,48 @@ def test_detect_names_bad_files_and_processes_the_rest(trained: dict[str, Path],
     for name in ("notes.jpg", "empty.jpg", "cut.jpg", "missing.jpg"):
         assert sum(name in line for line in errors) == 1
     assert "Traceback" not in result.stderr
-    (record,) = json.loads(result.stdout)
-    assert record["image"] == str(good)
-    for det in record["detections"]:
+    # --json is a detections file: every detection of the one readable image, named by its stem.
+    for det in json.loads(result.stdout):
+        assert det["image_id"] == good.stem
         assert (
-            set(det) == {"label", "score", "bbox"}
+            set(det) == {"image_id", "label", "score", "bbox"}
             and det["label"] in read_manifest(trained["out"]).class_names
         )
     assert (drawn / f"{good.stem}.png").is_file()
+
+
+def test_detect_json_is_what_evaluate_detection_scores(trained: dict[str, Path], tmp_path: Path) -> None:
+    # detect --json on the val images of the built-in detection set, then evaluate-detection
+    # --detections on that file: the same scores as evaluate-detection --detector on the split.
+    images = sorted((trained["data"] / "JPEGImages").glob("val_*.jpg"))
+    dets = tmp_path / "dets.json"
+    found = cli_in_process("detect", *images, "--detector", trained["out"], "--json", dets,
+                           "--score-threshold", "0.9")  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    scored = tmp_path / "file.json"
+    by_file = cli_in_process("evaluate-detection", "--data", trained["data"], "--detections", dets,
+                             "--rule", "ilsvrc", "--json", scored)  # fmt: skip
+    assert by_file.returncode == 0, by_file.stderr
+    direct = tmp_path / "run.json"
+    run = ("evaluate-detection", "--data", trained["data"], "--detector", trained["out"], "--rule", "ilsvrc")
+    by_detector = cli_in_process(*run, "--json", direct, "--workers", "0")
+    assert by_detector.returncode == 0, by_detector.stderr
+    file_record, detector_record = json.loads(scored.read_text()), json.loads(direct.read_text())
+    # Every detection is in the file, not only those above --score-threshold (printing and drawing).
+    assert file_record["num_detections"] == detector_record["num_detections"] > 0
+    assert file_record["mAP"] == pytest.approx(detector_record["mAP"], abs=1e-9)
+    assert file_record["AP"] == pytest.approx(detector_record["AP"], abs=1e-9)
+    # The COCO results format of the same detections: category ids and [x, y, w, h] boxes.
+    coco = tmp_path / "coco.json"
+    assert cli_in_process("detect", *images, "--detector", trained["out"], "--json", coco, "--format",
+                          "coco").returncode == 0  # fmt: skip
+    ours, theirs = json.loads(dets.read_text()), json.loads(coco.read_text())
+    names = read_manifest(trained["out"]).class_names
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        x1, y1, x2, y2 = a["bbox"]
+        assert b["bbox"] == pytest.approx([x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1])
+        assert b["category_id"] == names.index(a["label"]) + 1 and b["image_id"] == a["image_id"]
 
 
 def test_bad_detector_input_is_one_line(trained: dict[str, Path], tmp_path: Path) -> None:

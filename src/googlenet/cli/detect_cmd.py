@@ -1,9 +1,14 @@
-"""``googlenet detect``: objects in image files with a trained detector (paper section 8)."""
+"""``googlenet detect``: objects in image files with a trained detector (paper section 8).
+
+:meth:`googlenet.detection.Detector.detect_files` does the work; ``--json`` writes every detection
+as a detections file (:func:`googlenet.detection.write_detections`: what ``googlenet
+evaluate-detection --detections`` scores, the image id being the file's stem) or, with ``--format
+coco``, in COCO's results format.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,9 +37,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--members", type=int, default=None, metavar="K", help="use the first K members (default all)"
     )
     p.add_argument(
-        "--score-threshold", type=float, default=0.3, metavar="T", help="print/draw detections scoring >= T"
+        "--score-threshold",
+        type=float,
+        default=0.3,
+        metavar="T",
+        help="print/draw detections scoring >= T (--json keeps every detection)",
     )
-    add_json_argument(p, what="[{image, detections: [{label, score, bbox}]}] (instead of text on stdout)")
+    add_json_argument(
+        p,
+        what="every detection, a detections file [{image_id (the file's stem), label, bbox, score}] "
+        "that evaluate-detection --detections scores (instead of text on stdout)",
+    )
+    p.add_argument(
+        "--format",
+        default="googlenet",
+        choices=("googlenet", "coco"),
+        help="--json format: googlenet's detections file, or COCO's results format "
+        "(image_id, category_id = the class's 1-based index, bbox [x, y, w, h], score)",
+    )
     p.add_argument(
         "-o",
         "--out",
@@ -52,14 +72,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import atomic_write
-    from ..data.datasets import UnreadableImageError, find_images, open_image
+    from ..data.datasets import find_images
+    from ..detection.detections import detections_of, format_detections
     from ..detection.detector import Detector
-    from ..detection.draw import draw_detections
+    from ..detection.draw import draw_detections, drawn_image_path
     from ..progress import progress_bar
     from .common import STDOUT, check_json_output, write_json
 
     if not 0 <= args.score_threshold <= 1:
         raise GoogLeNetError(f"--score-threshold must be in [0, 1]. Got {args.score_threshold}")
+    if args.format != "googlenet" and args.json is None:
+        raise GoogLeNetError(f"--format {args.format} is the format of --json: pass --json FILE too")
     check_json_output(args, example="detections.json")
     if args.draw is not None and args.draw.exists() and not args.draw.is_dir():
         raise GoogLeNetError(f"output folder {args.draw} is a file; give a folder for the drawn images")
@@ -69,54 +92,38 @@ def run(args: argparse.Namespace) -> int:
     paths, errors = find_images(args.images)
     for _, message in errors:
         print(f"googlenet detect: error: {message}", file=sys.stderr)
-    records, failed = [], len(errors)
-    taken: dict[str, int] = {}  # drawn file stems, so same-named images in two folders both survive
+    detections, shown, failed = [], [], len(errors)
+    drawn: set[Path] = set()
     names = detector.class_names
     with progress_bar(len(paths), "detect") as bar:
-        for path in paths:
-            try:
-                image = open_image(path)
-            except UnreadableImageError as exc:
-                # through the bar, so the message gets a line of its own
-                bar.write(f"googlenet detect: error: {exc}", file=sys.stderr)
-                failed += 1
-                bar.update(1)
-                continue
-            found = detector.detect(image)
-            keep = [i for i, s in enumerate(found.scores) if s >= args.score_threshold]
-            records.append(
-                {
-                    "image": path,
-                    "detections": [
-                        {
-                            "label": names[int(found.labels[i])],
-                            "score": round(float(found.scores[i]), 6),
-                            "bbox": [float(v) for v in found.boxes[i]],
-                        }
-                        for i in keep
-                    ],
-                }
-            )
-            if args.draw is not None:
-                drawn = draw_detections(image, found, names, min_score=args.score_threshold)
-                stem = Path(path).stem
-                taken[stem] = taken.get(stem, 0) + 1
-                out = args.draw / (f"{stem}.png" if taken[stem] == 1 else f"{stem}_{taken[stem]}.png")
-                atomic_write(out, lambda tmp, drawn=drawn: drawn.save(tmp, format="PNG"))
+        for item in detector.detect_files(paths):
             bar.update(1)
+            if item.error is not None:
+                bar.write(f"googlenet detect: error: {item.error}", file=sys.stderr)  # a line of its own
+                failed += 1
+                continue
+            detections += detections_of({item.image_id: item.found})
+            shown.append((item.path, item.found))
+            if args.draw is not None:
+                picture = draw_detections(item.image, item.found, names, min_score=args.score_threshold)
+                out = drawn_image_path(args.draw, item.path, drawn)
+                atomic_write(out, lambda tmp, picture=picture: picture.save(tmp, format="PNG"))
     if args.json is not None:
-        write_json(args, json.dumps(records, indent=1))
+        write_json(args, format_detections(detections, names, format=args.format))
     if args.json != STDOUT:
-        for record in records:
-            print(f"{record['image']}: {len(record['detections'])} detection(s)")
-            for d in record["detections"]:
-                x1, y1, x2, y2 = d["bbox"]
-                print(f"  {d['score']:.3f}  {d['label']}  [{x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}]")
+        for path, found in shown:
+            keep = [i for i, score in enumerate(found.scores) if score >= args.score_threshold]
+            print(f"{path}: {len(keep)} detection(s)")
+            for i in keep:
+                x1, y1, x2, y2 = found.boxes[i]
+                label = names[int(found.labels[i])]
+                print(f"  {found.scores[i]:.3f}  {label}  [{x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}]")
     t = detector.times
+    s = t.seconds_per_image()
     print(
-        f"{t.images} image(s), {t.regions / max(t.images, 1):.0f} regions per image; seconds per image: "
-        f"proposals {t.proposals / max(t.images, 1):.2f}, warp {t.warp / max(t.images, 1):.3f}, "
-        f"network {t.network / max(t.images, 1):.2f}, NMS {t.scoring / max(t.images, 1):.3f}",
+        f"{t.images} image(s), {t.regions_per_image():.0f} regions per image; seconds per image: "
+        f"proposals {s['proposals']:.2f}, warp {s['warp']:.3f}, network {s['network']:.2f}, "
+        f"NMS {s['nms']:.3f}",
         file=sys.stderr,
     )
     return 1 if failed else 0

@@ -1,7 +1,9 @@
 """``googlenet evaluate-detection``: detection mAP (paper section 8, Tables 4 and 5) on a dataset split.
 
-The detections come from a detections file (:mod:`googlenet.detection.detections`); the rule is
-the ILSVRC2014 devkit's or PASCAL VOC's (:mod:`googlenet.detection.metrics`).
+The detections come from a detections file (:func:`googlenet.detection.evaluation.evaluate_detections_file`)
+or from a trained detector run on the split for every members x proposals setting asked for
+(:func:`googlenet.detection.evaluate_detector`); the rule is the ILSVRC2014 devkit's or PASCAL
+VOC's (:mod:`googlenet.detection.metrics`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ..errors import GoogLeNetError
-from ..progress import progress_bar
 from .common import STDOUT, add_json_argument, check_json_output, write_json
 
 RULE_HELP = (
@@ -79,152 +79,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def detections_from(args: argparse.Namespace, dataset: Any) -> tuple[list[Any], dict[str, Any]]:
-    """The detections of a detections file, and what they came from (recorded in ``--json``)."""
-    from ..detection.detections import read_detections
-
-    detections = read_detections(args.detections, dataset.class_names, dataset.image_ids)
-    return detections, {"detections": str(args.detections)}
-
-
-def detector_runs(args: argparse.Namespace, dataset: Any) -> list[dict[str, Any]]:
-    """Run the detector on the split for every (members, proposals) setting asked for; each entry
-    has the detections and what the comparison table shows (members, method, proposals per image,
-    coverage, seconds per image by stage)."""
-    import numpy as np
-
-    from ..detection.detections import detections_of
-    from ..detection.detector import Detector, read_manifest
-    from ..detection.proposals import cached_proposals, coverage, default_workers, proposal_method
-
-    manifest = read_manifest(args.detector)
-    if manifest.class_names != dataset.class_names:
-        raise GoogLeNetError(
-            f"detector {args.detector} was trained on classes {manifest.class_names}; {dataset.root} has "
-            f"{dataset.class_names}"
-        )
-    members = args.members or [len(manifest.members)]
-    for k in members:
-        if not 1 <= k <= len(manifest.members):
-            raise GoogLeNetError(
-                f"--members {k}: the detector {args.detector} has {len(manifest.members)} member(s)"
-            )
-    own = manifest.proposal_method()
-    methods = [own] if not args.proposals else [
-        own if name == own.name else proposal_method(name, multibox=args.multibox) for name in args.proposals
-    ]  # fmt: skip
-    workers = default_workers() if args.workers is None else args.workers
-    runs = []
-    with progress_bar(len(dataset) * len(methods), "proposals") as bar:
-        proposals = {
-            m.name: cached_proposals(dataset, m, workers=workers, progress=bar.update) for m in methods
-        }
-    for method in methods:
-        props = proposals[method.name]
-        for k in members:
-            detector = Detector.load(
-                args.detector, members=k, proposals=method, backend=args.backend, precision=args.precision
-            )
-            with progress_bar(len(dataset), f"detect ({k} member(s), {method.name})") as bar:
-                found = detector.detect_dataset(dataset, props, workers=min(workers, 4), progress=bar.update)
-            t = detector.times
-            n = max(t.images, 1)
-            runs.append(
-                {
-                    "members": k,
-                    "proposals": method.name,
-                    "proposals_per_image": float(np.mean([len(v) for v in props.values()])) if props else 0.0,
-                    "coverage": coverage(props, dataset.targets()),
-                    "seconds_per_image": {
-                        "warp": t.warp / n,
-                        "network": t.network / n,
-                        "nms": t.scoring / n,
-                    },
-                    "overhead_ratio": t.overhead_ratio(),
-                    "backend": f"{detector.predictors[0].backend}/{detector.predictors[0].precision}",
-                    "detections": detections_of(found),
-                }
-            )
-    return runs
-
-
-def comparison_table(runs: list[dict[str, Any]], rule: str) -> str:
-    """Section 8's comparisons, one line per (members, proposals): mAP, proposals, coverage, cost."""
-    lines = [
-        f"{'members':>7}  {'proposals':<20} {'mAP (' + rule + ')':>12} {'props/img':>9} {'coverage':>8} "
-        f"{'warp s':>7} {'net s':>7} {'nms s':>7} {'overhead':>8}"
-    ]
-    for r in runs:
-        s = r["seconds_per_image"]
-        lines.append(
-            f"{r['members']:>7}  {r['proposals']:<20} {100 * r['evaluation'].mAP:>11.2f}% "
-            f"{r['proposals_per_image']:>9.0f} {100 * r['coverage']:>7.1f}% {s['warp']:>7.3f} "
-            f"{s['network']:>7.3f} {s['nms']:>7.3f} {100 * r['overhead_ratio']:>7.1f}%"
-        )
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import __version__
-    from ..detection.datasets import open_detection_dataset
-    from ..detection.metrics import evaluate_detections
+    from ..detection.evaluation import evaluate_detections_file, evaluate_detector
 
     check_json_output(args, example="eval.json")
-    dataset = open_detection_dataset(args.data, args.split, strict=args.strict_data)
-    if dataset.skipped:
-        print(
-            f"googlenet evaluate-detection: warning: {len(dataset.skipped)} annotation files/objects of "
-            f"{dataset.root} [{dataset.split}] skipped (first: {dataset.skipped[0][0]}: "
-            f"{dataset.skipped[0][1]}); --strict-data stops at the first",
-            file=sys.stderr,
-        )
     if args.detector is None and (args.members or args.proposals or args.multibox):
         raise GoogLeNetError("--members, --proposals and --multibox apply with --detector only")
-    # With --json on stdout the tables go to stderr, so that stdout is one JSON document.
-    table_file = sys.stderr if args.json == STDOUT else sys.stdout
-    header = (
-        f"{len(dataset)} images of {dataset.root} [{dataset.split}, {dataset.layout}], "
-        f"{len(dataset.blacklist)} blacklisted (image, class) pairs"
-    )
+    common = {"split": args.split, "rule": args.rule, "strict_data": args.strict_data}
     if args.detector is None:
-        detections, source = detections_from(args, dataset)
-        result = evaluate_detections(
-            detections, dataset.targets(), dataset.class_names, args.rule, blacklist=dataset.blacklist
-        )
-        print(header, file=table_file)
-        print(result.format_table(), file=table_file)
+        result = evaluate_detections_file(args.detections, args.data, **common)
     else:
-        runs = detector_runs(args, dataset)
-        for run in runs:
-            run["evaluation"] = evaluate_detections(
-                run.pop("detections"), dataset.targets(), dataset.class_names, args.rule,
-                blacklist=dataset.blacklist,
-            )  # fmt: skip
-        print(header, file=table_file)
-        print(comparison_table(runs, args.rule), file=table_file)
-        result = runs[-1]["evaluation"]
-        print(result.format_table(), file=table_file)
-        source = {
-            "detector": str(args.detector),
-            "runs": [
-                {**{k: v for k, v in r.items() if k != "evaluation"}, **r["evaluation"].to_json()}
-                for r in runs
-            ],
-        }
+        result = evaluate_detector(
+            args.detector, args.data, members=args.members, proposals=args.proposals,
+            multibox=args.multibox, workers=args.workers, backend=args.backend, precision=args.precision,
+            progress=True, **common,
+        )  # fmt: skip
+    if result.skipped:
+        print(
+            f"googlenet evaluate-detection: warning: {len(result.skipped)} annotation files/objects of "
+            f"{result.data} [{result.split}] skipped (first: {result.skipped[0][0]}: "
+            f"{result.skipped[0][1]}); --strict-data stops at the first",
+            file=sys.stderr,
+        )
+    # With --json on stdout the tables go to stderr, so that stdout is one JSON document.
+    print(result.format_table(), file=sys.stderr if args.json == STDOUT else sys.stdout)
     if args.json is not None:
         record = {
-            "format": "googlenet-evaluate-detection",
-            "format_version": 1,
-            **result.to_json(),
-            **source,
-            "data": str(dataset.root),
-            "data_arg": str(args.data),
-            "split": dataset.split,
-            "layout": dataset.layout,
-            "num_images": len(dataset),
-            "num_blacklisted_pairs": len(dataset.blacklist),
-            "num_skipped": len(dataset.skipped),
-            "strict_data": bool(args.strict_data),
+            **result.to_dict(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "googlenet_version": __version__,
         }

@@ -1,28 +1,25 @@
 """``googlenet train-detector``: the paper's detector (section 8), an ensemble of region classifiers.
 
-Parsing and wiring only: the recipe flags are ``googlenet train``'s (:func:`.train_cmd.
-add_recipe_arguments`); :func:`googlenet.detection.training.region_task` supplies the regions and
-:func:`googlenet.training.ensemble.train_ensemble` trains the members, so resume (re-run the same
-command), torchrun and Polyak averaging work as for classification. The detector directory gets
-``detector.json`` (:mod:`googlenet.detection.detector`) once every member is trained.
+Parsing and wiring only: the recipe flags are ``googlenet train``'s (:func:`.common.
+add_recipe_arguments`); :func:`googlenet.detection.train_detector` trains the members (resume: re-run
+the same command; torchrun and Polyak averaging work as for classification) and writes
+``detector.json`` once every member is trained.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from .common import add_recipe_arguments, configure_logging, recipe_overrides
-
-DEFAULT_MEMBERS = 6  # section 8: "an ensemble of 6 ConvNets"
-
 
 ORDER = 62  # googlenet --help lists the commands by layer (detection)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..detection.detector import PAPER_DETECTOR_MEMBERS
     from ..detection.proposals import METHODS
+    from ..detection.training import DEFAULT_PROPOSALS
 
     p = sub.add_parser(
         "train-detector",
@@ -36,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("detector (section 8)")
     g.add_argument(
         "--proposals",
-        default="selective-search-2x",
+        default=DEFAULT_PROPOSALS,
         choices=METHODS,
         help="proposal method (default selective-search-2x: the paper's superpixels x2; paper = x2 + "
         "200 MultiBox boxes, needs --multibox)",
@@ -45,9 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--members",
         type=int,
-        default=DEFAULT_MEMBERS,
+        default=PAPER_DETECTOR_MEMBERS,
         metavar="N",
-        help=f"region classifiers in the ensemble (default {DEFAULT_MEMBERS}, the paper's)",
+        help=f"region classifiers in the ensemble (default {PAPER_DETECTOR_MEMBERS}, the paper's)",
     )
     g.add_argument(
         "--same-init",
@@ -80,43 +77,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..detection.datasets import open_detection_dataset
-    from ..detection.detector import DetectorManifest, write_manifest
-    from ..detection.proposals import default_workers, proposal_method
-    from ..detection.scoring import ScoringSettings
-    from ..detection.training import member_dirs, region_task
-    from ..errors import GoogLeNetError
+    from ..detection.training import train_detector
+    from ..runs import DetectorLayout
     from ..training.config import resolve_config
-    from ..training.ensemble import EnsembleInterrupted, train_ensemble
+    from ..training.ensemble import EnsembleInterrupted
 
-    if args.members < 1:
-        raise GoogLeNetError(f"--members must be at least 1. Got {args.members}")
     config = resolve_config(args.config_file, recipe_overrides(args))
-    config.validate()
-    scoring = ScoringSettings(
-        **{
-            k: v
-            for k, v in (("nms_iou", args.nms_iou), ("max_detections", args.max_detections))
-            if v is not None
-        }
-    )
-    method = proposal_method(args.proposals, multibox=args.multibox)
-    class_names = open_detection_dataset(config.data, "train", strict=config.strict_data).class_names
-    configure_logging()
+    scoring = {k: getattr(args, k) for k in ("nms_iou", "max_detections") if getattr(args, k) is not None}
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    workers = default_workers() if args.proposal_workers is None else args.proposal_workers
-    task = region_task(method, proposal_workers=workers, progress=say)
-
-    def progress(i: int, state: str, run_dir: Any) -> None:
-        words = {"skip": "complete, skipped", "start": "training", "resume": "resuming", "done": "done"}
-        say(f"member {i + 1}/{args.members} ({run_dir}): {words[state]}")
-
+    configure_logging()
     try:
-        train_ensemble(
-            config, args.members, args.out, same_init=args.same_init, on_member=progress, task=task
+        manifest = train_detector(
+            config,
+            members=args.members,
+            proposals=args.proposals,
+            multibox=args.multibox,
+            same_init=args.same_init,
+            proposal_workers=args.proposal_workers,
+            scoring=scoring,
+            messages=say,
         )
     except EnsembleInterrupted as stop:
         say(
@@ -124,16 +106,8 @@ def run(args: argparse.Namespace) -> int:
             "written. Re-run the same command to continue."
         )
         return stop.exit_code
-    manifest = DetectorManifest(
-        class_names=list(class_names),
-        members=member_dirs(args.out, args.members),
-        proposals=method.settings(),
-        scoring=scoring.to_dict(),
-        image_size=config.image_size,
-        variant=config.model,
-        data=str(config.data),
-        init_from=getattr(config, "init_from", None),
+    print(
+        f"detector: {DetectorLayout(config.out).manifest} ({args.members} member(s), "
+        f"{len(manifest.class_names)} classes, proposals {manifest.proposal_method().name})"
     )
-    path = write_manifest(args.out, manifest)
-    print(f"detector: {path} ({args.members} member(s), {len(class_names)} classes, proposals {method.name})")
     return 0

@@ -1,6 +1,53 @@
 """Section 8 of the paper: GoogLeNet's detector (R-CNN with the Inception network as region classifier).
 
 Detection data (:mod:`.datasets`), region proposals (:mod:`.proposals`, Selective Search and
-MultiBox), and the ILSVRC / PASCAL VOC evaluation (:mod:`.metrics`). This package is a consumer of
-the classifier code: it imports models, data, training and inference; nothing outside it imports it.
+MultiBox), the detector (:class:`Detector`, its directory's :class:`DetectorManifest`), training it
+(:func:`train_detector`), evaluating it over members x proposal methods (:func:`evaluate_detector`)
+and scoring detections under the ILSVRC / PASCAL VOC rules (:func:`evaluate_detections`, the
+detections file: :func:`read_detections`, :func:`write_detections`)::
+
+    from googlenet.detection import Detector, evaluate_detector, train_detector
+
+    train_detector(data="builtin", out="runs/det", init_from="runs/cls", members=2, epochs=1)
+    found = Detector.load("runs/det").detect(image)          # ScoredBoxes: boxes, labels, scores
+    result = evaluate_detector("runs/det", "builtin", members=[1, 2], rule="ilsvrc")
+    print(result.format_table())
+
+This package is a consumer of the classifier code: it imports models, data, training and
+inference; nothing outside it (but the CLI) imports it. The names above are imported on first use.
 """
+
+from importlib import import_module
+from typing import Any
+
+# name -> module that defines it; imported lazily so that `import googlenet.detection.boxes` stays light.
+_LAZY = {
+    "Detector": "googlenet.detection.detector",
+    "DetectorManifest": "googlenet.detection.detector",
+    "StageTimes": "googlenet.detection.detector",
+    "read_manifest": "googlenet.detection.detector",
+    "train_detector": "googlenet.detection.training",
+    "evaluate_detector": "googlenet.detection.evaluation",
+    "evaluate_detections_file": "googlenet.detection.evaluation",
+    "DetectionResult": "googlenet.detection.evaluation",
+    "DetectorRun": "googlenet.detection.evaluation",
+    "evaluate_detections": "googlenet.detection.metrics",
+    "DetectionEvaluation": "googlenet.detection.metrics",
+    "Detection": "googlenet.detection.detections",
+    "read_detections": "googlenet.detection.detections",
+    "write_detections": "googlenet.detection.detections",
+    "ScoredBoxes": "googlenet.detection.scoring",
+    "ScoringSettings": "googlenet.detection.scoring",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'googlenet.detection' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

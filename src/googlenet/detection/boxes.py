@@ -1,10 +1,19 @@
 """Box arithmetic in the annotation convention of PASCAL VOC and ILSVRC DET.
 
-Boxes are ``[xmin, ymin, xmax, ymax]`` in inclusive pixel indices, so a box's width is
+Boxes are ``[xmin, ymin, xmax, ymax]`` in inclusive 1-based pixel indices, so a box's width is
 ``xmax - xmin + 1`` and its height ``ymax - ymin + 1``, as both devkits compute them
-(``VOCevaldet.m``, ``eval_detection.m``). torchvision.ops assumes exclusive corners (width
-``xmax - xmin``); :func:`to_exclusive` converts for it. The +1 IoU is written here because no
-library offers it (mmdetection's ``bbox_overlaps(use_legacy_coordinate=True)`` is not a dependency).
+(``VOCevaldet.m``, ``eval_detection.m``). The +1 IoU is written here because no library offers it
+(mmdetection's ``bbox_overlaps(use_legacy_coordinate=True)`` is not a dependency).
+
+Every conversion to another convention is here, and only here:
+
+- :func:`to_exclusive` / :func:`from_exclusive`: torchvision.ops' corners (width ``xmax - xmin``),
+  same origin; right for IoU and NMS, which only compare boxes;
+- :func:`to_continuous` / :func:`from_continuous`: continuous 0-based image coordinates (pixels
+  ``xmin..xmax`` cover ``[xmin - 1, xmax]``), what a network reading pixels needs (torchvision's
+  detection models);
+- :func:`to_coco` / :func:`from_coco`: COCO's ``[x, y, w, h]``: ``x = xmin - 1``,
+  ``w = xmax - xmin + 1``, as detectron2's PASCAL VOC loader converts.
 """
 
 from __future__ import annotations
@@ -22,10 +31,16 @@ def as_boxes(boxes: object) -> np.ndarray:
     return arr
 
 
+def box_sides(boxes: object) -> tuple[np.ndarray, np.ndarray]:
+    """Widths and heights with +1: ``xmax - xmin + 1``, ``ymax - ymin + 1``."""
+    b = as_boxes(boxes)
+    return b[:, 2] - b[:, 0] + 1.0, b[:, 3] - b[:, 1] + 1.0
+
+
 def box_area(boxes: object) -> np.ndarray:
     """Areas with +1 widths: ``(xmax - xmin + 1) * (ymax - ymin + 1)``."""
-    b = as_boxes(boxes)
-    return (b[:, 2] - b[:, 0] + 1.0) * (b[:, 3] - b[:, 1] + 1.0)
+    w, h = box_sides(boxes)
+    return w * h
 
 
 def box_iou(a: object, b: object) -> np.ndarray:
@@ -52,3 +67,34 @@ def from_exclusive(boxes: object) -> np.ndarray:
     b = as_boxes(boxes).copy()
     b[:, 2:] -= 1.0
     return b
+
+
+def to_continuous(boxes: object) -> np.ndarray:
+    """Inclusive 1-based pixels -> continuous 0-based ``[x0, y0, x1, y1]``: pixels ``xmin..xmax``
+    cover ``[xmin - 1, xmax]``. (:func:`to_exclusive` keeps the 1-based origin, which is right for
+    IoU alone; a network reading pixels needs the origin.)"""
+    b = as_boxes(boxes).copy()
+    b[:, :2] -= 1.0
+    return b
+
+
+def from_continuous(boxes: object) -> np.ndarray:
+    """The inverse of :func:`to_continuous`: continuous 0-based boxes -> inclusive 1-based pixels."""
+    b = as_boxes(boxes).copy()
+    b[:, :2] += 1.0
+    return b
+
+
+def to_coco(boxes: object) -> np.ndarray:
+    """Inclusive ``[xmin, ymin, xmax, ymax]`` -> COCO's ``[x, y, w, h]`` with ``x = xmin - 1``,
+    ``y = ymin - 1``, ``w = xmax - xmin + 1``, ``h = ymax - ymin + 1`` (detectron2's VOC loader)."""
+    b = to_continuous(boxes)
+    b[:, 2:] -= b[:, :2]
+    return b
+
+
+def from_coco(boxes: object) -> np.ndarray:
+    """COCO's ``[x, y, w, h]`` -> inclusive ``[x + 1, y + 1, x + w, y + h]`` (:func:`to_coco`'s inverse)."""
+    b = as_boxes(boxes).copy()
+    b[:, 2:] += b[:, :2]
+    return from_continuous(b)

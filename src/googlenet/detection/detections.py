@@ -1,4 +1,4 @@
-"""Detections files: what a detector writes and ``googlenet evaluate-detection`` scores.
+"""Detections files: what ``googlenet detect --json`` writes and ``googlenet evaluate-detection`` scores.
 
 A detections file is a JSON list with one entry per detected box::
 
@@ -8,6 +8,11 @@ A detections file is a JSON list with one entry per detected box::
 Boxes are inclusive pixel indices (the annotations' convention, :mod:`.boxes`). The devkits read
 one line per box (``image label score x1 y1 x2 y2`` with numeric labels, ``eval_detection.m``);
 names instead of indices keep a file readable and tied to the class list it was made for.
+
+:func:`read_detections` also reads what ``googlenet detect --json`` wrote before it wrote this
+format, ``[{"image": PATH, "detections": [{"label", "score", "bbox"}]}]`` (the image id is the
+file's stem). :func:`format_detections` writes COCO's results format on request (``coco``:
+``image_id``, ``category_id``, ``bbox`` ``[x, y, w, h]``, ``score``), what other tools read.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ..atomic import atomic_write_text
 from ..errors import GoogLeNetError
 
 KEYS = ("image_id", "label", "bbox", "score")
+FORMATS = ("googlenet", "coco")  # format_detections: this module's, COCO's results format
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +85,19 @@ def _parse_entry(entry: Any, names: dict[str, int], image_ids: Collection[str]) 
     return Detection(image_id=image_id, label=names[label], score=float(score), bbox=np.asarray(bbox, float))
 
 
+def _entries_of_old_detect_output(entries: list[Any]) -> list[Any]:
+    """The records of the former ``detect --json`` (``{image, detections: [...]}``) as entries of
+    this format; other lists unchanged."""
+    old = [isinstance(e, dict) and set(e) == {"image", "detections"} for e in entries]
+    if not entries or not all(old) or not all(isinstance(e["detections"], list) for e in entries):
+        return entries
+    return [
+        {"image_id": Path(str(record["image"])).stem, **d} if isinstance(d, dict) else d
+        for record in entries
+        for d in record["detections"]
+    ]
+
+
 def read_detections(
     path: str | Path, class_names: Sequence[str], image_ids: Iterable[str]
 ) -> list[Detection]:
@@ -99,6 +118,7 @@ def read_detections(
             f"detections file {path} holds a {type(entries).__name__}; expected a list of "
             f"{{{', '.join(KEYS)}}} objects"
         )
+    entries = _entries_of_old_detect_output(entries)
     names = {name: i for i, name in enumerate(class_names)}
     ids = image_ids if isinstance(image_ids, set | frozenset) else frozenset(image_ids)
     detections = []
@@ -110,23 +130,71 @@ def read_detections(
     return detections
 
 
-def write_detections(path: str | Path, detections: Iterable[Detection], class_names: Sequence[str]) -> Path:
-    """Write ``detections`` as a detections file (atomically); labels become class names."""
+def _coco_image_id(image_id: str) -> int | str:
+    # COCO's own file names are the image id zero-padded (000000397133.jpg is image 397133).
+    return int(image_id) if image_id.isdigit() else image_id
+
+
+def format_detections(
+    detections: Iterable[Detection],
+    class_names: Sequence[str],
+    *,
+    format: str = "googlenet",
+    category_ids: Mapping[str, int] | None = None,
+) -> str:
+    """The text of a detections file (``format="googlenet"``, see the module) or of COCO's results
+    format (``"coco"``): ``image_id`` (an all-digit stem as the integer, as COCO's file names are
+    its ids), ``category_id`` (``category_ids[name]``, default the class's 1-based position in
+    ``class_names``: COCO's own ids are not contiguous, so pass them when scoring against a COCO
+    annotation file), ``bbox`` ``[x, y, w, h]`` (:func:`.boxes.to_coco`) and ``score``."""
+    from .boxes import to_coco
+
+    if format not in FORMATS:
+        raise GoogLeNetError(f"unknown detections format {format!r}; choose from {', '.join(FORMATS)}")
     entries = []
     for i, d in enumerate(detections):
         if not 0 <= int(d.label) < len(class_names):
             raise GoogLeNetError(f"detection {i} has label {d.label} outside 0..{len(class_names) - 1}")
-        entries.append(
-            {
-                "image_id": str(d.image_id),
-                "label": class_names[int(d.label)],
-                "bbox": [float(v) for v in np.asarray(d.bbox, dtype=np.float64).reshape(4)],
-                "score": float(d.score),
-            }
-        )
+        name = class_names[int(d.label)]
+        box = np.asarray(d.bbox, dtype=np.float64).reshape(4)
+        if format == "coco":
+            category = int(d.label) + 1 if category_ids is None else category_ids.get(name)
+            if category is None:
+                raise GoogLeNetError(f"class {name!r} has no COCO category id in category_ids")
+            entries.append(
+                {
+                    "image_id": _coco_image_id(str(d.image_id)),
+                    "category_id": int(category),
+                    "bbox": [float(v) for v in to_coco(box[None])[0]],
+                    "score": float(d.score),
+                }
+            )
+        else:
+            entries.append(
+                {
+                    "image_id": str(d.image_id),
+                    "label": name,
+                    "bbox": [float(v) for v in box],
+                    "score": float(d.score),
+                }
+            )
     # One entry a line: diffable, and still plain JSON. allow_nan=False: never write a file we refuse.
     body = ",\n".join(json.dumps(e, allow_nan=False) for e in entries)
-    return atomic_write_text(path, f"[\n{body}\n]\n" if entries else "[]\n")
+    return f"[\n{body}\n]\n" if entries else "[]\n"
+
+
+def write_detections(
+    path: str | Path,
+    detections: Iterable[Detection],
+    class_names: Sequence[str],
+    *,
+    format: str = "googlenet",
+    category_ids: Mapping[str, int] | None = None,
+) -> Path:
+    """Write ``detections`` as a detections file (atomically); labels become class names
+    (``format="coco"``: COCO's results format, see :func:`format_detections`)."""
+    text = format_detections(detections, class_names, format=format, category_ids=category_ids)
+    return atomic_write_text(path, text)
 
 
 def detections_of(scored: Mapping[str, Any]) -> list[Detection]:

@@ -12,7 +12,7 @@ and int8 serve detection as they serve classification.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,17 @@ from ..manifest import ManifestFormat
 from ..runs import DetectorLayout, RunLayout
 from .proposals import ProposalMethod, propose
 from .regions import normalise, warp_regions
-from .scoring import ScoredBoxes, ScoringSettings, average_probabilities, detections_from_scores
+from .scoring import (
+    ScoredBoxes,
+    ScoringSettings,
+    detections_from_scores,
+    mean_probabilities,
+    region_probabilities,
+)
 
-DETECTOR_MANIFEST = ManifestFormat("googlenet-detector", 1, "detector manifest", "googlenet train-detector")
+DETECTOR_MANIFEST = ManifestFormat(
+    "googlenet-detector", 1, "googlenet detector manifest", "googlenet train-detector"
+)
 PAPER_DETECTOR_MEMBERS = 6  # section 8: "an ensemble of 6 ConvNets"
 REGION_BATCH = 128  # regions per network call
 
@@ -88,9 +96,16 @@ def read_manifest(directory: str | Path) -> DetectorManifest:
     return DetectorManifest.from_json(DETECTOR_MANIFEST.read(layout.manifest), str(layout.manifest))
 
 
+STAGES = ("proposals", "warp", "network", "nms")  # a detector's stages, in order
+
+
 @dataclass
 class StageTimes:
-    """Seconds spent per stage (summed over images), for the cost tables of docs/detection.md."""
+    """Seconds spent per stage (summed over images), for the cost tables of docs/detection.md.
+
+    ``scoring`` is the ensemble average and per-class NMS (reported as ``nms``); ``member_network``
+    splits ``network`` by member, so that the cost of the first k members can be told apart.
+    """
 
     proposals: float = 0.0
     warp: float = 0.0
@@ -98,13 +113,49 @@ class StageTimes:
     scoring: float = 0.0
     images: int = 0
     regions: int = 0
+    member_network: list[float] = field(default_factory=list)
+
+    def add_network(self, member: int, seconds: float) -> None:
+        """Count ``seconds`` of member ``member``'s network."""
+        self.network += seconds
+        self.member_network.extend([0.0] * (member + 1 - len(self.member_network)))
+        self.member_network[member] += seconds
+
+    def seconds_per_image(self, stages: Sequence[str] = STAGES) -> dict[str, float]:
+        """Seconds per image of each of ``stages`` (of :data:`STAGES`), over the images counted."""
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; the stages are {', '.join(STAGES)}")
+        n = max(self.images, 1)
+        totals = {"proposals": self.proposals, "warp": self.warp, "network": self.network}
+        totals["nms"] = self.scoring
+        return {stage: totals[stage] / n for stage in stages}
+
+    def regions_per_image(self) -> float:
+        return self.regions / max(self.images, 1)
 
     def overhead_ratio(self) -> float:
         """(warping + NMS and bookkeeping) / the network's own time."""
         return (self.warp + self.scoring) / self.network if self.network > 0 else float("nan")
 
-    def to_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "member_network": list(self.member_network)}
+
+
+@dataclass(frozen=True)
+class FileDetections:
+    """What :meth:`Detector.detect_files` gives for one file: the image and its detections, or why
+    the file could not be read (``error``, one line naming it)."""
+
+    path: str
+    image: Any = None  # the decoded PIL image (None when unreadable)
+    found: ScoredBoxes | None = None
+    error: str | None = None
+
+    @property
+    def image_id(self) -> str:
+        """The file's stem: the id of its annotation file in VOC, ILSVRC DET and COCO folders."""
+        return Path(self.path).stem
 
 
 class Detector:
@@ -148,7 +199,7 @@ class Detector:
         self.scoring = scoring or ScoringSettings()
         self.batch_size = batch_size
         self.predictors = [Predictor(m, image_size=image_size, **predictor_options) for m in models]
-        self.times = StageTimes()
+        self.times = StageTimes(member_network=[0.0] * len(self.predictors))
 
     @classmethod
     def load(
@@ -209,22 +260,87 @@ class Detector:
         self.times.warp += time.perf_counter() - t0
         return boxes, warped
 
+    def member_probabilities(self, warped: torch.Tensor) -> list[torch.Tensor]:
+        """Each member's softmax over the warped regions (``R x (N + 1)``, float32), in member order.
+
+        The one place the members' networks run; their seconds go to ``times.network`` (and
+        ``times.member_network``). Any subset of these is scored by :meth:`combine`.
+        """
+        out = []
+        for i, predictor in enumerate(self.predictors):
+            t0 = time.perf_counter()
+            if len(warped):
+                logits = torch.cat([predictor(chunk) for chunk in warped.split(self.batch_size)])
+            else:
+                logits = torch.zeros(0, len(self.class_names) + 1)
+            out.append(region_probabilities(logits))
+            self.times.add_network(i, time.perf_counter() - t0)
+        return out
+
+    def combine(
+        self, boxes: np.ndarray, probabilities: Sequence[torch.Tensor], *, times: StageTimes | None = None
+    ) -> ScoredBoxes:
+        """One image's detections from its members' ``probabilities`` (all of them, or a subset: the
+        ensemble of those members): their mean, then per-class NMS. Counts the image, its regions
+        and the seconds of this step in ``times`` (default ``self.times``)."""
+        times = self.times if times is None else times
+        t0 = time.perf_counter()
+        result = detections_from_scores(mean_probabilities(probabilities), boxes, self.scoring)
+        times.scoring += time.perf_counter() - t0
+        times.images += 1
+        times.regions += len(boxes)
+        return result
+
     def score(self, boxes: np.ndarray, warped: torch.Tensor) -> ScoredBoxes:
         """Classify warped regions with every member, average the softmaxes, NMS."""
-        t0 = time.perf_counter()
-        logits = [torch.cat([p(chunk) for chunk in warped.split(self.batch_size)]) if len(warped) else
-                  torch.zeros(0, len(self.class_names) + 1) for p in self.predictors]  # fmt: skip
-        t1 = time.perf_counter()
-        result = detections_from_scores(average_probabilities(logits), boxes, self.scoring)
-        self.times.network += t1 - t0
-        self.times.scoring += time.perf_counter() - t1
-        self.times.images += 1
-        self.times.regions += len(boxes)
-        return result
+        return self.combine(boxes, self.member_probabilities(warped))
 
     def detect(self, image: Any, boxes: np.ndarray | None = None) -> ScoredBoxes:
         """The detections of one image (``boxes``: precomputed proposals, else the detector's method)."""
         return self.score(*self.regions(image, boxes))
+
+    def detect_files(self, paths: Iterable[str | Path]) -> Iterator[FileDetections]:
+        """Each image file's detections, one file after another; a file that cannot be decoded gives
+        its one-line error and the others are still processed."""
+        from ..data.datasets import UnreadableImageError, open_image
+
+        for path in paths:
+            try:
+                image = open_image(path)
+            except UnreadableImageError as exc:
+                yield FileDetections(str(path), error=str(exc))
+                continue
+            yield FileDetections(str(path), image, self.detect(image))
+
+    def dataset_probabilities(
+        self,
+        dataset: Any,
+        proposals: Mapping[str, np.ndarray],
+        *,
+        workers: int = 0,
+        progress: Callable[[int], object] | None = None,
+    ) -> Iterator[tuple[str, np.ndarray, list[torch.Tensor]]]:
+        """``(image_id, boxes, member probabilities)`` for every image of ``dataset`` (a
+        DetectionDataset), in its order, from cached ``proposals`` (:meth:`member_probabilities`).
+
+        Decoding and warping run in ``workers`` DataLoader processes while this one runs the network.
+        """
+        warper = _Warper(dataset, proposals, self.mean, self.std, self.image_size)
+        loader = torch.utils.data.DataLoader(
+            warper,
+            batch_size=None,
+            num_workers=workers,
+            persistent_workers=False,
+            prefetch_factor=2 if workers else None,
+        )
+        t_wait = time.perf_counter()
+        for image_id, boxes, warped, seconds in loader:
+            # With workers the warp happens elsewhere: count what this process waited for it.
+            self.times.warp += seconds if workers == 0 else time.perf_counter() - t_wait
+            yield image_id, boxes, self.member_probabilities(warped)
+            if progress is not None:
+                progress(1)
+            t_wait = time.perf_counter()
 
     def detect_dataset(
         self,
@@ -238,24 +354,12 @@ class Detector:
 
         Decoding and warping run in ``workers`` DataLoader processes while this one runs the network.
         """
-        warper = _Warper(dataset, proposals, self.mean, self.std, self.image_size)
-        loader = torch.utils.data.DataLoader(
-            warper,
-            batch_size=None,
-            num_workers=workers,
-            persistent_workers=False,
-            prefetch_factor=2 if workers else None,
-        )
-        out: dict[str, ScoredBoxes] = {}
-        t_wait = time.perf_counter()
-        for image_id, boxes, warped, seconds in loader:
-            # With workers the warp happens elsewhere: count what this process waited for it.
-            self.times.warp += seconds if workers == 0 else time.perf_counter() - t_wait
-            out[image_id] = self.score(boxes, warped)
-            if progress is not None:
-                progress(1)
-            t_wait = time.perf_counter()
-        return out
+        return {
+            image_id: self.combine(boxes, probabilities)
+            for image_id, boxes, probabilities in self.dataset_probabilities(
+                dataset, proposals, workers=workers, progress=progress
+            )
+        }
 
 
 class _Warper(torch.utils.data.Dataset):

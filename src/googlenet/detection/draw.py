@@ -4,8 +4,11 @@ truth (the built-in set's contact sheet). Boxes are inclusive 1-based pixel indi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from .boxes import to_continuous
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 BOX_COLOURS = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
@@ -45,8 +48,10 @@ def draw_boxes(
     face = font()
     ox, oy = offset
     cx0, cy0, cx1, _ = clip or (0, 0, image.width, image.height)
-    for k, ((x1, y1, x2, y2), text, colour) in enumerate(zip(boxes, texts, colours, strict=True)):
-        box = (ox + (x1 - 1) * scale, oy + (y1 - 1) * scale, ox + x2 * scale - 1, oy + y2 * scale - 1)
+    # A box's pixel edges, scaled; PIL's rectangle then includes its far corner, hence the - 1.
+    edges = to_continuous(boxes) * scale
+    for k, ((x0, y0, x1, y1), text, colour) in enumerate(zip(edges.tolist(), texts, colours, strict=True)):
+        box = (ox + x0, oy + y0, ox + x1 - 1, oy + y1 - 1)
         draw.rectangle(box, outline=colour, width=widths[k] if widths is not None else 2)
         if not text:
             continue
@@ -80,4 +85,16 @@ def draw_detections(
         [f"{class_names[int(detections.labels[i])]} {detections.scores[i]:.2f}" for i in keep],
         [colour_of(int(detections.labels[i])) for i in keep],
     )
+    return out
+
+
+def drawn_image_path(folder: str | Path, image_path: str | Path, taken: set[Path]) -> Path:
+    """``folder/<stem>.png`` for a drawn image, ``<stem>_2.png`` ... when images of two folders share
+    a stem (both survive); ``taken`` holds the paths already given and gets this one."""
+    stem = Path(image_path).stem
+    out, n = Path(folder) / f"{stem}.png", 1
+    while out in taken:
+        n += 1
+        out = Path(folder) / f"{stem}_{n}.png"
+    taken.add(out)
     return out

@@ -46,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import GoogLeNetError
-from .boxes import as_boxes, box_iou
+from .boxes import as_boxes, box_iou, box_sides
 
 RULES = ("ilsvrc", "voc07", "voc12")
 AP_MODE = {"ilsvrc": "all", "voc07": "11point", "voc12": "all"}
@@ -65,9 +65,7 @@ def descending(scores: object) -> np.ndarray:
 def ilsvrc_iou_thresholds(gt_boxes: object) -> np.ndarray:
     """Per ground-truth IoU threshold of ``eval_detection.m``: ``min(0.5, w*h / ((w+10)*(h+10)))``
     with +1 widths, so that a box within ~5 px of a small object still counts."""
-    g = as_boxes(gt_boxes)
-    w = g[:, 2] - g[:, 0] + 1.0
-    h = g[:, 3] - g[:, 1] + 1.0
+    w, h = box_sides(gt_boxes)
     tol = ILSVRC_PIXEL_TOLERANCE
     return np.minimum(ILSVRC_MAX_IOU_THRESHOLD, (w * h) / ((w + tol) * (h + tol)))
 

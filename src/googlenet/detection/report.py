@@ -9,7 +9,6 @@ x proposal methods). The folder is built beside ``R`` and swapped in whole.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,10 +67,9 @@ def detection_grid(dataset: Any, found: dict[str, Any], class_names: Sequence[st
 
 
 def _comparison(evaluation_file: Path, detector_dir: Path) -> str:
-    try:
-        record = json.loads(evaluation_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GoogLeNetError(f"--evaluation {evaluation_file}: not readable JSON ({exc})") from None
+    from ..manifest import read_json
+
+    record = read_json(evaluation_file, what="--evaluation")
     runs = record.get("runs") if isinstance(record, dict) else None
     if not isinstance(runs, list) or not runs:
         raise GoogLeNetError(
@@ -91,8 +89,12 @@ def _comparison(evaluation_file: Path, detector_dir: Path) -> str:
         "|---:|---|---:|---:|---:|---:|",
     ]
     for r in runs:
+        # Member i alone (an evaluate_detector(each_member=True) run) shows its index.
+        indices = r.get("member_indices")
+        first_k = not isinstance(indices, list) or indices == list(range(len(indices)))
+        members = r["members"] if first_k else f"[{','.join(map(str, indices))}]"
         lines.append(
-            f"| {r['members']} | {r['proposals']} | {100 * r['mAP']:.2f}% | {r['proposals_per_image']:.0f} | "
+            f"| {members} | {r['proposals']} | {100 * r['mAP']:.2f}% | {r['proposals_per_image']:.0f} | "
             f"{100 * r['coverage']:.1f}% | {100 * r['overhead_ratio']:.1f}% |"
         )
     return "\n".join(lines)
@@ -136,12 +138,13 @@ def write_detector_report(
         detections_of(found), dataset.targets(), dataset.class_names, rule, blacklist=dataset.blacklist
     )
     t = detector.times
-    n = max(t.images, 1)
+    s = t.seconds_per_image()
     summary = (
         f"{len(manifest.members)} member(s) ({manifest.variant}, {manifest.image_size} px regions), "
-        f"proposals {detector.method.name}: {t.regions / n:.0f} regions per image; {len(dataset)} images of "
-        f"{dataset.root} [{split}]. Seconds per image: warp {t.warp / n:.3f}, network {t.network / n:.3f}, "
-        f"NMS {t.scoring / n:.3f} (warping + NMS = {100 * t.overhead_ratio():.1f}% of the network's time)."
+        f"proposals {detector.method.name}: {t.regions_per_image():.0f} regions per image; {len(dataset)} "
+        f"images of {dataset.root} [{split}]. Seconds per image: warp {s['warp']:.3f}, network "
+        f"{s['network']:.3f}, NMS {s['nms']:.3f} (warping + NMS = {100 * t.overhead_ratio():.1f}% of the "
+        "network's time)."
     )
 
     def draw(build: Path) -> list[tuple[str, str | None, str]]:

@@ -59,14 +59,28 @@ class ScoredBoxes:
         return len(self.scores)
 
 
-def average_probabilities(member_logits: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The ensemble's region scores: the mean over members of each member's softmax (``R x (N+1)``)."""
-    if not member_logits:
+def region_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """One member's region scores: the softmax over its ``N + 1`` outputs, in float32."""
+    return logits.float().softmax(dim=1)
+
+
+def mean_probabilities(member_probabilities: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The ensemble's region scores from its members' softmaxes: their mean (``R x (N+1)``).
+
+    Any subset of a detector's members is an ensemble of its own: the mean over the subset's
+    probabilities is what a detector of just those members computes, bit for bit.
+    """
+    if not member_probabilities:
         raise ValueError("no member outputs to average")
-    shapes = {tuple(m.shape) for m in member_logits}
+    shapes = {tuple(m.shape) for m in member_probabilities}
     if len(shapes) != 1:
         raise ValueError(f"members disagree on the output shape: {sorted(shapes)}")
-    return torch.stack([m.float().softmax(dim=1) for m in member_logits]).mean(dim=0)
+    return torch.stack(list(member_probabilities)).mean(dim=0)
+
+
+def average_probabilities(member_logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The ensemble's region scores: the mean over members of each member's softmax (``R x (N+1)``)."""
+    return mean_probabilities([region_probabilities(m) for m in member_logits])
 
 
 def detections_from_scores(

@@ -1,0 +1,410 @@
+"""Evaluating detectors on a dataset split (paper section 8, Tables 4 and 5): one result object.
+
+:func:`evaluate_detector` runs a trained detector (``googlenet train-detector --out DIR``) on a split
+for every proposal method asked for and scores every ensemble asked for: the first ``k`` members
+(section 8's 1 vs 6) and, with ``each_member``, each member alone. Each member's network runs once
+per image and proposal method (:meth:`.detector.Detector.member_probabilities`); every ensemble is
+then the mean of its members' softmaxes and per-class NMS (:meth:`.detector.Detector.combine`),
+which is what a detector of just those members computes, bit for bit. So comparing 1..K members
+costs one pass of the K networks, not K(K+1)/2.
+
+:func:`evaluate_detections_file` scores a detections file (:mod:`.detections`) instead. Both give a
+:class:`DetectionResult`: what ``googlenet evaluate-detection`` prints (:meth:`DetectionResult.format_table`)
+and writes (:meth:`DetectionResult.to_dict`), and what benchmarks/detection_tables.py tabulates
+(:meth:`DetectionResult.member_summary`, :meth:`DetectionResult.paired_differences`).
+
+Each :class:`DetectorRun` keeps its detections image by image (``detections``), so that
+per-image statistics (a paired bootstrap over images of an mAP difference, as
+:func:`googlenet.evaluation.protocol.paired_effects` does for Table 3) and results computed on
+disjoint image subsets can be built from a result without running the networks again.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GoogLeNetError
+from ..progress import Progress, progress_callback
+from .detector import StageTimes
+from .metrics import DetectionEvaluation
+from .proposals import ProposalMethod
+from .scoring import ScoredBoxes
+
+FORMAT = "googlenet-evaluate-detection"
+FORMAT_VERSION = 1
+RUN_STAGES = ("warp", "network", "nms")  # proposals are cached (and timed by googlenet proposals)
+DETECT_WORKERS = 4  # at most this many processes decode and warp for the network
+
+
+@dataclass
+class DetectorRun:
+    """One (proposal method, ensemble) setting of a detector on a split.
+
+    ``members``: the 0-based indices of the members averaged (``(0, ..., k-1)``: the first k).
+    ``times``: seconds by stage over the split for this ensemble (warping is shared by every
+    ensemble of a method; the network is the sum of its members'). ``detections``: ``{image_id:
+    ScoredBoxes}`` in the split's order.
+    """
+
+    proposals: str
+    members: tuple[int, ...]
+    evaluation: DetectionEvaluation
+    proposals_per_image: float
+    coverage: float
+    times: StageTimes
+    backend: str
+    detections: dict[str, ScoredBoxes] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def mAP(self) -> float:
+        return self.evaluation.mAP
+
+    @property
+    def first_k(self) -> bool:
+        """The first ``len(members)`` members: a detector loaded with ``members=k``."""
+        return self.members == tuple(range(len(self.members)))
+
+    def label(self) -> str:
+        """``k`` for the first k members, else the indices (``[2]``: member 2 alone)."""
+        return str(len(self.members)) if self.first_k else f"[{','.join(map(str, self.members))}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as ``evaluate-detection --json`` writes it: ``members`` is the count,
+        ``member_indices`` which ones; then the evaluation's keys (rule, mAP, AP, num_gt, num_detections)."""
+        return {
+            "members": len(self.members),
+            "member_indices": list(self.members),
+            "proposals": self.proposals,
+            "proposals_per_image": self.proposals_per_image,
+            "coverage": self.coverage,
+            "seconds_per_image": self.times.seconds_per_image(RUN_STAGES),
+            "overhead_ratio": self.times.overhead_ratio(),
+            "backend": self.backend,
+            **self.evaluation.to_json(),
+        }
+
+
+def _sd(values: Sequence[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """Per proposal method: each member alone (``single``, in member order; their mean and sample
+    sd are the spread over seeds) and the first-k ensembles, k >= 2 (``ensembles[k]``: mAP)."""
+
+    proposals: str
+    single: list[float]
+    ensembles: dict[int, float]
+
+    @property
+    def single_mean(self) -> float:
+        return statistics.fmean(self.single)
+
+    @property
+    def single_sd(self) -> float | None:
+        return _sd(self.single)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "proposals": self.proposals,
+            "single": list(self.single),
+            "single_mean": self.single_mean,
+            "ensembles": {str(k): v for k, v in self.ensembles.items()},
+        }
+        if self.single_sd is not None:
+            out["single_sd"] = self.single_sd
+        return out
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``a - b`` of paired mAPs (the same member, i.e. the same seed, on both sides): each
+    difference, their mean and sample sd (None with one pair)."""
+
+    what: str
+    diffs: list[float]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.diffs)
+
+    @property
+    def sd(self) -> float | None:
+        return _sd(self.diffs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"what": self.what, "diffs": list(self.diffs), "mean": self.mean}
+        if self.sd is not None:
+            out["sd"] = self.sd
+        return out
+
+
+def paired_difference(what: str, a: Sequence[float], b: Sequence[float]) -> PairedDifference:
+    """The member-by-member differences ``a[i] - b[i]`` (e.g. two detectors whose member i shares
+    its seed, or two proposal methods on the same members)."""
+    if len(a) != len(b) or not a:
+        raise GoogLeNetError(
+            f"{what}: needs as many values on both sides, and one at least. Got {len(a)} and {len(b)}"
+        )
+    return PairedDifference(what, [x - y for x, y in zip(a, b, strict=True)])
+
+
+@dataclass
+class DetectionResult:
+    """What ``googlenet evaluate-detection`` computes: the scores of a detections file, or of a
+    detector's runs (members x proposal methods), and the split they are of.
+
+    ``evaluation`` is the one shown per class: the file's, or the last run's. ``skipped`` lists the
+    annotation files or objects the dataset left out (``(what, why)``; none with ``strict_data``).
+    """
+
+    evaluation: DetectionEvaluation
+    data: str
+    data_arg: str
+    split: str
+    layout: str
+    image_ids: list[str]
+    num_blacklisted_pairs: int
+    strict_data: bool = False
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    detector: str | None = None
+    detections_file: str | None = None
+    runs: list[DetectorRun] = field(default_factory=list)
+
+    @property
+    def rule(self) -> str:
+        return self.evaluation.rule
+
+    @property
+    def num_images(self) -> int:
+        return len(self.image_ids)
+
+    def run(self, proposals: str, members: int | Sequence[int]) -> DetectorRun:
+        """The run of ``proposals`` with the first ``members`` members (an int) or those members."""
+        want = tuple(range(members)) if isinstance(members, int) else tuple(members)
+        for r in self.runs:
+            if r.proposals == proposals and r.members == want:
+                return r
+        raise KeyError(f"no run of {proposals} with members {list(want)}")
+
+    def methods(self) -> list[str]:
+        """The proposal methods of the runs, in order."""
+        return list(dict.fromkeys(r.proposals for r in self.runs))
+
+    def member_summary(self) -> list[MemberSummary]:
+        """Per proposal method whose runs include every member alone: :class:`MemberSummary`."""
+        out = []
+        for method in self.methods():
+            runs = [r for r in self.runs if r.proposals == method]
+            singles = {r.members[0]: r.mAP for r in runs if len(r.members) == 1}
+            if not singles or sorted(singles) != list(range(len(singles))):
+                continue
+            ensembles = {len(r.members): r.mAP for r in runs if r.first_k and len(r.members) > 1}
+            out.append(MemberSummary(method, [singles[i] for i in range(len(singles))], ensembles))
+        return out
+
+    def paired_differences(self) -> list[PairedDifference]:
+        """Each other proposal method minus the first, member by member (the runs' single members)."""
+        summary = {s.proposals: s.single for s in self.member_summary()}
+        methods = [m for m in self.methods() if m in summary]
+        first = methods[0] if methods else ""
+        return [paired_difference(f"{m} - {first}", summary[m], summary[first]) for m in methods[1:]]
+
+    def header(self) -> str:
+        return (
+            f"{self.num_images} images of {self.data} [{self.split}, {self.layout}], "
+            f"{self.num_blacklisted_pairs} blacklisted (image, class) pairs"
+        )
+
+    def comparison_table(self) -> str:
+        """Section 8's comparisons, one line per run: mAP, proposals, coverage, cost."""
+        lines = [
+            f"{'members':>7}  {'proposals':<20} {'mAP (' + self.rule + ')':>12} {'props/img':>9} "
+            f"{'coverage':>8} {'warp s':>7} {'net s':>7} {'nms s':>7} {'overhead':>8}"
+        ]
+        for r in self.runs:
+            s = r.times.seconds_per_image(RUN_STAGES)
+            lines.append(
+                f"{r.label():>7}  {r.proposals:<20} {100 * r.mAP:>11.2f}% "
+                f"{r.proposals_per_image:>9.0f} {100 * r.coverage:>7.1f}% {s['warp']:>7.3f} "
+                f"{s['network']:>7.3f} {s['nms']:>7.3f} {100 * r.times.overhead_ratio():>7.1f}%"
+            )
+        return "\n".join(lines)
+
+    def format_table(self) -> str:
+        """The header, the runs' comparison (a detector), and the per-class table."""
+        parts = [self.header()]
+        if self.runs:
+            parts.append(self.comparison_table())
+        parts.append(self.evaluation.format_table())
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``evaluate-detection --json`` record (the command adds the date and its version)."""
+        if self.detector is None:
+            source: dict[str, Any] = {"detections": self.detections_file}
+        else:
+            source = {"detector": self.detector, "runs": [r.to_dict() for r in self.runs]}
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **self.evaluation.to_json(),
+            **source,
+            "data": self.data,
+            "data_arg": self.data_arg,
+            "split": self.split,
+            "layout": self.layout,
+            "num_images": self.num_images,
+            "num_blacklisted_pairs": self.num_blacklisted_pairs,
+            "num_skipped": len(self.skipped),
+            "strict_data": bool(self.strict_data),
+        }
+
+
+def _open(data: Any, split: str, strict_data: bool) -> tuple[Any, str]:
+    from .datasets import DetectionDataset, open_detection_dataset
+
+    if isinstance(data, DetectionDataset):
+        return data, str(data.root)
+    return open_detection_dataset(data, split, strict=strict_data), str(data)
+
+
+def _result(
+    dataset: Any, data_arg: str, evaluation: DetectionEvaluation, strict_data: bool, **source: Any
+) -> DetectionResult:
+    return DetectionResult(
+        evaluation=evaluation,
+        data=str(dataset.root),
+        data_arg=data_arg,
+        split=dataset.split,
+        layout=dataset.layout,
+        image_ids=list(dataset.image_ids),
+        num_blacklisted_pairs=len(dataset.blacklist),
+        strict_data=strict_data,
+        skipped=list(dataset.skipped),
+        **source,
+    )
+
+
+def evaluate_detections_file(
+    path: str | Path, data: Any, *, split: str = "val", rule: str = "ilsvrc", strict_data: bool = False
+) -> DetectionResult:
+    """Score the detections file ``path`` (:func:`.detections.read_detections`) on the ``split`` of
+    ``data`` (a VOC / ILSVRC DET / COCO folder, ``builtin``, or an open DetectionDataset) under
+    ``rule`` (:data:`.metrics.RULES`)."""
+    from .detections import read_detections
+    from .metrics import evaluate_detections
+
+    dataset, data_arg = _open(data, split, strict_data)
+    detections = read_detections(path, dataset.class_names, dataset.image_ids)
+    evaluation = evaluate_detections(
+        detections, dataset.targets(), dataset.class_names, rule, blacklist=dataset.blacklist
+    )
+    return _result(dataset, data_arg, evaluation, strict_data, detections_file=str(path))
+
+
+def _ensembles(
+    detector: Path, available: int, members: Sequence[int] | None, each_member: bool
+) -> list[tuple[int, ...]]:
+    sizes = list(members) if members else [available]
+    for k in sizes:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= available:
+            raise GoogLeNetError(f"--members {k}: the detector {detector} has {available} member(s)")
+    combos = [(i,) for i in range(available)] if each_member else []
+    return list(dict.fromkeys(combos + [tuple(range(k)) for k in sizes]))
+
+
+def evaluate_detector(
+    detector: str | Path,
+    data: Any,
+    *,
+    split: str = "val",
+    rule: str = "ilsvrc",
+    members: Sequence[int] | None = None,
+    each_member: bool = False,
+    proposals: Sequence[str | ProposalMethod] | None = None,
+    multibox: str | Path | None = None,
+    workers: int | None = None,
+    strict_data: bool = False,
+    progress: Progress = None,
+    **predictor_options: Any,
+) -> DetectionResult:
+    """Run the detector in ``detector`` on the ``split`` of ``data`` and score every setting asked for.
+
+    ``data``: a VOC / ILSVRC DET / COCO folder, ``builtin``, or an open DetectionDataset (a subset
+    of one, too); its classes must be the detector's. ``members``: the ensembles of the first k
+    members to score, one per k (default: all the members); ``each_member`` adds every member
+    alone. ``proposals``: the methods (names of :data:`.proposals.METHODS`, or ProposalMethod
+    objects) to compare, default the detector's own; ``multibox`` the MultiBox folder that
+    ``multibox`` and ``paper`` need. Proposals come from the cache (computed with ``workers``
+    processes on a miss, default every CPU of this process); at most 4 of them decode and warp
+    while this process runs the networks. ``predictor_options`` go to :class:`googlenet.Predictor`
+    (default ``backend="torch"``, ``precision="fp32"``: the reference numbers; ``threads``,
+    ``device``, ...). ``progress``: ``True`` for bars on stderr, or a callable (:mod:`googlenet.progress`).
+
+    Runs come method by method, each in the order: every member alone (``each_member``), then the
+    first k for each k of ``members``; a setting asked for twice is scored once.
+    """
+    from ..cpu import cpu_count
+    from .detections import detections_of
+    from .detector import Detector, read_manifest
+    from .metrics import evaluate_detections
+    from .proposals import cached_proposals, coverage, proposal_method
+
+    manifest = read_manifest(detector)
+    dataset, data_arg = _open(data, split, strict_data)
+    if manifest.class_names != dataset.class_names:
+        raise GoogLeNetError(
+            f"detector {detector} was trained on classes {manifest.class_names}; {dataset.root} has "
+            f"{dataset.class_names}"
+        )
+    combos = _ensembles(Path(detector), len(manifest.members), members, each_member)
+    own = manifest.proposal_method()
+
+    def method_of(m: str | ProposalMethod) -> ProposalMethod:
+        if isinstance(m, ProposalMethod):
+            return m
+        return own if m == own.name else proposal_method(m, multibox=multibox)
+
+    methods = [method_of(m) for m in proposals or [own]]
+    workers = cpu_count() if workers is None else workers
+    with progress_callback(progress, len(dataset) * len(methods), "proposals") as step:
+        boxes = {m.name: cached_proposals(dataset, m, workers=workers, progress=step) for m in methods}
+    targets = dataset.targets()
+    loaded = max(max(c) for c in combos) + 1
+    options = {"backend": "torch", "precision": "fp32", **predictor_options}
+    model = Detector.load(detector, members=loaded, **options)
+    backend = f"{model.predictors[0].backend}/{model.predictors[0].precision}"
+    runs = []
+    for method in methods:
+        props = boxes[method.name]
+        model.method = method
+        model.times = StageTimes(member_network=[0.0] * loaded)
+        times = {c: StageTimes() for c in combos}
+        found: dict[tuple[int, ...], dict[str, ScoredBoxes]] = {c: {} for c in combos}
+        desc = f"detect ({loaded} member(s), {method.name})"
+        with progress_callback(progress, len(dataset), desc) as step:
+            for image_id, regions, probabilities in model.dataset_probabilities(
+                dataset, props, workers=min(workers, DETECT_WORKERS), progress=step
+            ):
+                for c in combos:
+                    found[c][image_id] = model.combine(regions, [probabilities[i] for i in c], times=times[c])
+        per_image = float(np.mean([len(v) for v in props.values()])) if props else 0.0
+        covered = coverage(props, targets)
+        for c in combos:
+            t = times[c]
+            t.warp = model.times.warp
+            for i in c:
+                t.add_network(i, model.times.member_network[i])
+            evaluation = evaluate_detections(
+                detections_of(found[c]), targets, dataset.class_names, rule, blacklist=dataset.blacklist
+            )
+            runs.append(DetectorRun(method.name, c, evaluation, per_image, covered, t, backend, found[c]))
+    return _result(dataset, data_arg, runs[-1].evaluation, strict_data, detector=str(detector), runs=runs)
