@@ -432,6 +432,20 @@ def test_resume_errors_name_the_file(baseline: Path, tmp_path: Path) -> None:
         fit(resume_config(run))
 
 
+def test_config_of_older_versions_resumes(baseline: Path, tmp_path: Path) -> None:
+    # Older versions wrote their testing options (debug_hold_at_step, debug_nan_at_step) into
+    # config.yaml; they are ignored, and the run is the same run.
+    run = tmp_path / "old_config"
+    run.mkdir()
+    saved = yaml.safe_load((baseline / "config.yaml").read_text())
+    (run / "config.yaml").write_text(
+        yaml.safe_dump({**saved, "debug_hold_at_step": 7, "debug_nan_at_step": None}, sort_keys=False)
+    )
+    config = resume_config(run)
+    assert config_hash(config) == config_hash(TrainConfig.from_dict(saved))
+    assert not hasattr(config, "debug_hold_at_step")
+
+
 def test_resume_reads_the_best_score_of_older_checkpoints(baseline: Path, tmp_path: Path) -> None:
     # Older versions kept the best averaged-weights score as best_avg_val_top1_err, whatever the
     # task's best metric; such a last.pt still resumes, its best score carried on.
