@@ -98,7 +98,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     assert m_ddp[0]["train_images"] == m_one[0]["train_images"] == 24
     assert m_ddp[0]["val_images"] == m_one[0]["val_images"] == 12
     assert m_ddp[0]["lr"] == pytest.approx(m_one[0]["lr"])  # lr scaled by the global batch in both
-    # about 7e-4 here; the AVX2-only CPU of issue 13 measured 2e-4, an AVX-512 one less
+    # about 7e-4 here; an AVX2-only CPU measured 2e-4, an AVX-512 one less
     rel = reorder_tolerance(steps=6)
     assert m_ddp[0]["train_loss"] == pytest.approx(m_one[0]["train_loss"], rel=rel)
     assert m_ddp[0]["avg_val_loss"] == pytest.approx(m_one[0]["avg_val_loss"], rel=rel)

@@ -214,7 +214,7 @@ def test_cli_writes_the_whole_run_dir(baseline: Path, data_dir: Path) -> None:
         assert r["train_images"] == 24 and r["val_images"] == 12
         assert all(math.isfinite(r[k]) for k in REQUIRED_METRICS)
     # lr 0.02 at batch 32, scaled to batch 5: each record holds the rate its epoch trained with,
-    # not the halved one the scheduler moved to after the epoch's last step (issue 13)
+    # not the halved one the scheduler moved to after the epoch's last step
     assert records[0]["lr"] == pytest.approx(0.02 * 5 / 32)
     assert records[1]["lr"] == pytest.approx(0.02 * 5 / 32 * 0.5)
     assert BAD_NAME in (baseline / "train.log").read_text()
