@@ -126,7 +126,7 @@ def test_cli_export_from_run_directory(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Bad input to export / convert (issue 12): exit 2, one line naming the value, nothing written.
+# Bad input to export / convert: exit 2, one line naming the value, nothing written.
 
 
 def assert_refused(proc: subprocess.CompletedProcess, command: str, *needles: str) -> None:

@@ -86,7 +86,13 @@ def output_format(output: Path, given: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..data.config import check_image_size, resolve_data_config
     from ..errors import GoogLeNetError
-    from ..inference.export import DEFAULT_OPSET, check_opset, export_onnx, export_program
+    from ..inference.export import (
+        DEFAULT_OPSET,
+        check_opset,
+        export_onnx,
+        export_program,
+        require_onnx_export,
+    )
     from ..runs import resolve_checkpoint
     from ..training.loading import load_model
     from ..weights.store import save_weights
@@ -102,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         if fmt == "safetensors":
             raise GoogLeNetError("--image-size applies to onnx and exported-program output, not safetensors")
         check_image_size(args.image_size, "--image-size")
+    if fmt == "onnx":
+        require_onnx_export()
     check_output_file(output, "--out", example=f"model{SUFFIX_BY_FORMAT[fmt]}")
     ref = resolve_checkpoint(checkpoint)
     model = load_model(ref)

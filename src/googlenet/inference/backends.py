@@ -36,6 +36,7 @@ from torch import nn
 from ..cpu import cpu_count, native_bf16
 from ..models.model import GoogLeNet
 from .export import onnx_bytes
+from .extras import missing
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
 OUTPUTS: tuple[str, ...] = ("logits", "features")
@@ -53,21 +54,25 @@ class Runner:
 
 
 class Backend:
-    """One runtime: its name, the pip extra that installs it, what it can run (:meth:`supports`) and
+    """One runtime: its name, the packages it imports (each installed by a pip extra,
+    :mod:`.extras`), what it can run (:meth:`supports`) and
     ``build(model, precision, image_size, threads, calibration, *, device, outputs) -> Runner``
     (unchecked: ask :meth:`supports` first)."""
 
     name = ""
-    extra = ""
-    module = ""  # the import that must succeed
+    modules: tuple[str, ...] = ()  # the imports that must succeed
+    int8_modules: tuple[str, ...] = ()  # and those int8 needs besides
     fixed_image_size = True  # the ONNX-based graphs have a fixed image size and a dynamic batch
 
+    def missing(self, precision: str = "fp32") -> str | None:
+        """None when the packages this backend needs for ``precision`` import, else what to install."""
+        reason = missing(f"backend {self.name}", *self.modules)
+        if reason is None and precision == "int8":
+            reason = missing(f"int8 on {self.name}", *self.int8_modules)
+        return reason
+
     def available(self) -> bool:
-        try:
-            __import__(self.module)
-        except ImportError:
-            return False
-        return True
+        return self.missing() is None
 
     def supports(self, precision: str, device: str = "cpu", outputs: str = "logits") -> str | None:
         """None when this backend runs ``precision`` on ``device`` for ``outputs``, else why not."""
@@ -80,8 +85,9 @@ class Backend:
     def _supports(self, precision: str, device: str, outputs: str) -> str | None:
         if device != "cpu":
             return f"backend {self.name} runs on the CPU only; use backend='torch' for device={device!r}"
-        if not self.available():
-            return f"backend {self.name} is not installed (pip install 'googlenet[{self.extra}]')"
+        reason = self.missing(precision)
+        if reason is not None:
+            return reason
         if precision == "int8" and outputs != "logits":
             return "int8 runs for logits only (its agreement with fp32 is checked on the top-1 class)"
         if precision == "bf16" and not native_bf16():
@@ -125,7 +131,6 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 class TorchBackend(Backend):
     name = "torch"
-    module = "torch"
     fixed_image_size = False
 
     def _supports(self, precision: str, device: str, outputs: str) -> str | None:
@@ -223,8 +228,7 @@ class OnnxBackend(Backend):
 
 class OnnxRuntimeBackend(OnnxBackend):
     name = "onnxruntime"
-    extra = "onnx"
-    module = "onnxruntime"
+    modules = ("onnxruntime", "onnx", "onnxscript")  # it runs our ONNX export (onnx, onnxscript)
 
     def _supports(self, precision: str, device: str, outputs: str) -> str | None:
         if precision == "bf16":
@@ -261,8 +265,8 @@ class OnnxRuntimeBackend(OnnxBackend):
 
 class OpenVINOBackend(OnnxBackend):
     name = "openvino"
-    extra = "openvino"
-    module = "openvino"
+    modules = ("openvino", "onnx", "onnxscript")  # it converts our ONNX export
+    int8_modules = ("nncf",)
 
     def compile(
         self, data: bytes, precision: str, image_size: int, threads: int | None, calibration: list[np.ndarray]
@@ -302,7 +306,7 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (TorchBackend(), OnnxRuntimeB
 
 
 def available_backends() -> list[str]:
-    """The backends whose libraries import here (torch always)."""
+    """The backends whose packages import here (torch always)."""
     return [name for name, backend in BACKENDS.items() if backend.available()]
 
 

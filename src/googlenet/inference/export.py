@@ -37,6 +37,7 @@ from ..data.config import MIN_IMAGE_SIZE
 from ..errors import GoogLeNetError
 from ..models.model import GoogLeNet, ModelMeta
 from ..models.spec import config_to_dict
+from .extras import require
 
 DEFAULT_OPSET = 18  # torchlib's native opset in torch 2.14: no opset conversion of the graph
 MIN_OPSET = 18  # below torchlib's native opset the converter fails on this graph
@@ -48,6 +49,12 @@ OUTPUT_NAMES = {"logits": "logits", "features": "features"}
 META_KEY = "googlenet.meta"
 
 log = logging.getLogger(__name__)
+
+
+def require_onnx_export() -> None:
+    """Raise a one-line :class:`GoogLeNetError` naming the extra to install when the packages of the
+    ONNX export (onnx, and onnxscript for torch's dynamo exporter) are missing."""
+    require("ONNX export", "onnx", "onnxscript")
 
 
 def _check_image_size(image_size: int) -> None:
@@ -123,6 +130,7 @@ def onnx_bytes(
 ) -> bytes:
     """The serialised ONNX model of ``model.forward`` (or its pooled features, ``outputs=
     "features"``; see the module docstring), metadata included."""
+    require_onnx_export()
     import onnx
 
     _check_image_size(image_size)
@@ -167,7 +175,8 @@ def export_onnx(
     dynamic_batch: bool = True,
     image_size: int = 224,
 ) -> Path:
-    """Write ``model`` as ONNX to ``path`` (atomically); returns the path."""
+    """Write ``model`` as ONNX to ``path`` (atomically); returns the path. Needs the ``onnx`` extra
+    (``pip install 'googlenet[onnx]'``); without it, a :class:`GoogLeNetError` says so."""
     path = Path(path)
     data = onnx_bytes(model, opset=opset, dynamic_batch=dynamic_batch, image_size=image_size)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
@@ -176,6 +185,7 @@ def export_onnx(
 
 def onnx_metadata(path_or_bytes: str | Path | bytes) -> ModelMeta:
     """The :class:`ModelMeta` stored in an ONNX file written by :func:`export_onnx`."""
+    require("reading ONNX metadata", "onnx")
     import onnx
 
     if isinstance(path_or_bytes, bytes):

@@ -36,9 +36,10 @@ import numpy as np
 import torch
 
 from ..cpu import has_vnni
+from .extras import require
 
-# Issue 13: int8 must keep >= 95% top-1 agreement with fp32 on any x86-64 CPU; auto refuses int8
-# whose agreement on the calibration images is lower.
+# int8 must keep >= 95% top-1 agreement with fp32 on any x86-64 CPU; auto refuses int8 whose
+# agreement on the calibration images is lower.
 MIN_AGREEMENT = 0.95
 FORMAT_KEY = "googlenet.int8_format"
 
@@ -83,6 +84,7 @@ def ov_int8_format(vnni: bool | None = None) -> Int8Format:
 def ort_quantize(data: bytes, batches: list[np.ndarray], fmt: Int8Format) -> bytes:
     """onnxruntime static quantisation: QDQ, per-channel int8 weights, uint8 activations (U8S8),
     MinMax ranges over the calibration ``batches``; ``fmt`` says whether weights use 7 bits."""
+    require("int8 quantisation on onnxruntime", "onnxruntime", "onnx")
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -118,6 +120,7 @@ def ort_quantize(data: bytes, batches: list[np.ndarray], fmt: Int8Format) -> byt
 
 def ov_quantize(ov_model: Any, batches: list[np.ndarray], fmt: Int8Format) -> Any:
     """NNCF post-training quantisation of an OpenVINO model over the calibration ``batches``."""
+    require("int8 quantisation on openvino", "nncf")
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 

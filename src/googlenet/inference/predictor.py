@@ -31,6 +31,7 @@ __all__ = [
     "PRECISIONS",
     "Predictor",
     "available_backends",
+    "candidates",
     "cpu_count",
     "cpu_name",
     "native_bf16",
@@ -45,6 +46,60 @@ Outputs = Literal["logits", "features"]
 INT8_BACKEND = "openvino"
 
 log = logging.getLogger(__name__)
+
+
+def _check_names(backend: str, precision: str, outputs: str = "logits") -> None:
+    if backend != "auto" and backend not in BACKENDS:
+        raise GoogLeNetError(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+    if precision != "auto" and precision not in PRECISIONS:
+        raise GoogLeNetError(f"unknown precision {precision!r}; choose one of auto, {', '.join(PRECISIONS)}")
+    if outputs not in OUTPUTS:
+        raise GoogLeNetError(f"unknown outputs {outputs!r}; choose one of {', '.join(OUTPUTS)}")
+
+
+def candidates(
+    backend: str,
+    precision: str,
+    *,
+    device: str = "cpu",
+    outputs: str = "logits",
+    calibrated: bool = False,
+) -> list[tuple[str, str]]:
+    """The ``(backend, precision)`` pairs a :class:`Predictor` asked for ``backend`` / ``precision``
+    would choose among here (one: built as asked; several: timed by auto), else a
+    :class:`~googlenet.errors.GoogLeNetError` saying why none can run (a missing package is named
+    with the extra that installs it). int8 is a candidate only when ``calibrated`` (calibration
+    images are given). Nothing is built: callers check a request with it before loading a model.
+    """
+    _check_names(backend, precision, outputs)
+    where = {"device": device, "outputs": outputs}
+    if backend != "auto" and precision != "auto":
+        reason = supported(backend, precision, **where)
+        if reason:
+            raise GoogLeNetError(f"backend={backend} precision={precision}: {reason}")
+        return [(backend, precision)]
+    if backend == "auto" and precision == "int8":
+        for b in (INT8_BACKEND, "onnxruntime"):
+            if supported(b, "int8", **where) is None:
+                return [(b, "int8")]
+        raise GoogLeNetError(f"precision int8: {supported(INT8_BACKEND, 'int8', **where)}")
+    found, reasons = [], []
+    for b in BACKENDS if backend == "auto" else (backend,):
+        for p in PRECISIONS if precision == "auto" else (precision,):
+            if p == "int8" and (not calibrated or (backend == "auto" and b != INT8_BACKEND)):
+                continue  # int8 changes predictions: only with calibration, one int8 path under auto
+            reason = supported(b, p, **where)
+            if reason is None:
+                found.append((b, p))
+            else:
+                reasons.append(reason)
+    if not found:
+        # The first reason is fp32's (or the one precision asked): the backend's own, such as a
+        # package that is not installed or a device it cannot use.
+        raise GoogLeNetError(
+            f"no backend can run backend={backend} precision={precision} on {device}: {reasons[0]}"
+        )
+    return found
 
 
 class Predictor:
@@ -86,14 +141,7 @@ class Predictor:
     ) -> None:
         self.data_config = resolve_data_config(model.meta, image_size=image_size)
         self.image_size = self.data_config.image_size
-        if backend != "auto" and backend not in BACKENDS:
-            raise GoogLeNetError(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
-        if precision != "auto" and precision not in PRECISIONS:
-            raise GoogLeNetError(
-                f"unknown precision {precision!r}; choose one of auto, {', '.join(PRECISIONS)}"
-            )
-        if outputs not in OUTPUTS:
-            raise GoogLeNetError(f"unknown outputs {outputs!r}; choose one of {', '.join(OUTPUTS)}")
+        _check_names(backend, precision, outputs)
         if threads is not None and threads < 1:
             raise GoogLeNetError(f"threads must be >= 1, got {threads}")
         self.meta: ModelMeta = model.meta
@@ -115,9 +163,11 @@ class Predictor:
             fp32 = BACKENDS["torch"].build(model, "fp32", self.image_size, threads, None)
             return [fp32(b) for b in self._calibration or []]
 
-        candidates = self._candidates(backend, precision)
-        if len(candidates) == 1:
-            self.backend, self.precision = candidates[0]
+        found = candidates(
+            backend, precision, device=self.device, outputs=outputs, calibrated=self._calibration is not None
+        )
+        if len(found) == 1:
+            self.backend, self.precision = found[0]
             self._runner = build(self.backend, self.precision)
             asked = backend != "auto" and precision != "auto"
             self.reason = (
@@ -137,7 +187,7 @@ class Predictor:
             if use_cache:
                 key = autotune.cache_key(
                     model,
-                    candidates,
+                    found,
                     image_size=self.image_size,
                     batch=auto_batch,
                     device=self.device,
@@ -146,7 +196,7 @@ class Predictor:
                     calibration=autotune.tensors_digest(self._calibration),
                 )
             choice = autotune.choose(
-                candidates,
+                found,
                 build,
                 image_size=self.image_size,
                 batch=auto_batch,
@@ -185,31 +235,6 @@ class Predictor:
                     f"{self.image_size}"
                 )
         return batches
-
-    def _candidates(self, backend: str, precision: str) -> list[tuple[str, str]]:
-        where = {"device": self.device, "outputs": self.outputs}
-        if backend != "auto" and precision != "auto":
-            reason = supported(backend, precision, **where)
-            if reason:
-                raise GoogLeNetError(f"backend={backend} precision={precision}: {reason}")
-            return [(backend, precision)]
-        if backend == "auto" and precision == "int8":
-            for b in (INT8_BACKEND, "onnxruntime"):
-                if supported(b, "int8", **where) is None:
-                    return [(b, "int8")]
-            raise GoogLeNetError(f"precision int8: {supported(INT8_BACKEND, 'int8', **where)}")
-        found = []
-        for b in BACKENDS if backend == "auto" else (backend,):
-            for p in PRECISIONS if precision == "auto" else (precision,):
-                if p == "int8" and (self._calibration is None or (backend == "auto" and b != INT8_BACKEND)):
-                    continue  # int8 changes predictions: only with calibration, one int8 path under auto
-                if supported(b, p, **where) is None:
-                    found.append((b, p))
-        if not found:
-            raise GoogLeNetError(
-                f"no backend can run backend={backend} precision={precision} on {self.device}"
-            )
-        return found
 
     # -- inference ------------------------------------------------------------------------------
 
