@@ -1,9 +1,9 @@
 """The paper's detector against the design that replaced it, on the same data and budget.
 
-Ours is section 8's R-CNN-style detector exactly as ``googlenet train-detector`` builds it: Selective
-Search proposals (``selective-search-2x``), each region warped with context padding and classified
-by a GoogLeNet with ``N + 1`` outputs trained by :func:`googlenet.training.ensemble.train_ensemble`
-on :func:`googlenet.detection.training.region_task`, then per-class NMS; no box regression. The peer
+Ours is section 8's R-CNN-style detector exactly as ``googlenet train-detector`` builds it
+(:func:`googlenet.detection.train_detector`, one member): Selective Search proposals
+(``selective-search-2x``), each region warped with context padding and classified by a GoogLeNet
+with ``N + 1`` outputs, then per-class NMS; no box regression. The peer
 is torchvision's Faster R-CNN (Ren, He, Girshick, Sun, NIPS 2015, arXiv:1506.01497;
 ``torchvision.models.detection.FasterRCNN``) with OUR GoogLeNet as its backbone: ``forward_features``
 (N x 1024 x H/32 x W/32) feeds a region proposal network with one feature map and anchors sized to
@@ -67,6 +67,7 @@ from torchvision.ops import MultiScaleRoIAlign
 import googlenet
 from googlenet.atomic import atomic_write_text
 from googlenet.cpu import cpu_features, cpu_name, native_bf16
+from googlenet.detection.boxes import from_continuous, to_continuous
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import Detection, detections_of
 from googlenet.detection.metrics import evaluate_detections
@@ -95,27 +96,6 @@ OURS_ADAMW = {"lr": 0.002, "weight_decay": 0.05}  # docs/training.md's short-run
 # leave a run of a few hundred steps mostly at its initial weights; the peer keeps its raw weights.
 OURS_FINETUNE_LR = 0.001
 OURS_EMA_DECAY = 0.98
-
-
-# --------------------------------------------------------------------------- boxes between conventions
-
-
-def to_torchvision(boxes: np.ndarray) -> torch.Tensor:
-    """Inclusive 1-based pixel boxes -> torchvision's continuous 0-based image coordinates.
-
-    Pixels ``xmin..xmax`` cover ``[xmin - 1, xmax]``. (:func:`googlenet.detection.boxes.to_exclusive`
-    keeps the 1-based origin, which is right for IoU alone; a network reading pixels needs the origin.)
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
-    b[:, :2] -= 1.0
-    return torch.as_tensor(b, dtype=torch.float32)
-
-
-def from_torchvision(boxes: torch.Tensor) -> np.ndarray:
-    """The inverse of :func:`to_torchvision`: continuous 0-based boxes -> inclusive 1-based pixels."""
-    b = boxes.detach().cpu().to(torch.float64).numpy().reshape(-1, 4).copy()
-    b[:, :2] += 1.0
-    return b
 
 
 # --------------------------------------------------------------------------- the peer
@@ -183,7 +163,7 @@ def peer_sample(dataset: Any, i: int, flip: bool) -> tuple[torch.Tensor, dict[st
     """Image ``i`` as a 0..1 tensor and its torchvision target (labels + 1), flipped if asked."""
     image, target = dataset[i]
     x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
-    boxes = to_torchvision(target.boxes)
+    boxes = torch.as_tensor(to_continuous(target.boxes), dtype=torch.float32)
     if flip:
         x = x.flip(-1)
         boxes = torch.stack(
@@ -283,12 +263,10 @@ def ours_config(args: argparse.Namespace, data: str, out: Path) -> Any:
 
 
 def train_ours(args: argparse.Namespace, data: str, out: Path) -> dict[str, Any]:
-    """Train one region classifier as ``googlenet train-detector --members 1`` does and write
-    ``detector.json``; proposals are computed (and cached) first so their cost is reported apart."""
-    from googlenet.detection.detector import DetectorManifest, write_manifest
+    """Train one region classifier (:func:`googlenet.detection.train_detector`, one member), which
+    writes ``detector.json``; proposals are computed (and cached) first so their cost is reported apart."""
+    from googlenet.detection import train_detector
     from googlenet.detection.proposals import cached_proposals, proposal_method
-    from googlenet.detection.training import member_dirs, region_task
-    from googlenet.training.ensemble import train_ensemble
 
     config = ours_config(args, data, out / "detector")
     method = proposal_method(PROPOSALS)
@@ -298,21 +276,9 @@ def train_ours(args: argparse.Namespace, data: str, out: Path) -> dict[str, Any]
     for ds in (train_set, val_set):  # region_task reads them back from the cache
         cached_proposals(ds, method, workers=args.proposal_workers)
     proposal_seconds = time.perf_counter() - t0
-    task = region_task(method, proposal_workers=args.proposal_workers)
     t0 = time.perf_counter()
-    train_ensemble(config, 1, config.out, same_init=True, task=task)
+    train_detector(config, members=1, proposals=method, proposal_workers=args.proposal_workers)
     fit_seconds = time.perf_counter() - t0
-    manifest = DetectorManifest(
-        class_names=list(train_set.class_names),
-        members=member_dirs(config.out, 1),
-        proposals=method.settings(),
-        scoring=ScoringSettings().to_dict(),
-        image_size=config.image_size,
-        variant=config.model,
-        data=str(config.data),
-        init_from=args.init_from,
-    )
-    write_manifest(config.out, manifest)
     return {
         "detector": config.out,
         "seconds": proposal_seconds + fit_seconds,
@@ -349,7 +315,7 @@ def detect_interleaved(
     def run_peer(x: torch.Tensor, target: Any) -> None:
         t0 = time.perf_counter()
         (out,) = peer([x.to(device)])
-        boxes = from_torchvision(out["boxes"])  # .cpu() inside synchronises a GPU
+        boxes = from_continuous(out["boxes"].cpu().double().numpy())  # .cpu() synchronises a GPU
         seconds["peer"].append(time.perf_counter() - t0)
         labels, scores = out["labels"].cpu().numpy() - 1, out["scores"].cpu().numpy()
         found["peer"].extend(
@@ -411,12 +377,7 @@ def stage_costs(args: argparse.Namespace, data: str, command: str) -> dict[str, 
     rows = []
     for (k, backend), detector in detectors.items():
         t = detector.times
-        per_image = {
-            "proposals": proposal_seconds / count,
-            "warp": t.warp / count,
-            "network": t.network / count,
-            "nms": t.scoring / count,
-        }
+        per_image = {"proposals": proposal_seconds / count, **t.seconds_per_image(("warp", "network", "nms"))}
         evaluation = evaluate_detections(
             detections_of(found[(k, backend)]), targets, val_set.class_names, "ilsvrc",
             blacklist=val_set.blacklist,
@@ -429,7 +390,7 @@ def stage_costs(args: argparse.Namespace, data: str, command: str) -> dict[str, 
                 "seconds_per_image": per_image,
                 "total_seconds_per_image": sum(per_image.values()),
                 "overhead_ratio": t.overhead_ratio(),
-                "regions_per_image": t.regions / count,
+                "regions_per_image": t.regions_per_image(),
                 "mAP_ilsvrc": evaluation.mAP,
             }
         )
@@ -568,7 +529,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             ours_training["detector"], backend="torch", precision="fp32", threads=threads, device=args.device
         )
         detections, seconds = detect_interleaved(ours, peer, val_set, device)
-        stages = ours.times.to_dict()
+        stages = ours.times
     ours_training["detector"] = "(temporary)"
     contenders = {}
     for key, name, training in (("ours", OURS, ours_training), ("peer", PEER, peer_training)):
@@ -588,11 +549,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "seconds_per_image": total / len(seconds[key]),
             "training": training,
         }
-    n = max(stages["images"], 1)
+    # "scoring" is this file's name of the NMS stage (its recorded results keep it).
     contenders["ours"]["stage_seconds_per_image"] = {
-        k: stages[k] / n for k in ("proposals", "warp", "network", "scoring")
+        ("scoring" if k == "nms" else k): v for k, v in stages.seconds_per_image().items()
     }
-    contenders["ours"]["regions_per_image"] = stages["regions"] / n
+    contenders["ours"]["regions_per_image"] = stages.regions_per_image()
     contenders["peer"]["architecture"] = {
         "min_size": peer.transform.min_size[0],
         "max_size": peer.transform.max_size,

@@ -1,20 +1,17 @@
-"""The paper's detection Tables 4 and 5 in the built-in detection set's terms (section 8, issue 11).
+"""The paper's detection Tables 4 and 5 in the built-in detection set's terms (section 8).
 
-One run measures, on one built-in detection set:
+One run measures, on one built-in detection set (:func:`googlenet.detection.builtin.make_builtin_detection`):
 
 - a classification model pre-trained on the built-in classification set whose classes the
-  detection set draws (``googlenet train``), unless ``--init-from`` names one;
-- two detectors of ``--members`` region classifiers each (``googlenet train-detector``, the
-  members differ in seed): one fine-tuned from that model (R-CNN's recipe), one from scratch,
+  detection set draws (:func:`googlenet.fit`), unless ``--init-from`` names one;
+- two detectors of ``--members`` region classifiers each (:func:`googlenet.detection.train_detector`,
+  the members differ in seed): one fine-tuned from that model (R-CNN's recipe), one from scratch,
   same recipe and budget;
 - every member alone (mean and sample sd over the members, i.e. over seeds) and the ensembles of
   the first 2..N members, with R-CNN's proposals (``selective-search``) and the paper's
   (``selective-search-2x``; ``paper`` = x2 + 200 MultiBox with ``--multibox``) at test time, scored
-  with the ILSVRC rule. Each member's network runs once per image and proposal method, and every
-  single/ensemble row is made from those outputs with the library's ensemble rule
-  (:func:`~googlenet.detection.scoring.average_probabilities`) and NMS
-  (:func:`~googlenet.detection.scoring.detections_from_scores`), which is what
-  ``googlenet evaluate-detection --members K`` does for the first K (the test checks they agree);
+  with the ILSVRC rule by :func:`googlenet.detection.evaluate_detector` (each member's network runs
+  once per image and proposal method; its summary rows and paired differences are the result's);
 - the cost per image on a few val images: proposals (one process), warping, the network and NMS for
   one member and for the ensemble, per inference backend (``Detector`` with ``backend=``).
 
@@ -31,13 +28,14 @@ Re-running with the same ``--out`` reuses what is done (data, pre-training, fini
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +44,18 @@ import numpy as np
 import render as R
 import torch
 
-from googlenet.cli import main as googlenet
+import googlenet
+from googlenet.data.builtin import make_builtin
+from googlenet.detection import Detector, StageTimes, evaluate_detector, train_detector
+from googlenet.detection.builtin import make_builtin_detection
 from googlenet.detection.datasets import open_detection_dataset
-from googlenet.detection.detections import detections_of
-from googlenet.detection.detector import Detector, StageTimes, read_manifest
-from googlenet.detection.metrics import evaluate_detections
-from googlenet.detection.proposals import cached_proposals, coverage, proposal_method, propose
-from googlenet.detection.scoring import average_probabilities, detections_from_scores
+from googlenet.detection.detector import read_manifest
+from googlenet.detection.evaluation import DetectionResult, paired_difference
+from googlenet.detection.proposals import cached_proposals, proposal_method, propose
+from googlenet.errors import GoogLeNetError
+from googlenet.runs import RunLayout, read_metrics
+from googlenet.training.config import resolve_config
+from googlenet.training.ensemble import EnsembleInterrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME, VERSION = "detection_tables", 1
@@ -127,18 +130,23 @@ SCHEMA: dict[str, Any] = {
 # --------------------------------------------------------------------------- the steps
 
 
-def cli(*args: object) -> None:
-    """One ``googlenet`` command, in this process (as the CLI tests do); a failure stops the run."""
-    argv = [str(a) for a in args]
-    print("$ googlenet " + " ".join(argv), file=sys.stderr, flush=True)
+def say(message: str) -> None:
+    print(f"detection_tables: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def training_log() -> Iterator[None]:
+    """The library's training lines on stderr while the run lasts (the library itself never prints)."""
     log = logging.getLogger("googlenet")
-    handlers = list(log.handlers)
+    handler, level = logging.StreamHandler(sys.stderr), log.level
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
-        code = googlenet(argv)
-    finally:  # a training command's stderr handler goes with it: this script's own steps stay quiet
-        log.handlers[:] = handlers
-    if code != 0:
-        raise SystemExit(f"detection_tables: `googlenet {' '.join(argv)}` exited with {code}")
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 class LoadSampler:
@@ -166,108 +174,24 @@ class LoadSampler:
         return {"min": min(s), "mean": round(statistics.fmean(s), 2), "max": max(s), "samples": len(s)}
 
 
-def sd(values: Sequence[float]) -> float | None:
-    return statistics.stdev(values) if len(values) > 1 else None
-
-
-def member_outputs(
-    det_dir: Path, method: Any, dataset: Any, proposals: dict[str, np.ndarray], threads: int
-) -> tuple[Detector, list[tuple[str, np.ndarray, list[torch.Tensor]]]]:
-    """Every member's logits for every image's regions (torch fp32), each network run once."""
-    detector = Detector.load(det_dir, proposals=method, backend="torch", precision="fp32", threads=threads)
-    out = []
-    for i in range(len(dataset)):
-        image, target = dataset[i]
-        boxes, warped = detector.regions(image, proposals[target.image_id])
-        logits = [torch.cat([p(c) for c in warped.split(detector.batch_size)]) for p in detector.predictors]
-        out.append((target.image_id, boxes, logits))
-    return detector, out
-
-
-def combination_runs(
-    det_dir: Path,
-    init: str,
-    method: Any,
-    dataset: Any,
-    proposals: dict[str, np.ndarray],
-    rule: str,
-    threads: int,
-) -> list[dict[str, Any]]:
-    """Each member alone, then the first k members for k = 2..N, scored under ``rule``."""
-    detector, outputs = member_outputs(det_dir, method, dataset, proposals, threads)
-    n = len(detector.predictors)
-    combos = [[i] for i in range(n)] + [list(range(k)) for k in range(2, n + 1)]
-    runs = []
-    for combo in combos:
-        found = {
-            image_id: detections_from_scores(
-                average_probabilities([logits[i] for i in combo]), boxes, detector.scoring
-            )
-            for image_id, boxes, logits in outputs
-        }
-        ev = evaluate_detections(
-            detections_of(found), dataset.targets(), dataset.class_names, rule, blacklist=dataset.blacklist
-        )
-        runs.append(
-            {
-                "init": init,
-                "proposals": method.name,
-                "members": combo,
-                "mAP": ev.mAP,
-                "AP": dict(ev.ap),
-                "num_detections": ev.num_detections,
-            }
-        )
-    return runs
-
-
-def summarise(runs: list[dict[str, Any]], members: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per (init, proposals): singles' mean and sd, ensembles; paired differences over members."""
-    single: dict[tuple[str, str], list[float]] = {}
-    summary = []
-    for r in runs:
-        if len(r["members"]) == 1:
-            single.setdefault((r["init"], r["proposals"]), [0.0] * members)[r["members"][0]] = r["mAP"]
-    for (init, method), values in single.items():
-        ens = {
-            str(len(r["members"])): r["mAP"]
-            for r in runs
-            if r["init"] == init and r["proposals"] == method and len(r["members"]) > 1
-        }
-        row = {
+def result_rows(
+    init: str, result: DetectionResult
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """A detector's runs, summary and paired differences (over its members) as this schema's rows."""
+    runs = [
+        {
             "init": init,
-            "proposals": method,
-            "single": values,
-            "single_mean": statistics.fmean(values),
-            "ensembles": ens,
+            "proposals": r.proposals,
+            "members": list(r.members),
+            "mAP": r.mAP,
+            "AP": dict(r.evaluation.ap),
+            "num_detections": r.evaluation.num_detections,
         }
-        if sd(values) is not None:
-            row["single_sd"] = sd(values)
-        summary.append(row)
-    paired = []
-
-    def pair(what: str, a: list[float], b: list[float]) -> None:
-        diffs = [x - y for x, y in zip(a, b, strict=True)]
-        row = {"what": what, "diffs": diffs, "mean": statistics.fmean(diffs)}
-        if sd(diffs) is not None:
-            row["sd"] = sd(diffs)
-        paired.append(row)
-
-    methods = list(dict.fromkeys(m for _, m in single))
-    inits = list(dict.fromkeys(i for i, _ in single))
-    for init in inits:
-        for m in methods[1:]:
-            pair(f"{init}: {m} - {methods[0]}", single[(init, m)], single[(init, methods[0])])
-    if len(inits) == 2:
-        for m in methods:
-            pair(f"{m}: {inits[0]} - {inits[1]}", single[(inits[0], m)], single[(inits[1], m)])
-    return summary, paired
-
-
-def stage_seconds(times: StageTimes) -> dict[str, float]:
-    n = max(times.images, 1)
-    s = {"warp": times.warp / n, "network": times.network / n, "nms": times.scoring / n}
-    return {**s, "total": sum(s.values())}
+        for r in result.runs
+    ]
+    summary = [{"init": init, **row.to_dict()} for row in result.member_summary()]
+    paired = [{**d.to_dict(), "what": f"{init}: {d.what}"} for d in result.paired_differences()]
+    return runs, summary, paired
 
 
 def measure_cost(
@@ -295,6 +219,7 @@ def measure_cost(
             for image, target in picked:
                 detector.detect(image, proposals[target.image_id])
             p = detector.predictors[0]
+            seconds = detector.times.seconds_per_image(("warp", "network", "nms"))
             rows.append(
                 {
                     "backend": backend,
@@ -302,8 +227,8 @@ def measure_cost(
                     "members": k,
                     "proposals": method.name,
                     "images": detector.times.images,
-                    "regions_per_image": detector.times.regions / max(detector.times.images, 1),
-                    "seconds_per_image": stage_seconds(detector.times),
+                    "regions_per_image": detector.times.regions_per_image(),
+                    "seconds_per_image": {**seconds, "total": sum(seconds.values())},
                 }
             )
     return rows
@@ -325,12 +250,6 @@ def proposal_cost(dataset: Any, methods: Sequence[Any], images: int) -> list[dic
             }
         )
     return rows
-
-
-def last_record(run: Path) -> dict[str, Any]:
-    import json
-
-    return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- markdown
@@ -491,9 +410,58 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def pretrain(args: argparse.Namespace, out: Path, classes: int) -> tuple[str, dict[str, Any]]:
+    """A classifier of the built-in set's ``classes`` first classes (reused when trained): its run
+    directory and its last epoch's errors."""
+    cls_data = make_builtin(
+        out / "cls_data",
+        classes=classes,
+        train_per_class=args.pretrain_train_per_class,
+        val_per_class=max(2, args.pretrain_train_per_class // 10),
+        workers=1,
+    )
+    cls_run = out / "cls"
+    if not RunLayout(cls_run).weights.is_file():
+        say(f"pre-training {cls_run} ({args.pretrain_epochs} epochs of {rel(args.pretrain_config)})")
+        overrides = {"data": str(cls_data), "out": str(cls_run), "epochs": args.pretrain_epochs}
+        config = resolve_config(args.pretrain_config, {**overrides, **runtime(args)})
+        trained = googlenet.fit(config)
+        if trained.interrupted:
+            raise SystemExit(f"detection_tables: pre-training stopped by {trained.interrupted}")
+    rec = read_metrics(cls_run)[-1]
+    return str(cls_run), {
+        "val_top1_err": rec["val_top1_err"],
+        "avg_val_top1_err": rec["avg_val_top1_err"],
+        "epochs": int(rec["epoch"]),
+    }
+
+
+def runtime(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution settings every training of the run shares."""
+    return {"num_threads": args.threads, "workers": args.workers}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     given = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with training_log():
+            result = measure(args, given)
+    except GoogLeNetError as exc:
+        print(f"detection_tables: error: {exc}", file=sys.stderr)
+        return 2
+    except EnsembleInterrupted as stop:
+        print(f"detection_tables: {stop}; re-run the same command to continue", file=sys.stderr)
+        return stop.exit_code
+    body = render(result)
+    R.save(result, body, args.json, None)
+    if args.docs is not None:
+        R.write_section(R.section_name(result), body, args.docs)
+    print(body)
+    return 0
+
+
+def measure(args: argparse.Namespace, given: list[str]) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)  # Selective Search in this process (the cost rows, cache misses)
     out = args.out.resolve()
@@ -503,97 +471,69 @@ def main(argv: list[str] | None = None) -> int:
     with LoadSampler(every=5.0 if args.tiny else 30.0) as load:
         env = R.environment()
         t0 = time.perf_counter()
-        data = out / "data"
-        cli(
-            "data",
-            "make-builtin-detection",
-            data,
-            "--train-images",
-            args.train_images,
-            "--val-images",
-            args.val_images,
-            "--image-size",
-            args.data_image_size,
-            "--workers",
-            1,
+        say(f"built-in detection set in {out / 'data'}")
+        data = make_builtin_detection(
+            out / "data",
+            train_images=args.train_images,
+            val_images=args.val_images,
+            image_size=args.data_image_size,
+            workers=1,
         )
-        classes = (data / "classes.txt").read_text().split()
+        train = open_detection_dataset(data, "train")
+        val = open_detection_dataset(data, "val")
+        classes = list(train.class_names)
         wall["data"] = time.perf_counter() - t0
-        common = ["--num-threads", args.threads, "--workers", args.workers]
-        pretrain = None
+        pretrained = None
         init_from = args.init_from
         if init_from is None:
             t0 = time.perf_counter()
-            cls_data, cls_run = out / "cls_data", out / "cls"
-            cli(
-                "data",
-                "make-builtin",
-                cls_data,
-                "--classes",
-                len(classes),
-                "--train-per-class",
-                args.pretrain_train_per_class,
-                "--val-per-class",
-                max(2, args.pretrain_train_per_class // 10),
-                "--workers",
-                1,
-            )
-            if not (cls_run / "model.safetensors").is_file():
-                cli(
-                    "train",
-                    "--config",
-                    args.pretrain_config,
-                    "--data",
-                    cls_data,
-                    "--out",
-                    cls_run,
-                    "--epochs",
-                    args.pretrain_epochs,
-                    *common,
-                )
-            rec = last_record(cls_run)
-            pretrain = {
-                "val_top1_err": rec["val_top1_err"],
-                "avg_val_top1_err": rec["avg_val_top1_err"],
-                "epochs": int(rec["epoch"]),
-            }
-            init_from = str(cls_run)
+            init_from, pretrained = pretrain(args, out, len(classes))
             wall["pretrain"] = time.perf_counter() - t0
         detectors = {"fine-tuned": out / "det_finetuned", "scratch": out / "det_scratch"}
         for init, det in detectors.items():
             t0 = time.perf_counter()
-            cli(
-                "train-detector",
-                "--config",
-                args.config,
-                "--data",
-                data,
-                "--out",
-                det,
-                "--members",
-                args.members,
-                "--epochs",
-                args.epochs,
-                "--proposals",
-                args.train_proposals,
-                "--proposal-workers",
-                1,
-                *common,
-                *(["--init-from", init_from] if init == "fine-tuned" else []),
-                *(["--multibox", args.multibox] if args.multibox else []),
+            say(f"detector {det} ({init})")
+            overrides = {"data": str(data), "out": str(det), "epochs": args.epochs, **runtime(args)}
+            if init == "fine-tuned":
+                overrides["init_from"] = init_from
+            train_detector(
+                resolve_config(args.config, overrides),
+                members=args.members,
+                proposals=args.train_proposals,
+                multibox=args.multibox,
+                proposal_workers=1,
+                messages=say,
             )
             wall[f"train {init}"] = time.perf_counter() - t0
         torch.set_num_threads(args.threads)
         t0 = time.perf_counter()
-        val = open_detection_dataset(data, "val")
-        train = open_detection_dataset(data, "train")
         methods = [proposal_method(m, multibox=args.multibox) for m in args.proposals]
-        proposals = {m.name: cached_proposals(val, m, workers=1) for m in methods}
-        runs = []
+        runs, summary, paired, proposals = [], [], [], {}
+        singles: dict[tuple[str, str], list[float]] = {}
         for init, det in detectors.items():
-            for m in methods:
-                runs += combination_runs(det, init, m, val, proposals[m.name], args.rule, args.threads)
-        summary, paired = summarise(runs, args.members)
+            say(f"evaluating {det} ({init})")
+            result = evaluate_detector(
+                det,
+                val,
+                rule=args.rule,
+                members=list(range(2, args.members + 1)) or None,
+                each_member=True,
+                proposals=methods,
+                workers=0,
+                threads=args.threads,
+            )
+            rows = result_rows(init, result)
+            runs, summary, paired = runs + rows[0], summary + rows[1], paired + rows[2]
+            singles.update({(init, row.proposals): row.single for row in result.member_summary()})
+            for r in result.runs:
+                proposals.setdefault(
+                    r.proposals,
+                    {"method": r.proposals, "per_image": r.proposals_per_image, "coverage": r.coverage},
+                )
+        inits = list(detectors)
+        for m in methods:  # the same seeds fine-tuned and from scratch
+            a, b = singles[(inits[0], m.name)], singles[(inits[1], m.name)]
+            paired.append(paired_difference(f"{m.name}: {inits[0]} - {inits[1]}", a, b).to_dict())
         wall["evaluation"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         train_method = read_manifest(detectors["fine-tuned"]).proposal_method()
@@ -601,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             detectors["fine-tuned"],
             val,
             train_method,
-            proposals.get(train_method.name) or cached_proposals(val, train_method, workers=1),
+            cached_proposals(val, train_method, workers=1),
             args.backends,
             args.members,
             args.cost_images,
@@ -645,28 +585,16 @@ def main(argv: list[str] | None = None) -> int:
         },
         "wall_seconds": wall,
         "load_average_during": load.summary(),
-        "proposals": [
-            {
-                "method": m.name,
-                "per_image": float(np.mean([len(v) for v in proposals[m.name].values()])),
-                "coverage": coverage(proposals[m.name], val.targets()),
-            }
-            for m in methods
-        ],
+        "proposals": [proposals[m.name] for m in methods],
         "runs": runs,
         "summary": summary,
         "paired": paired,
         "proposal_cost": pcost,
         "cost": cost,
     }
-    if pretrain is not None:
-        result["pretrain"] = pretrain
-    body = render(result)
-    R.save(result, body, args.json, None)
-    if args.docs is not None:
-        R.write_section(R.section_name(result), body, args.docs)
-    print(body)
-    return 0
+    if pretrained is not None:
+        result["pretrain"] = pretrained
+    return result
 
 
 def rel(path: str) -> str:
