@@ -562,9 +562,3 @@ def read_proposals(path: str | Path) -> dict[str, np.ndarray]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def default_workers() -> int:  # still imported by evaluate-detection and train-detector at HEAD
-    from ..cpu import cpu_count
-
-    return cpu_count()
