@@ -119,6 +119,13 @@ def test_the_result_tabulates_and_serialises_its_runs(
         (2, [0, 1]),
     ]
     assert set(record["runs"][0]["seconds_per_image"]) == {"warp", "network", "nms"}
+    # A run's detections and the result's targets score it again (what a resample of the images needs).
+    last = result.runs[-1]
+    found = detections_of(last.detections)
+    again = evaluate_detections(
+        found, result.targets, result.class_names, result.rule, blacklist=result.blacklist
+    )
+    assert again == last.evaluation
     table = result.format_table()
     assert "[1]" in table and table.splitlines()[0] == result.header()
     with pytest.raises(GoogLeNetError, match="--members 3"):

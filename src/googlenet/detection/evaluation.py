@@ -25,7 +25,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from .detector import StageTimes
 from .metrics import DetectionEvaluation
 from .proposals import ProposalMethod
 from .scoring import ScoredBoxes
+
+if TYPE_CHECKING:
+    from .datasets import DetectionDataset
 
 FORMAT = "googlenet-evaluate-detection"
 FORMAT_VERSION = 1
@@ -163,6 +166,9 @@ class DetectionResult:
 
     ``evaluation`` is the one shown per class: the file's, or the last run's. ``skipped`` lists the
     annotation files or objects the dataset left out (``(what, why)``; none with ``strict_data``).
+    ``class_names``, ``targets`` (one DetectionTarget per image, in ``image_ids`` order) and
+    ``blacklist`` are what any subset or resample of the images is scored against
+    (:func:`.metrics.evaluate_detections`), with a run's ``detections`` of those images.
     """
 
     evaluation: DetectionEvaluation
@@ -177,6 +183,9 @@ class DetectionResult:
     detector: str | None = None
     detections_file: str | None = None
     runs: list[DetectorRun] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    targets: list[Any] = field(default_factory=list, repr=False, compare=False)
+    blacklist: frozenset[tuple[str, int]] = field(default_factory=frozenset, repr=False)
 
     @property
     def rule(self) -> str:
@@ -268,7 +277,7 @@ class DetectionResult:
         }
 
 
-def _open(data: Any, split: str, strict_data: bool) -> tuple[Any, str]:
+def _open(data: str | Path | DetectionDataset, split: str, strict_data: bool) -> tuple[DetectionDataset, str]:
     from .datasets import DetectionDataset, open_detection_dataset
 
     if isinstance(data, DetectionDataset):
@@ -289,12 +298,20 @@ def _result(
         num_blacklisted_pairs=len(dataset.blacklist),
         strict_data=strict_data,
         skipped=list(dataset.skipped),
+        class_names=list(dataset.class_names),
+        targets=list(dataset.targets()),
+        blacklist=frozenset(dataset.blacklist),
         **source,
     )
 
 
 def evaluate_detections_file(
-    path: str | Path, data: Any, *, split: str = "val", rule: str = "ilsvrc", strict_data: bool = False
+    path: str | Path,
+    data: str | Path | DetectionDataset,
+    *,
+    split: str = "val",
+    rule: str = "ilsvrc",
+    strict_data: bool = False,
 ) -> DetectionResult:
     """Score the detections file ``path`` (:func:`.detections.read_detections`) on the ``split`` of
     ``data`` (a VOC / ILSVRC DET / COCO folder, ``builtin``, or an open DetectionDataset) under
@@ -323,7 +340,7 @@ def _ensembles(
 
 def evaluate_detector(
     detector: str | Path,
-    data: Any,
+    data: str | Path | DetectionDataset,
     *,
     split: str = "val",
     rule: str = "ilsvrc",
