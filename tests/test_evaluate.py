@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -269,7 +270,7 @@ def test_evaluate_cli_table3_json(tiny) -> None:
         assert got["model_names"] == list(want.model_names)
     assert rows[0]["top1_err"] >= 1 / 7  # the unreadable image is in the denominator, and wrong
     table = proc.stdout
-    # Three classes: the column is top-2 (issue 12 point 11; top-3 is always right), as top_k says.
+    # Three classes: the column is top-2 (top-3 is always right), as top_k says.
     assert "top-2 error" in table and "top-5" not in table and "base" in table and "cost" in table
     assert (
         record["top_k"] == 2 and record["class_names"] == (tiny["data"] / "classes.txt").read_text().split()
@@ -306,6 +307,66 @@ def test_evaluate_cli_bad_checkpoint_names_it(tiny, capsys) -> None:
     assert len(err.strip().splitlines()) == 1
     assert main(["evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["root"] / "nope")]) == 2
     assert f"checkpoint {tiny['root'] / 'nope'} does not exist" in capsys.readouterr().err
+
+
+def test_library_evaluate_is_what_the_cli_writes(tiny) -> None:
+    import googlenet
+
+    out = tiny["root"] / "eval_library.json"
+    args = ("--data", tiny["data"], "--checkpoint", tiny["run_a"], tiny["ens"], "--crops", "10", "1")
+    proc = cli_in_process("evaluate", *args, "--json", out, "--workers", "0", "--batch-size", "20")
+    assert proc.returncode == 0, proc.stderr
+    seen: list[int] = []
+    result = googlenet.evaluate(
+        tiny["data"],
+        [tiny["run_a"], tiny["ens"]],
+        crops=[10, 1],
+        workers=0,
+        batch_size=20,
+        device="cpu",
+        progress=seen.append,
+    )
+    assert isinstance(result, googlenet.EvaluationResult)
+    assert sum(seen) == result.num_images == 7
+    got, want = result.to_dict(), json.loads(out.read_text())
+    for key in ("date", "wall_time_s", "images_per_s"):  # when and how fast, not what
+        del got[key], want[key]
+    want["data_arg"] = str(tiny["data"])  # the CLI's argument is the same folder as a string
+    assert got == want
+    # What the command prints comes from the result: the title above Table 3, the unreadable file.
+    assert result.title in proc.stdout and result.title.startswith("Table 3 (section 7) on 7 images")
+    assert [u["path"] for u in result.unreadable] == [str(p) for p in tiny["data"].rglob("zz_broken.jpg")]
+    assert result.unreadable[0]["error"] in proc.stderr
+
+
+def test_library_evaluate_takes_models_in_memory_and_checks_arguments_first(tiny) -> None:
+    import googlenet
+    from googlenet.errors import GoogLeNetError
+
+    model = googlenet.load(tiny["run_a"] / "model.safetensors")
+    in_memory = googlenet.evaluate(tiny["data"], model, crops=[1], image_size=64, workers=0, device="cpu")
+    from_file = googlenet.evaluate(tiny["data"], tiny["run_a"], crops=[1], workers=0, device="cpu")
+    errors = [[(r.topk_error, r.top1_error) for r in e.rows] for e in (in_memory, from_file)]
+    assert errors[0] == errors[1]
+    (info,) = in_memory.checkpoints
+    assert info["kind"] == "in memory" and info["weights"] is None and info["name"] == "googlenet_bn"
+    assert info["sha256"] == from_file.checkpoints[0]["sha256"]  # the same tensors
+    missing = tiny["root"] / "no_such_run"
+    # Bad values are refused before the checkpoint is even looked at.
+    for kwargs, message in [
+        ({"limit": 0}, "--limit must be at least 1. Got 0"),
+        ({"crops": [7]}, "crops: crop scheme must be one of 1, 10, 144. Got 7"),
+        ({"split": "test"}, "split must be one of val, train. Got 'test'"),
+        ({"image_size": 10}, "--image-size must be an integer of at least"),
+        ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"device": "gpu"}, "unknown device 'gpu'"),
+        ({"backend": "torch", "precision": "int8"}, "int8 runs on onnxruntime or openvino"),
+        ({"progress": "yes"}, "progress must be True, False, None or a callable"),
+    ]:
+        with pytest.raises(GoogLeNetError, match=re.escape(message)):
+            googlenet.evaluate(tiny["data"], missing, **kwargs)
+    with pytest.raises(GoogLeNetError, match=f"checkpoint {re.escape(str(missing))} does not exist"):
+        googlenet.evaluate(tiny["data"], missing)
 
 
 def test_resolve_checkpoints(tmp_path) -> None:
@@ -405,7 +466,7 @@ def _one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
 def test_evaluate_cli_refuses_other_class_names(tiny, tmp_path) -> None:
     import shutil
 
-    # Issue 12 point 10: the same three classes, upper-cased folder names: refused, both lists shown.
+    # The same three classes, upper-cased folder names: refused, both lists shown.
     names = (tiny["data"] / "classes.txt").read_text().split()
     upper = tmp_path / "upper"
     for split in ("train", "val"):
@@ -430,7 +491,7 @@ def test_evaluate_cli_refuses_other_class_names(tiny, tmp_path) -> None:
 
 
 def test_evaluate_cli_checks_outputs_and_sizes_before_work(tiny, tmp_path) -> None:
-    # Issue 12 point 5: an unusable --json path is refused before any image is read, naming it.
+    # An unusable --json path is refused before any image is read, naming it.
     base = ["evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["run_a"]), "--crops", "1"]
     folder = tmp_path / "a_folder"
     folder.mkdir()

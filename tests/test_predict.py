@@ -4,6 +4,7 @@ files, folders, globs, JSON, exit status. ``python -m googlenet`` itself is test
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import zlib
@@ -138,7 +139,7 @@ def test_predict_unknown_checkpoint_exits_2_naming_it(files) -> None:
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    """Issue 12's contract: exit 2, one stderr line naming the value, no traceback, no output."""
+    """The CLI's contract: exit 2, one stderr line naming the value, no traceback, no output."""
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("googlenet predict: error: "), proc.stderr
@@ -214,11 +215,11 @@ def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path)
 def test_predict_progress_only_on_a_terminal_and_for_long_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from googlenet.cli import predict_cmd
+    from googlenet.evaluation import predict as predict_module
     from googlenet.progress import progress_bar
 
     def predict_bar() -> object:  # as predict makes it
-        return progress_bar(1000, "predict", piped_every_s=None, delay=predict_cmd.PROGRESS_DELAY_S)
+        return progress_bar(1000, "predict", piped_every_s=None, delay=predict_module.PROGRESS_DELAY_S)
 
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: no bar at all
     assert predict_bar().disable
@@ -226,7 +227,7 @@ def test_predict_progress_only_on_a_terminal_and_for_long_runs(monkeypatch: pyte
     tty.isatty = lambda: True  # type: ignore[method-assign]
     monkeypatch.setattr("sys.stderr", tty)
     bar = predict_bar()
-    assert not bar.disable and bar.delay == predict_cmd.PROGRESS_DELAY_S  # shown once a run lasts
+    assert not bar.disable and bar.delay == predict_module.PROGRESS_DELAY_S  # shown once a run lasts
     bar.close()
 
 
@@ -260,3 +261,56 @@ def test_predict_accepts_a_training_checkpoint(files, tmp_path: Path) -> None:
     assert from_best.returncode == 0, from_best.stderr
     # Same weights (the averaged copy), and the checkpoint's trained size (64) by default.
     assert json.loads(from_best.stdout) == json.loads(from_weights.stdout)
+
+
+def test_library_predict_paths_pil_images_and_unreadable_files(files) -> None:
+    import googlenet
+    from googlenet.data.datasets import open_image
+    from googlenet.evaluation.predict import ClassScore, Prediction
+
+    path = files["images"] / "b.png"
+    broken = files["broken"] / "text.jpg"
+    pil = open_image(path)  # the same pixels as the file, in memory
+    got = googlenet.predict([pil, str(path), broken], files["model"], image_size=64, crops=10, topk=2)
+    assert [type(p) for p in got] == [Prediction] * 3
+    from_pil, from_path, failed = got
+    assert from_pil.path is None and from_path.path == str(path) and failed.path == str(broken)
+    assert from_pil.ok and from_path.ok and not failed.ok and failed.predictions == []
+    assert str(broken) in failed.error
+    assert len(from_path.predictions) == 2 and isinstance(from_path.predictions[0], ClassScore)
+    assert [s.class_index for s in from_pil.predictions] == [s.class_index for s in from_path.predictions]
+    assert [s.probability for s in from_pil.predictions] == pytest.approx(
+        [s.probability for s in from_path.predictions], abs=1e-6
+    )
+    assert all(s.class_name == CLASSES[s.class_index] for s in from_path.predictions)
+    # to_dict() is the command's --json record, exactly.
+    proc = cli_in_process(
+        "predict", path, broken, "--checkpoint", files["model"], "--image-size", "64", "--crops", "10",
+        "--topk", "2", "--json",
+    )  # fmt: skip
+    assert json.loads(proc.stdout) == [from_path.to_dict(), failed.to_dict()]
+    # A model in memory, and one image on its own.
+    (alone,) = googlenet.predict(path, googlenet.load(files["model"]), image_size=64, crops="10", topk=2)
+    assert alone.to_dict() == from_path.to_dict()
+
+
+def test_library_predict_checks_arguments_before_loading(files) -> None:
+    import googlenet
+    from googlenet.errors import GoogLeNetError
+
+    missing = files["root"] / "no_such_run"
+    image = files["images"] / "b.png"
+    for kwargs, message in [
+        ({"topk": 0}, "--topk must be at least 1. Got 0"),
+        ({"crops": 5}, "crops: crop scheme must be one of 1, 10, 144. Got 5"),
+        ({"calibration": files["root"]}, "--calibration applies to --precision int8, not fp32"),
+        ({"backend": "tensorrt"}, "unknown backend 'tensorrt'"),
+        ({"workers": -1}, "--workers at least 0"),
+    ]:
+        with pytest.raises(GoogLeNetError, match=re.escape(message)):
+            googlenet.predict(image, missing, **kwargs)
+    with pytest.raises(GoogLeNetError, match=re.escape("images[1]: expected a file path or a PIL image")):
+        googlenet.predict([image, 3], files["model"])
+    with pytest.raises(GoogLeNetError, match=f"checkpoint {re.escape(str(missing))} does not exist"):
+        googlenet.predict(image, missing)
+    assert googlenet.predict([], files["model"]) == []

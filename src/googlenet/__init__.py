@@ -1,7 +1,8 @@
 """googlenet: GoogLeNet (Szegedy et al., "Going Deeper with Convolutions", 2014), complete.
 
 The network in three variants (:func:`create_model`), the paper's training recipe (:func:`fit`),
-its test protocol (:func:`multicrop`, :mod:`googlenet.evaluation.protocol`), weights in and out
+its test protocol (:func:`evaluate` -> :class:`EvaluationResult`, Table 3; :func:`multicrop`,
+:mod:`googlenet.evaluation.protocol`), the classes of images (:func:`predict`), weights in and out
 (:func:`load`, :func:`save`, :func:`load_caffe`, :func:`load_torchvision`) and inference backends
 (:class:`Predictor`). The heavier entry points are imported on first use.
 """
@@ -25,9 +26,13 @@ _LAZY = {
     "Predictor": "googlenet.inference.predictor",
     "load_caffe": "googlenet.weights.importers",
     "load_torchvision": "googlenet.weights.importers",
+    "evaluate": "googlenet.evaluation.evaluate",
+    "EvaluationResult": "googlenet.evaluation.result",
+    "predict": "googlenet.evaluation.predict",
 }
 
 __all__ = [
+    "EvaluationResult",
     "GoogLeNet",
     "GoogLeNetConfig",
     "GoogLeNetOutputs",
@@ -36,12 +41,14 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "create_model",
+    "evaluate",
     "fit",
     "list_models",
     "load",
     "load_caffe",
     "load_torchvision",
     "multicrop",
+    "predict",
     "save",
 ]
 

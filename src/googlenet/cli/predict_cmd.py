@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
-from ..errors import GoogLeNetError
 from .common import STDOUT, add_json_argument, add_model_arguments, check_json_output, write_json
-
-PROGRESS_DELAY_S = 2.0  # a bar only for inputs that take longer than this (short runs stay quiet)
-
 
 ORDER = 50  # googlenet --help lists the commands by layer (inference)
 
@@ -46,117 +41,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, backend=None)
 
 
-def calibration_for(args: argparse.Namespace, checkpoints: list[Any]) -> Any:
-    """The int8 calibration loader: ``--calibration DIR``, else the first checkpoint's training data."""
-    from ..inference.calibration import calibration_loader, run_calibration_data
-
-    if args.calibration is not None:
-        from pathlib import Path
-
-        folder = Path(args.calibration).expanduser()
-        if not folder.is_dir():
-            what = "does not exist" if not folder.exists() else "is not a folder"
-            raise GoogLeNetError(
-                f"--calibration {args.calibration} {what}: pass a dataset folder with train/ or a folder of "
-                "training images"
-            )
-        return calibration_loader(folder)
-    if args.precision != "int8":
-        return None
-    for ref in checkpoints:
-        found = run_calibration_data(ref.run_dir)
-        if found is not None:
-            return calibration_loader(*found)
-    raise GoogLeNetError(
-        f"--precision int8 calibrates on training images, and the run config of {checkpoints[0].source} "
-        "names none that exist here: pass --calibration DIR (a dataset folder with train/ or a folder of "
-        "training images)"
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..data.datasets import find_images
-    from ..device import resolve_device
-    from ..evaluation.loading import load_models
-    from ..evaluation.protocol import crop_probabilities
-    from ..progress import progress_bar
-    from ..runs import resolve_checkpoints
+    from ..evaluation.predict import Prediction, predict
 
-    if args.topk < 1:
-        raise GoogLeNetError(f"--topk must be at least 1. Got {args.topk}")
-    if args.calibration is not None and args.precision != "int8":
-        raise GoogLeNetError(f"--calibration applies to --precision int8, not {args.precision}")
-    if args.backend is None:
-        args.backend = "auto" if args.precision == "int8" else "torch"
-    device = resolve_device(args.device)
     check_json_output(args, example="predictions.json")
-    checkpoints = resolve_checkpoints(args.checkpoint)
-    calibration = calibration_for(args, checkpoints)
     paths, errors = find_images(args.images)
-    loaded = load_models(
-        checkpoints,
+    predictions = predict(
+        paths,
+        args.checkpoint,
+        crops=args.crops,
+        topk=args.topk,
         image_size=args.image_size,
         backend=args.backend,
         precision=args.precision,
-        device=device,
-        calibration=calibration,
+        device=args.device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        calibration=args.calibration,
+        progress=True,
     )
-    for _, message in errors:
-        print(f"googlenet predict: error: {message}", file=sys.stderr)
-    if not paths:
-        if args.json is not None:
-            write_json(args, json.dumps([{"path": arg, "error": m} for arg, m in errors], indent=1))
-        return 1
-    with progress_bar(len(paths), "predict", piped_every_s=None, delay=PROGRESS_DELAY_S) as bar:
-        result = crop_probabilities(
-            paths,
-            loaded.models,
-            [args.crops],
-            loaded.image_size,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            progress=bar.update,
-        )
-    for _, message in result.unreadable:
-        print(f"googlenet predict: error: {message}", file=sys.stderr)
-    unreadable = dict(result.unreadable)
-    records: list[dict[str, Any]] = []
-    if result.probs:
-        # Section 7: probabilities averaged over crops (done) and over the models.
-        probs = torch.stack([result.probs[(m, args.crops)] for m in range(len(loaded.models))]).mean(0)
-        k = min(args.topk, probs.shape[-1])
-        names = loaded.class_names
-        for i, path in enumerate(paths):
-            if i in unreadable:
-                records.append({"path": path, "error": unreadable[i]})
-                continue
-            top = torch.topk(probs[i], k)
-            records.append(
-                {
-                    "path": path,
-                    "predictions": [
-                        {
-                            "class_index": int(c),
-                            "class_name": names[int(c)] if names and int(c) < len(names) else str(int(c)),
-                            "probability": float(p),
-                        }
-                        for p, c in zip(top.values, top.indices, strict=True)
-                    ],
-                }
-            )
-    else:
-        records = [{"path": path, "error": unreadable[i]} for i, path in enumerate(paths)]
     # Inputs that named no image (a missing file, an empty folder or pattern) after the images.
-    records += [{"path": arg, "error": message} for arg, message in errors]
+    predictions += [Prediction(arg, error=message) for arg, message in errors]
+    for message in [m for _, m in errors] + [p.error for p in predictions[: len(paths)] if p.error]:
+        print(f"googlenet predict: error: {message}", file=sys.stderr)
     if args.json is not None:
-        write_json(args, json.dumps(records, indent=1))
+        write_json(args, json.dumps([p.to_dict() for p in predictions], indent=1))
     if args.json != STDOUT:
-        for record in records:
-            if "error" in record:
+        for prediction in predictions:
+            if prediction.error is not None:
                 continue  # already on stderr
-            print(record["path"])
-            for pred in record["predictions"]:
-                print(f"  {pred['probability']:.4f}  {pred['class_name']} ({pred['class_index']})")
-    return 1 if errors or unreadable else 0
+            print(prediction.path)
+            for score in prediction.predictions:
+                print(f"  {score.probability:.4f}  {score.class_name} ({score.class_index})")
+    return 1 if any(p.error is not None for p in predictions) else 0

@@ -22,10 +22,18 @@ import torch
 from ..data.config import DataConfig
 from ..errors import GoogLeNetError
 from ..models.model import GoogLeNet
+from ..progress import Progress
 from ..runs import ModelRef
 from .protocol import EvalModel, check_class_names
 
-__all__ = ["LoadedModels", "ModelSource", "classifier_classes", "load_models", "resolve_models"]
+__all__ = [
+    "LoadedModels",
+    "ModelSource",
+    "check_run_arguments",
+    "classifier_classes",
+    "load_models",
+    "resolve_models",
+]
 
 # What a ``checkpoint`` argument may hold: anything ``--checkpoint`` accepts (a .safetensors file, a
 # run directory, a training checkpoint, an ensemble directory), a resolved ModelRef, or a model.
@@ -89,6 +97,40 @@ def resolve_models(checkpoint: ModelSource | Sequence[ModelSource]) -> list[Mode
                 f"GoogLeNet. Got {type(item).__name__}"
             )
     return found
+
+
+def check_run_arguments(
+    *,
+    image_size: int | None,
+    batch_size: int,
+    workers: int,
+    backend: str,
+    precision: str,
+    device: str,
+    progress: Progress,
+) -> str:
+    """Check what the models will run with, before anything is loaded; returns the resolved device.
+
+    The backend and precision must be runnable here (a missing package is named with the extra that
+    installs it); int8 counts as calibrated (the caller supplies the images). Errors name the values
+    by the command-line flags (``--image-size``, ``--batch-size``), as the commands report them.
+    """
+    from ..data.config import check_image_size
+    from ..device import resolve_device
+    from ..inference.predictor import candidates
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1 or workers < 0:
+        raise GoogLeNetError("--batch-size must be at least 1 and --workers at least 0")
+    if image_size is not None:
+        try:
+            check_image_size(image_size, "--image-size")
+        except ValueError as exc:
+            raise GoogLeNetError(str(exc)) from None
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise GoogLeNetError(f"progress must be True, False, None or a callable. Got {progress!r}")
+    resolved = resolve_device(device)
+    candidates(backend, precision, device=resolved, calibrated=precision == "int8")
+    return resolved
 
 
 def load_models(

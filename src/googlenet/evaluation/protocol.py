@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 Combine = Literal["mean", "max"]
+DEFAULT_BATCH = 144  # crops per forward pass: one 144-crop image, or 144 single-crop images
 Image = str | Path | PIL.Image.Image | torch.Tensor
 
 
@@ -174,7 +175,7 @@ class _CropViews(torch.utils.data.Dataset):
         try:
             return index, {s: multicrop(pixels, s, self.size, dtype=torch.uint8) for s in self.schemes}
         except ValueError as exc:  # e.g. too elongated to resize; one bad image must not stop the run
-            name = image if isinstance(image, (str, Path)) else f"image {index}"
+            name = image if isinstance(image, (str, Path)) else f"#{index}"
             return index, f"unusable image {name}: {exc}"
 
 

@@ -9,7 +9,8 @@ classes up, :func:`googlenet.evaluation.metrics.topk_for`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 __all__ = [
@@ -162,8 +163,10 @@ def spread_markdown(rows: Sequence[Any]) -> str | None:
 
 
 def format_effects(effects: Sequence[Any], title: str | None = None) -> str:
-    """The paired effects (:func:`~googlenet.evaluation.protocol.paired_effects`) as a text table:
-    error points gained, positive = better."""
+    """The paired effects (:func:`~googlenet.evaluation.protocol.paired_effects`, or their JSON form
+    as :class:`~googlenet.evaluation.result.EvaluationResult` keeps them) as a text table: error
+    points gained, positive = better."""
+    effects = [SimpleNamespace(**e) if isinstance(e, Mapping) else e for e in effects]
     header = [
         "effect (top-1 error points, positive = better)",
         "mean",
