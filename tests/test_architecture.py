@@ -2,7 +2,9 @@
 
 Every ``import`` / ``from ... import`` of ``googlenet`` code, at module level or inside a function,
 is resolved to its package and compared with :data:`ALLOWED`. A new dependency that breaks the
-layering fails here, naming the file and the import.
+layering fails here, naming the file and the import. Two more rules on the same imports: no module
+of ``src/googlenet`` and no script of ``benchmarks/`` takes part in an import cycle, and a command
+module (``cli/*_cmd.py``) imports no other CLI module than ``cli/common.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "googlenet"
 
 # Leaves: facts every layer may ask (no package imports of their own beyond errors).
-FOUNDATION = {"errors", "atomic", "cache", "cpu", "device", "environment", "runs"}
+FOUNDATION = {"errors", "atomic", "cache", "cpu", "device", "environment", "manifest", "progress", "runs"}
 # package -> the packages (besides itself and FOUNDATION) it may import, lowest layer first.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -22,8 +24,10 @@ ALLOWED: dict[str, set[str]] = {
     "cpu": set(),
     "device": set(),
     "environment": set(),
-    # runs owns the layouts; ModelRef.load reaches up (lazily) to the loaders of the files it names.
-    "runs": {"weights", "training"},
+    "manifest": set(),
+    "progress": set(),
+    # runs owns the layouts and what --checkpoint names; loading them is training.loading's.
+    "runs": set(),
     "models": set(),
     "weights": {"models"},
     "data": {"models"},
@@ -87,7 +91,9 @@ def _allowed(source: str, target: str) -> bool:
     src, dst = _layer(source), _layer(target)
     if dst == "__init__":
         return src in {"cli", "__init__"}  # the version string; nothing else imports the top package
-    if src == dst or dst in FOUNDATION - {"runs"} or (dst == "runs" and src not in {"errors", "atomic"}):
+    if src in FOUNDATION and dst in FOUNDATION:
+        return src != "errors" and (dst != "runs" or src == "runs")  # runs is the leaves' top
+    if src == dst or dst in FOUNDATION:
         return True
     allowed = ALLOWED.get(src, set())
     sub = ".".join(target.split(".")[1:3])
@@ -111,3 +117,109 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     assert not _allowed("googlenet.training.train", "googlenet.evaluation.report")
     assert _allowed("googlenet.training.train", "googlenet.evaluation.metrics")
     assert _allowed("googlenet.detection.proposals", "googlenet.training.engine")
+    assert not _allowed("googlenet.runs", "googlenet.training.loading")
+    assert _allowed("googlenet.runs", "googlenet.manifest")
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Every module of the package -> the package's modules it imports (function-level included).
+    A name imported from a package resolves to the submodule when one has that name; importing one's
+    own package's ``__init__`` (its re-exports) is not a dependency."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        named: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                named |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = package.split(".")
+                module = node.module or ""
+                if node.level:
+                    module = ".".join(base[: len(base) - node.level + 1] + ([module] if module else []))
+                named |= {module} | {f"{module}.{a.name}" for a in node.names}
+        deps = set()
+        for target in named:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            own_init = name.startswith(target + ".") and modules.get(target, Path()).name == "__init__.py"
+            if target and target != name and not own_init:
+                deps.add(target)
+        graph[name] = deps
+    return graph
+
+
+def _script_graph(folder: Path) -> dict[str, set[str]]:
+    """Each script of ``folder`` -> the sibling scripts it imports."""
+    scripts = {p.stem: p for p in folder.glob("*.py")}
+    graph = {}
+    for name, path in scripts.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                deps.add(node.module.split(".")[0])
+        graph[name] = {d for d in deps if d in scripts and d != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one member (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_in_the_package_or_the_benchmarks() -> None:
+    cycles = _cycles(_module_graph()) + [
+        [f"benchmarks/{m}.py" for m in c] for c in _cycles(_script_graph(PACKAGE.parents[1] / "benchmarks"))
+    ]
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_checker_sees_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_command_modules_import_only_the_cli_common_module() -> None:
+    graph = _module_graph()
+    bad = [
+        f"{name} imports {dep}"
+        for name, deps in sorted(graph.items())
+        if name.startswith("googlenet.cli.") and name.endswith("_cmd")
+        for dep in sorted(deps)
+        if dep.startswith("googlenet.cli") and dep != "googlenet.cli.common"
+    ]
+    assert not bad, "command modules share through cli/common.py only:\n" + "\n".join(bad)
