@@ -15,7 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "googlenet"
 
 # Leaves: facts every layer may ask (no package imports of their own beyond errors).
-FOUNDATION = {"errors", "atomic", "cache", "cpu", "device", "environment", "manifest", "progress", "runs"}
+FOUNDATION = {"errors", "atomic", "cache", "cpu", "device", "environment", "manifest", "progress", "runs", "version"}
 # package -> the packages (besides itself and FOUNDATION) it may import, lowest layer first.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "environment": set(),
     "manifest": set(),
     "progress": set(),
+    "version": set(),
     # runs owns the layouts and what --checkpoint names; loading them is training.loading's.
     "runs": set(),
     "models": set(),

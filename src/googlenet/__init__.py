@@ -13,10 +13,9 @@ from typing import Any
 from .models.model import GoogLeNet, GoogLeNetOutputs, ModelMeta
 from .models.registry import create_model, list_models
 from .models.spec import GoogLeNetConfig
+from .version import __version__
 from .weights.store import load_weights as load
 from .weights.store import save_weights as save
-
-__version__ = "0.1.0"
 
 # name -> module that defines it; imported lazily so `import googlenet` stays light.
 _LAZY = {

@@ -5,7 +5,7 @@ and sets ``func`` on its parser; discovery keeps the commands independent of one
 module's ``ORDER`` places its command in ``googlenet --help`` (by the package layers: models,
 data, training, evaluation, inference, detection); the name breaks ties.
 
-Conventions every command keeps (issue 12): ``-o``/``--out`` names what it writes, ``--checkpoint``
+Conventions every command keeps: ``-o``/``--out`` names what it writes, ``--checkpoint``
 the model it reads, ``--json`` alone prints JSON on stdout and ``--json FILE`` writes FILE
 atomically; ``--help`` shows every default.
 """

@@ -1,4 +1,4 @@
-"""The flags every command spells the same way, and the checks that go with them (issue 12).
+"""The flags every command spells the same way, and the checks that go with them.
 
 - ``-o`` / ``--out``: what a command writes (``--output`` stays where it was the name);
 - ``--json``: alone (or ``--json -``) the result as JSON on stdout, ``--json FILE`` written to
@@ -143,11 +143,11 @@ def positional_or_flag(args: argparse.Namespace, name: str, flag: str, metavar: 
 
 # --------------------------------------------------------------------------- classifiers
 
-DEFAULT_BATCH = 144  # one 144-crop image, or 144 single-crop images, per forward pass
-
 
 def add_model_arguments(p: argparse.ArgumentParser, *, workers: int = 2) -> None:
     """Flags shared with ``googlenet predict``."""
+    from ..evaluation.protocol import DEFAULT_BATCH
+
     p.add_argument(
         "--checkpoint",
         nargs="+",
