@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from googlenet.cost import CostEstimate, Throughput, WorkPart, format_duration, measure_throughput
+from googlenet.cost import (
+    CostEstimate,
+    Throughput,
+    WorkPart,
+    format_duration,
+    measure_throughput,
+    split_evenly,
+)
 
 
 class FakeClock:
@@ -76,3 +83,15 @@ def test_estimate_adds_parts_and_divides_over_ranks() -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_split_evenly_covers_every_item_once() -> None:
+    assert split_evenly(7, 2) == [range(0, 3), range(3, 7)]
+    assert split_evenly(2, 3) == [range(0, 0), range(0, 1), range(1, 2)]
+    for count in range(12):
+        for ranks in range(1, 5):
+            pieces = split_evenly(count, ranks)
+            assert [i for p in pieces for i in p] == list(range(count))
+            assert max(map(len, pieces)) - min(map(len, pieces)) <= 1
+    with pytest.raises(ValueError, match="ranks must be at least 1"):
+        split_evenly(3, 0)

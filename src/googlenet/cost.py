@@ -38,6 +38,7 @@ __all__ = [
     "format_duration",
     "format_rate",
     "measure_throughput",
+    "split_evenly",
 ]
 
 
@@ -243,3 +244,13 @@ def format_duration(seconds: float) -> str:
         return f"{hours} h {minutes:02d} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
+
+
+def split_evenly(count: int, ranks: int) -> list[range]:
+    """``range(count)`` cut into ``ranks`` contiguous pieces whose sizes differ by at most one
+    (piece ``r`` is ``[r * count // ranks, (r + 1) * count // ranks)``): which items each rank or
+    shard takes, and so how much of a job's work each rank's estimate covers."""
+    if ranks < 1:
+        raise ValueError(f"ranks must be at least 1. Got {ranks}")
+    bounds = [r * count // ranks for r in range(ranks + 1)]
+    return [range(bounds[r], bounds[r + 1]) for r in range(ranks)]
