@@ -15,12 +15,10 @@ numbers go into docs/builtin_dataset.md. Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
+import common as C
 import numpy as np
 import torch
 from PIL import Image
@@ -175,6 +173,7 @@ def main() -> None:
     p.add_argument("--contact-sheet", type=Path, help="write a PNG grid of training images here and exit")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    env = C.environment()
     root = (
         resolve_data(args.data, classes=args.classes) if args.data == "builtin" else resolve_data(args.data)
     )
@@ -242,9 +241,9 @@ def main() -> None:
             "width": args.width,
             "size": args.size,
             "threads": args.threads,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         }
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+        env["load_average_after"] = C.load_average()
+        C.write_json(args.json, {"meta": meta, "environment": env, "results": results})
 
 
 if __name__ == "__main__":

@@ -17,15 +17,14 @@ by default. Both timings use the same threads, interleaved round by round; media
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common as C
 import numpy as np
-import render as R
 import torch
 
 import googlenet
@@ -64,7 +63,7 @@ SCHEMA = {
 
 
 def render(result: dict) -> str:
-    R.check_result(result, NAME, VERSION, SCHEMA)
+    C.check_result(result, NAME, VERSION, SCHEMA)
     s = result["settings"]
     rows = [
         {
@@ -81,16 +80,16 @@ def render(result: dict) -> str:
     verdict = "under" if result["met"] else "**not under**"
     return "\n".join(
         [
-            R.machine_line(result),
+            C.machine_line(result),
             "",
             f"{s['size']} x {s['size']} crops, median of {s['rounds']} interleaved rounds.",
             "",
-            R.table(
+            C.table(
                 rows,
                 [
-                    R.text("step"),
-                    R.Column("median ms per image", R.field("ms", "{:.1f}")),
-                    R.Column("fastest round ms", R.field("min", "{:.1f}")),
+                    C.text("step"),
+                    C.Column("median ms per image", C.field("ms", "{:.1f}")),
+                    C.Column("fastest round ms", C.field("min", "{:.1f}")),
                 ],
             ),
             "",
@@ -104,12 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=7, help="timed rounds (median reported; default 7)")
     p.add_argument("--size", type=int, default=224, help="crop size (default 224, the paper's)")
-    p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    p.add_argument("--docs", type=Path, default=R.DOCS, help="the markdown file to update")
-    p.add_argument("--json", type=Path, default=None, help="write the result here (schema: SCHEMA)")
+    C.output_flags(p)
     given = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(given)
-    env = R.environment()
+    env = C.environment()
 
     model = googlenet.create_model("googlenet", aux_logits=False)
     predictor = Predictor(model, "torch", "fp32", image_size=args.size)
@@ -130,12 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             crop_times.append(timed(crops))
             model_times.append(timed(predictor, batch))
     crop_s, model_s = statistics.median(crop_times), statistics.median(model_times)
-    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    env["load_average_after"] = C.load_average()
     result = {
-        "benchmark": NAME,
-        "schema_version": VERSION,
-        "command": R.shown_command("crops.py", given),
-        "environment": env,
+        **C.header(NAME, VERSION, C.shown_command("crops.py", given), env),
         "settings": {
             "rounds": args.rounds,
             "size": args.size,
@@ -150,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "target": TARGET,
         "met": crop_s / model_s < TARGET,
     }
-    body = render(result)
-    print(body)
-    R.save(result, body, args.json, None if args.no_docs else args.docs)
+    C.publish(result, render(result), args.json, None if args.no_docs else args.docs)
     return 0 if result["met"] else 1
 
 

@@ -1,4 +1,4 @@
-"""Levers for the README's main job (``make run``, issue 13 section 4): what each gives, what it costs.
+"""Levers for the README's main job (``make run``): what each gives, what it costs.
 
 The main job trains a small ensemble on the built-in set and prints the paper's Table 3 (section 7:
 1/10/144 crops x 1..N models). Its targets: every member at most 30% top-1 error (1 crop); 144
@@ -32,11 +32,12 @@ within the group, are scored top-1 against the labels, beside the mean error of 
     python benchmarks/demo_levers.py views --data runs/demo/data --checkpoint runs/demo/ensemble --limit 300
 
 Throughputs (images/s, googlenet_bn, 64 px, batch 32, 2 threads) behind the time estimates:
-AVX2-only AMD EPYC (Zen 1, fp32: no bf16 there): 50 training (issue 13) and ~290 evaluation crops
-(issue 13: 1,000 images x 144 crops x 3 members in ~25 min); AVX-512 + AVX512-BF16 AMD EPYC (bf16
-autocast training, fp32 evaluation as ``googlenet evaluate`` runs it): ~115 training (the 100-130 images/s
-each epoch of the timed fresh-clone ``make run`` printed, docs/demo.md "Time") and ~500 evaluation
-crops (its 93,000 crops in 185 s); ``googlenet`` (LRN) ~90 and ~450 (its probe in docs/demo.md).
+AVX2-only AMD EPYC (Zen 1, fp32: no bf16 there): 50 training and ~290 evaluation crops, as a user
+measured them on a fresh clone there (1,000 images x 144 crops x 3 members in ~25 min); AVX-512 +
+AVX512-BF16 AMD EPYC (bf16 autocast training, fp32 evaluation as ``googlenet evaluate`` runs it): ~115
+training (the 100-130 images/s each epoch of the timed fresh-clone ``make run`` printed, docs/demo.md
+"Time") and ~500 evaluation crops (its 93,000 crops in 185 s); ``googlenet`` (LRN) ~90 and ~450 (its
+probe in docs/demo.md).
 """
 
 from __future__ import annotations

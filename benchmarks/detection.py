@@ -44,11 +44,7 @@ image; the ILSVRC mAP of each setting is reported too (the backends should agree
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import math
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -56,6 +52,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import common as C
 import cv2
 import numpy as np
 import torch
@@ -65,8 +62,6 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
 import googlenet
-from googlenet.atomic import atomic_write_text
-from googlenet.cpu import cpu_features, cpu_name, native_bf16
 from googlenet.detection.boxes import from_continuous, to_continuous
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import Detection, detections_of
@@ -75,6 +70,8 @@ from googlenet.detection.scoring import MIN_SCORE, ScoringSettings
 from googlenet.errors import GoogLeNetError
 from googlenet.training.finetune import load_pretrained
 
+# Version 2: "environment" is the benchmarks' common record (common.environment); version 1 had its own.
+FORMAT_VERSION = 2
 OURS = "ours: R-CNN + GoogLeNet (section 8)"
 PEER = "peer: Faster R-CNN + GoogLeNet"
 RULES = ("ilsvrc", "voc12")
@@ -344,6 +341,7 @@ def stage_costs(args: argparse.Namespace, data: str, command: str) -> dict[str, 
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     threads = torch.get_num_threads()
+    env = C.environment()
     manifest = read_manifest(args.stage_costs)
     val_set = open_detection_dataset(data, "val")
     if list(val_set.class_names) != list(manifest.class_names):
@@ -394,9 +392,10 @@ def stage_costs(args: argparse.Namespace, data: str, command: str) -> dict[str, 
                 "mAP_ilsvrc": evaluation.mAP,
             }
         )
+    env["load_average_after"] = C.load_average()
     return {
         "format": "googlenet-benchmark-detection-stages",
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "command": command,
         "settings": {
             "detector": str(args.stage_costs),
@@ -408,7 +407,7 @@ def stage_costs(args: argparse.Namespace, data: str, command: str) -> dict[str, 
             "backends": list(args.backends),
         },
         "rows": rows,
-        "environment": environment(threads, "cpu"),
+        "environment": env,
     }
 
 
@@ -416,7 +415,7 @@ def format_stage_table(report: dict[str, Any]) -> str:
     s, env = report["settings"], report["environment"]
     lines = [
         f"{s['val_images']} val images, {s['proposals']}, {s['image_size']} px regions; {env['cpu']}, "
-        f"{env['threads']} threads",
+        f"{env['torch_threads']} threads",
         "| members | backend | proposals s | warp s | network s | NMS s | total s | warp + NMS / network "
         "| regions | mAP ILSVRC (%) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -429,20 +428,6 @@ def format_stage_table(report: dict[str, Any]) -> str:
             f"{100 * r['overhead_ratio']:.1f}% | {r['regions_per_image']:.0f} | {100 * r['mAP_ilsvrc']:.2f} |"
         )
     return "\n".join(lines)
-
-
-def environment(threads: int, device: str) -> dict[str, Any]:
-    return {
-        "cpu": cpu_name(),
-        "cpu_features": sorted(cpu_features()),
-        "avx512_bf16": native_bf16(),
-        "threads": threads,
-        "device": device,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "load_average": list(os.getloadavg()),
-    }
 
 
 # --------------------------------------------------------------------------- the run
@@ -515,6 +500,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     threads = torch.get_num_threads()
+    env = C.environment(args.device)
     device = torch.device(args.device)
     data = resolve_data(args)
     train_set = open_detection_dataset(data, "train")
@@ -562,9 +548,10 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in peer.parameters()),
         "init": peer_init,
     }
+    env["load_average_after"] = C.load_average()
     return {
         "format": "googlenet-benchmark-detection",
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "command": command,
         "settings": {
             **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -581,7 +568,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "images_per_s": contenders["ours"]["images_per_s"] / contenders["peer"]["images_per_s"],
             "training_seconds": ours_training["seconds"] / peer_training["seconds"],
         },
-        "environment": environment(threads, args.device),
+        "environment": env,
     }
 
 
@@ -602,7 +589,7 @@ def format_table(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [
         f"{s['train_images']} train / {s['val_images']} val images, {len(s['classes'])} classes; "
-        f"{report['environment']['cpu']}, {report['environment']['threads']} threads, {s['device']}",
+        f"{report['environment']['cpu']}, {report['environment']['torch_threads']} threads, {s['device']}",
         f"| {'':<22} | {'ours (R-CNN)':>12} | {'peer (Faster R-CNN)':>19} | {'ours / peer':>11} |",
         f"|{'-' * 24}|{'-' * 13}:|{'-' * 20}:|{'-' * 12}:|",
     ]
@@ -622,21 +609,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from googlenet.training.ensemble import EnsembleInterrupted
 
     args = parse_args(argv)
-    command = " ".join(["python", "benchmarks/detection.py", *(sys.argv[1:] if argv is None else argv)])
+    command = C.shown_command("detection.py", list(sys.argv[1:] if argv is None else argv), hidden=())
     try:
         if args.stage_costs is not None:
             report = stage_costs(args, resolve_data(args), command)
         else:
             report = run(args, command)
     except GoogLeNetError as exc:
-        print(f"benchmarks/detection.py: error: {exc}", file=sys.stderr)
+        C.log(f"benchmarks/detection.py: error: {exc}")
         return 2
     except EnsembleInterrupted as stop:  # SIGINT/SIGTERM while ours trains: the run is temporary
-        print(f"benchmarks/detection.py: stopped by {stop.signal_name} while training ours", file=sys.stderr)
+        C.log(f"benchmarks/detection.py: stopped by {stop.signal_name} while training ours")
         return stop.exit_code
     print(format_stage_table(report) if args.stage_costs is not None else format_table(report))
     if args.json is not None:
-        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
+        C.write_json(args.json, report)
     return 0
 
 

@@ -15,7 +15,7 @@ One run measures, on one built-in detection set (:func:`googlenet.detection.buil
 - the cost per image on a few val images: proposals (one process), warping, the network and NMS for
   one member and for the ensemble, per inference backend (``Detector`` with ``backend=``).
 
-The result is JSON with a versioned schema (``SCHEMA``, checked by benchmarks/render.py) and a
+The result is JSON with a versioned schema (``SCHEMA``, checked by :func:`render`) and a
 markdown rendering (printed; ``--docs FILE`` also writes it as this benchmark's section of FILE).
 Re-running with the same ``--out`` reuses what is done (data, pre-training, finished members).
 
@@ -39,9 +39,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import common as C
 import cv2
 import numpy as np
-import render as R
 import torch
 
 import googlenet
@@ -57,7 +57,6 @@ from googlenet.runs import RunLayout, read_metrics
 from googlenet.training.config import resolve_config
 from googlenet.training.ensemble import EnsembleInterrupted
 
-ROOT = Path(__file__).resolve().parents[1]
 NAME, VERSION = "detection_tables", 1
 INITS = ("fine-tuned", "scratch")
 
@@ -131,7 +130,7 @@ SCHEMA: dict[str, Any] = {
 
 
 def say(message: str) -> None:
-    print(f"detection_tables: {message}", file=sys.stderr, flush=True)
+    C.log(f"detection_tables: {message}")
 
 
 @contextlib.contextmanager
@@ -260,7 +259,7 @@ def pct(x: float | None) -> str:
 
 
 def render(result: dict[str, Any]) -> str:
-    R.check_result(result, NAME, VERSION, SCHEMA)
+    C.check_result(result, NAME, VERSION, SCHEMA)
     s = result["settings"]
     props = {p["method"]: p for p in result["proposals"]}
     ks = [str(k) for k in range(2, s["members"] + 1)]
@@ -279,18 +278,18 @@ def render(result: dict[str, Any]) -> str:
                 **{f"k{k}": pct(row["ensembles"].get(k)) for k in ks},
             }
         )
-    accuracy = R.table(
+    accuracy = C.table(
         rows,
         [
-            R.text("init"),
+            C.text("init"),
             cell("proposals", "proposals"),
-            R.Column("proposals / image", R.field("per_image", "{:.0f}")),
-            R.Column("coverage %", R.field("coverage", "{:.1f}")),
+            C.Column("proposals / image", C.field("per_image", "{:.0f}")),
+            C.Column("coverage %", C.field("coverage", "{:.1f}")),
             cell("1 model: mean +- sd (each member)", "single", numeric=True),
             *[cell(f"ensemble of {k}", f"k{k}", numeric=True) for k in ks],
         ],
     )
-    paired = R.table(
+    paired = C.table(
         [
             {
                 "what": p["what"],
@@ -300,10 +299,10 @@ def render(result: dict[str, Any]) -> str:
             }
             for p in result["paired"]
         ],
-        [R.text("what"), cell("mean", "mean", True), cell("sd", "sd", True), R.text("diffs")],
+        [C.text("what"), cell("mean", "mean", True), cell("sd", "sd", True), C.text("diffs")],
     )
     pcost = {p["method"]: p["seconds_per_image"] for p in result["proposal_cost"]}
-    cost = R.table(
+    cost = C.table(
         [
             {
                 "backend": f"{c['backend']} ({c['resolved']})",
@@ -315,14 +314,14 @@ def render(result: dict[str, Any]) -> str:
             for c in result["cost"]
         ],
         [
-            R.text("backend"),
-            R.Column("members", R.field("members", "{}")),
-            R.Column("regions / image", R.field("regions", "{:.0f}")),
-            R.Column(f"proposals s (`{s['train_proposals']}`)", R.field("proposals", "{:.3f}")),
-            R.Column("warp s", R.field("warp", "{:.3f}")),
-            R.Column("network s", R.field("network", "{:.3f}")),
-            R.Column("NMS s", R.field("nms", "{:.4f}")),
-            R.Column("warp + network + NMS s", R.field("total", "{:.3f}")),
+            C.text("backend"),
+            C.Column("members", C.field("members", "{}")),
+            C.Column("regions / image", C.field("regions", "{:.0f}")),
+            C.Column(f"proposals s (`{s['train_proposals']}`)", C.field("proposals", "{:.3f}")),
+            C.Column("warp s", C.field("warp", "{:.3f}")),
+            C.Column("network s", C.field("network", "{:.3f}")),
+            C.Column("NMS s", C.field("nms", "{:.4f}")),
+            C.Column("warp + network + NMS s", C.field("total", "{:.3f}")),
         ],
     )
     load = result["load_average_during"]
@@ -337,7 +336,7 @@ def render(result: dict[str, Any]) -> str:
     )
     return "\n".join(
         [
-            R.machine_line(result),
+            C.machine_line(result),
             "",
             f"Built-in detection set: {s['train_images']} train / {s['val_images']} val images at "
             f"{s['data_image_size']} px ({result['data']['train_objects']} / {result['data']['val_objects']} "
@@ -362,9 +361,9 @@ def render(result: dict[str, Any]) -> str:
     )
 
 
-def cell(header: str, key: str, numeric: bool = False) -> R.Column:
+def cell(header: str, key: str, numeric: bool = False) -> C.Column:
     """A column showing ``row[key]`` as already formatted."""
-    return R.Column(header, lambda row: str(row.get(key, "-")), numeric=numeric)
+    return C.Column(header, lambda row: str(row.get(key, "-")), numeric=numeric)
 
 
 # --------------------------------------------------------------------------- main
@@ -378,9 +377,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-image-size", type=int, default=256, help="the detection images' shorter side")
     p.add_argument("--members", type=int, default=3)
     p.add_argument("--epochs", type=int, default=1, help="detector epochs (passes over the positives)")
-    p.add_argument("--config", default=str(ROOT / "configs" / "detector_demo.yaml"))
+    p.add_argument("--config", default=str(C.ROOT / "configs" / "detector_demo.yaml"))
     p.add_argument("--init-from", default=None, help="a classification model; else one is pre-trained here")
-    p.add_argument("--pretrain-config", default=str(ROOT / "configs" / "demo.yaml"))
+    p.add_argument("--pretrain-config", default=str(C.ROOT / "configs" / "demo.yaml"))
     p.add_argument("--pretrain-epochs", type=int, default=3)
     p.add_argument("--pretrain-train-per-class", type=int, default=500)
     p.add_argument("--train-proposals", default="selective-search-2x")
@@ -448,16 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         with training_log():
             result = measure(args, given)
     except GoogLeNetError as exc:
-        print(f"detection_tables: error: {exc}", file=sys.stderr)
+        C.log(f"detection_tables: error: {exc}")
         return 2
     except EnsembleInterrupted as stop:
-        print(f"detection_tables: {stop}; re-run the same command to continue", file=sys.stderr)
+        C.log(f"detection_tables: {stop}; re-run the same command to continue")
         return stop.exit_code
-    body = render(result)
-    R.save(result, body, args.json, None)
-    if args.docs is not None:
-        R.write_section(R.section_name(result), body, args.docs)
-    print(body)
+    C.publish(result, render(result), args.json, args.docs)
     return 0
 
 
@@ -469,7 +464,7 @@ def measure(args: argparse.Namespace, given: list[str]) -> dict[str, Any]:
     wall: dict[str, float] = {}
     t_all = time.perf_counter()
     with LoadSampler(every=5.0 if args.tiny else 30.0) as load:
-        env = R.environment()
+        env = C.environment()
         t0 = time.perf_counter()
         say(f"built-in detection set in {out / 'data'}")
         data = make_builtin_detection(
@@ -550,7 +545,7 @@ def measure(args: argparse.Namespace, given: list[str]) -> dict[str, Any]:
         pcost = proposal_cost(val, methods, args.cost_images)
         wall["cost"] = time.perf_counter() - t0
         wall["total"] = time.perf_counter() - t_all
-    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    env["load_average_after"] = C.load_average()
     settings = {
         "train_images": args.train_images,
         "val_images": args.val_images,
@@ -572,11 +567,9 @@ def measure(args: argparse.Namespace, given: list[str]) -> dict[str, Any]:
     }
     if args.init_from:
         settings["init_from"] = str(args.init_from)
+    command = C.shown_command("detection_tables.py", given, hidden=("--json", "--docs", "--out"))
     result: dict[str, Any] = {
-        "benchmark": NAME,
-        "schema_version": VERSION,
-        "command": R.shown_command("detection_tables.py", given, hidden=("--json", "--docs", "--out")),
-        "environment": env,
+        **C.header(NAME, VERSION, command, env),
         "settings": settings,
         "data": {
             "classes": classes,
@@ -599,7 +592,7 @@ def measure(args: argparse.Namespace, given: list[str]) -> dict[str, Any]:
 
 def rel(path: str) -> str:
     p = Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+    return str(p.relative_to(C.ROOT)) if p.is_relative_to(C.ROOT) else str(path)
 
 
 if __name__ == "__main__":

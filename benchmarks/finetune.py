@@ -1,4 +1,4 @@
-"""Fine-tuning vs training from scratch on the built-in set (docs/training.md, issue 11 section 1).
+"""Fine-tuning vs training from scratch on the built-in set (docs/training.md, its fine-tuning section).
 
 A model is trained on the first ``--pretrain-classes`` built-in classes; then the next
 ``--target-classes`` classes (which the pre-trained model never saw) are learned twice with the same
@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import common as C
 
 
 def googlenet(*args: object) -> None:
@@ -91,8 +93,7 @@ def main() -> int:
         "results": results,
     }
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        C.write_json(args.json, summary)
     return 0
 
 

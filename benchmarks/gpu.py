@@ -1,4 +1,4 @@
-"""GPU readiness (issue 13 section 5): training, DDP, inference and data-loading rates on one CUDA device.
+"""GPU readiness: training, DDP, inference and data-loading rates on one CUDA device.
 
 One script of at most ~5 minutes on a lent GPU, four measurements:
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import socket
 import statistics
 import sys
@@ -38,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import render as R
+import common as C
 import torch
 import torch.distributed as dist
 from torch import nn
-from train_throughput import LR, MOMENTUM, torchvision_googlenet
+from train_throughput import sgd, torchvision_googlenet
 
 import googlenet
 from googlenet.cpu import cpu_count
@@ -55,7 +54,7 @@ NAME, VERSION = "gpu", 1
 MODELS = ("googlenet", "googlenet_bn", "torchvision")
 PEER = "torchvision"
 LOADER_BATCHES = 8  # timed batches per worker count (over as many epochs as that takes)
-# Small sizes for --device cpu (the code path, in seconds), the issue's sizes on a GPU.
+# Small sizes for --device cpu (the code path, in seconds); on a GPU, sizes that fill it (~5 minutes).
 CPU_DEFAULTS = {
     "warmup": 1,
     "rounds": 1,
@@ -144,10 +143,6 @@ class Contender:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def sgd(model: nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
 
 def train_module(name: str, device: torch.device, seed: int = 0) -> tuple[nn.Module, nn.Module]:
@@ -366,27 +361,27 @@ def bound(training: list[dict], loading: list[dict]) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    R.check_result(result, NAME, VERSION, SCHEMA)
+    C.check_result(result, NAME, VERSION, SCHEMA)
     s, d, p, b = result["settings"], result["ddp"], result["predictor"], result["bound"]
     return "\n".join(
         [
-            R.machine_line(result),
+            C.machine_line(result),
             "",
             f"Device `{s['device']}`, {s['precision']} autocast, channels-last, {s['image_size']} px; "
             f"{s['warmup']} warm-up step(s), then {s['rounds']} round(s) of {s['steps']} step(s) per "
             f"contender; took {result['seconds']:.0f} s.",
             "",
-            R.table(
+            C.table(
                 result["training"],
                 [
-                    R.text("model"),
-                    R.Column("batch", R.field("batch_size", "{}")),
-                    R.Column("torch.compile", lambda r: "yes" if r["compiled"] else "no", numeric=False),
-                    R.Column("images/s", R.field("images_per_s", "{:.1f}")),
-                    R.Column("ms/step", R.field("ms_per_step", "{:.1f}")),
-                    R.Column(f"vs {PEER}", R.field("ratio", "{:.2f}x")),
-                    R.Column("warm-up s", R.field("warmup_s", "{:.1f}")),
-                    R.Column("peak GiB", R.field("max_memory_gib", "{:.1f}")),
+                    C.text("model"),
+                    C.Column("batch", C.field("batch_size", "{}")),
+                    C.Column("torch.compile", lambda r: "yes" if r["compiled"] else "no", numeric=False),
+                    C.Column("images/s", C.field("images_per_s", "{:.1f}")),
+                    C.Column("ms/step", C.field("ms_per_step", "{:.1f}")),
+                    C.Column(f"vs {PEER}", C.field("ratio", "{:.2f}x")),
+                    C.Column("warm-up s", C.field("warmup_s", "{:.1f}")),
+                    C.Column("peak GiB", C.field("max_memory_gib", "{:.1f}")),
                 ],
             ),
             "",
@@ -400,13 +395,13 @@ def render(result: dict[str, Any]) -> str:
             "",
             f"Data loading ({s['data_images']} generated {s['data_size']} px JPEGs, the trainer's loader):",
             "",
-            R.table(
+            C.table(
                 result["data_loading"],
                 [
-                    R.Column("workers", R.field("workers", "{}")),
-                    R.Column("batch", R.field("batch_size", "{}")),
-                    R.Column("images/s", R.field("images_per_s", "{:.0f}")),
-                    R.Column("first batch s", R.field("first_batch_s", "{:.1f}")),
+                    C.Column("workers", C.field("workers", "{}")),
+                    C.Column("batch", C.field("batch_size", "{}")),
+                    C.Column("images/s", C.field("images_per_s", "{:.0f}")),
+                    C.Column("first batch s", C.field("first_batch_s", "{:.1f}")),
                 ],
             ),
             "",
@@ -435,9 +430,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--workers", type=int, nargs="+", default=None,
         help="DataLoader workers to measure (default: the trainer's default and this machine's cores)",
     )  # fmt: skip
-    p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    p.add_argument("--docs", type=Path, default=R.DOCS, help="the markdown file to update")
-    p.add_argument("--json", type=Path, default=None, help="write the result here (schema: SCHEMA)")
+    C.output_flags(p)
     args = p.parse_args(argv)
     try:
         device = torch.device(resolve_device(args.device))
@@ -471,14 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(given)
     device = args.device
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    env = R.environment()
-    if device.type == "cuda":
-        env["accelerator"] = torch.cuda.get_device_name(device)
-        env["versions"]["cuda"] = str(torch.version.cuda)
+    log = C.log
+    env = C.environment(device)
     t0 = time.perf_counter()
     from googlenet.data.builtin import make_builtin
 
@@ -498,12 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         f"predictor: {predictor['images_per_s']:.1f} images/s "
         f"({predictor['backend']} {predictor['precision']})"
     )
-    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    env["load_average_after"] = C.load_average()
     result = {
-        "benchmark": NAME,
-        "schema_version": VERSION,
-        "command": R.shown_command("gpu.py", given),
-        "environment": env,
+        **C.header(NAME, VERSION, C.shown_command("gpu.py", given), env),
         "settings": {
             "device": str(device),
             "precision": args.precision,
@@ -525,8 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - t0,
     }
     body = render(result)  # checks the schema before anything is written
-    print(body)
-    R.save(result, body, args.json, None if args.no_docs else args.docs)
+    C.publish(result, body, args.json, None if args.no_docs else args.docs)
     return 0
 
 

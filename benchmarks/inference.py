@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import io
 import logging
-import os
 import statistics
 import sys
 import time
@@ -35,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import common as C
 import numpy as np
-import render as R
 import torch
 
 import googlenet
@@ -330,7 +329,7 @@ def targets(rows: list[dict], accuracy: dict | None) -> list[dict]:
 
 
 def render(result: dict) -> str:
-    R.check_result(result, NAME, VERSION, SCHEMA)
+    C.check_result(result, NAME, VERSION, SCHEMA)
     s = result["settings"]
 
     def chose(r: dict) -> str:
@@ -346,45 +345,45 @@ def render(result: dict) -> str:
         return "; ".join(p for p in parts if p)
 
     parts = [
-        R.machine_line(result),
+        C.machine_line(result),
         "",
         f"{s['image_size']} x {s['image_size']} input, median of {s['rounds']} interleaved rounds"
         + (" (`--quick`)" if s["quick"] else "")
         + f"; int8 calibrated on {s['calib_images']} training images"
         + (f"; took {result['seconds'] / 60:.1f} min." if "seconds" in result else "."),
         "",
-        R.table(
+        C.table(
             [
                 {**r, "name": f"*{r['name']}*" if r["peer"] else r["name"], "detail": chose(r)}
                 for r in result["rows"]
             ],
             [
-                R.Column("contender", lambda r: r["name"], numeric=False),
-                R.Column(f"images/s (batch {s['batch']})", R.field("images_per_s", "{:.1f}")),
-                R.Column("vs fastest peer", R.field("vs_peer", "{:.2f}x")),
-                R.Column("latency ms (batch 1)", R.field("latency_ms", "{:.1f}")),
-                R.Column("vs fastest peer", R.field("latency_vs_peer", "{:.2f}x")),
-                R.Column("note", lambda r: r["detail"], numeric=False),
+                C.Column("contender", lambda r: r["name"], numeric=False),
+                C.Column(f"images/s (batch {s['batch']})", C.field("images_per_s", "{:.1f}")),
+                C.Column("vs fastest peer", C.field("vs_peer", "{:.2f}x")),
+                C.Column("latency ms (batch 1)", C.field("latency_ms", "{:.1f}")),
+                C.Column("vs fastest peer", C.field("latency_vs_peer", "{:.2f}x")),
+                C.Column("note", lambda r: r["detail"], numeric=False),
             ],
         ),
     ]
     acc = result.get("accuracy")
     if acc:
         columns = [
-            R.text("path"),
-            R.Column("val top-1 %", R.field("top1", "{:.1f}")),
-            R.Column("val agreement with fp32 %", R.field("agreement", "{:.1f}")),
+            C.text("path"),
+            C.Column("val top-1 %", C.field("top1", "{:.1f}")),
+            C.Column("val agreement with fp32 %", C.field("agreement", "{:.1f}")),
         ]
         if "fit_images" in acc:
             columns.append(
-                R.Column(f"agreement on {acc['fit_images']} fit images %", R.field("fit_agreement", "{:.1f}"))
+                C.Column(f"agreement on {acc['fit_images']} fit images %", C.field("fit_agreement", "{:.1f}"))
             )
         parts += [
             "",
             f"Int8 accuracy ({acc['image_size']} x {acc['image_size']}) on {acc['images']} validation images "
             f"of `{acc['data']}`: {acc['model']}.",
             "",
-            R.table(acc["rows"], columns),
+            C.table(acc["rows"], columns),
         ]
     if result["targets"]:
         parts += ["", "Targets (throughput at the batch above; latency at batch 1):", ""]
@@ -433,9 +432,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="accuracy section's input size (default: the checkpoint's meta input size, else --image-size)",
     )
-    p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    p.add_argument("--docs", type=Path, default=R.DOCS, help="the markdown file to update")
-    p.add_argument("--json", type=Path, default=None, help="write the result here (schema: SCHEMA)")
+    C.output_flags(p)
     args = p.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 5)
     args.calib_images = args.calib_images or (64 if args.quick else 320)
@@ -481,7 +478,7 @@ def build_contenders(args: argparse.Namespace, calib: list[torch.Tensor]) -> lis
         ]:
             reason = supported(backend, precision)
             if reason:
-                print(f"skip {backend}/{precision}: {reason}", file=sys.stderr)
+                C.log(f"skip {backend}/{precision}: {reason}")
                 continue
             pred = Predictor(
                 ours, backend, precision, image_size=size, calibration=calib if precision == "int8" else None
@@ -566,29 +563,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(given)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("googlenet").setLevel(logging.INFO)
-    env = R.environment(**versions())
+    env = C.environment(**versions())
     t0 = time.perf_counter()
     root = dataset_root(args)
     calib = calibration_batches(root, peer_models()[1].meta, args.image_size, args.calib_images, args.batch)
-    print(f"calibration: {sum(len(b) for b in calib)} training images from {root}", file=sys.stderr)
-    print("building contenders ...", file=sys.stderr)
+    C.log(f"calibration: {sum(len(b) for b in calib)} training images from {root}")
+    C.log("building contenders ...")
     contenders = build_contenders(args, calib)
     gen = torch.Generator().manual_seed(1)
     big = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=gen)
-    print(f"timing {len(contenders)} contenders, {args.rounds} rounds ...", file=sys.stderr)
+    C.log(f"timing {len(contenders)} contenders, {args.rounds} rounds ...")
     measure(contenders, big, big[:1].clone(), args.rounds, latency_calls=5 if args.quick else 10)
-    print("int8 accuracy ...", file=sys.stderr)
+    C.log("int8 accuracy ...")
     # Timing is done; one torch thread is several times faster than two on a busy machine and no
     # slower than ~2x on an idle one (docs/inference.md), and only the answers matter from here.
     torch.set_num_threads(1)
     acc = accuracy(args, root)
-    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    env["load_average_after"] = C.load_average()
     rows = result_rows(contenders)
     result = {
-        "benchmark": NAME,
-        "schema_version": VERSION,
-        "command": R.shown_command("inference.py", given),
-        "environment": env,
+        **C.header(NAME, VERSION, C.shown_command("inference.py", given), env),
         "settings": {
             "batch": args.batch,
             "image_size": args.image_size,
@@ -602,8 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - t0,
     }
     body = render(result)  # checks the schema before anything is written
-    print(body)
-    R.save(result, body, args.json, None if args.no_docs else args.docs)
+    C.publish(result, body, args.json, None if args.no_docs else args.docs)
     return 0
 
 

@@ -1,326 +1,71 @@
-"""Benchmark results as JSON with a versioned schema, and the one renderer from JSON to docs/benchmarks.md.
+"""Re-render the docs sections of saved benchmark results, without measuring.
 
-Every script in ``benchmarks/`` measures, builds one result dict (``{"benchmark", "schema_version",
-"command", "environment", ...}``), checks it against its ``SCHEMA`` with :func:`check` and writes it
-as JSON; the markdown in docs/benchmarks.md is rendered from that JSON only (:func:`render`), so a
-saved result re-renders without measuring and the tests check the numbers, never the wording. The
-explanations of each benchmark are written by hand in docs/benchmarks.md, outside the generated
-sections.
+A result names its benchmark (``result["benchmark"]``); the script of ``benchmarks/`` that declares
+that ``NAME`` renders it (its ``render(result) -> markdown``, which checks the result's schema
+first), and the markdown replaces the result's section of the docs file
+(:func:`common.write_section`). Scripts are found by name when a result asks for them, never
+imported here in advance: each of them imports :mod:`common`, and none imports this file.
 
-Each result goes to its own section, one per benchmark and CPU kind (:func:`cpu_kind`: AVX-512 with
-bf16 and VNNI and an AVX2-only CPU behave differently, issue 13), between markers
-``<!-- NAME:start -->`` / ``<!-- NAME:end -->``; a script rewrites only its own section.
-
-A schema is a dict: ``key -> type`` (``str``, ``int``, ``float``, ``bool``), a nested schema dict, or
-a one-item list ``[item]`` for a list of such items; a key ending in ``?`` is optional; ``dict`` alone
-accepts any mapping.
-
-    python benchmarks/render.py benchmarks/results/*.json      # re-render their sections
+    python benchmarks/render.py benchmarks/results/*.json      # their sections of docs/benchmarks.md
+    python benchmarks/render.py docs/results/detection_tables.json --docs docs/detection.md
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import importlib
 import json
-import os
-import platform
-import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
+import common as C
 
-from googlenet import cpu
-from googlenet.atomic import atomic_write_text
-
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
-RESULTS = ROOT / "benchmarks" / "results"
-HEADER = "# Benchmarks\n"
-# Set by the user to make this CPU behave as another kind (docs/inference.md): a run with any of them
-# is recorded as emulated.
-EMULATION_ENV = (cpu.FEATURES_ENV, "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
-
-ENVIRONMENT_SCHEMA: dict[str, Any] = {
-    "date": str,  # "YYYY-MM-DD HH:MM UTC"
-    "cpu": str,
-    "cpu_features": [str],
-    "cpu_kind": str,
-    "emulation": {"?": str},  # the variables of EMULATION_ENV that were set, with their values
-    "cores": int,
-    "torch_threads": int,
-    "versions": {"?": str},  # torch, torchvision, python, onnxruntime, ...
-    "load_average": [float],
-    "load_average_after?": [float],
-    "accelerator?": str,
-}
-COMMON_SCHEMA: dict[str, Any] = {
-    "benchmark": str,
-    "schema_version": int,
-    "command": str,
-    "source?": str,  # who measured it where it was not this script's run (e.g. a user, in an issue)
-    "environment": ENVIRONMENT_SCHEMA,
-}
+# Results whose name is not their script's: "training" is in the recorded results and in the docs'
+# section markers, which stay as they are.
+SCRIPTS = {"training": "train_throughput"}
 
 
-class SchemaError(ValueError):
-    pass
-
-
-def check(value: Any, schema: Any, path: str = "result") -> None:
-    """Raise :class:`SchemaError` naming the first place where ``value`` does not follow ``schema``.
-
-    A schema dict with the single key ``"?"`` is a mapping of any keys to that item schema.
-    """
-    if isinstance(schema, dict):
-        if not isinstance(value, Mapping):
-            raise SchemaError(f"{path}: expected an object, got {type(value).__name__}")
-        if set(schema) == {"?"}:
-            for key, item in value.items():
-                check(item, schema["?"], f"{path}.{key}")
-            return
-        known = {k.rstrip("?") for k in schema}
-        extra = sorted(set(value) - known)
-        if extra:
-            raise SchemaError(f"{path}: unexpected key {extra[0]!r} (known: {', '.join(sorted(known))})")
-        for key, item in schema.items():
-            name = key.rstrip("?")
-            if name in value:
-                check(value[name], item, f"{path}.{name}")
-            elif not key.endswith("?"):
-                raise SchemaError(f"{path}: missing key {name!r}")
-    elif isinstance(schema, list):
-        if not isinstance(value, list):
-            raise SchemaError(f"{path}: expected a list, got {type(value).__name__}")
-        for i, item in enumerate(value):
-            check(item, schema[0], f"{path}[{i}]")
-    elif schema is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SchemaError(f"{path}: expected a number, got {value!r}")
-    elif schema is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SchemaError(f"{path}: expected an integer, got {value!r}")
-    elif schema is dict:
-        if not isinstance(value, Mapping):
-            raise SchemaError(f"{path}: expected an object, got {type(value).__name__}")
-    elif not isinstance(value, schema):
-        raise SchemaError(f"{path}: expected {schema.__name__}, got {value!r}")
-
-
-def check_result(result: Mapping[str, Any], name: str, version: int, schema: Mapping[str, Any]) -> None:
-    """The common fields, the benchmark's name and schema version, then its own fields."""
-    if result.get("benchmark") != name:
-        raise SchemaError(f"result.benchmark: expected {name!r}, got {result.get('benchmark')!r}")
-    if result.get("schema_version") != version:
-        raise SchemaError(
-            f"result.schema_version: {result.get('schema_version')!r}; this renderer reads version {version} "
-            f"of {name} (re-run the benchmark)"
+def renderer(name: Any) -> Callable[[Mapping[str, Any]], str]:
+    """The ``render`` of the script in ``benchmarks/`` whose ``NAME`` is ``name``."""
+    if name is None:
+        raise C.SchemaError("result: missing key 'benchmark'")
+    script = SCRIPTS.get(name, name) if isinstance(name, str) else ""
+    module = None
+    if script.isidentifier() and (C.BENCH / f"{script}.py").is_file():
+        module = importlib.import_module(script)  # benchmarks/ is on sys.path: this file is there
+    if getattr(module, "NAME", None) != name or not callable(getattr(module, "render", None)):
+        raise C.SchemaError(
+            f"result.benchmark: {name!r} is not one of the benchmarks (no script of benchmarks/ declares "
+            "that NAME)"
         )
-    check(result, {**COMMON_SCHEMA, **schema})
-
-
-# --------------------------------------------------------------------------- environment
-
-
-def cpu_kind(features: Sequence[str], emulated: bool = False) -> str:
-    """``avx512-bf16-vnni``, ``avx2``, ...: the widest vector ISA, then native bf16 and VNNI, which decide
-    the fast precisions (:mod:`googlenet.cpu`); ``-emulated`` where the features were limited on purpose."""
-    found = set(features)
-    isa = "avx512" if "avx512f" in found else "avx2" if "avx2" in found else "baseline"
-    parts = [isa]
-    if found & {"avx512_bf16", "amx_bf16"}:
-        parts.append("bf16")
-    if found & {"avx512_vnni", "avx_vnni"}:
-        parts.append("vnni")
-    if emulated:
-        parts.append("emulated")
-    return "-".join(parts)
-
-
-def environment(**versions: str) -> dict[str, Any]:
-    """This process's machine (:mod:`googlenet.cpu`), library versions and the load before measuring."""
-    import torchvision
-
-    emulation = {k: os.environ[k] for k in EMULATION_ENV if k in os.environ}
-    features = sorted(cpu.cpu_features())
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu.cpu_name(),
-        "cpu_features": features,
-        "cpu_kind": cpu_kind(features, emulated=bool(emulation)),
-        "emulation": emulation,
-        "cores": cpu.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "versions": {
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "python": platform.python_version(),
-            **versions,
-        },
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def shown_command(script: str, argv: Sequence[str], hidden: Sequence[str] = ("--json", "--docs")) -> str:
-    """The command for the docs: the measuring flags, without where the output went."""
-    shown: list[str] = []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in hidden:
-            skip = True
-        elif a not in ("--write-docs", "--no-docs") and not a.startswith(tuple(f"{h}=" for h in hidden)):
-            shown.append(a)
-    return " ".join(["python", f"benchmarks/{script}", *shown])
-
-
-# --------------------------------------------------------------------------- markdown
-
-
-@dataclass(frozen=True)
-class Column:
-    """One table column: its header, how a row gives its cell, right-aligned (numbers) or not."""
-
-    header: str
-    cell: Callable[[Mapping[str, Any]], str]
-    numeric: bool = True
-
-
-def field(key: str, fmt: str = "{:.2f}", missing: str = "-") -> Callable[[Mapping[str, Any]], str]:
-    return lambda row: missing if row.get(key) is None else fmt.format(row[key])
-
-
-def text(key: str) -> Column:
-    return Column(key, lambda row: str(row.get(key) or ""), numeric=False)
-
-
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
-    lines = [
-        "| " + " | ".join(c.header for c in columns) + " |",
-        "|" + "|".join("---:" if c.numeric else "---" for c in columns) + "|",
-    ]
-    lines += ["| " + " | ".join(c.cell(row) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def machine_line(result: Mapping[str, Any]) -> str:
-    """Who ran what where: the line above every generated table."""
-    env = result["environment"]
-    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if k != "python")
-    load = ", ".join(f"{x:.1f}" for x in env["load_average"]) or "not recorded"
-    after = env.get("load_average_after")
-    load += f" before, {', '.join(f'{x:.1f}' for x in after)} after" if after else ""
-    emulated = ""
-    if env["emulation"]:
-        emulated = (
-            " **Emulated**: run on another CPU with "
-            + " ".join(f"`{k}={v}`" for k, v in env["emulation"].items())
-            + ", so the package and PyTorch's kernels behave as on this kind; the runtimes' own kernels "
-            "(onnxruntime, OpenVINO) still pick theirs by cpuid."
-        )
-    source = f" {result['source'].rstrip('.')}." if result.get("source") else ""
-    accelerator = f", {env['accelerator']}" if env.get("accelerator") else ""
-    return (
-        f"**{env['cpu']}** (features: {', '.join(env['cpu_features']) or 'none'}; kind `{env['cpu_kind']}`), "
-        f"{env['cores']} cores, {env['torch_threads']} torch thread(s){accelerator}; "
-        f"{versions + '; ' if versions else ''}{env['date']}; load average (1/5/15 min) {load}."
-        f"{source}{emulated}\n\n"
-        f"Command: `{result['command']}`"
-    )
-
-
-# --------------------------------------------------------------------------- docs sections
-
-
-def markers(name: str) -> tuple[str, str]:
-    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-
-
-def section_name(result: Mapping[str, Any]) -> str:
-    """One section per benchmark and CPU kind (``inference avx2``), or per accelerator where one ran it."""
-    env = result["environment"]
-    where = env.get("accelerator") or env["cpu_kind"]
-    return f"{result['benchmark']} {re.sub(r'[^a-z0-9.]+', '-', where.lower()).strip('-')}"
-
-
-def write_section(name: str, body: str, path: Path = DOCS) -> Path:
-    """Replace the ``name`` section of ``path`` with ``body``, leaving the rest alone. A new section goes
-    after the last one of the same benchmark (the first word of ``name``), else at the end. The file is
-    re-read just before the atomic write, since other scripts own the other sections."""
-    start, end = markers(name)
-    text_ = path.read_text(encoding="utf-8") if path.is_file() else HEADER
-    block = f"{start}\n{body.strip()}\n{end}"
-    if start in text_ and end in text_:
-        text_ = text_[: text_.index(start)] + block + text_[text_.index(end) + len(end) :]
-    else:
-        siblings = list(re.finditer(rf"<!-- {re.escape(name.split()[0])} [^>]*:end -->", text_))
-        if siblings:
-            at = siblings[-1].end()
-            text_ = text_[:at] + "\n\n" + block + text_[at:]
-        else:
-            text_ = text_.rstrip("\n") + "\n\n" + block + "\n"
-    return atomic_write_text(path, text_)
-
-
-def section(path: Path, name: str) -> str | None:
-    """The body of section ``name`` of ``path`` as :func:`write_section` wrote it, or None."""
-    start, end = markers(name)
-    text_ = path.read_text(encoding="utf-8")
-    if start not in text_ or end not in text_:
-        return None
-    return text_.split(start, 1)[1].split(end, 1)[0].strip()
-
-
-def renderers() -> dict[str, Callable[[Mapping[str, Any]], str]]:
-    """Each benchmark's ``render(result) -> markdown``, by its name (imported here, not at the top,
-    since the scripts import this module)."""
-    import crops
-    import gpu
-    import inference
-    import train_throughput
-
-    return {m.NAME: m.render for m in (crops, gpu, inference, train_throughput)}
+    return module.render
 
 
 def render(result: Mapping[str, Any]) -> str:
-    name = result.get("benchmark")
-    found = renderers()
-    if name not in found:
-        raise SchemaError(f"result.benchmark: {name!r} is not one of {', '.join(sorted(found))}")
-    return found[name](result)
-
-
-def save(result: Mapping[str, Any], body: str, json_path: Path | None, docs: Path | None) -> None:
-    """Write the (already checked) result as JSON and/or ``body``, its rendering, as its section of
-    ``docs``."""
-    if json_path is not None:
-        atomic_write_text(json_path, json.dumps(result, indent=1) + "\n")
-    if docs is not None:
-        write_section(section_name(result), body, docs)
+    """The markdown of ``result``, by the script of its benchmark; raises :class:`common.SchemaError`
+    where the result does not follow that script's schema."""
+    return renderer(result.get("benchmark") if isinstance(result, Mapping) else None)(result)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Re-render docs/benchmarks.md sections from saved results.")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", type=Path, nargs="+", help="result JSON files written by the benchmarks")
     p.add_argument(
-        "--docs", type=Path, default=DOCS, help="the markdown file to update (default %(default)s)"
+        "--docs", type=Path, default=C.DOCS, help="the markdown file to update (default %(default)s)"
     )
     args = p.parse_args(argv)
-    loaded = []
+    rendered = []
     for path in args.results:
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
-            render(result)  # checks the schema before anything is written
+            body = render(result)  # every result's schema is checked before anything is written
+            rendered.append((C.section_name(result), body))
         except (OSError, ValueError) as exc:
             p.error(f"{path}: {exc}")
-        loaded.append(result)
-    for result in loaded:
-        write_section(section_name(result), render(result), args.docs)
+    for name, body in rendered:
+        C.write_section(name, body, args.docs)
     return 0
 
 

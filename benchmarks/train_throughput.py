@@ -24,7 +24,7 @@ count on a shared machine, not absolute numbers.
 "Accuracy unchanged": the benchmark also trains the same initial weights on one fixed batch in fp32
 NCHW and on the fast path and reports the loss of each step (dropout off so the two runs see the
 same network; tests/test_precision.py holds the tolerance tests). ``--fit`` adds a short run of
-:func:`googlenet.training.train.fit` on a small built-in set in fp32 and on the fast path and reports both
+:func:`googlenet.fit` on a small built-in set in fp32 and on the fast path and reports both
 validation errors.
 
     python benchmarks/train_throughput.py                 # batch 32 at 224 px; slow on 2 cores
@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -47,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import render as R
+import common as C
 import torch
 from torch import nn
 
@@ -55,13 +54,13 @@ import googlenet
 from googlenet.cpu import describe
 from googlenet.data.config import MIN_IMAGE_SIZE
 from googlenet.models.model import GoogLeNetOutputs
+from googlenet.training.config import TrainConfig
 from googlenet.training.engine import TrainForward, prepare_model, resolve_precision, train_step
 
 PEER = "torchvision eager fp32"
-TARGET_RATIO = 1.5  # the issue: at least 1.5x torchvision's eager fp32 training step
+# The project's speed target: our default step at least 1.5x torchvision's eager fp32 step.
+TARGET_RATIO = 1.5
 CPU = torch.device("cpu")
-LR = 0.01  # BVLC base_lr at batch 32 (train.py); the value does not change the step's cost
-MOMENTUM = 0.9  # section 6
 
 
 @dataclass
@@ -90,8 +89,12 @@ class Contender:
 
 
 def sgd(model: nn.Module) -> torch.optim.Optimizer:
-    """Plain ``torch.optim.SGD`` at its defaults (foreach on), the same for every contender."""
-    return torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    """Plain ``torch.optim.SGD`` (foreach on), the same for every contender, at the recipe's rate and
+    momentum (:class:`TrainConfig`'s defaults: BVLC's base_lr, section 6's 0.9); the rate does not
+    change a step's cost. The recipe's weight decay and bias multipliers (``training.optim``) are left
+    out, so every model, torchvision's included, runs the same update."""
+    recipe = TrainConfig()
+    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
 
 
 class TorchvisionForward(nn.Module):
@@ -278,9 +281,8 @@ def precision_check(
 
 
 def short_fit(args: argparse.Namespace, fast: str, log: Any) -> dict[str, Any]:
-    """:func:`googlenet.training.train.fit` on a small built-in set, fp32 NCHW vs the default fast path."""
+    """:func:`googlenet.fit` on a small built-in set, fp32 NCHW vs the default fast path."""
     from googlenet.data.builtin import make_builtin
-    from googlenet.training.train import TrainConfig, fit
 
     out: dict[str, Any] = {
         "model": args.fit_model,
@@ -321,7 +323,7 @@ def short_fit(args: argparse.Namespace, fast: str, log: Any) -> dict[str, Any]:
                 out=str(Path(tmp) / label.replace(" ", "_")),
             )
             t0 = time.perf_counter()
-            result = fit(config)
+            result = googlenet.fit(config)
             last = result.metrics[-1]
             run = {
                 "seconds": time.perf_counter() - t0,
@@ -389,7 +391,7 @@ SCHEMA: dict[str, Any] = {
 
 
 def target(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's target: our default step (same architecture as the peer) at least 1.5x the peer."""
+    """The speed target: our default step (same architecture as the peer) at least 1.5x the peer."""
     row = next(r for r in rows if r["name"].startswith("googlenet_tv") and r["name"].endswith("(default)"))
     return {
         "contender": row["name"],
@@ -410,7 +412,7 @@ def _profile_rows(profile: dict[str, dict[str, float]], top: int = 10) -> list[d
 
 
 def render(result: dict[str, Any]) -> str:
-    R.check_result(result, NAME, VERSION, SCHEMA)
+    C.check_result(result, NAME, VERSION, SCHEMA)
     s, t = result["settings"], result["target"]
     peer = result["rows"][0]["name"]
     rows = [
@@ -425,29 +427,29 @@ def render(result: dict[str, Any]) -> str:
         for r in result["rows"]
     ]
     parts = [
-        R.machine_line(result),
+        C.machine_line(result),
         "",
         f"Batch {s['batch_size']} at {s['image_size']} px, {s['warmup']} warm-up step(s), {s['rounds']} "
         f"round(s) of {s['steps']} step(s); `precision=auto` resolved to `{s['fast']}`.",
         "",
-        R.table(
+        C.table(
             rows,
             [
-                R.Column("contender", lambda r: r["name"], numeric=False),
-                R.text("precision"),
-                R.text("memory"),
-                R.Column("images/s", R.field("images_per_s")),
-                R.Column("ms/step", R.field("ms_per_step", "{:.0f}")),
-                R.Column(f"vs {peer}", R.field("ratio", "{:.2f}x")),
-                R.Column("same, by CPU time", R.field("cpu_ratio", "{:.2f}x")),
-                R.Column("per round: images/s (vs peer)", R.field("per_round", "{}"), numeric=False),
+                C.Column("contender", lambda r: r["name"], numeric=False),
+                C.text("precision"),
+                C.text("memory"),
+                C.Column("images/s", C.field("images_per_s")),
+                C.Column("ms/step", C.field("ms_per_step", "{:.0f}")),
+                C.Column(f"vs {peer}", C.field("ratio", "{:.2f}x")),
+                C.Column("same, by CPU time", C.field("cpu_ratio", "{:.2f}x")),
+                C.Column("per round: images/s (vs peer)", C.field("per_round", "{}"), numeric=False),
             ],
         ),
         "",
         f"Target: `{t['contender']}` at least {t['required']:g}x `{peer}`: measured {t['ratio']:.2f}x, "
         + ("met." if t["met"] else "**not met**."),
         "",
-        R.table(
+        C.table(
             [
                 {"variant": c["variant"], "path": label, "losses": losses, **diff}
                 for c in result["precision"]
@@ -457,12 +459,12 @@ def render(result: dict[str, Any]) -> str:
                 )
             ],
             [
-                R.text("variant"),
-                R.text("path"),
-                R.Column("loss at step 1", lambda r: f"{r['losses'][0]:.4f}"),
-                R.Column(f"loss at step {result['precision_steps']}", lambda r: f"{r['losses'][-1]:.4f}"),
-                R.Column("max abs diff", R.field("abs", "{:.4f}", "")),
-                R.Column("max rel diff", R.field("rel", "{:.2f}%", "")),
+                C.text("variant"),
+                C.text("path"),
+                C.Column("loss at step 1", lambda r: f"{r['losses'][0]:.4f}"),
+                C.Column(f"loss at step {result['precision_steps']}", lambda r: f"{r['losses'][-1]:.4f}"),
+                C.Column("max abs diff", C.field("abs", "{:.4f}", "")),
+                C.Column("max rel diff", C.field("rel", "{:.2f}%", "")),
             ],
         ),
     ]
@@ -470,10 +472,10 @@ def render(result: dict[str, Any]) -> str:
         names = list(result["profile"])
         parts += [
             "",
-            R.table(
+            C.table(
                 _profile_rows(result["profile"]),
-                [R.Column("op (self CPU)", lambda r: r["op"], numeric=False)]
-                + [R.Column(n, R.field(n, "{:.0f} ms")) for n in names],
+                [C.Column("op (self CPU)", lambda r: r["op"], numeric=False)]
+                + [C.Column(n, C.field(n, "{:.0f} ms")) for n in names],
             ),
         ]
     if result.get("fit"):
@@ -486,13 +488,13 @@ def render(result: dict[str, Any]) -> str:
             f"{f['val_per_class']} val per class, {f['image_size']} px), {f['epochs']} epochs at batch "
             f"{f['batch_size']}, lr {s['fit_lr']}, seed {s['seed']}; metrics of the last epoch:",
             "",
-            R.table(
+            C.table(
                 [
                     {"path": label, "seconds": run["seconds"], **run["metrics"]}
                     for label, run in f["runs"].items()
                 ],
-                [R.text("path"), R.Column("seconds", R.field("seconds", "{:.0f}"))]
-                + [R.Column(k, R.field(k, "{:.4f}")) for k in keys],
+                [C.text("path"), C.Column("seconds", C.field("seconds", "{:.0f}"))]
+                + [C.Column(k, C.field(k, "{:.4f}")) for k in keys],
             ),
         ]
     return "\n".join(parts)
@@ -527,9 +529,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fit-lr", type=float, default=0.01)
     p.add_argument("--quick", action="store_true", help="batch 4 at 64 px, 1 round: a format check")
     p.add_argument(
-        "--write-docs", action="store_true", help=f"rewrite this CPU kind's section of {R.DOCS.name}"
+        "--write-docs", action="store_true", help=f"rewrite this CPU kind's section of {C.DOCS.name}"
     )
-    p.add_argument("--docs", type=Path, default=R.DOCS, help="the file --write-docs writes")
+    p.add_argument("--docs", type=Path, default=C.DOCS, help="the file --write-docs writes")
     p.add_argument("--json", type=Path, default=None, help="write the result here (schema: SCHEMA)")
     args = p.parse_args(argv)
     if args.quick:
@@ -550,11 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(given)
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    env = R.environment()
+    log = C.log
+    env = C.environment()
     fast = resolve_precision("auto", CPU)
     log(f"{describe()}, torch {torch.__version__}, load {env['load_average']}, fast path {fast}")
     contenders = build_contenders(args, fast)
@@ -568,10 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant in (("googlenet_tv",) if args.quick else ("googlenet_tv", "googlenet"))
     ]  # fmt: skip
     result: dict[str, Any] = {
-        "benchmark": NAME,
-        "schema_version": VERSION,
-        "command": R.shown_command("train_throughput.py", given),
-        "environment": env,
+        **C.header(NAME, VERSION, C.shown_command("train_throughput.py", given), env),
         "settings": {
             "batch_size": args.batch_size,
             "image_size": args.image_size,
@@ -592,10 +588,9 @@ def main(argv: list[str] | None = None) -> int:
         log("profiled " + ", ".join(result["profile"]))
     if args.fit:
         result["fit"] = short_fit(args, fast, log)
-    env["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    env["load_average_after"] = C.load_average()
     body = render(result)  # checks the schema before anything is written
-    print(body)
-    R.save(result, body, args.json, args.docs if args.write_docs else None)
+    C.publish(result, body, args.json, args.docs if args.write_docs else None)
     if args.write_docs:
         log(f"wrote {args.docs}")
     return 0

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import cv2
@@ -21,6 +22,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "detection.py"
+sys.path.insert(0, str(SCRIPT.parent))  # the script imports benchmarks/common.py
 
 
 def _load_script():
@@ -188,6 +190,6 @@ def test_stage_costs_per_backend_and_members(
         assert r["total_seconds_per_image"] == pytest.approx(sum(t.values()))
         assert r["overhead_ratio"] == pytest.approx((t["warp"] + t["nms"]) / t["network"])
         assert 0.0 <= r["mAP_ilsvrc"] <= 1.0
-    assert report["settings"]["val_images"] == 2 and report["environment"]["threads"] == 1
+    assert report["settings"]["val_images"] == 2 and report["environment"]["torch_threads"] == 1
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + len(rows) and "| 2 | torch/fp32 |" in table[-1]

@@ -23,6 +23,7 @@ from googlenet.cli import main as googlenet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import common as C  # noqa: E402
 import detection_tables as DT  # noqa: E402
 import render as R  # noqa: E402
 
@@ -56,10 +57,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 def test_result_follows_the_schema_and_is_the_docs_section(tiny) -> None:
     tmp, result = tiny
-    R.check_result(result, DT.NAME, DT.VERSION, DT.SCHEMA)
+    C.check_result(result, DT.NAME, DT.VERSION, DT.SCHEMA)
     text = (tmp / "doc.md").read_text()
     assert text.startswith("# Detection\n\nhand-written text\n")
-    assert R.section(tmp / "doc.md", R.section_name(result)) == DT.render(result).strip()
+    assert C.section(tmp / "doc.md", C.section_name(result)) == DT.render(result).strip()
     assert "--out" not in result["command"] and "--json" not in result["command"]
     s = result["settings"]
     assert (s["train_images"], s["val_images"], s["members"], s["tiny"]) == (4, 2, 2, True)
@@ -152,4 +153,5 @@ def test_bad_argument_is_a_one_line_error(capsys) -> None:
 @pytest.mark.parametrize("path", RECORDED, ids=[p.name for p in RECORDED])
 def test_recorded_result_is_the_section_of_docs_detection(path: Path) -> None:
     result = json.loads(path.read_text())
-    assert R.section(ROOT / "docs" / "detection.md", R.section_name(result)) == DT.render(result).strip()
+    assert C.section(ROOT / "docs" / "detection.md", C.section_name(result)) == DT.render(result).strip()
+    assert R.render(result) == DT.render(result)  # render.py finds the script by the result's name

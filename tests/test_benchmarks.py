@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import common as C  # noqa: E402
 import render as R  # noqa: E402
 
 OTHER = "<!-- inference avx2:start -->\nkept as it was\n<!-- inference avx2:end -->"
@@ -56,13 +57,13 @@ def _main(script: str, *args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 
-# --------------------------------------------------------------------------- render.py
+# --------------------------------------------------------------------------- common.py, render.py
 
 
 def test_check_names_the_first_bad_field() -> None:
     schema = {"a": int, "b?": [float], "c": {"?": str}}
-    R.check({"a": 1, "c": {"x": "y"}}, schema)
-    R.check({"a": 1, "b": [1, 2.5], "c": {}}, schema)
+    C.check({"a": 1, "c": {"x": "y"}}, schema)
+    C.check({"a": 1, "b": [1, 2.5], "c": {}}, schema)
     for value, message in [
         ({"c": {}}, "result: missing key 'a'"),
         ({"a": 1.5, "c": {}}, "result.a: expected an integer"),
@@ -71,40 +72,76 @@ def test_check_names_the_first_bad_field() -> None:
         ({"a": 1, "c": {"x": 3}}, "result.c.x: expected str"),
         ({"a": 1, "c": {}, "d": 0}, "result: unexpected key 'd'"),
     ]:
-        with pytest.raises(R.SchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
-            R.check(value, schema)
+        with pytest.raises(C.SchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            C.check(value, schema)
 
 
 def test_result_of_another_version_is_refused() -> None:
     result = json.loads((BENCH / "results" / "training-avx512-bf16-vnni.json").read_text())
     R.render(result)
-    with pytest.raises(R.SchemaError, match="schema_version: 0; this renderer reads version 1"):
+    with pytest.raises(C.SchemaError, match="schema_version: 0; this renderer reads version 1"):
         R.render({**result, "schema_version": 0})
-    with pytest.raises(R.SchemaError, match="'nope' is not one of"):
+    with pytest.raises(C.SchemaError, match="'nope' is not one of"):
         R.render({**result, "benchmark": "nope"})
+
+
+def test_a_result_is_rendered_by_the_script_that_declares_its_name() -> None:
+    import train_throughput  # benchmarks/ is on sys.path
+
+    assert R.renderer("training") is train_throughput.render  # named otherwise than its script
+    # Scripts without that NAME (the shared module, the renderer itself, a script with no schema) and
+    # names that are no script of benchmarks/ are refused, never imported from elsewhere.
+    for name in ("common", "render", "finetune", "train_throughput", "os", "../render", 3):
+        with pytest.raises(C.SchemaError, match="is not one of the benchmarks"):
+            R.renderer(name)
+    with pytest.raises(C.SchemaError, match="missing key 'benchmark'"):
+        R.render({"schema_version": 1})
+
+
+def test_environment_is_the_librarys_record_and_what_a_benchmark_adds(monkeypatch) -> None:
+    from googlenet.environment import environment
+
+    for name in C.EMULATION_ENV:  # a suite run with the AVX2 variables set still tests the same
+        monkeypatch.delenv(name, raising=False)
+    library = environment()
+    env = C.environment(onnxruntime="1.0")
+    C.check(env, C.ENVIRONMENT_SCHEMA)
+    assert (env["cpu"], env["torch_threads"]) == (library["cpu"], library["torch_threads"])
+    assert env["versions"] == {
+        "torch": library["torch"],
+        "torchvision": library["torchvision"],
+        "python": library["python"],
+        "onnxruntime": "1.0",
+    }
+    assert env.get("git_commit") == library["git_commit"] and "accelerator" not in env
+    assert env["cpu_kind"] == C.cpu_kind(env["cpu_features"]) and len(env["load_average"]) == 3
+    monkeypatch.setenv("GOOGLENET_CPU_FEATURES", "avx2")
+    limited = C.environment()
+    assert limited["emulation"] == {"GOOGLENET_CPU_FEATURES": "avx2"}
+    assert limited["cpu_features"] == ["avx2"] and limited["cpu_kind"] == "avx2-emulated"
 
 
 def test_cpu_kind_from_features() -> None:
     avx512 = ["avx2", "avx512_bf16", "avx512_vnni", "avx512f", "fma"]
-    assert R.cpu_kind(avx512) == "avx512-bf16-vnni"
-    assert R.cpu_kind(["avx2", "fma"]) == "avx2"
-    assert R.cpu_kind(["avx2", "fma"], emulated=True) == "avx2-emulated"
-    assert R.cpu_kind([]) == "baseline"
+    assert C.cpu_kind(avx512) == "avx512-bf16-vnni"
+    assert C.cpu_kind(["avx2", "fma"]) == "avx2"
+    assert C.cpu_kind(["avx2", "fma"], emulated=True) == "avx2-emulated"
+    assert C.cpu_kind([]) == "baseline"
 
 
 def test_write_section_replaces_its_own_and_adds_beside_its_siblings(tmp_path: Path) -> None:
     docs = tmp_path / "benchmarks.md"
     docs.write_text(f"# B\n\n{OTHER}\n\n## later\n")
-    R.write_section("inference avx2", "new body", docs)
+    C.write_section("inference avx2", "new body", docs)
     assert (
         docs.read_text()
         == "# B\n\n<!-- inference avx2:start -->\nnew body\n<!-- inference avx2:end -->\n\n## later\n"
     )
-    R.write_section("inference avx512", "second", docs)  # goes after its sibling, not at the end
+    C.write_section("inference avx512", "second", docs)  # goes after its sibling, not at the end
     text = docs.read_text()
     assert text.index("<!-- inference avx2:end -->") < text.index("<!-- inference avx512:start -->")
-    assert text.endswith("## later\n") and R.section(docs, "inference avx512") == "second"
-    R.write_section("gpu h200", "third", docs)  # no sibling: at the end
+    assert text.endswith("## later\n") and C.section(docs, "inference avx512") == "second"
+    C.write_section("gpu h200", "third", docs)  # no sibling: at the end
     assert text in docs.read_text() and docs.read_text().endswith("<!-- gpu h200:end -->\n")
 
 
@@ -112,8 +149,8 @@ def test_write_section_replaces_its_own_and_adds_beside_its_siblings(tmp_path: P
 def test_recorded_results_follow_their_schema_and_match_the_docs(path: Path) -> None:
     result = json.loads(path.read_text())
     body = R.render(result)  # raises on any schema error
-    assert path.stem == R.section_name(result).replace(" ", "-")
-    assert R.section(R.DOCS, R.section_name(result)) == body.strip(), (
+    assert path.stem == C.section_name(result).replace(" ", "-")
+    assert C.section(C.DOCS, C.section_name(result)) == body.strip(), (
         f"docs/benchmarks.md is out of date: python benchmarks/render.py {path.relative_to(ROOT)}"
     )
 
@@ -182,16 +219,16 @@ def test_docs_section_is_the_rendered_json_and_others_are_kept(quick, tmp_path: 
     result, docs = quick
     text = docs.read_text()
     assert OTHER in text and OTHER_KIND in text and text.endswith("trailing text\n")
-    name = R.section_name(result)
+    name = C.section_name(result)
     assert text.index(OTHER_KIND) < text.index(f"<!-- {name}:start -->")  # beside its own benchmark
     assert name == f"training {result['environment']['cpu_kind']}"
-    assert R.section(docs, name) == R.render(result).strip()
+    assert C.section(docs, name) == R.render(result).strip()
     # render.py re-renders a saved result without measuring, into the same section
     copy = tmp_path / "benchmarks.md"
     copy.write_text("# Benchmarks\n")
     proc = _main("render.py", docs.parent / "result.json", "--docs", copy)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert R.section(copy, name) == R.section(docs, name)
+    assert C.section(copy, name) == C.section(docs, name)
 
 
 def test_bad_argument_is_one_line_error() -> None:
@@ -252,7 +289,7 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
     b = result["bound"]
     assert b["by"] == ("data" if b["loader_images_per_s"] < b["step_images_per_s"] else "compute")
     assert OTHER in docs.read_text()
-    assert R.section(docs, R.section_name(result)) == R.render(result).strip()
+    assert C.section(docs, C.section_name(result)) == R.render(result).strip()
 
 
 def test_gpu_benchmark_refuses_cuda_where_there_is_none() -> None:
