@@ -4,6 +4,7 @@
 - ``--json``: alone (or ``--json -``) the result as JSON on stdout, ``--json FILE`` written to
   FILE atomically; the file is checked before any work;
 - a path that may be given as a positional or as its flag (export's ``CKPT`` / ``--checkpoint``);
+- ``--shard I/N``: one shard of a job spread over machines (``proposals``, ``evaluate-detection``);
 - the model flags of the commands that run trained classifiers (``evaluate``, ``predict``);
 - the recipe flags of the commands that train (``train``, ``train-ensemble``, ``train-multibox``,
   ``train-detector``), derived from :class:`~googlenet.training.config.TrainConfig`, and their logging.
@@ -69,6 +70,19 @@ def add_json_argument(p: argparse.ArgumentParser, *, what: str, out_alias: bool 
         add_out_argument(
             p, dest="json", metavar="FILE", action=_StoreNamingFlag, help="the same as --json FILE"
         )
+
+
+def add_shard_argument(p: argparse.ArgumentParser, *, parts: str) -> None:
+    """``--shard I/N``: this process does shard I of N of the job and leaves its part in ``parts``;
+    the same command without ``--shard`` merges the parts (under torchrun the ranks are the shards)."""
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help=f"do shard I of N of the images (0 <= I < N; one per machine or process) and leave its part "
+        f"in {parts}; run the same command without --shard to merge the parts once every shard is done "
+        "(under torchrun the ranks are the shards, and rank 0 merges)",
+    )
 
 
 def json_flag(args: argparse.Namespace) -> str:

@@ -27,6 +27,7 @@ xmax, ymax], ...], ...}``, boxes in proposal order.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import functools
@@ -35,34 +36,48 @@ import io
 import json
 import math
 import multiprocessing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write_text
 from ..cache import cache_dir
 from ..errors import GoogLeNetError
 from ..manifest import read_json
 from ..runs import MULTIBOX_FILE
 from .boxes import as_boxes, box_iou
+from .shards import (
+    PartsFolder,
+    Shard,
+    image_chunks,
+    job_shard,
+    missing_shards,
+    read_arrays,
+    run_sharded,
+    write_arrays,
+)
 
 __all__ = [
     "METHODS",
     "PROPOSALS_VERSION",
     "ProposalMethod",
+    "ProposalsFill",
     "Proposer",
     "cached_proposals",
     "check_method",
     "compute_proposals",
     "coverage",
     "covered_boxes",
+    "fill_proposals",
+    "iter_proposals",
     "multibox_model",
     "multibox_proposals",
     "proposal_method",
     "proposals_cache_path",
+    "proposals_job",
     "propose",
     "read_proposals",
     "selective_search",
@@ -335,7 +350,13 @@ def _read_rgb(path: str) -> np.ndarray:
 
 def _propose_file(task: tuple[str, ProposalMethod]) -> np.ndarray:
     path, method = task
-    return propose(_read_rgb(path), method)
+    try:
+        image = _read_rgb(path)
+    except GoogLeNetError:
+        # An image that cannot be decoded has no proposals (its objects are then missed); the
+        # commands name such files (datasets.drop_unreadable) or stop at them under --strict-data.
+        return np.zeros((0, 4))
+    return propose(image, method)
 
 
 def _init_worker() -> None:
@@ -356,32 +377,44 @@ def compute_proposals(
 ) -> dict[str, np.ndarray]:
     """``{image_id: (N, 4) boxes}`` for every image of ``dataset``, in its order.
 
-    ``dataset`` needs ``image_ids`` and ``image_path(i)`` (a :class:`.datasets.DetectionDataset`).
-    ``workers <= 1`` works in this process; more start a pool of that many processes ("spawn":
+    ``dataset`` needs ``image_ids`` and ``image_path(i)`` (a :class:`.datasets.DetectionDataset`);
+    an image that cannot be decoded gets no boxes. ``workers <= 1`` works in this process; more start a pool of that many processes ("spawn":
     OpenCV and torch threads do not survive fork), each decoding its images itself. ``progress`` is
     called with the number of images just finished (``tqdm.update`` fits).
     """
     check_method(method)
     ids = [str(i) for i in dataset.image_ids]
     _check_unique_ids(ids)
-    tasks = [(str(dataset.image_path(i)), method) for i in range(len(ids))]
     results: list[np.ndarray] = []
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            results.append(_propose_file(task))
+    with contextlib.closing(iter_proposals(dataset, method, range(len(ids)), workers=workers)) as boxes:
+        for found in boxes:
+            results.append(found)
             if progress is not None:
                 progress(1)
-    else:
-        workers = min(workers, len(tasks))
-        # Small chunks keep the bar moving and the load even (image times vary with content).
-        chunk = max(1, min(8, len(tasks) // (workers * 4)))
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker) as pool:
-            for boxes in pool.imap(_propose_file, tasks, chunksize=chunk):
-                results.append(boxes)
-                if progress is not None:
-                    progress(1)
     return dict(zip(ids, results, strict=True))
+
+
+def iter_proposals(
+    dataset: Any, method: ProposalMethod, indices: Sequence[int], *, workers: int = 0
+) -> Iterator[np.ndarray]:
+    """The proposals of the images at ``indices`` of ``dataset``, one (N, 4) array per image in that
+    order, as each is done (what :func:`compute_proposals` and the cache's chunks are made of).
+
+    ``workers <= 1`` works in this process; more start one pool of that many processes ("spawn":
+    OpenCV and torch threads do not survive fork) for the whole iteration; close the iterator
+    (``contextlib.closing``) to stop the pool early.
+    """
+    tasks = [(str(dataset.image_path(i)), method) for i in indices]
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield _propose_file(task)
+        return
+    workers = min(workers, len(tasks))
+    # Small chunks keep the bar moving and the load even (image times vary with content).
+    chunk = max(1, min(8, len(tasks) // (workers * 4)))
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker) as pool:
+        yield from pool.imap(_propose_file, tasks, chunksize=chunk)
 
 
 def _check_unique_ids(ids: list[str]) -> None:
@@ -475,41 +508,196 @@ def cached_proposals(
 ) -> dict[str, np.ndarray]:
     """:func:`compute_proposals`, read from the cache when it holds this dataset and method.
 
-    ``refresh`` recomputes and rewrites the entry. A damaged entry is recomputed and replaced.
+    ``refresh`` recomputes and rewrites the entry. A damaged entry is recomputed and replaced. The
+    work is :func:`fill_proposals`'s: a killed call continues where it stopped, and parts that
+    ``--shard`` runs left are used (or named, when some shard has not finished).
     """
-    path, key = _cache_entry(dataset, method)
+    return fill_proposals(dataset, method, workers=workers, progress=progress, refresh=refresh).proposals
+
+
+@dataclass
+class ProposalsFill:
+    """What :func:`fill_proposals` did in this process.
+
+    ``shard``: the share of the split it worked on (None: the whole split); ``images``: how many
+    images that share holds, ``done_before`` of them found done (in the cache entry, or in chunks
+    of its parts folder ``parts``) when it started; ``proposals``: the share's proposals, in the
+    split's order. ``merged``: the cache entry (``path``) holds the whole split, ``from_entry``:
+    read from it as it was; ``chunks_left``: chunks of the split that no process has finished yet
+    (``chunks`` in all).
+    """
+
+    path: Path
+    parts: Path
+    shard: Shard | None
+    images: int
+    done_before: int
+    proposals: dict[str, np.ndarray]
+    merged: bool
+    chunks: int
+    chunks_left: int
+    from_entry: bool = False
+
+    @property
+    def computed(self) -> int:
+        """Images whose proposals this call computed."""
+        return self.images - self.done_before
+
+
+def fill_proposals(
+    dataset: Any,
+    method: ProposalMethod,
+    *,
+    shard: Shard | None = None,
+    workers: int = 0,
+    progress: Callable[[int], object] | None = None,
+    refresh: bool = False,
+) -> ProposalsFill:
+    """Fill the cache entry of ``method``'s proposals for ``dataset``, chunk by chunk.
+
+    The split's images are cut into chunks (:func:`.shards.image_chunks`); each chunk's proposals
+    are written atomically beside the entry (``<entry>.parts/chunk-NNNNNN.npz``, keyed like the
+    entry) as soon as they are done, so a killed call continues where it stopped.
+
+    ``shard`` (:class:`.shards.Shard`): compute only that shard's chunks (other processes or
+    machines, sharing the cache folder, do the others) and leave them in the parts folder. Without
+    a shard: the whole split; chunks found done are reused, and once every chunk is there they are
+    merged into the entry (the file a one-process run writes) and the parts folder removed. When
+    shards worked on the split and some have not finished, it raises a one-line error naming them
+    instead of computing their share here (``shard=Shard(0, 1)`` computes whatever is missing).
+
+    ``refresh``: recompute (the whole split, or the shard's chunks) and rewrite. ``progress`` is
+    called with the number of images done (those found done first, at once).
+    """
+    check_method(method)
+    entry, key = _cache_entry(dataset, method)
     ids = [str(i) for i in dataset.image_ids]
-    if not refresh and path.is_file():
-        cached = _read_cache(path, key, ids)
-        if cached is not None:
+    _check_unique_ids(ids)
+    chunks = image_chunks(len(ids))
+    mine = shard.chunks(len(chunks)) if shard is not None else range(len(chunks))
+    share = [i for c in mine for i in chunks[c]]
+    parts = PartsFolder(entry.with_suffix(".parts"), key)
+
+    def result(
+        found: dict[int, list[np.ndarray]], done_before: int, merged: bool, from_entry: bool = False
+    ) -> ProposalsFill:
+        boxes = {ids[i]: b for c in mine for i, b in zip(chunks[c], found[c], strict=True)}
+        left = 0
+        if not merged:
+            left = sum(c not in found and not parts.path(_chunk(c)).is_file() for c in range(len(chunks)))
+        return ProposalsFill(
+            entry, parts.root, shard, len(share), done_before, boxes, merged, len(chunks), left, from_entry
+        )
+
+    if refresh:
+        entry.unlink(missing_ok=True)
+        if shard is None:
+            parts.remove()
+    else:
+        whole = _read_boxes(entry, key, ids)
+        if whole is not None:
             if progress is not None:
-                progress(len(ids))
-            return cached
-    proposals = compute_proposals(dataset, method, workers=workers, progress=progress)
-    counts = np.array([len(proposals[i]) for i in ids], dtype=np.int64)
-    boxes = np.concatenate([proposals[i] for i in ids]) if ids else np.zeros((0, 4))
+                progress(len(share))
+            found = {c: [whole[i] for i in chunks[c]] for c in mine}
+            return result(found, len(share), merged=True, from_entry=True)
+    found: dict[int, list[np.ndarray]] = {}
+    if not (refresh and shard is not None):
+        for c in mine:
+            boxes = _read_boxes(parts.path(_chunk(c)), key, [ids[i] for i in chunks[c]], parts.root)
+            if boxes is not None:
+                found[c] = boxes
+    if shard is None and not refresh:
+        _check_shards_finished(parts, found, len(chunks), len(ids))
+    done_before = sum(len(chunks[c]) for c in found)
+    if progress is not None and done_before:
+        progress(done_before)
+    pending = [c for c in mine if c not in found]
+    if pending and shard is not None:
+        parts.mark(shard)
+    indices = [i for c in pending for i in chunks[c]]
+    with contextlib.closing(iter_proposals(dataset, method, indices, workers=workers)) as computed:
+        for c in pending:
+            found[c] = []
+            for _ in chunks[c]:
+                found[c].append(next(computed))
+                if progress is not None:
+                    progress(1)
+            chunk_ids = [ids[i] for i in chunks[c]]
+            write_arrays(parts.path(_chunk(c)), key, _boxes_arrays(chunk_ids, found[c]))
+    if shard is not None:
+        return result(found, done_before, merged=False)
+    write_arrays(entry, key, _boxes_arrays(ids, [b for c in mine for b in found[c]]))
+    parts.remove()
+    return result(found, done_before, merged=True)
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-            np.savez(f, key=np.array(key), image_ids=np.array(ids, dtype=str), counts=counts, boxes=boxes)
 
-    atomic_write(path, write)
-    return proposals
+def proposals_job(
+    dataset: Any,
+    method: ProposalMethod,
+    *,
+    shard: Shard | str | None = None,
+    workers: int = 0,
+    progress: Callable[[int], object] | None = None,
+    refresh: bool = False,
+) -> ProposalsFill:
+    """:func:`fill_proposals` for this process's share: ``shard`` (``"I/N"`` or a Shard), else
+    torchrun's rank (:func:`.shards.job_shard`), else the whole split. Under torchrun every rank
+    fills its chunks, then rank 0 waits for the others and merges the entry (the cache folder must
+    be one every rank sees, as a training run directory must), returning the whole split's."""
+    mine = job_shard(shard)
+
+    def work(part: Shard | None) -> ProposalsFill:
+        return fill_proposals(
+            dataset, method, shard=part, workers=workers, progress=progress, refresh=refresh
+        )
+
+    return run_sharded(mine, work, lambda: fill_proposals(dataset, method, workers=workers))
 
 
-def _read_cache(path: Path, key: str, ids: list[str]) -> dict[str, np.ndarray] | None:
-    """The entry's proposals, or None when it is damaged or holds something else."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key or [str(i) for i in z["image_ids"]] != ids:
-                return None
-            counts, boxes = z["counts"], z["boxes"]
-    except (OSError, ValueError, KeyError, EOFError):
+def _chunk(c: int) -> str:
+    return f"chunk-{c:06d}"
+
+
+def _check_shards_finished(
+    parts: PartsFolder, found: Mapping[int, object], num_chunks: int, images: int
+) -> None:
+    """Without a shard, when ``--shard`` runs left parts: every chunk must be there, else a
+    one-line error naming the shards that have not finished."""
+    marks = parts.marks()
+    if not marks or len(found) == num_chunks:
+        return
+    everyone = [Shard(i, n) for n in sorted({s.count for s in marks}) for i in range(n)]
+    late = missing_shards(everyone, found, num_chunks)
+    names = ", ".join(f"{s} ({left} chunk{'s' * (left > 1)})" for s, left in late)
+    flags = " ".join(f"--shard {s}" for s, _ in late)
+    raise GoogLeNetError(
+        f"{num_chunks - len(found)} of {num_chunks} chunks of these proposals ({images} images) are not "
+        f"done; unfinished shard(s): {names}. Finish them ({flags}) and merge again, or give --shard 0/1 "
+        f"to compute the rest in this process; parts in {parts.root}"
+    )
+
+
+def _boxes_arrays(ids: Sequence[str], boxes: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-image boxes as the cache's arrays: the ids, each image's count, every box in one array."""
+    return {
+        "image_ids": np.array(list(ids), dtype=str),
+        "counts": np.array([len(b) for b in boxes], dtype=np.int64),
+        "boxes": np.concatenate(list(boxes)) if len(boxes) else np.zeros((0, 4)),
+    }
+
+
+def _read_boxes(path: Path, key: str, ids: list[str], folder: Path | None = None) -> list[np.ndarray] | None:
+    """The per-image boxes of a cache entry or part, in ``ids`` order; None when it is missing,
+    damaged or holds other images (to be computed again)."""
+    arrays = read_arrays(path, key, remove=folder)
+    if arrays is None or not {"image_ids", "counts", "boxes"} <= arrays.keys():
         return None
-    if len(counts) != len(ids) or int(counts.sum()) != len(boxes) or boxes.ndim != 2 or boxes.shape[1] != 4:
+    counts, boxes = arrays["counts"], arrays["boxes"]
+    if [str(i) for i in arrays["image_ids"]] != ids or len(counts) != len(ids):
         return None
-    splits = np.split(boxes.astype(np.float64, copy=False), np.cumsum(counts)[:-1]) if ids else []
-    return dict(zip(ids, splits, strict=True))
+    if int(counts.sum()) != len(boxes) or boxes.ndim != 2 or boxes.shape[1] != 4:
+        return None
+    return np.split(boxes.astype(np.float64, copy=False), np.cumsum(counts)[:-1]) if ids else []
 
 
 # --------------------------------------------------------------------------- proposals files

@@ -1,0 +1,198 @@
+"""Proposals over shards and machines (paper section 8): chunks, shards, merge, resume after a kill.
+
+``googlenet proposals --shard I/N`` fills its chunks of the proposals cache; the same command without
+``--shard`` merges them into the file a one-process run writes, byte for byte. A run killed part-way
+continues from the chunks it wrote. Real processes on a tiny built-in detection set.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from googlenet.detection.builtin import make_builtin_detection
+from googlenet.detection.datasets import open_detection_dataset
+from googlenet.detection.proposals import (
+    compute_proposals,
+    fill_proposals,
+    proposal_method,
+    proposals_cache_path,
+)
+from googlenet.detection.shards import (
+    PartsFolder,
+    Shard,
+    chunk_images,
+    image_chunks,
+    job_shard,
+    parse_shard,
+    read_arrays,
+    write_arrays,
+)
+from googlenet.errors import GoogLeNetError
+
+from .conftest import REPO, cli_in_process
+
+METHOD = "selective-search"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shards") / "det"
+    return make_builtin_detection(root, classes=3, train_images=2, val_images=7, image_size=64, workers=1)
+
+
+# --------------------------------------------------------------------------- shards and chunks
+
+
+def test_shards_cut_the_same_chunks_whatever_their_count() -> None:
+    for n in (0, 1, 7, 63, 64, 130, 5000):
+        chunks = image_chunks(n)
+        assert [i for c in chunks for i in c] == list(range(n))  # consecutive, every image once
+        assert all(len(c) == chunk_images(n) for c in chunks[:-1])
+        for count in (1, 2, 3, 8):
+            shards = [Shard(i, count).images(n) for i in range(count)]
+            assert sorted(i for s in shards for i in s) == list(range(n))  # disjoint, complete
+            # A shard's images are whole chunks: a part made under one count serves another.
+            starts = {c.start for c in chunks}
+            assert all(s[0] in starts for s in shards if s)
+    assert chunk_images(7) == 1 and chunk_images(64 * 64 * 2) == 64
+
+
+@pytest.mark.parametrize(("text", "expected"), [("0/2", Shard(0, 2)), (" 3 / 4 ", Shard(3, 4))])
+def test_parse_shard(text: str, expected: Shard) -> None:
+    assert parse_shard(text) == expected and str(expected) == text.replace(" ", "")
+
+
+@pytest.mark.parametrize("text", ["2/2", "1", "a/b", "-1/2", "0/0", "1/2/3"])
+def test_bad_shards_are_one_line(text: str) -> None:
+    with pytest.raises(GoogLeNetError, match="I/N") as info:
+        parse_shard(text)
+    assert "\n" not in str(info.value)
+
+
+def test_torchrun_ranks_are_the_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert job_shard() is None and job_shard("1/3") == Shard(1, 3)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert job_shard() == Shard(1, 2) and job_shard(Shard(1, 2)) == Shard(1, 2)
+    with pytest.raises(GoogLeNetError, match="torchrun's ranks are the shards"):
+        job_shard("0/4")
+
+
+def test_a_part_of_other_settings_is_refused(tmp_path: Path) -> None:
+    folder = PartsFolder(tmp_path / "parts", key="a")
+    folder.write("chunk-000000", {"x": np.arange(3)})
+    assert np.array_equal(folder.read("chunk-000000")["x"], np.arange(3))
+    assert folder.read("chunk-000001") is None
+    (tmp_path / "parts" / "chunk-000002.npz").write_bytes(b"damaged")
+    assert folder.read("chunk-000002") is None  # made again, not trusted
+    with pytest.raises(GoogLeNetError, match="other data or settings") as info:
+        PartsFolder(tmp_path / "parts", key="b").read("chunk-000000")
+    assert "\n" not in str(info.value) and str(tmp_path / "parts") in str(info.value)
+    write_arrays(tmp_path / "entry.npz", "k", {"y": np.ones(2)})
+    assert read_arrays(tmp_path / "entry.npz", "k")["y"].tolist() == [1.0, 1.0]
+
+
+# --------------------------------------------------------------------------- the library
+
+
+def test_shards_fill_the_cache_and_the_merge_is_the_one_process_result(data: Path) -> None:
+    dataset = open_detection_dataset(data, "val")
+    method = proposal_method(METHOD)
+    expected = compute_proposals(dataset, method)
+    entry = proposals_cache_path(dataset, method)
+    first = fill_proposals(dataset, method, shard=Shard(0, 3))
+    assert not first.merged and not entry.exists()
+    assert list(first.proposals) == [dataset.image_ids[i] for i in Shard(0, 3).images(len(dataset))]
+    assert first.chunks == 7 and first.chunks_left == 7 - first.images
+    # Shard 1/3 has not run, 2/3 has: the merge names the missing one, in one line, and computes nothing.
+    fill_proposals(dataset, method, shard=Shard(2, 3))
+    with pytest.raises(GoogLeNetError, match=r"unfinished shard\(s\): 1/3 ") as info:
+        fill_proposals(dataset, method)
+    assert "\n" not in str(info.value)
+    again = fill_proposals(dataset, method, shard=Shard(0, 3))  # done already: nothing computed
+    assert again.computed == 0 and again.done_before == first.images
+    fill_proposals(dataset, method, shard=Shard(1, 3))
+    merged = fill_proposals(dataset, method)
+    assert merged.merged and merged.computed == 0 and entry.is_file() and not merged.parts.exists()
+    assert list(merged.proposals) == list(expected)
+    assert all(np.array_equal(merged.proposals[k], expected[k]) for k in expected)
+    # Once merged, a shard reads its share from the entry.
+    late = fill_proposals(dataset, method, shard=Shard(1, 3))
+    assert late.merged and late.from_entry and late.computed == 0
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = {**os.environ, "GOOGLENET_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return env
+
+
+def _proposals(data: Path, out: Path, *extra: str) -> list[str]:
+    args = ["proposals", "--data", str(data), "--method", METHOD, "--out", str(out), "--workers", "1"]
+    return [sys.executable, "-m", "googlenet", *args, *extra]
+
+
+def _one_process_file(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path / "cache-one"))
+    one = tmp_path / "one.json"
+    done = cli_in_process(*_proposals(data, one)[3:])
+    assert done.returncode == 0, done.stderr
+    return one.read_bytes()
+
+
+def test_two_shards_on_two_processes_merge_into_the_one_process_file(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "sharded.json"
+    # Two machines sharing the cache folder: both shards at once, in processes of their own.
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    shards = [
+        subprocess.Popen(_proposals(data, out, "--shard", f"{i}/2"), env=_env(cache), cwd=REPO, **pipes)
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in shards]
+    assert [p.returncode for p in shards] == [0, 0], [o[1][-2000:] for o in outputs]
+    assert "shard 0/2: 3 of 7 images" in outputs[0][0] and "shard 1/2: 4 of 7 images" in outputs[1][0]
+    assert not out.exists()  # a shard writes its part only
+    monkeypatch.setenv("GOOGLENET_CACHE", str(cache))
+    merge = cli_in_process(*_proposals(data, out)[3:])
+    assert merge.returncode == 0, merge.stderr
+    assert "merged the 7 chunks" in merge.stdout
+    assert out.read_bytes() == _one_process_file(data, tmp_path, monkeypatch)
+
+
+def test_a_killed_run_continues_where_it_stopped(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "resumed.json"
+    dataset = open_detection_dataset(data, "val")
+    monkeypatch.setenv("GOOGLENET_CACHE", str(cache))
+    parts = proposals_cache_path(dataset, proposal_method(METHOD)).with_suffix(".parts")
+    run = subprocess.Popen(
+        _proposals(data, out), env=_env(cache), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("chunk-*.npz"))) < 2 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    run.send_signal(signal.SIGKILL)
+    assert run.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
+    done = len(list(parts.glob("chunk-*.npz")))
+    assert 2 <= done < 7 and not out.exists()
+    resumed = cli_in_process(*_proposals(data, out)[3:])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"({done} of 7 images were already done)" in resumed.stdout
+    assert out.read_bytes() == _one_process_file(data, tmp_path, monkeypatch)
