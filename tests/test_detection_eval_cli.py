@@ -221,3 +221,40 @@ def test_ilsvrc_blacklist_of_the_devkit_reaches_the_evaluation(tmp_path: Path) -
     assert record["AP"] == {"n01443537": 1.0, "n01503061": 1.0}
     assert record["num_gt"] == {"n01443537": 1, "n01503061": 1}
     assert printed_map(proc.stdout) == "100.00"
+
+
+def test_rule_all_scores_one_detections_file_under_every_rule_side_by_side(
+    voc: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, dets = voc
+    out = tmp_path / "all.json"
+    proc = cli_in_process(
+        "evaluate-detection", "--data", root, "--detections", dets, "--rule", "all", "--json", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    assert record["rule"] == "all" and record["rules"] == ["ilsvrc", "voc07", "voc12", "coco"]
+    evaluations = record["evaluations"]
+    # By hand (see DETECTIONS): cat is TP FP TP of 2 under every rule; dog TP TP of 3 under ilsvrc and
+    # one TP of 2 (the difficult dog ignored) under the others. 11 points: cat 1 at t <= .5, 2/3 above;
+    # COCO's 101 points: cat 1 at recall <= .5 (51 points), 2/3 above (50); dog 1 at the first 51 points.
+    expected = {
+        "ilsvrc": {"cat": 5 / 6, "dog": 2 / 3},
+        "voc12": {"cat": 5 / 6, "dog": 1 / 2},
+        "voc07": {"cat": (6 + 5 * 2 / 3) / 11, "dog": 6 / 11},
+        "coco": {"cat": (51 + 50 * 2 / 3) / 101, "dog": 51 / 101},
+    }
+    for rule, ap in expected.items():
+        assert evaluations[rule]["AP"] == pytest.approx(ap), rule
+        assert evaluations[rule]["mAP"] == pytest.approx(sum(ap.values()) / 2), rule
+    # Every box is exact: COCO's AP over IoU .50:.95 is its AP50 and AP75.
+    summary = evaluations["coco"]["summary"]
+    assert set(summary) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"}
+    assert summary["AP"] == summary["AP50"] == summary["AP75"] == pytest.approx(evaluations["coco"]["mAP"])
+    assert record["differences"]["voc12 - ilsvrc"] == pytest.approx(
+        {"mAP": -1 / 12, "cat": 0.0, "dog": -1 / 6}
+    )
+    # The table: each class's AP under each rule and the differences in points.
+    (dog,) = [line.split() for line in proc.stdout.splitlines() if line.startswith("dog ")]
+    assert dog[:5] == ["dog", "3", "1", "66.67", "50.00"] and "-16.67" in dog
+    assert "COCO summary (%): AP " in proc.stdout

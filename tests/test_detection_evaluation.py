@@ -132,3 +132,21 @@ def test_the_result_tabulates_and_serialises_its_runs(
         evaluate_detector(out, data, members=[3])
     with pytest.raises(GoogLeNetError, match="Got 1 and 2"):
         paired_difference("x", [0.1], [0.2, 0.3])
+
+
+def test_rule_all_scores_every_run_under_every_rule(detector: tuple[Path, Path]) -> None:
+    out, data = detector
+    result = evaluate_detector(out, data, members=[1], proposals=METHODS[:1], rule="all", workers=0)
+    (run,) = result.runs
+    assert result.rule == "all" and run.comparison is not None and result.comparison is run.comparison
+    found = detections_of(run.detections)
+    for rule, evaluation in run.comparison.evaluations.items():
+        assert evaluation == evaluate_detections(found, result.targets, result.class_names, rule)
+    assert run.evaluation == run.comparison.evaluations["ilsvrc"]
+    record = json.loads(json.dumps(result.to_dict()))
+    assert record["rule"] == "all" and set(record["evaluations"]) == {"ilsvrc", "voc07", "voc12", "coco"}
+    assert record["runs"][0]["evaluations"]["coco"]["summary"]["AP"] == run.comparison.evaluations["coco"].mAP
+    header = result.comparison_table().splitlines()[0]
+    assert "mAP ilsvrc" in header and "mAP coco AP" in header
+    with pytest.raises(GoogLeNetError, match="unknown detection rule 'voc10'"):
+        evaluate_detector(out, data, rule="voc10")

@@ -203,7 +203,7 @@ def test_evaluation_refuses_detections_outside_the_targets() -> None:
     with pytest.raises(GoogLeNetError, match="no class has a ground-truth"):
         evaluate_detections([], [Target("a", [GT_A], [0], [True])], ["obj"], "voc07")
     with pytest.raises(GoogLeNetError, match="unknown detection rule"):
-        evaluate_detections([], targets, ["obj"], "coco")
+        evaluate_detections([], targets, ["obj"], "voc10")
 
 
 def _random_scene(rng: np.random.Generator) -> tuple[list[Target], list[Detection]]:

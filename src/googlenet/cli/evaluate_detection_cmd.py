@@ -2,8 +2,9 @@
 
 The detections come from a detections file (:func:`googlenet.detection.evaluation.evaluate_detections_file`)
 or from a trained detector run on the split for every members x proposals setting asked for
-(:func:`googlenet.detection.evaluate_detector`); the rule is the ILSVRC2014 devkit's or PASCAL
-VOC's (:mod:`googlenet.detection.metrics`).
+(:func:`googlenet.detection.evaluate_detector`); the rule is the ILSVRC2014 devkit's, PASCAL
+VOC's or COCO's (:mod:`googlenet.detection.metrics`), or all of them side by side
+(:mod:`googlenet.detection.rule_comparison`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import GoogLeNetError
-from .common import STDOUT, add_json_argument, check_json_output, write_json
+from .common import STDOUT, add_classes_argument, add_json_argument, check_json_output, write_json
 
 RULE_HELP = (
     "ilsvrc: ILSVRC2014 eval_detection.m (per-object IoU threshold min(0.5, wh/((w+10)(h+10))), blacklist); "
-    "voc07: VOCevaldet.m with 11-point AP; voc12: VOCevaldet.m with all-points AP (VOC2010+)"
+    "voc07: VOCevaldet.m with 11-point AP; voc12: VOCevaldet.m with all-points AP (VOC2010+); "
+    "coco: pycocotools COCOeval (AP over IoU .50:.95, AP50, AP75, APs/m/l, AR1/10/100; difficult objects "
+    "as crowds); all: every rule side by side, with the per-class differences"
 )
 
 
@@ -27,11 +30,11 @@ ORDER = 64  # googlenet --help lists the commands by layer (detection)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..detection.metrics import RULES
+    from ..detection.metrics import ALL_RULES, RULES
 
     p = sub.add_parser(
         "evaluate-detection",
-        help="detection mAP of a detections file under the ILSVRC2014 or PASCAL VOC rule",
+        help="detection mAP of a detections file or detector under the ILSVRC2014, PASCAL VOC or COCO rule",
         description="Per-class AP and mAP (paper section 8) of detections on a VOC, ILSVRC DET or COCO "
         "split. A detections file is a JSON list of {image_id, label, bbox [xmin, ymin, xmax, ymax] "
         "(inclusive pixels), score}; image_id is the annotation file stem, label the class name.",
@@ -69,26 +72,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backend", default="torch", choices=("auto", "torch", "onnxruntime", "openvino"))
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
-    p.add_argument("--rule", required=True, choices=RULES, help=RULE_HELP)
+    p.add_argument("--rule", required=True, choices=(*RULES, ALL_RULES), help=RULE_HELP)
     add_json_argument(p, what="the result (on stdout the tables go to stderr)", out_alias=True)
     p.add_argument(
         "--strict-data",
         action="store_true",
-        help="stop at the first bad annotation file or object (default: skip it with a warning)",
+        help="stop at the first bad annotation file or object, or image that cannot be decoded (default: "
+        "skip the file or object with a warning; an unreadable image counts as one without detections)",
     )
+    add_classes_argument(p, what="with --detections, the class list (with --detector: the detector's)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import __version__
+    from ..detection.datasets import parse_classes
     from ..detection.evaluation import evaluate_detections_file, evaluate_detector
 
     check_json_output(args, example="eval.json")
     if args.detector is None and (args.members or args.proposals or args.multibox):
         raise GoogLeNetError("--members, --proposals and --multibox apply with --detector only")
+    if args.detector is not None and args.classes is not None:
+        raise GoogLeNetError("--classes applies with --detections only (a detector has its own classes)")
     common = {"split": args.split, "rule": args.rule, "strict_data": args.strict_data}
     if args.detector is None:
-        result = evaluate_detections_file(args.detections, args.data, **common)
+        classes = parse_classes(args.classes) if args.classes is not None else None
+        result = evaluate_detections_file(args.detections, args.data, classes=classes, **common)
     else:
         result = evaluate_detector(
             args.detector, args.data, members=args.members, proposals=args.proposals,
@@ -100,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
             f"googlenet evaluate-detection: warning: {len(result.skipped)} annotation files/objects of "
             f"{result.data} [{result.split}] skipped (first: {result.skipped[0][0]}: "
             f"{result.skipped[0][1]}); --strict-data stops at the first",
+            file=sys.stderr,
+        )
+    for _, why in result.unreadable:  # "cannot decode image PATH: why"
+        print(
+            f"googlenet evaluate-detection: warning: {why}; scored as an image without detections",
             file=sys.stderr,
         )
     # With --json on stdout the tables go to stderr, so that stdout is one JSON document.

@@ -3,8 +3,9 @@
 Detection data (:mod:`.datasets`), region proposals (:mod:`.proposals`, Selective Search and
 MultiBox), the detector (:class:`Detector`, its directory's :class:`DetectorManifest`), training it
 (:func:`train_detector`), evaluating it over members x proposal methods (:func:`evaluate_detector`)
-and scoring detections under the ILSVRC / PASCAL VOC rules (:func:`evaluate_detections`, the
-detections file: :func:`read_detections`, :func:`write_detections`)::
+and scoring detections under the ILSVRC / PASCAL VOC / COCO rules (:func:`evaluate_detections`; all
+of them side by side: :func:`compare_rules`; the detections file: :func:`read_detections`,
+:func:`write_detections`)::
 
     from googlenet.detection import Detector, evaluate_detector, train_detector
 
@@ -33,6 +34,8 @@ _LAZY = {
     "DetectorRun": "googlenet.detection.evaluation",
     "evaluate_detections": "googlenet.detection.metrics",
     "DetectionEvaluation": "googlenet.detection.metrics",
+    "compare_rules": "googlenet.detection.rule_comparison",
+    "RuleComparison": "googlenet.detection.rule_comparison",
     "Detection": "googlenet.detection.detections",
     "read_detections": "googlenet.detection.detections",
     "write_detections": "googlenet.detection.detections",

@@ -27,14 +27,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..errors import GoogLeNetError
 from ..progress import Progress, progress_callback
+from ..runs import RunLayout
 from .detector import StageTimes
-from .metrics import DetectionEvaluation
+from .evaluation_parts import (
+    DetectedImages,
+    DetectorShardPart,
+    evaluation_key,
+    images_digest,
+    merge_parts,
+    part_shards,
+    read_part,
+    write_part,
+)
+from .metrics import ALL_RULES, DetectionEvaluation
 from .proposals import ProposalMethod
+from .rule_comparison import COLUMNS as RULE_COLUMNS
+from .rule_comparison import RuleComparison
 from .scoring import ScoredBoxes
+from .shards import PartsFolder, Shard, job_shard, run_sharded
 
 if TYPE_CHECKING:
     from .datasets import DetectionDataset
@@ -52,7 +64,8 @@ class DetectorRun:
     ``members``: the 0-based indices of the members averaged (``(0, ..., k-1)``: the first k).
     ``times``: seconds by stage over the split for this ensemble (warping is shared by every
     ensemble of a method; the network is the sum of its members'). ``detections``: ``{image_id:
-    ScoredBoxes}`` in the split's order.
+    ScoredBoxes}`` in the split's order. ``comparison``: every rule's scores (``rule="all"``; then
+    ``evaluation`` is the ILSVRC one).
     """
 
     proposals: str
@@ -63,6 +76,7 @@ class DetectorRun:
     times: StageTimes
     backend: str
     detections: dict[str, ScoredBoxes] = field(default_factory=dict, repr=False, compare=False)
+    comparison: RuleComparison | None = None
 
     @property
     def mAP(self) -> float:
@@ -79,7 +93,8 @@ class DetectorRun:
 
     def to_dict(self) -> dict[str, Any]:
         """The run as ``evaluate-detection --json`` writes it: ``members`` is the count,
-        ``member_indices`` which ones; then the evaluation's keys (rule, mAP, AP, num_gt, num_detections)."""
+        ``member_indices`` which ones; then the evaluation's keys (rule, mAP, AP, num_gt, num_detections;
+        with ``rule="all"`` the comparison's: rule, rules, evaluations, differences)."""
         return {
             "members": len(self.members),
             "member_indices": list(self.members),
@@ -89,7 +104,7 @@ class DetectorRun:
             "seconds_per_image": self.times.seconds_per_image(RUN_STAGES),
             "overhead_ratio": self.times.overhead_ratio(),
             "backend": self.backend,
-            **self.evaluation.to_json(),
+            **(self.evaluation.to_json() if self.comparison is None else self.comparison.to_json()),
         }
 
 
@@ -169,6 +184,9 @@ class DetectionResult:
     ``class_names``, ``targets`` (one DetectionTarget per image, in ``image_ids`` order) and
     ``blacklist`` are what any subset or resample of the images is scored against
     (:func:`.metrics.evaluate_detections`), with a run's ``detections`` of those images.
+    ``comparison``: the scores under every rule (``rule="all"``: then ``evaluation`` is the
+    ILSVRC one), as each run's. ``unreadable``: ``(image path, why)`` of the images that could not
+    be decoded; they are scored as images without detections (their objects are missed).
     """
 
     evaluation: DetectionEvaluation
@@ -186,10 +204,13 @@ class DetectionResult:
     class_names: list[str] = field(default_factory=list)
     targets: list[Any] = field(default_factory=list, repr=False, compare=False)
     blacklist: frozenset[tuple[str, int]] = field(default_factory=frozenset, repr=False)
+    comparison: RuleComparison | None = None
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def rule(self) -> str:
-        return self.evaluation.rule
+        """The rule asked for: one of :data:`.metrics.RULES`, or ``all``."""
+        return self.evaluation.rule if self.comparison is None else ALL_RULES
 
     @property
     def num_images(self) -> int:
@@ -227,22 +248,35 @@ class DetectionResult:
         return [paired_difference(f"{m} - {first}", summary[m], summary[first]) for m in methods[1:]]
 
     def header(self) -> str:
+        unreadable = (
+            f"; {len(self.unreadable)} unreadable image(s) scored without detections"
+            if self.unreadable
+            else ""
+        )
         return (
             f"{self.num_images} images of {self.data} [{self.split}, {self.layout}], "
-            f"{self.num_blacklisted_pairs} blacklisted (image, class) pairs"
+            f"{self.num_blacklisted_pairs} blacklisted (image, class) pairs{unreadable}"
         )
 
     def comparison_table(self) -> str:
-        """Section 8's comparisons, one line per run: mAP, proposals, coverage, cost."""
+        """Section 8's comparisons, one line per run: mAP (under each rule with ``rule="all"``),
+        proposals, coverage, cost."""
+        if self.comparison is None:
+            titles = [f"mAP ({self.rule})"]
+        else:
+            titles = [f"mAP {name}" for name, _, _ in RULE_COLUMNS]
         lines = [
-            f"{'members':>7}  {'proposals':<20} {'mAP (' + self.rule + ')':>12} {'props/img':>9} "
-            f"{'coverage':>8} {'warp s':>7} {'net s':>7} {'nms s':>7} {'overhead':>8}"
+            f"{'members':>7}  {'proposals':<20} "
+            + " ".join(f"{t:>12}" for t in titles)
+            + f" {'props/img':>9} {'coverage':>8} {'warp s':>7} {'net s':>7} {'nms s':>7} {'overhead':>8}"
         ]
         for r in self.runs:
             s = r.times.seconds_per_image(RUN_STAGES)
+            maps = [r.mAP] if r.comparison is None else list(r.comparison.means().values())
             lines.append(
-                f"{r.label():>7}  {r.proposals:<20} {100 * r.mAP:>11.2f}% "
-                f"{r.proposals_per_image:>9.0f} {100 * r.coverage:>7.1f}% {s['warp']:>7.3f} "
+                f"{r.label():>7}  {r.proposals:<20} "
+                + " ".join(f"{100 * m:>11.2f}%" for m in maps)
+                + f" {r.proposals_per_image:>9.0f} {100 * r.coverage:>7.1f}% {s['warp']:>7.3f} "
                 f"{s['network']:>7.3f} {s['nms']:>7.3f} {100 * r.times.overhead_ratio():>7.1f}%"
             )
         return "\n".join(lines)
@@ -252,7 +286,7 @@ class DetectionResult:
         parts = [self.header()]
         if self.runs:
             parts.append(self.comparison_table())
-        parts.append(self.evaluation.format_table())
+        parts.append((self.comparison or self.evaluation).format_table())
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,7 +298,7 @@ class DetectionResult:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            **self.evaluation.to_json(),
+            **(self.evaluation.to_json() if self.comparison is None else self.comparison.to_json()),
             **source,
             "data": self.data,
             "data_arg": self.data_arg,
@@ -273,23 +307,48 @@ class DetectionResult:
             "num_images": self.num_images,
             "num_blacklisted_pairs": self.num_blacklisted_pairs,
             "num_skipped": len(self.skipped),
+            "num_unreadable": len(self.unreadable),
+            "unreadable": [path for path, _ in self.unreadable],
             "strict_data": bool(self.strict_data),
         }
 
 
-def _open(data: str | Path | DetectionDataset, split: str, strict_data: bool) -> tuple[DetectionDataset, str]:
+def _open(
+    data: str | Path | DetectionDataset, split: str, strict_data: bool, classes: Sequence[str] | None = None
+) -> tuple[DetectionDataset, str]:
     from .datasets import DetectionDataset, open_detection_dataset
 
     if isinstance(data, DetectionDataset):
         return data, str(data.root)
-    return open_detection_dataset(data, split, strict=strict_data), str(data)
+    return open_detection_dataset(data, split, strict=strict_data, classes=classes), str(data)
+
+
+def _score(
+    detections: Sequence[Any], targets: Sequence[Any], dataset: Any, rule: str
+) -> tuple[DetectionEvaluation, RuleComparison | None]:
+    """``detections`` on ``dataset``'s ``targets`` under ``rule``; with ``all``, the ILSVRC evaluation
+    and every rule's."""
+    from .metrics import evaluate_detections
+    from .rule_comparison import compare_rules
+
+    names, blacklist = dataset.class_names, dataset.blacklist
+    if rule != ALL_RULES:
+        return evaluate_detections(detections, targets, names, rule, blacklist=blacklist), None
+    comparison = compare_rules(detections, targets, names, blacklist=blacklist)
+    return comparison.evaluations["ilsvrc"], comparison
 
 
 def _result(
-    dataset: Any, data_arg: str, evaluation: DetectionEvaluation, strict_data: bool, **source: Any
+    dataset: Any,
+    data_arg: str,
+    scores: tuple[DetectionEvaluation, RuleComparison | None],
+    strict_data: bool,
+    **source: Any,
 ) -> DetectionResult:
+    evaluation, comparison = scores
     return DetectionResult(
         evaluation=evaluation,
+        comparison=comparison,
         data=str(dataset.root),
         data_arg=data_arg,
         split=dataset.split,
@@ -312,19 +371,20 @@ def evaluate_detections_file(
     split: str = "val",
     rule: str = "ilsvrc",
     strict_data: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> DetectionResult:
     """Score the detections file ``path`` (:func:`.detections.read_detections`) on the ``split`` of
     ``data`` (a VOC / ILSVRC DET / COCO folder, ``builtin``, or an open DetectionDataset) under
-    ``rule`` (:data:`.metrics.RULES`)."""
+    ``rule`` (:data:`.metrics.RULES`, or ``all``: every rule side by side, ``result.comparison``).
+    ``classes``: the class list (default the dataset's, :func:`.datasets.open_detection_dataset`)."""
     from .detections import read_detections
-    from .metrics import evaluate_detections
+    from .metrics import check_rule
 
-    dataset, data_arg = _open(data, split, strict_data)
+    check_rule(rule)
+    dataset, data_arg = _open(data, split, strict_data, classes=classes)
     detections = read_detections(path, dataset.class_names, dataset.image_ids)
-    evaluation = evaluate_detections(
-        detections, dataset.targets(), dataset.class_names, rule, blacklist=dataset.blacklist
-    )
-    return _result(dataset, data_arg, evaluation, strict_data, detections_file=str(path))
+    scores = _score(detections, dataset.targets(), dataset, rule)
+    return _result(dataset, data_arg, scores, strict_data, detections_file=str(path))
 
 
 def _ensembles(
@@ -351,8 +411,10 @@ def evaluate_detector(
     workers: int | None = None,
     strict_data: bool = False,
     progress: Progress = None,
+    shard: Shard | str | None = None,
+    parts: str | Path | None = None,
     **predictor_options: Any,
-) -> DetectionResult:
+) -> DetectionResult | DetectorShardPart:
     """Run the detector in ``detector`` on the ``split`` of ``data`` and score every setting asked for.
 
     ``data``: a VOC / ILSVRC DET / COCO folder, ``builtin``, or an open DetectionDataset (a subset
@@ -367,16 +429,29 @@ def evaluate_detector(
     ``device``, ...). ``progress``: ``True`` for bars on stderr, or a callable (:mod:`googlenet.progress`).
 
     Runs come method by method, each in the order: every member alone (``each_member``), then the
-    first k for each k of ``members``; a setting asked for twice is scored once.
+    first k for each k of ``members``; a setting asked for twice is scored once. ``rule``: one of
+    :data:`.metrics.RULES`, or ``all`` (every run under every rule: ``run.comparison``).
+
+    Over several processes or machines: with ``shard`` (``"I/N"``, or torchrun's rank) the detector
+    runs on that shard's images only (:mod:`.shards`; their proposals fill the shared cache) and
+    what it found is written to the folder ``parts`` (:mod:`.evaluation_parts`); the shard gets a
+    :class:`.evaluation_parts.DetectorShardPart` back (a shard whose part is there already does
+    nothing). The same call without ``shard`` then merges every shard's part and scores the whole
+    split, which gives the one-process result (apart from the seconds), or says in one line which
+    shards are missing; under torchrun rank 0 merges once every rank is done. Parts made with other
+    settings (detector, data, methods, members, backend) are refused in one line.
     """
     from ..cpu import cpu_count
-    from .detections import detections_of
-    from .detector import Detector, read_manifest
-    from .metrics import evaluate_detections
-    from .proposals import cached_proposals, coverage, proposal_method
+    from .datasets import drop_unreadable
+    from .detector import read_manifest
+    from .metrics import check_rule
+    from .proposals import proposal_method
 
+    check_rule(rule)
     manifest = read_manifest(detector)
-    dataset, data_arg = _open(data, split, strict_data)
+    # The detector's classes, whichever of them the split has objects of (a class without any is
+    # not scored, as in the devkits); objects of other classes are skipped as unknown.
+    dataset, data_arg = _open(data, split, strict_data, classes=manifest.class_names)
     if manifest.class_names != dataset.class_names:
         raise GoogLeNetError(
             f"detector {detector} was trained on classes {manifest.class_names}; {dataset.root} has "
@@ -392,14 +467,107 @@ def evaluate_detector(
 
     methods = [method_of(m) for m in proposals or [own]]
     workers = cpu_count() if workers is None else workers
-    with progress_callback(progress, len(dataset) * len(methods), "proposals") as step:
-        boxes = {m.name: cached_proposals(dataset, m, workers=workers, progress=step) for m in methods}
-    targets = dataset.targets()
-    loaded = max(max(c) for c in combos) + 1
     options = {"backend": "torch", "precision": "fp32", **predictor_options}
+    mine = job_shard(shard)
+    if mine is not None and parts is None:
+        raise GoogLeNetError(
+            f"shard {mine} of evaluate_detector needs a folder for its part (parts=; evaluate-detection "
+            "--json FILE keeps them in FILE.parts)"
+        )
+    store = None
+    if parts is not None:
+        key = _parts_key(detector, manifest, dataset, methods, combos, options)
+        store = PartsFolder(parts, key, what="detector evaluation parts")
+        store.check()
+
+    def scored(detected: DetectedImages) -> DetectionResult:
+        runs = _scored_runs(detected, dataset, rule)
+        last = (runs[-1].evaluation, runs[-1].comparison)
+        return _result(
+            dataset, data_arg, last, strict_data, detector=str(detector), runs=runs,
+            unreadable=detected.unreadable,
+        )  # fmt: skip
+
+    def detect(part: Shard | None) -> DetectedImages:
+        if strict_data:  # stop at the first image that cannot be decoded, before any work
+            images = dataset if part is None else dataset.subset(part.images(len(dataset)))
+            drop_unreadable(images, strict=True, workers=min(workers, DETECT_WORKERS))
+        return _detect(detector, dataset, methods, combos, part, workers, progress, options)
+
+    if mine is None:
+        if store is not None and part_shards(store):
+            return scored(merge_parts(store, dataset.image_ids))
+        return scored(detect(None))
+    assert store is not None
+
+    def work(part: Shard | None) -> DetectorShardPart:
+        assert part is not None
+        before = read_part(store, part) is not None
+        if not before:
+            write_part(store, part, detect(part))
+        done = {s for s in part_shards(store) if s.count == part.count}
+        left = [s for s in (Shard(i, part.count) for i in range(part.count)) if s not in done]
+        images = len(part.images(len(dataset)))
+        return DetectorShardPart(part, store.path(part.name), images, len(dataset), before, left)
+
+    return run_sharded(mine, work, lambda: scored(merge_parts(store, dataset.image_ids)))
+
+
+def _parts_key(
+    detector: str | Path,
+    manifest: Any,
+    dataset: Any,
+    methods: Sequence[ProposalMethod],
+    combos: Sequence[tuple[int, ...]],
+    options: dict[str, Any],
+) -> str:
+    """What decides a detector evaluation's detections: the key of its parts."""
+    root = Path(detector).expanduser().resolve()
+    weights = []
+    for name in manifest.members:
+        path = RunLayout(root / name).weights
+        st = path.stat() if path.is_file() else None
+        weights.append([name, st.st_size if st else None, st.st_mtime_ns if st else None])
+    return evaluation_key(
+        detector=str(root),
+        manifest=dict(manifest.__dict__),
+        weights=weights,
+        data=str(Path(dataset.root).resolve()),
+        split=dataset.split,
+        images=images_digest([str(i) for i in dataset.image_ids]),
+        methods=[m.settings() for m in methods],
+        runs=[list(c) for c in combos],
+        options=options,
+    )
+
+
+def _detect(
+    detector: str | Path,
+    dataset: Any,
+    methods: Sequence[ProposalMethod],
+    combos: Sequence[tuple[int, ...]],
+    shard: Shard | None,
+    workers: int,
+    progress: Progress,
+    options: dict[str, Any],
+) -> DetectedImages:
+    """Run the detector on ``dataset`` (``shard``'s images of it, else all) for every method and
+    ensemble: each member's network once per image and method (:meth:`.detector.Detector.
+    member_probabilities`), every ensemble combined from those (:meth:`.detector.Detector.combine`)."""
+    from .detector import Detector
+    from .proposals import covered_boxes, fill_proposals
+
+    images = dataset if shard is None else dataset.subset(shard.images(len(dataset)))
+    with progress_callback(progress, len(images) * len(methods), "proposals") as step:
+        boxes = {
+            m.name: fill_proposals(dataset, m, shard=shard, workers=workers, progress=step).proposals
+            for m in methods
+        }
+    targets = images.targets()
+    loaded = max(max(c) for c in combos) + 1
     model = Detector.load(detector, members=loaded, **options)
     backend = f"{model.predictors[0].backend}/{model.predictors[0].precision}"
-    runs = []
+    detected = DetectedImages([str(i) for i in images.image_ids], backend, [], [], [], {}, {})
     for method in methods:
         props = boxes[method.name]
         model.method = method
@@ -407,21 +575,37 @@ def evaluate_detector(
         times = {c: StageTimes() for c in combos}
         found: dict[tuple[int, ...], dict[str, ScoredBoxes]] = {c: {} for c in combos}
         desc = f"detect ({loaded} member(s), {method.name})"
-        with progress_callback(progress, len(dataset), desc) as step:
+        with progress_callback(progress, len(images), desc) as step:
             for image_id, regions, probabilities in model.dataset_probabilities(
-                dataset, props, workers=min(workers, DETECT_WORKERS), progress=step
+                images, props, workers=min(workers, DETECT_WORKERS), progress=step
             ):
                 for c in combos:
                     found[c][image_id] = model.combine(regions, [probabilities[i] for i in c], times=times[c])
-        per_image = float(np.mean([len(v) for v in props.values()])) if props else 0.0
-        covered = coverage(props, targets)
+        detected.proposal_counts[method.name] = [len(props[i]) for i in detected.image_ids]
+        detected.covered[method.name] = [covered_boxes(t.boxes, props[t.image_id]) for t in targets]
         for c in combos:
             t = times[c]
             t.warp = model.times.warp
             for i in c:
                 t.add_network(i, model.times.member_network[i])
-            evaluation = evaluate_detections(
-                detections_of(found[c]), targets, dataset.class_names, rule, blacklist=dataset.blacklist
-            )
-            runs.append(DetectorRun(method.name, c, evaluation, per_image, covered, t, backend, found[c]))
-    return _result(dataset, data_arg, runs[-1].evaluation, strict_data, detector=str(detector), runs=runs)
+            detected.runs.append((method.name, c))
+            detected.found.append(found[c])
+            detected.times.append(t)
+    detected.unreadable = list(model.unreadable.items())  # in the split's order
+    return detected
+
+
+def _scored_runs(detected: DetectedImages, dataset: Any, rule: str) -> list[DetectorRun]:
+    """Every run of ``detected`` (the whole split's) scored under ``rule``."""
+    from .detections import detections_of
+
+    targets = dataset.targets()
+    ground_truth = sum(len(t.boxes) for t in targets)
+    runs = []
+    for (method, c), found, t in zip(detected.runs, detected.found, detected.times, strict=True):
+        evaluation, comparison = _score(detections_of(found), targets, dataset, rule)
+        per_image, covered = detected.proposals_per_image(method), detected.coverage(method, ground_truth)
+        runs.append(
+            DetectorRun(method, c, evaluation, per_image, covered, t, detected.backend, found, comparison)
+        )
+    return runs

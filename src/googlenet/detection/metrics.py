@@ -25,6 +25,12 @@ Rules (``rule=``):
     (now matched), a matched one -> FP (duplicate); IoU < 0.5 -> FP. Difficult objects are not
     counted as positives. AP: ``voc07`` 11-point interpolated (VOC2007), ``voc12`` all points
     (``VOCap.m``, VOC2010 and later). The blacklist, when given, is applied as under ``ilsvrc``.
+``coco``
+    pycocotools' ``COCOeval`` (:mod:`.coco_rule`): AP averaged over IoU .50:.95 and 101 recall
+    points, with COCO's AP50, AP75, APs/m/l and AR1/10/100 besides; ``difficult`` objects become
+    COCO crowds, the blacklist is dropped from both sides.
+
+:class:`.rule_comparison.RuleComparison` puts one set of detections under every rule side by side.
 
 Boxes are inclusive ``[xmin, ymin, xmax, ymax]`` with +1 widths (:mod:`.boxes`) under every rule.
 
@@ -48,11 +54,25 @@ import numpy as np
 from ..errors import GoogLeNetError
 from .boxes import as_boxes, box_iou, box_sides
 
-RULES = ("ilsvrc", "voc07", "voc12")
-AP_MODE = {"ilsvrc": "all", "voc07": "11point", "voc12": "all"}
+RULES = ("ilsvrc", "voc07", "voc12", "coco")
+ALL_RULES = "all"  # every rule side by side (.rule_comparison)
+AP_MODE = {"ilsvrc": "all", "voc07": "11point", "voc12": "all"}  # the devkit rules' curve areas
 ILSVRC_MAX_IOU_THRESHOLD = 0.5  # eval_detection.m: defaultIOUthr
 ILSVRC_PIXEL_TOLERANCE = 10  # eval_detection.m: pixelTolerance
 VOC_MIN_OVERLAP = 0.5  # VOCinit.m: VOCopts.minoverlap
+
+
+def check_rule(rule: str, *, allow_all: bool = True) -> str:
+    """``rule`` when it names a rule of :data:`RULES` (or :data:`ALL_RULES`, every rule), checked before
+    any work, the COCO rule's package included; else a one-line GoogLeNetError."""
+    choices = (*RULES, ALL_RULES) if allow_all else RULES
+    if rule not in choices:
+        raise GoogLeNetError(f"unknown detection rule {rule!r} (choose from {', '.join(choices)})")
+    if rule in ("coco", ALL_RULES):
+        from ..inference.extras import require
+
+        require("the COCO rule", "pycocotools")
+    return rule
 
 
 def descending(scores: object) -> np.ndarray:
@@ -184,26 +204,41 @@ def average_precision(recall: object, precision: object, mode: Literal["all", "1
 @dataclass(frozen=True)
 class DetectionEvaluation:
     """The result of :func:`evaluate_detections`. ``ap`` holds the classes with at least one counted
-    ground-truth object (``num_gt`` > 0), ``mAP`` their mean; ``num_gt`` holds every class."""
+    ground-truth object (``num_gt`` > 0), ``mAP`` their mean; ``num_gt`` holds every class.
+
+    Under ``coco``, ``ap`` is each class's AP over IoU .50:.95, ``summary`` ``COCOeval.summarize()``'s
+    numbers by name (:data:`.coco_rule.COCO_STATS`: AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100,
+    ARs, ARm, ARl; None where COCO has no value, e.g. no small objects) and ``per_class`` the
+    classes' AP50 and AP75; both are empty under the other rules.
+    """
 
     rule: str
     ap: dict[str, float]
     mAP: float
     num_gt: dict[str, int]
     num_detections: int
-    # class -> (recall, precision) at every counted detection, best first (for the report's plots)
+    # class -> (recall, precision) at every counted detection, best first (for the report's plots);
+    # under coco the 101 recall points and the precision there, averaged over the IoU thresholds
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
+    summary: dict[str, float | None] = field(default_factory=dict)
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """``{"rule", "mAP", "AP": {class: ap}, "num_gt": {class: n}, "num_detections"}``; APs are
-        fractions in [0, 1]."""
-        return {
+        """``{"rule", "mAP", "AP": {class: ap}, "num_gt": {class: n}, "num_detections"}``, and under
+        ``coco`` ``"summary": {"AP": .., "AP50": .., ..., "AR100": .., ...}`` and ``"per_class":
+        {"AP50": {class: ap}, "AP75": {class: ap}}``; APs are fractions in [0, 1]."""
+        out: dict[str, Any] = {
             "rule": self.rule,
             "mAP": self.mAP,
             "AP": dict(self.ap),
             "num_gt": dict(self.num_gt),
             "num_detections": self.num_detections,
         }
+        if self.summary:
+            out["summary"] = dict(self.summary)
+        if self.per_class:
+            out["per_class"] = {key: dict(values) for key, values in self.per_class.items()}
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> DetectionEvaluation:
@@ -218,12 +253,19 @@ class DetectionEvaluation:
             )
             if rule not in RULES:
                 raise ValueError(f"rule {rule!r} is not one of {', '.join(RULES)}")
+            summary = d.get("summary", {})
+            per_class = d.get("per_class", {})
             return cls(
                 rule=rule,
                 ap={str(k): float(v) for k, v in ap.items()},
                 mAP=float(m_ap),
                 num_gt={str(k): int(v) for k, v in num_gt.items()},
                 num_detections=int(num_det),
+                summary={str(k): None if v is None else float(v) for k, v in summary.items()},
+                per_class={
+                    str(key): {str(k): float(v) for k, v in values.items()}
+                    for key, values in per_class.items()
+                },
             )
         except KeyError as exc:
             raise GoogLeNetError(f"detection evaluation JSON lacks the key {exc}") from None
@@ -231,28 +273,45 @@ class DetectionEvaluation:
             raise GoogLeNetError(f"detection evaluation JSON is malformed: {exc}") from None
 
     def format_table(self) -> str:
-        """Per-class AP (%) with the ground-truth count, then the mAP, as a text table."""
+        """Per-class AP (%) with the ground-truth count, then the mAP, as a text table (under
+        ``coco`` with the classes' AP50 and AP75, and COCO's summary line)."""
         width = max([len("class"), len("mAP"), *map(len, self.num_gt)])
+        extra = list(self.per_class)
+        rule = f"{'-' * width}  {'-' * 7}" + f"  {'-' * 7}" * len(extra) + f"  {'-' * 7}"
+        extra_titles = "".join(f"  {key:>7}" for key in extra)
         lines = [
             f"Detection AP, rule {self.rule} ({_RULE_TITLE[self.rule]}), {self.num_detections} detections",
-            f"{'class':<{width}}  {'AP (%)':>7}  {'num_gt':>7}",
-            f"{'-' * width}  {'-' * 7}  {'-' * 7}",
+            f"{'class':<{width}}  {'AP (%)':>7}{extra_titles}  {'num_gt':>7}",
+            rule,
         ]
+
+        def cell(values: Mapping[str, float], name: str) -> str:
+            return f"{100 * values[name]:7.2f}" if name in values else f"{'-':>7}"
+
         for name, n in self.num_gt.items():
-            value = f"{100 * self.ap[name]:7.2f}" if name in self.ap else f"{'-':>7}"
-            lines.append(f"{name:<{width}}  {value}  {n:7d}")
-        lines.append(f"{'-' * width}  {'-' * 7}  {'-' * 7}")
+            others = "".join(f"  {cell(self.per_class[key], name)}" for key in extra)
+            lines.append(f"{name:<{width}}  {cell(self.ap, name)}{others}  {n:7d}")
+        lines.append(rule)
+        means = "".join(f"  {100 * float(np.mean(list(self.per_class[key].values()))):7.2f}" for key in extra)
         lines.append(
-            f"{'mAP':<{width}}  {100 * self.mAP:7.2f}  "
+            f"{'mAP':<{width}}  {100 * self.mAP:7.2f}{means}  "
             f"{sum(self.num_gt.values()):7d}   (mean over the {len(self.ap)} classes with ground truth)"
         )
+        if self.summary:
+            lines.append("COCO summary (%): " + format_summary(self.summary))
         return "\n".join(lines)
+
+
+def format_summary(summary: Mapping[str, float | None]) -> str:
+    """``AP 41.20  AP50 ...``: COCO's summary numbers in percent, ``-`` where COCO has none."""
+    return "  ".join(f"{key} {'-' if v is None else f'{100 * v:.2f}'}" for key, v in summary.items())
 
 
 _RULE_TITLE = {
     "ilsvrc": "ILSVRC2014 eval_detection.m",
     "voc07": "PASCAL VOC2007 VOCevaldet.m, 11-point AP",
     "voc12": "PASCAL VOC2010+ VOCevaldet.m, all-points AP",
+    "coco": "COCO, pycocotools COCOeval: AP over IoU .50:.95 at 101 recall points",
 }
 
 
@@ -268,10 +327,14 @@ def evaluate_detections(
     ``detections``: objects with ``image_id``, ``label`` (class index), ``score``, ``bbox``
     (:class:`.detections.Detection`). ``targets``: objects with ``image_id``, ``boxes`` (N, 4),
     ``labels`` (N,), ``difficult`` (N,) (the detection dataset's targets). ``blacklist``:
-    (image id, class index) pairs left out (ILSVRC's ``blacklist`` file).
+    (image id, class index) pairs left out (ILSVRC's ``blacklist`` file). Every rule at once:
+    :func:`.rule_comparison.compare_rules`.
     """
-    if rule not in RULES:
-        raise GoogLeNetError(f"unknown detection rule {rule!r} (choose from {', '.join(RULES)})")
+    if rule == ALL_RULES:
+        raise GoogLeNetError(
+            f"rule {ALL_RULES!r} gives one evaluation per rule: call compare_rules (googlenet.detection)"
+        )
+    check_rule(rule, allow_all=False)
     num_classes = len(class_names)
     blacklist = frozenset(blacklist)
 
@@ -297,6 +360,12 @@ def evaluate_detections(
         if not 0 <= int(det.label) < num_classes:
             raise GoogLeNetError(f"detection {i} has label {det.label} outside 0..{num_classes - 1}")
         by_pair[(det.image_id, int(det.label))].append(i)
+    if rule == "coco":
+        from .coco_rule import coco_scores
+
+        coco = coco_scores(images, detections, class_names, blacklist)
+        extra = {"summary": coco.summary, "per_class": coco.per_class}
+        return _evaluation(rule, coco.ap, coco.num_gt, len(detections), coco.curves, **extra)
 
     # class -> the images (in targets order) with a ground truth or a detection of it: the only ones
     # that add to its curve (ILSVRC val has 20k images x 200 classes, most pairs empty).
@@ -348,6 +417,18 @@ def evaluate_detections(
         recall, precision = precision_recall(all_scores[idx], tp, fp, n_gt)
         ap[name] = average_precision(recall, precision, AP_MODE[rule])
         curves[name] = (recall, precision)
+    return _evaluation(rule, ap, num_gt, len(detections), curves)
+
+
+def _evaluation(
+    rule: str,
+    ap: dict[str, float],
+    num_gt: dict[str, int],
+    num_detections: int,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    **extra: Any,
+) -> DetectionEvaluation:
+    """The evaluation, its mAP the mean over the classes with an AP; an error when there is none."""
     if not ap:
         raise GoogLeNetError(
             f"no class has a ground-truth object counted under rule {rule}: nothing to score"
@@ -357,6 +438,7 @@ def evaluate_detections(
         ap=ap,
         mAP=float(np.mean(list(ap.values()))),
         num_gt=num_gt,
-        num_detections=len(detections),
+        num_detections=num_detections,
         curves=curves,
+        **extra,
     )

@@ -21,6 +21,7 @@ EXTRAS: dict[str, str] = {
     "onnxruntime": "onnx",
     "openvino": "openvino",
     "nncf": "openvino",  # OpenVINO's int8 quantisation
+    "pycocotools": "detection",  # the COCO detection rule
 }
 
 
