@@ -20,7 +20,7 @@ per-image 0/1 top-1 errors give
 
 and the interval is the paired t interval ``mean(d) +- t * sd(d) / sqrt(n)`` and a seeded paired
 bootstrap (resampling images, 10,000 draws, 2.5 / 97.5 percentiles), as ``googlenet evaluate``
-prints them (``protocol.paired_effects``).
+prints them (:func:`googlenet.evaluate` computes them).
 
 ``views --data DIR --checkpoint ENSEMBLE``: which of the 144 views help or hurt each member. The
 views are grouped by scale, square and position (``googlenet.data.multicrop``'s order: index
@@ -117,42 +117,19 @@ def _train_images(config: dict, records: list[dict]) -> int:
 
 
 def confidence_intervals(args: argparse.Namespace) -> None:
-    from googlenet.data.builtin import resolve_data
-    from googlenet.data.datasets import build_dataset
-    from googlenet.evaluation.loading import load_models
-    from googlenet.evaluation.protocol import (
-        crop_probabilities,
-        paired_effects,
-        select_images,
-        table3,
-        table3_spread,
-    )
+    """Table 3 with every model count, its spread over k-subsets and the two paired effects: what
+    ``googlenet evaluate --model-counts every`` prints, from :func:`googlenet.evaluate`."""
+    import googlenet
     from googlenet.evaluation.tables import format_effects, format_spread, format_table3
-    from googlenet.runs import resolve_checkpoints
 
-    root = resolve_data(args.data)
-    dataset = build_dataset(root, "val")
-    loaded = load_models(resolve_checkpoints(args.checkpoint))
-    picked = [dataset.samples[i] for i in select_images(len(dataset.samples), args.limit)]
-    labels = torch.tensor([label for _, label in picked])
-    schemes = [str(c) for c in args.crops]
-    result = crop_probabilities(
-        [p for p, _ in picked],
-        loaded.models,
-        schemes,
-        loaded.data_config,
-        batch_size=144,
-        workers=args.workers,
-    )
-    # The Table 3 that `googlenet evaluate --model-counts every` prints, from the same probabilities.
-    print(format_table3(table3(result, labels, model_counts="every"), title="Table 3"))
-    if len(loaded.models) > 1:
-        print(
-            format_spread(table3_spread(result, labels), title="Mean ± sd over every k-subset of the models")
-        )
-
-    # googlenet evaluate prints the same table; the library computes it (protocol.paired_effects).
-    print(format_effects(paired_effects(result, labels), title=f"paired over {len(labels)} images of {root}"))
+    result = googlenet.evaluate(
+        args.data, args.checkpoint, crops=args.crops, model_counts="every", limit=args.limit,
+        batch_size=144, workers=args.workers,
+    )  # fmt: skip
+    print(format_table3(result.rows, title="Table 3"))
+    if result.spread:
+        print(format_spread(result.spread, title="Mean ± sd over every k-subset of the models"))
+    print(format_effects(result.effects, title=f"paired over {result.num_images} images of {result.data}"))
 
 
 SQUARES = ("left/top", "centre", "right/bottom")

@@ -332,15 +332,21 @@ def detect_interleaved(
 # --------------------------------------------------------------------------- ours' cost per stage
 
 
+def use_threads(threads: int | None) -> int:
+    """torch's and OpenCV's threads (Selective Search runs in OpenCV) set to ``threads``, or left at
+    torch's default when None; the count both detectors then run on."""
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+    return torch.get_num_threads()
+
+
 def stage_costs(args: argparse.Namespace, data: str, command: str) -> dict[str, Any]:
     """``--stage-costs``: seconds per image by stage for every (members, backend) of ``args``."""
     from googlenet.detection.detector import Detector, StageTimes, read_manifest
     from googlenet.detection.proposals import propose
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    threads = torch.get_num_threads()
+    threads = use_threads(args.threads)
     env = C.environment()
     manifest = read_manifest(args.stage_costs)
     val_set = open_detection_dataset(data, "val")
@@ -496,10 +502,7 @@ def resolve_data(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from googlenet.detection.detector import Detector
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    threads = torch.get_num_threads()
+    threads = use_threads(args.threads)
     env = C.environment(args.device)
     device = torch.device(args.device)
     data = resolve_data(args)
