@@ -119,6 +119,12 @@ def test_environment_is_the_librarys_record_and_what_a_benchmark_adds(monkeypatc
     limited = C.environment()
     assert limited["emulation"] == {"GOOGLENET_CPU_FEATURES": "avx2"}
     assert limited["cpu_features"] == ["avx2"] and limited["cpu_kind"] == "avx2-emulated"
+    # On a CUDA device the library names the card and the CUDA version: the section is the card's.
+    cuda = {**library, "device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3", "cuda": "13.0"}
+    monkeypatch.setattr(C, "library_environment", lambda **_: cuda)
+    gpu = C.environment("cuda:0")
+    assert gpu["accelerator"] == "NVIDIA H100 80GB HBM3" and gpu["versions"]["cuda"] == "13.0"
+    assert C.section_name({"benchmark": "gpu", "environment": gpu}) == "gpu nvidia-h100-80gb-hbm3"
 
 
 def test_cpu_kind_from_features() -> None:
