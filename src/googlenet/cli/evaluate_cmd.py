@@ -11,6 +11,8 @@ ORDER = 40  # googlenet --help lists the commands by layer (evaluation)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..evaluation.parts import DEFAULT_CHUNK_IMAGES
+
     p = sub.add_parser(
         "evaluate",
         help="the paper's test protocol: 1/10/144 crops x models -> Table 3 (top-5/top-1 error, cost)",
@@ -63,23 +65,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score models whose class names differ from the data's folders by position (default: refuse)",
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only say what the evaluation would do and how long it would take here (measured on a few "
+        "warm-up batches), then stop",
+    )
+    p.add_argument(
+        "--work-dir",
+        default=None,
+        metavar="DIR",
+        help="where finished chunks are kept until the result is written, so that the same command run "
+        "again after a kill continues (default: FILE.parts beside --json FILE, else in the cache)",
+    )
+    p.add_argument(
+        "--chunk-images",
+        type=int,
+        default=DEFAULT_CHUNK_IMAGES,
+        metavar="N",
+        help=f"images scored together and written as one part (default {DEFAULT_CHUNK_IMAGES}); the "
+        "numbers depend on it in their last bits, never on the number of processes",
+    )
     add_model_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.evaluate import evaluate
+    from ..evaluation.evaluate import estimate_evaluation, evaluate
+    from ..evaluation.parts import default_work_dir
     from ..evaluation.tables import format_effects, format_spread, format_table3
+    from ..training.distributed import launch_position
 
     check_json_output(args, example="evaluation.json", parent_must_exist=True)
-    result = evaluate(
-        args.data,
-        args.checkpoint,
+    json_file = None if args.json in (None, STDOUT) else args.json
+    identity = {"data": str(args.data), "split": args.split, "checkpoint": [str(c) for c in args.checkpoint]}
+    work_dir = args.work_dir or default_work_dir(json_file, identity)
+    settings = dict(
         split=args.split,
         layout=args.layout,
         crops=args.crops,
         combine=args.combine,
-        model_counts=args.model_counts,
         limit=args.limit,
         image_size=args.image_size,
         backend=args.backend,
@@ -88,8 +113,26 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         allow_class_mismatch=args.allow_class_mismatch,
-        progress=True,
+        chunk_images=args.chunk_images,
+        work_dir=work_dir,
     )
+    main_rank = launch_position()[0] == 0
+    if args.dry_run:
+        estimate = estimate_evaluation(args.data, args.checkpoint, **settings)
+        if main_rank:
+            print(estimate.format())
+        return 0
+    # The estimate goes to stderr with the progress: stdout keeps the table (or the JSON).
+    result = evaluate(
+        args.data,
+        args.checkpoint,
+        model_counts=args.model_counts,
+        on_estimate=lambda estimate: print(estimate.format(), file=sys.stderr, flush=True),
+        progress=True,
+        **settings,
+    )
+    if not main_rank:  # rank 0 alone prints and writes
+        return 0
     for image in result.unreadable:
         print(f"googlenet evaluate: warning: {image['error']} (counted as an error)", file=sys.stderr)
     # With --json on stdout the tables go to stderr, so that stdout is one JSON document.

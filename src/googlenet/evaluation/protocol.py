@@ -52,6 +52,7 @@ __all__ = [
     "check_models_fit_data",
     "crop_probabilities",
     "ensemble_probabilities",
+    "model_probabilities",
     "rank_models",
     "select_images",
     "table3",
@@ -109,6 +110,17 @@ class CropProbabilities:
     combine: str = "mean"
     unreadable: list[tuple[int, str]] = field(default_factory=list)
 
+    def place(self, part: CropProbabilities, first: int) -> None:
+        """Copy ``part`` (the probabilities of images ``first`` to ``first + part.num_images``: a chunk,
+        a torchrun rank's share) into these rows, its unreadable images with them."""
+        if first < 0 or first + part.num_images > self.num_images:
+            raise ValueError(f"rows {first}..{first + part.num_images} lie outside {self.num_images} images")
+        for key, rows in part.probs.items():
+            if key not in self.probs:
+                self.probs[key] = torch.full((self.num_images, rows.shape[-1]), math.nan)
+            self.probs[key][first : first + part.num_images] = rows
+        self.unreadable += [(first + i, msg) for i, msg in part.unreadable]
+
 
 @dataclass(frozen=True)
 class Table3Row:
@@ -147,7 +159,7 @@ def _identity(item: Any) -> Any:
     return item
 
 
-class _CropViews(torch.utils.data.Dataset):
+class CropViews(torch.utils.data.Dataset):
     """Image ``i`` -> ``(i, {scheme: uint8 crops})``, or ``(i, message)`` when it cannot be read.
 
     A Dataset so that decoding and cropping can run in DataLoader workers; uint8 crops are a
@@ -190,6 +202,8 @@ def crop_probabilities(
     workers: int = 0,
     load: Callable[[str | Path], PIL.Image.Image] | None = None,
     progress: Callable[[int], None] | None = None,
+    chunk_size: int | None = None,
+    on_chunk: Callable[[int, CropProbabilities], object] | None = None,
 ) -> CropProbabilities:
     """Crop-combined softmax probabilities for every ``(model, scheme)``.
 
@@ -204,6 +218,15 @@ def crop_probabilities(
     ``combine``: ``"mean"`` (the paper) or ``"max"`` over crops, per class, not renormalised.
     ``workers`` > 0 decodes and crops in that many DataLoader worker processes. ``progress(n)``
     is called after every ``n`` images.
+
+    ``chunk_size``: no batch mixes images of two chunks (runs of ``chunk_size`` images from the
+    first). The kernels may round an image's logits differently in a batch of another size (on
+    CPUs a batch of one image differs from a batch of three in the last bits), so an image's
+    probabilities are a function of its chunk alone: a process given any run of whole chunks
+    computes the same bytes as one given them all (torchrun shards, a resumed evaluation).
+    ``on_chunk(first, part)`` is called as each chunk completes, ``first`` the index of its first
+    image here, ``part`` its rows alone (unreadable indices counted from the chunk's start; an
+    ``(m, scheme)`` is missing while no image so far could be read).
     """
     if load is None:
         from ..data.datasets import open_image as load
@@ -216,6 +239,8 @@ def crop_probabilities(
         raise ValueError(f"combine must be 'mean' or 'max'. Got {combine!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1. Got {batch_size!r}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1. Got {chunk_size!r}")
     result = CropProbabilities({}, [m.name for m in models], list(schemes), len(images), combine)
     pending: dict[str, list[tuple[int, torch.Tensor]]] = {s: [] for s in schemes}
 
@@ -231,10 +256,7 @@ def crop_probabilities(
         for m, model in enumerate(models):
             if model.device not in on_device:
                 on_device[model.device] = crops.to(model.device, non_blocking=True)
-            with torch.inference_mode():
-                logits = model.forward(normalize_crops(on_device[model.device], model.mean, model.std))
-            probs = torch.softmax(logits.detach().to("cpu", torch.float32), dim=-1)
-            probs = probs.view(len(items), per_image, -1)
+            probs = model_probabilities(model, on_device[model.device]).view(len(items), per_image, -1)
             combined = probs.mean(1) if combine == "mean" else probs.amax(1)
             out = result.probs.get((m, scheme))
             if out is None:
@@ -246,13 +268,35 @@ def crop_probabilities(
                 )
             out[rows] = combined
 
-    views = _CropViews(images, schemes, size, load)
+    views = CropViews(images, schemes, size, load)
     loader: Any = views
     if workers > 0:
         loader = torch.utils.data.DataLoader(
             views, batch_size=None, num_workers=workers, collate_fn=_identity
         )
+    size_of_chunk = chunk_size or max(1, len(images))
+
+    def finish_chunk(chunk: int) -> None:
+        for scheme in schemes:
+            flush(scheme)
+        if on_chunk is None:
+            return
+        first, stop = chunk * size_of_chunk, min((chunk + 1) * size_of_chunk, len(images))
+        part = CropProbabilities(
+            {key: probs[first:stop].clone() for key, probs in result.probs.items()},
+            result.model_names,
+            result.schemes,
+            stop - first,
+            combine,
+            [(i - first, msg) for i, msg in result.unreadable if first <= i < stop],
+        )
+        on_chunk(first, part)
+
+    chunk = 0
     for index, item in loader:
+        if index // size_of_chunk != chunk:
+            finish_chunk(chunk)
+            chunk = index // size_of_chunk
         if isinstance(item, str):
             result.unreadable.append((index, item))
         else:
@@ -263,10 +307,19 @@ def crop_probabilities(
                 pending[scheme].append((index, crops))
         if progress is not None:
             progress(1)
-    for scheme in schemes:
-        flush(scheme)
+    if images:
+        finish_chunk(chunk)
     # Every image unreadable: no forward ran, so the class count is unknown; leave probs empty.
     return result
+
+
+def model_probabilities(model: EvalModel, crops: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities (float32, on the CPU) of ``model`` for a batch of uint8 crops already on
+    its device: normalised with the model's mean / std, run without autograd. The one forward step
+    of the protocol, also what a cost estimate times (:func:`googlenet.cost.measure_throughput`)."""
+    with torch.inference_mode():
+        logits = model.forward(normalize_crops(crops, model.mean, model.std))
+    return torch.softmax(logits.detach().to("cpu", torch.float32), dim=-1)
 
 
 def ensemble_probabilities(

@@ -38,8 +38,12 @@ class EvaluationResult:
     ``checkpoints``: one dict per model (name, source, weights, kind, sha256, variant, num_classes,
     backend, precision); ``per_model``: each model's own ``top1_err`` / ``topk_err`` per crop
     scheme; ``unreadable``: ``{"index", "path", "error"}`` per image that could not be read
-    (counted as wrong). ``extra`` keeps keys this version does not know, so a file read and
-    written again loses nothing.
+    (counted as wrong). ``chunk_images``: the images scored together (no batch crosses a chunk).
+    ``world_size``: the processes that scored the images (torchrun's ranks); ``ranks``: one dict per
+    rank (``rank``, its images ``first_image`` to ``stop_image``, how many it ``computed`` and how
+    many it found done in the work folder, ``resumed``, and its ``seconds``). ``estimate``: the
+    :class:`googlenet.cost.CostEstimate` said before the work, when one was measured. ``extra``
+    keeps keys this version does not know, so a file read and written again loses nothing.
     """
 
     rows: list[Table3Row]
@@ -64,8 +68,12 @@ class EvaluationResult:
     precision: str | None = None
     device: str | None = None
     batch_size: int | None = None
+    chunk_images: int | None = None
     unreadable: list[dict[str, Any]] = field(default_factory=list)
     title: str | None = None
+    world_size: int = 1
+    ranks: list[dict[str, Any]] = field(default_factory=list)
+    estimate: dict[str, Any] | None = None
     wall_time_s: float | None = None
     images_per_s: float | None = None
     date: str | None = None
@@ -113,9 +121,13 @@ class EvaluationResult:
             "precision": self.precision,
             "device": self.device,
             "batch_size": self.batch_size,
+            "chunk_images": self.chunk_images,
             "unreadable": self.unreadable,
             "num_unreadable": self.num_unreadable,
             "title": self.title,
+            "world_size": self.world_size,
+            "ranks": self.ranks,
+            "estimate": self.estimate,
             "wall_time_s": self.wall_time_s,
             "images_per_s": self.images_per_s,
             "date": self.date,

@@ -9,6 +9,7 @@ collective calls the trainer needs; without those variables everything degrades 
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,10 +64,12 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
-def init_distributed(device: str = "auto") -> DistEnv:
+def init_distributed(device: str = "auto", timeout: datetime.timedelta | None = None) -> DistEnv:
     """Join the torchrun job described by the environment, or return a single-process :class:`DistEnv`.
 
-    The backend is NCCL for CUDA devices and Gloo for CPU, torch's recommended pairing.
+    The backend is NCCL for CUDA devices and Gloo for CPU, torch's recommended pairing. ``timeout``:
+    how long a collective waits for the other ranks (torch's default when None); a job whose ranks
+    may finish hours apart (an evaluation shared by machines of different speeds) needs more.
     """
     rank, world_size = launch_position()
     local_rank = _env_int("LOCAL_RANK", 0)
@@ -77,7 +80,11 @@ def init_distributed(device: str = "auto") -> DistEnv:
         return DistEnv(device=dev)
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, device_id=dev if dev.type == "cuda" else None)
+        dist.init_process_group(
+            backend=backend,
+            device_id=dev if dev.type == "cuda" else None,
+            **({"timeout": timeout} if timeout else {}),
+        )
     return DistEnv(rank=rank, local_rank=local_rank, world_size=world_size, device=dev, backend=backend)
 
 
@@ -120,6 +127,18 @@ def all_gather_objects(env: DistEnv, obj: Any) -> list[Any]:
         return [obj]
     out: list[Any] = [None] * env.world_size
     dist.all_gather_object(out, obj)
+    return out
+
+
+def gather_objects(env: DistEnv, obj: Any, dst: int = 0) -> list[Any] | None:
+    """``[obj of rank 0, obj of rank 1, ...]`` on rank ``dst``, None on the others (``[obj]`` for a
+    single process): what only one rank needs (an evaluation's probabilities) travels only there.
+    Works on Gloo and NCCL (whose objects travel through this rank's GPU, set by
+    :func:`init_distributed`)."""
+    if not env.is_distributed:
+        return [obj]
+    out: list[Any] | None = [None] * env.world_size if env.rank == dst else None
+    dist.gather_object(obj, out, dst=dst)
     return out
 
 
