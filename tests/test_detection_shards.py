@@ -7,6 +7,7 @@ continues from the chunks it wrote. Real processes on a tiny built-in detection 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -196,3 +197,84 @@ def test_a_killed_run_continues_where_it_stopped(
     assert resumed.returncode == 0, resumed.stderr
     assert f"({done} of 7 images were already done)" in resumed.stdout
     assert out.read_bytes() == _one_process_file(data, tmp_path, monkeypatch)
+
+
+# --------------------------------------------------------------------------- detector evaluation
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Path:
+    """A detector of one random member (64 px regions, selective-search-2x) for the built-in set."""
+    import torch
+
+    import googlenet
+    from googlenet.detection.detector import DetectorManifest, write_manifest
+    from googlenet.detection.training import member_dirs
+    from googlenet.runs import RunLayout
+
+    classes = open_detection_dataset(data, "val").class_names
+    out = tmp_path_factory.mktemp("shards-detector") / "detector"
+    names = member_dirs(out, 1)
+    for seed, name in enumerate(names):
+        torch.manual_seed(seed)
+        model = googlenet.create_model("googlenet_bn", num_classes=len(classes) + 1, aux_logits=False)
+        model.meta.input_size = (3, 64, 64)
+        weights = RunLayout(out / name).weights
+        weights.parent.mkdir(parents=True)
+        googlenet.save(model.eval(), weights)
+    settings = proposal_method("selective-search-2x").settings()
+    write_manifest(out, DetectorManifest(classes, names, settings, image_size=64, variant="googlenet_bn"))
+    return out
+
+
+def _evaluate(data: Path, detector: Path, out: Path, *extra: str) -> list[str]:
+    args = ["evaluate-detection", "--data", str(data), "--detector", str(detector)]
+    args += ["--rule", "ilsvrc", "--workers", "1", "--json", str(out), *extra]
+    return [sys.executable, "-m", "googlenet", *args]
+
+
+def _without_times(record: dict) -> dict:
+    runs = [
+        {k: v for k, v in r.items() if k not in ("seconds_per_image", "overhead_ratio")}
+        for r in record["runs"]
+    ]
+    return {**{k: v for k, v in record.items() if k != "date"}, "runs": runs}
+
+
+def test_detector_shards_on_two_processes_merge_into_the_one_process_result(
+    data: Path, detector: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "eval.json"
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    env = _env(tmp_path / "cache")
+    shards = [
+        subprocess.Popen(_evaluate(data, detector, out, "--shard", f"{i}/2"), env=env, cwd=REPO, **pipes)
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in shards]
+    assert [p.returncode for p in shards] == [0, 0], [o[1][-2000:] for o in outputs]
+    assert "shard 0/2: 3 of 7 images; part written" in outputs[0][0] and not out.exists()
+    parts = Path(f"{out}.parts")
+    assert sorted(p.name for p in parts.iterdir()) == ["shard-0-of-2.npz", "shard-1-of-2.npz"]
+
+    monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path / "cache"))
+    # A shard missing: the merge names it in one line and writes nothing.
+    (parts / "shard-1-of-2.npz").rename(tmp_path / "aside.npz")
+    missing = cli_in_process(*_evaluate(data, detector, out)[3:])
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "1/2" in missing.stderr
+    (tmp_path / "aside.npz").rename(parts / "shard-1-of-2.npz")
+    # Other settings (R-CNN's proposals) are refused rather than mixed with these parts.
+    other = cli_in_process(*_evaluate(data, detector, out, "--shard", "0/2", "--proposals", METHOD)[3:])
+    assert (
+        other.returncode == 2 and other.stderr.count("\n") == 1 and "other data or settings" in other.stderr
+    )
+    merged = cli_in_process(*_evaluate(data, detector, out)[3:])
+    assert merged.returncode == 0, merged.stderr
+    assert "7 images of" in merged.stdout
+
+    monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path / "cache-one"))
+    one = cli_in_process(*_evaluate(data, detector, tmp_path / "one.json")[3:])
+    assert one.returncode == 0, one.stderr
+    sharded, single = json.loads(out.read_text()), json.loads((tmp_path / "one.json").read_text())
+    assert [(r["members"], r["proposals"]) for r in single["runs"]] == [(1, "selective-search-2x")]
+    assert _without_times(sharded) == _without_times(single)

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import GoogLeNetError
-from .common import STDOUT, add_classes_argument, add_json_argument, check_json_output, write_json
+from .common import (
+    STDOUT,
+    add_classes_argument,
+    add_json_argument,
+    add_shard_argument,
+    check_json_output,
+    write_json,
+)
 
 RULE_HELP = (
     "ilsvrc: ILSVRC2014 eval_detection.m (per-object IoU threshold min(0.5, wh/((w+10)(h+10))), blacklist); "
@@ -74,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
     p.add_argument("--rule", required=True, choices=(*RULES, ALL_RULES), help=RULE_HELP)
     add_json_argument(p, what="the result (on stdout the tables go to stderr)", out_alias=True)
+    add_shard_argument(p, parts="FILE.parts (with --detector and --json FILE; a folder every machine sees)")
     p.add_argument(
         "--strict-data",
         action="store_true",
@@ -88,12 +96,19 @@ def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..detection.datasets import parse_classes
     from ..detection.evaluation import evaluate_detections_file, evaluate_detector
+    from ..detection.evaluation_parts import DetectorShardPart
 
     check_json_output(args, example="eval.json")
     if args.detector is None and (args.members or args.proposals or args.multibox):
         raise GoogLeNetError("--members, --proposals and --multibox apply with --detector only")
     if args.detector is not None and args.classes is not None:
         raise GoogLeNetError("--classes applies with --detections only (a detector has its own classes)")
+    # A detector's shards leave their parts beside the JSON file; without --shard they are merged.
+    parts = (
+        Path(f"{args.json}.parts") if args.detector is not None and args.json not in (None, STDOUT) else None
+    )
+    if args.shard is not None and parts is None:
+        raise GoogLeNetError("--shard needs --detector and --json FILE (the shard's part goes to FILE.parts)")
     common = {"split": args.split, "rule": args.rule, "strict_data": args.strict_data}
     if args.detector is None:
         classes = parse_classes(args.classes) if args.classes is not None else None
@@ -102,8 +117,19 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_detector(
             args.detector, args.data, members=args.members, proposals=args.proposals,
             multibox=args.multibox, workers=args.workers, backend=args.backend, precision=args.precision,
-            progress=True, **common,
+            progress=True, shard=args.shard, parts=parts, **common,
         )  # fmt: skip
+    if isinstance(result, DetectorShardPart):
+        done = "was there already" if result.done_before else "written"
+        print(f"shard {result.shard}: {result.images} of {result.total} images; part {done}: {result.path}")
+        if args.shard is None:  # a torchrun rank: rank 0 merges once every rank is done
+            print(f"  rank 0 merges the parts and writes {args.json}")
+        else:
+            left = ", ".join(map(str, result.shards_left)) or "none"
+            print(
+                f"  shards left: {left}; then the same command without --shard merges them into {args.json}"
+            )
+        return 0
     if result.skipped:
         print(
             f"googlenet evaluate-detection: warning: {len(result.skipped)} annotation files/objects of "

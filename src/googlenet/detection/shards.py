@@ -160,6 +160,17 @@ class PartsFolder:
     def read(self, name: str) -> dict[str, np.ndarray] | None:
         return read_arrays(self.path(name), self.key, remove=self.root)
 
+    def check(self) -> None:
+        """Refuse, in one line, a folder holding parts made with another key (before any work)."""
+        for name in self.names(""):
+            try:
+                with np.load(self.path(name), allow_pickle=False) as z:  # lazy: reads the key only
+                    key = str(z["key"]) if "key" in z.files else self.key
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                continue  # damaged: made again
+            if key != self.key:
+                raise other_settings(self.path(name), self.root)
+
     def names(self, prefix: str) -> list[str]:
         """The names of the parts present whose name starts with ``prefix``, sorted."""
         if not self.root.is_dir():
@@ -209,11 +220,16 @@ def read_arrays(path: str | Path, key: str, *, remove: Path | None = None) -> di
     if "key" not in arrays:
         return None
     if str(arrays.pop("key")) != key:
-        raise GoogLeNetError(
-            f"{path} was made with other data or settings than this run's; remove {remove or path} "
-            "(or run with the settings it was made with) rather than mix them"
-        )
+        raise other_settings(path, remove or path)
     return arrays
+
+
+def other_settings(path: Path, remove: Path) -> GoogLeNetError:
+    """The one-line refusal of a part made with another key than the run's."""
+    return GoogLeNetError(
+        f"{path} was made with other data or settings than this run's; remove {remove} (or run with "
+        "the settings it was made with) rather than mix them"
+    )
 
 
 def run_sharded(shard: Shard | None, work: Callable[[Shard | None], R], merge: Callable[[], R]) -> R:
