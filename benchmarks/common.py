@@ -316,8 +316,9 @@ def output_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def publish(result: Mapping[str, Any], body: str, json_path: Path | None, docs: Path | None) -> None:
-    """Print ``body``, the (already checked) result's rendering, then write the result as JSON and/or
-    ``body`` as its section of ``docs``."""
+    """Print ``body``, the result's rendering, then write the result as JSON and/or ``body`` as its
+    section of ``docs``. A script renders first (``publish(result, render(result), ...)``): its
+    ``render`` checks the schema, so a result that does not follow it writes nothing."""
     print(body)
     if json_path is not None:
         write_json(json_path, result)

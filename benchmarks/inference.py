@@ -595,8 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets(rows, acc),
         "seconds": time.perf_counter() - t0,
     }
-    body = render(result)  # checks the schema before anything is written
-    C.publish(result, body, args.json, None if args.no_docs else args.docs)
+    C.publish(result, render(result), args.json, None if args.no_docs else args.docs)
     return 0
 
 

@@ -589,8 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit:
         result["fit"] = short_fit(args, fast, log)
     env["load_average_after"] = C.load_average()
-    body = render(result)  # checks the schema before anything is written
-    C.publish(result, body, args.json, args.docs if args.write_docs else None)
+    C.publish(result, render(result), args.json, args.docs if args.write_docs else None)
     if args.write_docs:
         log(f"wrote {args.docs}")
     return 0
