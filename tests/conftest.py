@@ -87,3 +87,46 @@ def cli_in_process(*args: object) -> subprocess.CompletedProcess:
                 del os.environ[key]
             os.environ.update(environ)
     return subprocess.CompletedProcess(["googlenet", *argv], code, out.getvalue(), err.getvalue())
+
+
+def check_report_page(folder: Path, title: str) -> None:
+    """A report's ``index.html`` read with ``html.parser``: ``title`` in <title> and <h1>, one <table>
+    per markdown table of ``index.md`` with as many rows, no <pre>, every <img src> a file there."""
+    import re
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[str] = []
+            self.images: list[str] = []
+            self.text: dict[str, str] = {}
+            self.inside: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append(tag)
+            if tag == "img":
+                self.images.append(str(dict(attrs)["src"]))
+            if tag in ("title", "h1"):
+                self.inside = tag
+                self.text[tag] = ""
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == self.inside:
+                self.inside = None
+
+        def handle_data(self, data: str) -> None:
+            if self.inside is not None:
+                self.text[self.inside] += data
+
+    page = Page()
+    page.feed((folder / "index.html").read_text(encoding="utf-8"))
+    markdown = (folder / "index.md").read_text(encoding="utf-8")
+    table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    separators = [line for line in table_lines if re.fullmatch(r"\|(?: *:?-+:? *\|)+", line)]
+    assert page.text.get("title") == title and page.text.get("h1") == title, page.text
+    assert separators and page.tags.count("table") == len(separators), (page.tags.count("table"), separators)
+    assert page.tags.count("tr") == len(table_lines) - len(separators)  # header and body rows
+    assert "pre" not in page.tags
+    assert len(page.images) == len(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown))
+    assert page.images and all((folder / src).is_file() for src in page.images), page.images

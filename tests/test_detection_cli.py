@@ -14,7 +14,7 @@ import pytest
 
 from googlenet.detection.detector import read_manifest
 
-from .conftest import cli_in_process
+from .conftest import check_report_page, cli_in_process
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,9 @@ def test_report_renders_a_detector(trained: dict[str, Path]) -> None:
     assert "Average precision per class" in index and "mAP" in index
     for picture in ("pr_curves.png", "detections.png"):
         assert (out / picture).stat().st_size > 1000
+    # index.html: the report's title, the AP table as an HTML table, every picture present
+    check_report_page(out, "GoogLeNet detector report")
+    assert "| mean (mAP) |" in index
     # An evaluation of another detector is refused, naming it; the earlier report stays whole.
     other = trained["root"] / "other.json"
     other.write_text('{"detector": "/elsewhere", "runs": [{"members": 1}]}')
@@ -179,3 +182,22 @@ def test_members_may_start_from_their_own_initial_weights(
         result = cli_in_process(*base, *extra, "--out", tmp_path / out)
         assert result.returncode == 0, result.stderr[-2000:]
     assert seen == [True, False]
+
+
+def test_report_shows_every_rule_and_the_recall_of_the_evaluated_proposals(trained: dict[str, Path]) -> None:
+    evaluation = trained["root"] / "all.json"
+    scored = cli_in_process("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
+                            "--rule", "all", "--proposals", "selective-search-2x", "selective-search",
+                            "--json", evaluation, "--workers", "1")  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    out = trained["root"] / "report-all"
+    result = cli_in_process("report", trained["out"], "--out", out, "--evaluation", evaluation)
+    assert result.returncode == 0, result.stderr
+    index = (out / "index.md").read_text()
+    record = json.loads(evaluation.read_text())
+    first = record["runs"][0]["evaluations"]
+    assert f"ilsvrc {100 * first['ilsvrc']['mAP']:.2f}% / voc07" in index
+    # The recall section: the detector's proposals and the other method the evaluation computed.
+    section = index[index.index("Proposals: recall against their number") :]
+    assert "| selective-search-2x | selective-search |" in section and "AR, 100 proposals" in section
+    assert (out / "proposal_recall.png").stat().st_size > 1000

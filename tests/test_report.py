@@ -17,12 +17,12 @@ import googlenet
 from googlenet.data.builtin import make_builtin
 from googlenet.errors import GoogLeNetError
 from googlenet.evaluation.metrics import confusion_matrix, topk_errors
-from googlenet.evaluation.report import predict_validation, write_report
+from googlenet.evaluation.report import markdown_page, predict_validation, write_report
 from googlenet.evaluation.result import EvaluationResult
-from googlenet.evaluation.tables import spread_markdown, table3_markdown
+from googlenet.evaluation.tables import markdown_table, spread_markdown, table3_markdown
 from googlenet.runs import read_metrics
 
-from .conftest import cli_in_process
+from .conftest import check_report_page, cli_in_process
 
 CLASSES = 3
 VAL_PER_CLASS = 2
@@ -207,8 +207,8 @@ def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]]
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", index)
     assert set(links) == {"curves.png", "confusion.png", "predictions.png", "table3.png"}
     assert all((out / link).is_file() for link in links)
-    html = (out / "index.html").read_text()
-    assert set(re.findall(r'<img src="([^"]+)"', html)) == set(links)
+    # index.html: the report's title, Table 3 and the spread as HTML tables, every picture present
+    check_report_page(out, "GoogLeNet training report")
     assert "ensemble of 2 models" in index.lower()
     assert all(f"`{r}`" in index for r in run_dirs)
     assert "| 7 | 144 | 1008 | 6.67% | -3.40% | 25.00% | -6.25% |" in (out / "table3.md").read_text()
@@ -247,6 +247,36 @@ def test_report_without_weights_draws_curves_and_says_why(tmp_path: Path) -> Non
     assert not (tmp_path / "out" / "confusion.png").exists()
     with Image.open(tmp_path / "out" / "curves.png") as image:
         assert image.size[0] >= 400
+
+
+def test_table3_picture_is_titled_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import googlenet.evaluation.report as report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _metrics(2, 0.0)))
+    titles: list[str] = []
+    real = report.plot_table3
+    monkeypatch.setattr(
+        report, "plot_table3", lambda rows, path, title: real(rows, path, title=titles.append(title) or title)
+    )
+    checkpoints = [{"weights": str(run / "model.safetensors")}]  # no weights yet: matched by path
+    evaluate_title = "Table 3 (section 7) on 3 images of data [val], 64px crops, mean over crops; models: run"
+    write_report(
+        [run], tmp_path / "a", evaluation={**EVALUATION, "title": evaluate_title, "checkpoints": checkpoints}
+    )
+    write_report([run], tmp_path / "b", evaluation={**EVALUATION, "checkpoints": checkpoints})  # hand-written
+    assert titles == [evaluate_title, "Table 3 (hand-written)"]
+
+
+def test_report_page_is_the_markdown_rendered() -> None:
+    text = "# My <report>\n\n" + markdown_table(["class", "AP"], [["a<b|c", "1.00%"]], left={0})
+    page = markdown_page("My <report>", text + "\nText with <script>x</script> & more.\n")
+    # Paths and class names are text: nothing in them becomes markup.
+    assert "<title>My &lt;report&gt;</title>" in page and "<h1>My &lt;report&gt;</h1>" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert page.count("<table>") == 1 and "<td>a&lt;b|c</td>" in page
+    assert '<td style="text-align: right;">1.00%</td>' in page
 
 
 def test_report_refuses_bad_input_before_any_work(

@@ -41,7 +41,7 @@ from .. import cache
 from ..atomic import atomic_write, atomic_write_text
 from ..data.scenes import BUILTIN_CLASSES, render_in_workers, render_scene
 from ..errors import GoogLeNetError
-from .draw import DIFFICULT_COLOUR, colour_of, draw_boxes
+from .draw import DIFFICULT_COLOUR, colour_of, draw_boxes, fit_into
 
 # Bumped whenever the generator's output changes; part of the cache key and of the marker.
 BUILTIN_DETECTION_VERSION = 1
@@ -332,8 +332,7 @@ def detection_contact_sheet(
     for k, name in enumerate(ids):
         with Image.open(root / "JPEGImages" / f"{name}.jpg") as im:
             im = im.convert("RGB")
-        scale = min(cell / im.width, cell / im.height)
-        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.BICUBIC)
+        im, scale = fit_into(im, cell)
         x0 = (k % cols) * (cell + 4) + 2 + (cell - im.width) // 2
         y0 = (k // cols) * (cell + 4) + 2 + (cell - im.height) // 2
         sheet.paste(im, (x0, y0))

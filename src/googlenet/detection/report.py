@@ -19,18 +19,23 @@ from ..errors import GoogLeNetError
 from ..evaluation.plots import new_figure, save_figure
 from ..evaluation.protocol import select_images
 from ..evaluation.report import build_report_folder, check_report_out
+from ..evaluation.tables import markdown_table
 from .detections import detections_of
 from .draw import draw_detections
 
-DETECTOR_REPORT_FILES = ("index.md", "index.html", "pr_curves.png", "detections.png")
-GRID = (3, 4)  # rows x columns of validation images in detections.png
-GRID_CELL = 256
+DETECTOR_REPORT_FILES = ("index.md", "index.html", "pr_curves.png", "detections.png", "proposal_recall.png")
+# rows x columns of validation images in detections.png, and the longer side of each (px): the sheet
+# is 1104 px wide, shown unscaled on the report's page (72rem wide).
+GRID = (4, 3)
+GRID_CELL = 360
+GRID_GAP = 6
+GRID_BACKGROUND = (128, 128, 128)  # mid grey: the edge of a white or a black image shows against it
 SHOWN_SCORE = 0.3  # detections drawn in the grid: softmax score at least this
 
 
 def plot_pr_curves(evaluation: Any, path: Path) -> Path:
     """One precision-recall curve per class (the curve its AP is the area under)."""
-    fig = new_figure(7.0, 4.5)
+    fig = new_figure(9.0, 4.5)
     ax = fig.add_subplot()
     for name, (recall, precision) in evaluation.curves.items():
         # The monotone envelope the AP integrates, drawn as a step: what the devkits score.
@@ -40,13 +45,14 @@ def plot_pr_curves(evaluation: Any, path: Path) -> Path:
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title(f"Precision-recall per class, rule {evaluation.rule}: mAP {100 * evaluation.mAP:.1f}%")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    # Beside the axes: inside, it would hide the curves' low-precision tails.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, path)
 
 
 def detection_grid(dataset: Any, found: dict[str, Any], class_names: Sequence[str], path: Path) -> Path:
     """Validation images with their detections (class colours, score >= SHOWN_SCORE) and ground truth
-    (white), as one PNG."""
+    (dashed white), each scaled (up or down) to fill its GRID_CELL square, as one PNG."""
     from PIL import Image
 
     from ..atomic import atomic_write
@@ -54,14 +60,17 @@ def detection_grid(dataset: Any, found: dict[str, Any], class_names: Sequence[st
     rows, cols = GRID
     count = min(len(dataset), rows * cols)
     picks = select_images(len(dataset), count)
-    sheet = Image.new("RGB", (cols * (GRID_CELL + 4), -(-count // cols) * (GRID_CELL + 4)), (255, 255, 255))
+    step = GRID_CELL + GRID_GAP
+    sheet = Image.new("RGB", (cols * step + GRID_GAP, -(-count // cols) * step + GRID_GAP), GRID_BACKGROUND)
     for k, i in enumerate(picks):
-        image, target = dataset[i]
+        try:
+            image, target = dataset[i]
+        except GoogLeNetError:  # an image that cannot be decoded (scored without detections): no picture
+            continue
         drawn = draw_detections(image, found[target.image_id], class_names, ground_truth=target,
-                                min_score=SHOWN_SCORE)  # fmt: skip
-        drawn.thumbnail((GRID_CELL, GRID_CELL))
-        x = (k % cols) * (GRID_CELL + 4) + 2 + (GRID_CELL - drawn.width) // 2
-        y = (k // cols) * (GRID_CELL + 4) + 2 + (GRID_CELL - drawn.height) // 2
+                                min_score=SHOWN_SCORE, side=GRID_CELL)  # fmt: skip
+        x = (k % cols) * step + GRID_GAP + (GRID_CELL - drawn.width) // 2
+        y = (k // cols) * step + GRID_GAP + (GRID_CELL - drawn.height) // 2
         sheet.paste(drawn, (x, y))
     return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=True))
 
@@ -81,23 +90,88 @@ def _comparison(evaluation_file: Path, detector_dir: Path) -> str:
             f"--evaluation {evaluation_file} evaluated the detector {record.get('detector')}, "
             f"not {detector_dir}"
         )
-    lines = [
-        f"Rule {record.get('rule')}, {record.get('num_images')} images of {record.get('data')} "
-        f"[{record.get('split')}]",
-        "",
-        "| members | proposals | mAP | proposals / image | coverage | warp + NMS / network |",
-        "|---:|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     for r in runs:
         # Member i alone (an evaluate_detector(each_member=True) run) shows its index.
         indices = r.get("member_indices")
         first_k = not isinstance(indices, list) or indices == list(range(len(indices)))
         members = r["members"] if first_k else f"[{','.join(map(str, indices))}]"
-        lines.append(
-            f"| {members} | {r['proposals']} | {100 * r['mAP']:.2f}% | {r['proposals_per_image']:.0f} | "
-            f"{100 * r['coverage']:.1f}% | {100 * r['overhead_ratio']:.1f}% |"
-        )
-    return "\n".join(lines)
+        rows.append(
+            [str(members), r["proposals"], _run_map(r), f"{r['proposals_per_image']:.0f}",
+             f"{100 * r['coverage']:.1f}%", f"{100 * r['overhead_ratio']:.1f}%"]
+        )  # fmt: skip
+    header = ["members", "proposals", "mAP", "proposals / image", "coverage", "warp + NMS / network"]
+    return (
+        f"Rule {record.get('rule')}, {record.get('num_images')} images of `{record.get('data')}` "
+        f"[{record.get('split')}]\n\n" + markdown_table(header, rows, left={1})
+    )
+
+
+def _run_map(run: dict[str, Any]) -> str:
+    """A run's mAP, or with ``--rule all`` each rule's (COCO's: AP over IoU .50:.95)."""
+    if "evaluations" not in run:
+        return f"{100 * run['mAP']:.2f}%"
+    return " / ".join(f"{rule} {100 * e['mAP']:.2f}%" for rule, e in run["evaluations"].items())
+
+
+def _proposal_recall(
+    dataset: Any, own: Any, proposals: dict[str, Any], evaluation: Path | None, path: Path
+) -> tuple[str, str, str]:
+    """The recall curves (Hosang et al.) of the detector's proposals and of the other methods the
+    ``--evaluation`` record compared, those whose proposals of these images are in the cache (so the
+    section costs no Selective Search), as a table and ``path``."""
+    from ..manifest import read_json
+    from .proposal_recall import ProposalRecall, plot_proposal_recall, proposal_recall
+    from .proposals import cached_proposals, proposal_method, proposals_cache_path
+
+    boxes = {own.name: proposals}
+    record = read_json(evaluation, what="--evaluation") if evaluation is not None else {}
+    for name in dict.fromkeys(r.get("proposals") for r in record.get("runs", []) if isinstance(r, dict)):
+        if not isinstance(name, str) or name in boxes:
+            continue
+        try:
+            method = proposal_method(name)  # a MultiBox method names no folder here: left out
+        except GoogLeNetError:
+            continue
+        if proposals_cache_path(dataset, method).is_file():
+            boxes[name] = cached_proposals(dataset, method)
+    targets = dataset.targets()
+    recalls = [proposal_recall(name, b, targets) for name, b in boxes.items()]
+    result = ProposalRecall(recalls, data=str(dataset.root), split=dataset.split)
+    plot_proposal_recall(result, path)
+    text = (
+        f"{result.title()}. Each method's proposals in its own order (Selective Search: OpenCV's "
+        "ranking, docs/detection.md); the detector classifies all of them.\n\n" + result.markdown()
+    )
+    return "Proposals: recall against their number", path.name, text
+
+
+def _ap_table(result: Any) -> str:
+    """Per class: AP, the other per-class APs the rule reports (COCO's AP50 / AP75), ground-truth
+    objects; then the mean, as a markdown table with a line on what the mean is over."""
+    extra = list(getattr(result, "per_class", {}) or {})
+
+    def percent(values: dict[str, float], name: str) -> str:
+        return f"{100 * values[name]:.2f}%" if name in values else "-"
+
+    rows = [
+        [name, percent(result.ap, name), *(percent(result.per_class[k], name) for k in extra), str(n)]
+        for name, n in result.num_gt.items()
+    ]
+    summary = getattr(result, "summary", {}) or {}  # the rule's own means of those (COCO's summarize)
+    means = [percent(summary, k) if summary.get(k) is not None else "-" for k in extra]
+    rows.append(["mean (mAP)", f"{100 * result.mAP:.2f}%", *means, str(sum(result.num_gt.values()))])
+    table = markdown_table(["class", "AP", *extra, "ground-truth objects"], rows, left={0})
+    without = [name for name in result.num_gt if name not in result.ap]
+    note = (
+        f" Classes without ground truth here ({', '.join(without)}) have no AP and are left out of the mean."
+        if without
+        else ""
+    )
+    return (
+        f"{table}\nRule {result.rule}, {result.num_detections} detections; the mAP is the mean AP over the "
+        f"{len(result.ap)} classes with ground truth.{note}"
+    )
 
 
 def write_detector_report(
@@ -142,7 +216,7 @@ def write_detector_report(
     summary = (
         f"{len(manifest.members)} member(s) ({manifest.variant}, {manifest.image_size} px regions), "
         f"proposals {detector.method.name}: {t.regions_per_image():.0f} regions per image; {len(dataset)} "
-        f"images of {dataset.root} [{split}]. Seconds per image: warp {s['warp']:.3f}, network "
+        f"images of `{dataset.root}` [{split}]. Seconds per image: warp {s['warp']:.3f}, network "
         f"{s['network']:.3f}, NMS {s['nms']:.3f} (warping + NMS = {100 * t.overhead_ratio():.1f}% of the "
         "network's time)."
     )
@@ -153,13 +227,17 @@ def write_detector_report(
         sections: list[tuple[str, str | None, str]] = [("Detector", None, summary)]
         if comparison is not None:
             sections.append(("Members and proposals (evaluate-detection)", None, comparison))
+        evaluation_file = Path(evaluation) if evaluation is not None else None
+        recall_png = build / "proposal_recall.png"
+        sections.append(_proposal_recall(dataset, detector.method, proposals, evaluation_file, recall_png))
         sections += [
-            ("Average precision per class", None, result.format_table()),
+            ("Average precision per class", None, _ap_table(result)),
             ("Precision-recall curves", "pr_curves.png", f"mAP {100 * result.mAP:.2f}% under rule {rule}."),
             (
                 "Validation images",
                 "detections.png",
-                f"Detections scoring at least {SHOWN_SCORE} in their class's colour, ground truth in white.",
+                f"Detections scoring at least {SHOWN_SCORE}: a box in their class's colour, labelled with "
+                "the class and its score; ground truth: dashed white and black boxes.",
             ),
         ]
         return sections

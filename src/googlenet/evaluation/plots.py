@@ -256,8 +256,12 @@ def _short(name: str, width: int = 22) -> str:
 
 def plot_table3(rows: Sequence[Any], path: str | Path, title: str = "Table 3") -> Path:
     """Table 3 drawn as an image (the cells of :func:`googlenet.evaluation.tables.table3_markdown`)."""
+    import textwrap
+
     cells = table3_markdown_cells(rows)
-    fig = new_figure(11.5, 0.7 + 0.36 * (len(cells) + 1))
+    # A long title (evaluate's names the data folder and every model) wraps within the figure's width.
+    title_lines = textwrap.wrap(title, 110) or [""]
+    fig = new_figure(11.5, 0.5 + 0.2 * len(title_lines) + 0.36 * (len(cells) + 1))
     ax = fig.subplots()
     ax.axis("off")
     # bbox fills the axes, so the table sits right under the title whatever the row count.
@@ -268,5 +272,5 @@ def plot_table3(rows: Sequence[Any], path: str | Path, title: str = "Table 3") -
         if row == 0:
             cell.set_text_props(weight="bold")
             cell.set_facecolor("#e8eef7")
-    ax.set_title(title)
+    ax.set_title("\n".join(title_lines))
     return save_figure(fig, Path(path))

@@ -13,14 +13,16 @@ optionally, an evaluation (:class:`googlenet.evaluation.result.EvaluationResult`
 - ``predictions.png``: validation images with their top-k classes; right answers and mistakes marked.
 - ``table3.png`` and ``table3.md``: the Table 3 rows (models x crops -> cost, top-k error, delta).
 
-The predictions go through the protocol's one inference path (``protocol.load_models`` +
-``protocol.crop_probabilities``, single crop), over the images ``protocol.select_images`` picks,
+The predictions go through the protocol's one inference path
+(:func:`googlenet.evaluation.loading.load_models` + ``protocol.crop_probabilities``, single crop),
+over the images ``protocol.select_images`` picks,
 scored by :mod:`googlenet.evaluation.metrics`:
 a report's confusion matrix and an ``evaluate --limit`` of the same size see the same images and
 count unreadable ones alike. An evaluation is checked against the runs (the same checkpoints, data
 and classes) before anything is drawn. The folder is built beside ``out`` and swapped in whole, so
 a failure leaves the earlier report as it was and no stale file of an earlier report survives.
-The pictures are drawn by :mod:`googlenet.evaluation.plots`.
+The pictures are drawn by :mod:`googlenet.evaluation.plots`. ``index.html`` is ``index.md``
+rendered (Python-Markdown, tables as HTML tables), so the two pages never say different things.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from .plots import PREDICTION_GRID, plot_confusion, plot_curves, plot_prediction
 from .result import EvaluationResult, read_evaluation
 from .tables import spread_markdown, table3_markdown
 
-__all__ = ["REPORT_FILES", "ValidationPredictions", "predict_validation", "write_report"]
+__all__ = ["REPORT_FILES", "ValidationPredictions", "markdown_page", "predict_validation", "write_report"]
 
 # Every file a report writes; a folder holding anything else is not replaced by one.
 REPORT_FILES = (
@@ -391,8 +393,9 @@ def build_report_folder(
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         sections = draw(build)
-        atomic_write_text(build / "index.md", _index_markdown(title, items, sections))
-        atomic_write_text(build / "index.html", _index_html(title, items, sections))
+        markdown = _index_markdown(title, items, sections)
+        atomic_write_text(build / "index.md", markdown)
+        atomic_write_text(build / "index.html", markdown_page(title, markdown))
         _swap_in(build, out)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -439,7 +442,8 @@ def _draw(
         )
     )
     if missing:
-        sections.append(("Validation predictions", None, f"Left out: no weights at {', '.join(missing)}."))
+        listed = ", ".join(f"`{m}`" for m in missing)
+        sections.append(("Validation predictions", None, f"Left out: no weights at {listed}."))
     elif data_root is None:
         sections.append(
             (
@@ -462,7 +466,10 @@ def _draw(
 
 
 def _evaluation_sections(evaluation: EvaluationResult, out: Path) -> list[tuple[str, str | None, str]]:
-    title = "Table 3" + (f" ({evaluation.title})" if evaluation.title else "")
+    # googlenet evaluate's title starts "Table 3 (section 7) on ..."; a hand-written file's names its data.
+    title = evaluation.title or "Table 3"
+    if not title.startswith("Table 3"):
+        title = f"Table 3 ({title})"
     plot_table3(evaluation.rows, out / "table3.png", title=title)
     markdown = table3_markdown(evaluation.rows)
     atomic_write_text(out / "table3.md", markdown)
@@ -513,7 +520,7 @@ def _prediction_sections(
         (
             "Confusion matrix",
             "confusion.png",
-            f"{who.capitalize()}, single centre crop at {preds.image_size} px on {data_root}: "
+            f"{who.capitalize()}, single centre crop at {preds.image_size} px on `{data_root}`: "
             f"top-1 error {100 * top1:.2f}%, top-{k} error {100 * topk:.2f}% "
             f"over {total} validation images{unreadable}.",
         )
@@ -542,25 +549,42 @@ def _prediction_sections(
 def _index_markdown(title: str, items: tuple[str, Sequence[Any]], sections: Sequence[Section]) -> str:
     lines = [f"# {title}", "", f"{items[0]}:", ""]
     lines += [f"- `{p}`" for p in items[1]]
-    for title, picture, text in sections:
-        lines += ["", f"## {title}", ""]
+    for heading, picture, text in sections:
+        lines += ["", f"## {heading}", ""]
         if picture:
-            lines += [f"![{title}]({picture})", ""]
+            lines += [f"![{heading}]({picture})", ""]
         lines.append(text.rstrip())
     return "\n".join(lines) + "\n"
 
 
-def _index_html(title: str, items: tuple[str, Sequence[Any]], sections: Sequence[Section]) -> str:
-    esc = html.escape
-    body = [f"<h1>{esc(title)}</h1>", f"<p>{esc(items[0])}:</p><ul>"]
-    body += [f"<li><code>{esc(str(p))}</code></li>" for p in items[1]]
-    body.append("</ul>")
-    for title, picture, text in sections:
-        body.append(f"<h2>{esc(title)}</h2>")
-        if picture:
-            body.append(f'<p><img src="{esc(picture)}" alt="{esc(title)}" style="max-width:100%"></p>')
-        body.append(f"<pre>{esc(text.rstrip())}</pre>")
+# Pictures and tables fit the window; the tables' alignment is the markdown's (numbers right).
+PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; line-height: 1.45; color: #222; max-width: 72rem;
+       margin: 1.5rem auto; padding: 0 1rem; }
+img { max-width: 100%; height: auto; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #bbb; padding: 0.2rem 0.6rem; }
+thead th { background: #eee; }
+tbody tr:nth-child(even) { background: #f7f7f7; }
+code { font-size: 0.9em; overflow-wrap: anywhere; }
+"""
+
+
+def markdown_page(title: str, markdown: str) -> str:
+    """``markdown`` (a report's index.md) as a standalone HTML page titled ``title``.
+
+    Python-Markdown with its ``tables`` extension, so every markdown table becomes an HTML table;
+    raw HTML in the text is escaped, not passed through (paths and class names are text, never markup).
+    """
+    import markdown as python_markdown
+
+    renderer = python_markdown.Markdown(extensions=["tables"], output_format="html")
+    renderer.preprocessors.deregister("html_block")
+    renderer.inlinePatterns.deregister("html")
+    body = renderer.convert(markdown)
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)}</title></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
     )

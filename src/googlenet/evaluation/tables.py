@@ -9,13 +9,14 @@ classes up, :func:`googlenet.evaluation.metrics.topk_for`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
 __all__ = [
     "format_spread",
     "format_table3",
+    "markdown_table",
     "spread_cells",
     "spread_markdown",
     "table3_cells",
@@ -133,9 +134,16 @@ def _text_table(header: Sequence[str], lines: Sequence[Sequence[str]], title: st
     return "\n".join(out)
 
 
-def _markdown_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    out += ["| " + " | ".join(line) + " |" for line in lines]
+def markdown_table(header: Sequence[str], lines: Sequence[Sequence[str]], left: Collection[int] = ()) -> str:
+    """A GitHub markdown table (what the reports' index.md holds and index.html renders as a table):
+    the columns whose indices are in ``left`` left-aligned (names), the others right-aligned
+    (numbers); a ``|`` in a cell is escaped."""
+
+    def row(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    out = [row(header), "|" + "".join("---|" if c in left else "---:|" for c in range(len(header)))]
+    out += [row(line) for line in lines]
     return "\n".join(out) + "\n"
 
 
@@ -152,14 +160,14 @@ def format_spread(rows: Sequence[Any], title: str | None = None) -> str:
 
 def table3_markdown(rows: Sequence[Any]) -> str:
     """Table 3 as a GitHub markdown table."""
-    return _markdown_table(table3_header(rows), table3_markdown_cells(rows))
+    return markdown_table(table3_header(rows), table3_markdown_cells(rows))
 
 
 def spread_markdown(rows: Sequence[Any]) -> str | None:
     """The spread rows as a markdown table (top-1 range as ``min-max``); None without rows (one model)."""
     if not rows:
         return None
-    return _markdown_table(*_columns(_MARKDOWN_SPREAD, spread_cells(rows, "-"), _k(rows)))
+    return markdown_table(*_columns(_MARKDOWN_SPREAD, spread_cells(rows, "-"), _k(rows)))
 
 
 def format_effects(effects: Sequence[Any], title: str | None = None) -> str:
