@@ -198,34 +198,56 @@ class ProposalRecall:
     data: str = ""
     split: str = ""
 
-    def format_table(self) -> str:
-        """One column per method; rows: proposals, seconds, recall at IoU 0.5 and 0.7 and AR at each
-        budget, in percent."""
-        names = [m.method for m in self.methods]
-        width = max(len(n) for n in names) if names else 8
-        label_width = 34
-        lines = [
-            f"Proposal recall (Hosang et al. 2016) on {self.data} [{self.split}]: "
-            f"{self.methods[0].num_objects if self.methods else 0} objects in "
-            f"{self.methods[0].num_images if self.methods else 0} images; AR = mean recall over IoU .50:.95",
-            f"{'':<{label_width}}" + "".join(f"  {n:>{width}}" for n in names),
+    def rows(self) -> list[tuple[str, list[str]]]:
+        """``(label, one cell per method)``: proposals, seconds, then recall at IoU 0.5 and 0.7 and AR
+        at each budget and with every proposal, in percent; Hosang's integral AR at 1000 last."""
+        cells: list[tuple[str, list[str]]] = [
+            ("proposals / image (mean)", [f"{m.proposals_per_image:.1f}" for m in self.methods]),
+            ("proposals / image (most)", [str(m.max_proposals) for m in self.methods]),
+            (
+                "seconds / image / core",
+                [
+                    "cached" if m.seconds_per_image is None else f"{m.seconds_per_image:.3f}"
+                    for m in self.methods
+                ],
+            ),
         ]
-
-        def row(label: str, cells: Iterable[str]) -> None:
-            lines.append(f"{label:<{label_width}}" + "".join(f"  {c:>{width}}" for c in cells))
-
-        row("proposals / image (mean)", [f"{m.proposals_per_image:.1f}" for m in self.methods])
-        row("proposals / image (most)", [str(m.max_proposals) for m in self.methods])
-        row(
-            "seconds / image / core",
-            ["cached" if m.seconds_per_image is None else f"{m.seconds_per_image:.3f}" for m in self.methods],
-        )
         for key, title in [("recall_0.5", "recall IoU 0.5"), ("recall_0.7", "recall IoU 0.7"), ("AR", "AR")]:
             for budget in (*BUDGETS, None):
                 where = "all proposals" if budget is None else f"{budget} proposals"
-                row(f"{title}, {where}", [_percent(m.at(budget)[key]) for m in self.methods])
-        row("AR (Hosang's integral), 1000", [_percent(m.at(1000)["AR_integral"]) for m in self.methods])
+                cells.append((f"{title}, {where}", [_percent(m.at(budget)[key]) for m in self.methods]))
+        cells.append(
+            ("AR (Hosang's integral), 1000", [_percent(m.at(1000)["AR_integral"]) for m in self.methods])
+        )
+        return cells
+
+    def title(self) -> str:
+        """What the table is of: the split, its objects and images."""
+        objects = self.methods[0].num_objects if self.methods else 0
+        images = self.methods[0].num_images if self.methods else 0
+        return (
+            f"Proposal recall (Hosang et al. 2016) on {self.data} [{self.split}]: {objects} objects in "
+            f"{images} images; AR = mean recall over IoU .50:.95"
+        )
+
+    def format_table(self) -> str:
+        """:meth:`rows` as a text table, one column per method."""
+        names = [m.method for m in self.methods]
+        width = max([8, *map(len, names)])
+        rows = self.rows()
+        label_width = max(len(label) for label, _ in rows)
+        lines = [self.title(), f"{'':<{label_width}}" + "".join(f"  {n:>{width}}" for n in names)]
+        lines += [
+            f"{label:<{label_width}}" + "".join(f"  {c:>{width}}" for c in cells) for label, cells in rows
+        ]
         return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """:meth:`rows` as a markdown table (the detector report's)."""
+        from ..evaluation.tables import markdown_table
+
+        header = ["", *(m.method for m in self.methods)]
+        return markdown_table(header, [[label, *cells] for label, cells in self.rows()], left={0})
 
     def to_json(self) -> dict[str, Any]:
         """``{"format", "format_version", "data", "split", "ar_iou_thresholds", "methods": [...]}``
