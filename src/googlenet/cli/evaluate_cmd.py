@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .common import STDOUT, add_json_argument, add_model_arguments, check_json_output, write_json
@@ -98,7 +99,14 @@ def run(args: argparse.Namespace) -> int:
 
     check_json_output(args, example="evaluation.json", parent_must_exist=True)
     json_file = None if args.json in (None, STDOUT) else args.json
-    identity = {"data": str(args.data), "split": args.split, "checkpoint": [str(c) for c in args.checkpoint]}
+    # What the same command names wherever it is run from: the parts of `evaluate --data val/` run
+    # in two folders must not meet.
+    data = args.data if args.data == "builtin" else os.path.abspath(args.data)
+    identity = {
+        "data": data,
+        "split": args.split,
+        "checkpoint": [os.path.abspath(c) for c in args.checkpoint],
+    }
     work_dir = args.work_dir or default_work_dir(json_file, identity)
     settings = dict(
         split=args.split,

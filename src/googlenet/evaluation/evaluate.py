@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,24 +136,10 @@ def evaluate(
             changed is named), or no readable image at all. Values the command also takes are
             named by its flags (``--limit``, ``--image-size``, ``--batch-size``, ``--chunk-images``).
     """
-    settings = dict(
-        split=split,
-        layout=layout,
-        crops=crops,
-        combine=combine,
-        limit=limit,
-        image_size=image_size,
-        backend=backend,
-        precision=precision,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        allow_class_mismatch=allow_class_mismatch,
-        chunk_images=chunk_images,
-        work_dir=work_dir,
-    )
+    # The arguments that decide the work, from this call's parameters (nothing else is bound yet).
+    arguments = {name: value for name, value in locals().items() if name in JOB_ARGUMENTS}
     _one_of(model_counts, "model_counts", MODEL_COUNTS)
-    with _open_job(data, checkpoint, progress=progress, **settings) as job:
+    with _open_job(data, checkpoint, arguments, progress) as job:
         estimate = job.estimate() if on_estimate is not None else None
         if estimate is not None and job.env.is_main:
             on_estimate(estimate)
@@ -160,52 +147,30 @@ def evaluate(
 
 
 def estimate_evaluation(
-    data: str | os.PathLike[str],
-    checkpoint: ModelSource | Sequence[ModelSource],
-    *,
-    split: str = "val",
-    layout: str = "auto",
-    crops: Sequence[int | str] = (1, 10, 144),
-    combine: str = "mean",
-    limit: int | None = None,
-    image_size: int | None = None,
-    backend: str = "torch",
-    precision: str = "fp32",
-    device: str = "auto",
-    batch_size: int = DEFAULT_BATCH,
-    workers: int = 2,
-    allow_class_mismatch: bool = False,
-    chunk_images: int = DEFAULT_CHUNK_IMAGES,
-    work_dir: str | os.PathLike[str] | None = None,
+    data: str | os.PathLike[str], checkpoint: ModelSource | Sequence[ModelSource], **arguments: Any
 ) -> CostEstimate:
     """What :func:`evaluate` with the same arguments would do and about how long it would take here,
-    without doing it (``googlenet evaluate --dry-run``).
+    without doing it (``googlenet evaluate --dry-run``); ``model_counts``, ``on_estimate`` and
+    ``progress`` are accepted and have no effect.
 
     The models are loaded and each kind is timed on a few warm-up batches of crops at the batch size
     the evaluation will use; a few images are read and cropped; the chunks already in ``work_dir``
     are left out. Under torchrun every rank measures its own share at the same time (on a shared
     machine the ranks slow each other down) and every rank returns the estimate.
     """
-    settings = dict(
-        split=split,
-        layout=layout,
-        crops=crops,
-        combine=combine,
-        limit=limit,
-        image_size=image_size,
-        backend=backend,
-        precision=precision,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        allow_class_mismatch=allow_class_mismatch,
-        chunk_images=chunk_images,
-        work_dir=work_dir,
-    )
-    with _open_job(data, checkpoint, progress=None, **settings) as job:
+    bound = inspect.signature(evaluate).bind(data, checkpoint, **arguments)
+    bound.apply_defaults()
+    chosen = {name: value for name, value in bound.arguments.items() if name in JOB_ARGUMENTS}
+    with _open_job(data, checkpoint, chosen, None) as job:
         return job.estimate()
 
 
+# The arguments of evaluate() that decide the work: what the estimate measures and what the parts in
+# a work folder must agree with.
+JOB_ARGUMENTS = (
+    "split", "layout", "crops", "combine", "limit", "image_size", "backend", "precision", "device",
+    "batch_size", "workers", "allow_class_mismatch", "chunk_images", "work_dir",
+)  # fmt: skip
 # How long ranks wait for each other: a rank may finish its share hours after another (a slower
 # machine); torch's default (30 minutes for Gloo) would abort the job.
 RANK_WAIT = timedelta(days=7)
@@ -215,65 +180,24 @@ RANK_WAIT = timedelta(days=7)
 def _open_job(
     data: str | os.PathLike[str],
     checkpoint: ModelSource | Sequence[ModelSource],
-    *,
-    split: str,
-    layout: str,
-    crops: Sequence[int | str],
-    combine: str,
-    limit: int | None,
-    image_size: int | None,
-    backend: str,
-    precision: str,
-    device: str,
-    batch_size: int,
-    workers: int,
-    allow_class_mismatch: bool,
-    chunk_images: int,
-    work_dir: str | os.PathLike[str] | None,
+    arguments: dict[str, Any],
     progress: Progress,
 ) -> Iterator[_Job]:
     """Check the arguments, join torchrun's process group, load the models, list the images, cut
     the chunks, take this rank's share and look at the work folder; leave the group at the end."""
     from ..training import distributed as D
 
-    schemes = _check_choices(crops, split, layout, combine)
-    for value, flag in ((limit, "--limit"), (chunk_images, "--chunk-images")):
+    a = arguments
+    schemes = _check_choices(a["crops"], a["split"], a["layout"], a["combine"])
+    for value, flag in ((a["limit"], "--limit"), (a["chunk_images"], "--chunk-images")):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise GoogLeNetError(f"{flag} must be at least 1. Got {value}")
-    checked_device = check_run_arguments(
-        image_size=image_size,
-        batch_size=batch_size,
-        workers=workers,
-        backend=backend,
-        precision=precision,
-        device=device,
-        progress=progress,
-    )
+    checks = ("image_size", "batch_size", "workers", "backend", "precision", "device")
+    device = check_run_arguments(progress=progress, **{name: a[name] for name in checks})
     joined = D.launch_position()[1] > 1 and not torch.distributed.is_initialized()
-    env = D.init_distributed(checked_device, timeout=RANK_WAIT)
+    env = D.init_distributed(device, timeout=RANK_WAIT)
     try:
-        yield _agreed(
-            env,
-            lambda: _Job.prepare(
-                env,
-                data,
-                checkpoint,
-                schemes=schemes,
-                split=split,
-                layout=layout,
-                combine=combine,
-                limit=limit,
-                image_size=image_size,
-                backend=backend,
-                precision=precision,
-                device=checked_device,
-                batch_size=batch_size,
-                workers=workers,
-                allow_class_mismatch=allow_class_mismatch,
-                chunk_images=chunk_images,
-                work_dir=work_dir,
-            ),
-        )
+        yield _agreed(env, lambda: _Job.prepare(env, data, checkpoint, schemes, device, arguments))
     finally:
         if joined:
             D.teardown(env)
@@ -323,7 +247,6 @@ class _Job:
     shard: range
     parts: EvaluationParts | None
     done: set[int]
-    started: float = field(default_factory=time.perf_counter)
 
     @classmethod
     def prepare(
@@ -331,21 +254,9 @@ class _Job:
         env: Any,
         data: str | os.PathLike[str],
         checkpoint: ModelSource | Sequence[ModelSource],
-        *,
         schemes: list[str],
-        split: str,
-        layout: str,
-        combine: str,
-        limit: int | None,
-        image_size: int | None,
-        backend: str,
-        precision: str,
         device: str,
-        batch_size: int,
-        workers: int,
-        allow_class_mismatch: bool,
-        chunk_images: int,
-        work_dir: str | os.PathLike[str] | None,
+        arguments: dict[str, Any],
     ) -> _Job:
         from ..cost import split_evenly
         from ..data.builtin import resolve_data
@@ -354,61 +265,63 @@ class _Job:
         from .loading import load_models, resolve_models
         from .protocol import check_models_fit_data, select_images
 
+        a = arguments
         checkpoints = resolve_models(checkpoint)
         root = resolve_data(data)
-        dataset = build_dataset(root, split, layout=layout)  # type: ignore[arg-type]
+        dataset = build_dataset(root, a["split"], layout=a["layout"])
         loaded = load_models(
             checkpoints,
-            image_size=image_size,
-            backend=backend,
-            precision=precision,
+            image_size=a["image_size"],
+            backend=a["backend"],
+            precision=a["precision"],
             device=str(env.device),
-            calibration=calibration_loader(root, layout),
+            calibration=calibration_loader(root, a["layout"]),
         )
         check_models_fit_data(
             loaded,
             dataset.classes,
             model=loaded.label,
-            data=f"{root} ({split})",
-            allow_mismatch=allow_class_mismatch,
+            data=f"{root} ({a['split']})",
+            allow_mismatch=a["allow_class_mismatch"],
         )
-        picked = [dataset.samples[i] for i in select_images(len(dataset.samples), limit)]
+        picked = [dataset.samples[i] for i in select_images(len(dataset.samples), a["limit"])]
         if not picked:
-            raise GoogLeNetError(f"{root} ({split}) holds no images")
+            raise GoogLeNetError(f"{root} ({a['split']}) holds no images")
         paths = [str(p) for p, _ in picked]
         labels = torch.tensor([label for _, label in picked])
-        chunks = [range(a, min(a + chunk_images, len(paths))) for a in range(0, len(paths), chunk_images)]
+        size = a["chunk_images"]
+        chunks = [range(first, min(first + size, len(paths))) for first in range(0, len(paths), size)]
         shard = split_evenly(len(chunks), env.world_size)[env.rank]
         parts = None
-        if work_dir is not None:
+        if a["work_dir"] is not None:
             listing = "\n".join(f"{p}\t{label}" for p, label in picked)
             parts = EvaluationParts(
-                work_dir,
+                a["work_dir"],
                 {
                     "crops": [int(s) for s in schemes],
-                    "combine": combine,
+                    "combine": a["combine"],
                     "models": [m["sha256"] for m in loaded.info],
                     "backend": [m["backend"] for m in loaded.info],
                     "precision": [m["precision"] for m in loaded.info],
                     "data": str(root),
-                    "split": split,
+                    "split": a["split"],
                     "layout": dataset.layout,
                     "images": hashlib.sha256(listing.encode()).hexdigest(),
                     "num_images": len(paths),
-                    "limit": limit,
+                    "limit": a["limit"],
                     "image_size": loaded.image_size,
                     "device": torch.device(device).type,
-                    "batch_size": batch_size,
-                    "chunk_images": chunk_images,
+                    "batch_size": a["batch_size"],
+                    "chunk_images": size,
                     "num_classes": loaded.num_classes,
                 },
             )
             parts.check()
         done = parts.done() & set(shard) if parts is not None else set()
         return cls(
-            env, loaded, schemes, root, str(data), split, dataset.layout, list(dataset.classes), combine,
-            limit, backend, precision, device, batch_size, workers, chunk_images, paths, labels, chunks,
-            shard, parts, done,
+            env, loaded, schemes, root, str(data), a["split"], dataset.layout, list(dataset.classes),
+            a["combine"], a["limit"], a["backend"], a["precision"], device, a["batch_size"], a["workers"],
+            size, paths, labels, chunks, shard, parts, done,
         )  # fmt: skip
 
     def images_of(self, rank: int) -> range:
@@ -433,7 +346,9 @@ class _Job:
         measured = next((m for _, _, m in everyone if m is not None), None)
         n, models = len(self.paths), len(self.loaded.models)
         per_image = sum(num_crops(s) for s in self.schemes)
-        crops = f"{per_image} crops" + (f" ({' + '.join(self.schemes)})" if len(self.schemes) > 1 else "")
+        crops = f"{per_image} crop{'s' if per_image > 1 else ''}" + (
+            f" ({' + '.join(self.schemes)})" if len(self.schemes) > 1 else ""
+        )
         work = (
             f"{format_count(n)} images x {crops} x {models} model{'s' if models > 1 else ''} = "
             f"{format_count(n * per_image * models)} forward passes at {self.loaded.image_size} px"
@@ -452,6 +367,13 @@ class _Job:
                 sum(p.seconds for p in _work_parts(k, per_image, m)) if m is not None else 0.0
                 for k, _, m in everyone
             )
+        notes: tuple[str, ...] = ()
+        idle = self.env.world_size - len(self.chunks)
+        if idle > 0:
+            notes = (
+                f"only {len(self.chunks)} chunks of {self.chunk_images} images for {self.env.world_size} "
+                f"ranks: {idle} have nothing to do (a smaller --chunk-images shares the images out)",
+            )
         return CostEstimate(
             "evaluate",
             work,
@@ -460,6 +382,7 @@ class _Job:
             ranks=self.env.world_size,
             rank_seconds=rank_seconds,
             done=done,
+            notes=notes,
         )
 
     def _measure(self, todo: list[int]) -> dict[str, Any]:
@@ -519,6 +442,7 @@ class _Job:
         from ..training import distributed as D
         from .protocol import CropProbabilities, crop_probabilities
 
+        started = time.perf_counter()
         env, names = self.env, [m.name for m in self.loaded.models]
         mine = self.images_of(env.rank)
         local = CropProbabilities({}, names, list(self.schemes), len(mine), self.combine)
@@ -578,7 +502,8 @@ class _Job:
                 first = full.unreadable[0][1] if full.unreadable else "?"
                 outcome = f"none of the {len(self.paths)} images could be read (first: {first})"
             else:
-                outcome = self._result(full, model_counts, ranks, estimate)
+                wall = time.perf_counter() - started
+                outcome = self._result(full, model_counts, ranks, estimate, wall)
         outcome = D.broadcast_object(env, outcome)
         if isinstance(outcome, str):
             raise GoogLeNetError(outcome)
@@ -613,7 +538,12 @@ class _Job:
         return full
 
     def _result(
-        self, result: Any, model_counts: str, ranks: list[dict[str, Any]], estimate: CostEstimate | None
+        self,
+        result: Any,
+        model_counts: str,
+        ranks: list[dict[str, Any]],
+        estimate: CostEstimate | None,
+        wall: float,
     ) -> EvaluationResult:
         from .metrics import topk_errors
         from .protocol import paired_effects, table3, table3_spread
@@ -635,7 +565,6 @@ class _Job:
             for m in range(len(loaded.models))
             for s in schemes
         ]
-        wall = time.perf_counter() - self.started
         computed = sum(r["computed"] for r in ranks)
         return EvaluationResult(
             rows=rows,
