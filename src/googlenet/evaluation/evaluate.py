@@ -194,8 +194,12 @@ def _open_job(
             raise GoogLeNetError(f"{flag} must be at least 1. Got {value}")
     checks = ("image_size", "batch_size", "workers", "backend", "precision", "device")
     device = check_run_arguments(progress=progress, **{name: a[name] for name in checks})
-    joined = D.launch_position()[1] > 1 and not torch.distributed.is_initialized()
-    env = D.init_distributed(device, timeout=RANK_WAIT)
+    torchrun = D.launch_position()[1] > 1
+    joined = torchrun and not torch.distributed.is_initialized()
+    # One process sets nothing global (init_distributed would select the CUDA device).
+    env = (
+        D.init_distributed(device, timeout=RANK_WAIT) if torchrun else D.DistEnv(device=torch.device(device))
+    )
     try:
         yield _agreed(env, lambda: _Job.prepare(env, data, checkpoint, schemes, device, arguments))
     finally:
