@@ -1,8 +1,10 @@
-"""Proposals over shards and machines (paper section 8): chunks, shards, merge, resume after a kill.
+"""Section 8's long jobs at scale: shards, chunks, merge, resume after a kill, and the cost said first.
 
 ``googlenet proposals --shard I/N`` fills its chunks of the proposals cache; the same command without
 ``--shard`` merges them into the file a one-process run writes, byte for byte. A run killed part-way
-continues from the chunks it wrote. Real processes on a tiny built-in detection set.
+continues from the chunks it wrote. ``evaluate-detection --detector --shard I/N`` leaves each shard's
+detections beside its JSON file and the merge gives the one-process result. ``--dry-run`` says the
+work and its cost without doing it. Real processes on a tiny built-in detection set.
 """
 
 from __future__ import annotations
@@ -106,7 +108,10 @@ def test_a_part_of_other_settings_is_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the library
 
 
-def test_shards_fill_the_cache_and_the_merge_is_the_one_process_result(data: Path) -> None:
+def test_shards_fill_the_cache_and_the_merge_is_the_one_process_result(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path / "cache"))
     dataset = open_detection_dataset(data, "val")
     method = proposal_method(METHOD)
     expected = compute_proposals(dataset, method)
@@ -278,3 +283,57 @@ def test_detector_shards_on_two_processes_merge_into_the_one_process_result(
     sharded, single = json.loads(out.read_text()), json.loads((tmp_path / "one.json").read_text())
     assert [(r["members"], r["proposals"]) for r in single["runs"]] == [(1, "selective-search-2x")]
     assert _without_times(sharded) == _without_times(single)
+
+
+# --------------------------------------------------------------------------- the cost said first
+
+
+def test_the_estimates_count_only_the_work_left(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from googlenet.detection.estimates import estimate_proposals
+
+    monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path / "cache"))
+    dataset = open_detection_dataset(data, "val")
+    method = proposal_method(METHOD)
+    whole = estimate_proposals(dataset, method, workers=1)
+    ((part,),) = [whole.parts]
+    assert (part.items, part.unit, whole.ranks, whole.done) == (7, "images", 1, None)
+    assert whole.seconds == pytest.approx(7 * part.throughput.seconds_per_item)
+    fill_proposals(dataset, method, shard=Shard(0, 2))  # 3 of the 7 images done
+    shard = estimate_proposals(dataset, method, shard=Shard(1, 2), workers=1)
+    assert shard.parts[0].items == 4 and shard.ranks == 2 and shard.done.startswith("3 of 7 images")
+    assert "shard 1/2: 4 of them" in shard.work and "2 ranks" in shard.format()
+    fill_proposals(dataset, method, shard=Shard(1, 2))
+    assert estimate_proposals(dataset, method).parts == ()  # nothing left to compute
+
+
+def test_dry_runs_say_the_cost_and_write_nothing(
+    data: Path, detector: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GOOGLENET_CACHE", str(cache))
+    proposals = cli_in_process(*_proposals(data, tmp_path / "p.json", "--dry-run")[3:])
+    assert proposals.returncode == 0, proposals.stderr
+    assert "7 images of" in proposals.stdout and "estimate: about" in proposals.stdout
+    evaluation = cli_in_process(*_evaluate(data, detector, tmp_path / "e.json", "--dry-run")[3:])
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "7 images x" in evaluation.stdout and "x 1 member x 1 proposal method" in evaluation.stdout
+    out = tmp_path / "detector"
+    args = [
+        "train-detector",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--members",
+        "2",
+        "--epochs",
+        "1",
+        "--image-size",
+        "64",
+    ]
+    training = cli_in_process(*args, "--batch-size", "8", "--workers", "0", "--dry-run")
+    assert training.returncode == 0, training.stderr
+    assert "2 of 2 members x 1 epoch x" in training.stdout and "estimate: about" in training.stdout
+    assert not any(p.exists() for p in (tmp_path / "p.json", tmp_path / "e.json", out, cache / "proposals"))

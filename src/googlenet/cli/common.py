@@ -5,6 +5,7 @@
   FILE atomically; the file is checked before any work;
 - a path that may be given as a positional or as its flag (export's ``CKPT`` / ``--checkpoint``);
 - ``--shard I/N``: one shard of a job spread over machines (``proposals``, ``evaluate-detection``);
+- ``--dry-run``: only the cost a long job prints before it starts;
 - the model flags of the commands that run trained classifiers (``evaluate``, ``predict``);
 - the recipe flags of the commands that train (``train``, ``train-ensemble``, ``train-multibox``,
   ``train-detector``), derived from :class:`~googlenet.training.config.TrainConfig`, and their logging.
@@ -82,6 +83,16 @@ def add_shard_argument(p: argparse.ArgumentParser, *, parts: str) -> None:
         help=f"do shard I of N of the images (0 <= I < N; one per machine or process) and leave its part "
         f"in {parts}; run the same command without --shard to merge the parts once every shard is done "
         "(under torchrun the ranks are the shards, and rank 0 merges)",
+    )
+
+
+def add_dry_run_argument(p: argparse.ArgumentParser) -> None:
+    """``--dry-run``: say what the job would do and about how long it would take here, then stop."""
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only say what the job would do and about how long it would take on this machine (timed on "
+        "a few warm-up items), then stop",
     )
 
 
@@ -200,6 +211,21 @@ def add_model_arguments(p: argparse.ArgumentParser, *, workers: int = 2) -> None
         type=int,
         default=workers,
         help=f"processes decoding and cropping images (default {workers}; 0 = in the main process)",
+    )
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def add_classes_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, what: str) -> None:
+    """``--classes FILE|a,b,c``: the class list of a detection dataset (its order is the labels')."""
+    p.add_argument(
+        "--classes",
+        default=None,
+        metavar="FILE|NAMES",
+        help=f"{what}: a file of class names, one per line, or the names comma-separated (default: the "
+        "dataset's one list: classes.txt, the per-class lists ImageSets/Main/<class>_<split>.txt, the "
+        "devkit's or COCO's categories, else the names in every split)",
     )
 
 

@@ -19,6 +19,7 @@ from ..errors import GoogLeNetError
 from .common import (
     STDOUT,
     add_classes_argument,
+    add_dry_run_argument,
     add_json_argument,
     add_shard_argument,
     check_json_output,
@@ -82,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule", required=True, choices=(*RULES, ALL_RULES), help=RULE_HELP)
     add_json_argument(p, what="the result (on stdout the tables go to stderr)", out_alias=True)
     add_shard_argument(p, parts="FILE.parts (with --detector and --json FILE; a folder every machine sees)")
+    add_dry_run_argument(p)
     p.add_argument(
         "--strict-data",
         action="store_true",
@@ -95,7 +97,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..detection.datasets import parse_classes
-    from ..detection.evaluation import evaluate_detections_file, evaluate_detector
+    from ..detection.evaluation import (
+        estimate_detector_evaluation,
+        evaluate_detections_file,
+        evaluate_detector,
+    )
     from ..detection.evaluation_parts import DetectorShardPart
 
     check_json_output(args, example="eval.json")
@@ -110,14 +116,25 @@ def run(args: argparse.Namespace) -> int:
     if args.shard is not None and parts is None:
         raise GoogLeNetError("--shard needs --detector and --json FILE (the shard's part goes to FILE.parts)")
     common = {"split": args.split, "rule": args.rule, "strict_data": args.strict_data}
+    if args.dry_run and args.detector is None:
+        raise GoogLeNetError(
+            "--dry-run applies with --detector only (scoring a detections file takes seconds)"
+        )
     if args.detector is None:
         classes = parse_classes(args.classes) if args.classes is not None else None
         result = evaluate_detections_file(args.detections, args.data, classes=classes, **common)
     else:
+        job = dict(
+            members=args.members, proposals=args.proposals, multibox=args.multibox, workers=args.workers,
+            backend=args.backend, precision=args.precision, shard=args.shard, parts=parts, **common,
+        )  # fmt: skip
+        if args.dry_run:
+            print(estimate_detector_evaluation(args.detector, args.data, **job).format())
+            return 0
+        # The estimate goes to stderr with the progress: stdout keeps the tables (or the JSON).
         result = evaluate_detector(
-            args.detector, args.data, members=args.members, proposals=args.proposals,
-            multibox=args.multibox, workers=args.workers, backend=args.backend, precision=args.precision,
-            progress=True, shard=args.shard, parts=parts, **common,
+            args.detector, args.data, progress=True, **job,
+            on_estimate=lambda estimate: print(estimate.format(), file=sys.stderr, flush=True),
         )  # fmt: skip
     if isinstance(result, DetectorShardPart):
         done = "was there already" if result.done_before else "written"

@@ -21,12 +21,14 @@ disjoint image subsets can be built from a result without running the networks a
 
 from __future__ import annotations
 
+import inspect
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..cost import CostEstimate
 from ..errors import GoogLeNetError
 from ..progress import Progress, progress_callback
 from ..runs import RunLayout
@@ -413,6 +415,7 @@ def evaluate_detector(
     progress: Progress = None,
     shard: Shard | str | None = None,
     parts: str | Path | None = None,
+    on_estimate: Callable[[CostEstimate], object] | None = None,
     **predictor_options: Any,
 ) -> DetectionResult | DetectorShardPart:
     """Run the detector in ``detector`` on the ``split`` of ``data`` and score every setting asked for.
@@ -440,45 +443,24 @@ def evaluate_detector(
     split, which gives the one-process result (apart from the seconds), or says in one line which
     shards are missing; under torchrun rank 0 merges once every rank is done. Parts made with other
     settings (detector, data, methods, members, backend) are refused in one line.
+
+    ``on_estimate``: called, before the work, with what it will do and about how long it will take
+    here (:func:`estimate_detector_evaluation`; not when there is nothing to compute, nor on torchrun
+    ranks other than 0).
     """
-    from ..cpu import cpu_count
+    from ..training.distributed import launch_position
     from .datasets import drop_unreadable
-    from .detector import read_manifest
     from .metrics import check_rule
-    from .proposals import proposal_method
 
     check_rule(rule)
-    manifest = read_manifest(detector)
-    # The detector's classes, whichever of them the split has objects of (a class without any is
-    # not scored, as in the devkits); objects of other classes are skipped as unknown.
-    dataset, data_arg = _open(data, split, strict_data, classes=manifest.class_names)
-    if manifest.class_names != dataset.class_names:
-        raise GoogLeNetError(
-            f"detector {detector} was trained on classes {manifest.class_names}; {dataset.root} has "
-            f"{dataset.class_names}"
-        )
-    combos = _ensembles(Path(detector), len(manifest.members), members, each_member)
-    own = manifest.proposal_method()
-
-    def method_of(m: str | ProposalMethod) -> ProposalMethod:
-        if isinstance(m, ProposalMethod):
-            return m
-        return own if m == own.name else proposal_method(m, multibox=multibox)
-
-    methods = [method_of(m) for m in proposals or [own]]
-    workers = cpu_count() if workers is None else workers
-    options = {"backend": "torch", "precision": "fp32", **predictor_options}
-    mine = job_shard(shard)
-    if mine is not None and parts is None:
-        raise GoogLeNetError(
-            f"shard {mine} of evaluate_detector needs a folder for its part (parts=; evaluate-detection "
-            "--json FILE keeps them in FILE.parts)"
-        )
-    store = None
-    if parts is not None:
-        key = _parts_key(detector, manifest, dataset, methods, combos, options)
-        store = PartsFolder(parts, key, what="detector evaluation parts")
-        store.check()
+    job = _DetectorJob.open(
+        detector, data, split=split, strict_data=strict_data, members=members, each_member=each_member,
+        proposals=proposals, multibox=multibox, workers=workers, shard=shard, parts=parts,
+        predictor_options=predictor_options,
+    )  # fmt: skip
+    dataset, data_arg, mine, store, workers = job.dataset, job.data_arg, job.shard, job.store, job.workers
+    if on_estimate is not None and job.work_left() and launch_position()[0] == 0:
+        on_estimate(job.estimate())
 
     def scored(detected: DetectedImages) -> DetectionResult:
         runs = _scored_runs(detected, dataset, rule)
@@ -492,7 +474,7 @@ def evaluate_detector(
         if strict_data:  # stop at the first image that cannot be decoded, before any work
             images = dataset if part is None else dataset.subset(part.images(len(dataset)))
             drop_unreadable(images, strict=True, workers=min(workers, DETECT_WORKERS))
-        return _detect(detector, dataset, methods, combos, part, workers, progress, options)
+        return _detect(detector, dataset, job.methods, job.combos, part, workers, progress, job.options)
 
     if mine is None:
         if store is not None and part_shards(store):
@@ -511,6 +493,109 @@ def evaluate_detector(
         return DetectorShardPart(part, store.path(part.name), images, len(dataset), before, left)
 
     return run_sharded(mine, work, lambda: scored(merge_parts(store, dataset.image_ids)))
+
+
+def estimate_detector_evaluation(
+    detector: str | Path, data: str | Path | DetectionDataset, **arguments: Any
+) -> CostEstimate:
+    """What :func:`evaluate_detector` with the same arguments would do and about how long it would
+    take here, without doing it (``evaluate-detection --dry-run``): the proposals the cache lacks and
+    the regions through the members, each timed on a few warm-up items
+    (:func:`.estimates.evaluation_estimate`). ``rule``, ``progress`` and ``on_estimate`` have no effect."""
+    bound = inspect.signature(evaluate_detector).bind(detector, data, **arguments)
+    bound.apply_defaults()
+    job = dict(bound.arguments)
+    for unused in ("rule", "progress", "on_estimate"):
+        del job[unused]
+    return _DetectorJob.open(**job).estimate()
+
+
+@dataclass
+class _DetectorJob:
+    """A detector's evaluation, checked and ready to run: the split, the proposal methods, the
+    ensembles, the predictor options, this process's shard and the parts folder."""
+
+    detector: str | Path
+    dataset: DetectionDataset
+    data_arg: str
+    manifest: Any
+    methods: list[ProposalMethod]
+    combos: list[tuple[int, ...]]
+    workers: int
+    options: dict[str, Any]
+    shard: Shard | None
+    store: PartsFolder | None
+
+    @classmethod
+    def open(
+        cls,
+        detector: str | Path,
+        data: str | Path | DetectionDataset,
+        *,
+        split: str,
+        strict_data: bool,
+        members: Sequence[int] | None,
+        each_member: bool,
+        proposals: Sequence[str | ProposalMethod] | None,
+        multibox: str | Path | None,
+        workers: int | None,
+        shard: Shard | str | None,
+        parts: str | Path | None,
+        predictor_options: dict[str, Any],
+    ) -> _DetectorJob:
+        from ..cpu import cpu_count
+        from .detector import read_manifest
+        from .proposals import proposal_method
+
+        manifest = read_manifest(detector)
+        # The detector's classes, whichever of them the split has objects of (a class without any
+        # is not scored, as in the devkits); objects of other classes are skipped as unknown.
+        dataset, data_arg = _open(data, split, strict_data, classes=manifest.class_names)
+        if manifest.class_names != dataset.class_names:
+            raise GoogLeNetError(
+                f"detector {detector} was trained on classes {manifest.class_names}; {dataset.root} has "
+                f"{dataset.class_names}"
+            )
+        combos = _ensembles(Path(detector), len(manifest.members), members, each_member)
+        own = manifest.proposal_method()
+
+        def method_of(m: str | ProposalMethod) -> ProposalMethod:
+            if isinstance(m, ProposalMethod):
+                return m
+            return own if m == own.name else proposal_method(m, multibox=multibox)
+
+        methods = [method_of(m) for m in proposals or [own]]
+        options = {"backend": "torch", "precision": "fp32", **predictor_options}
+        mine = job_shard(shard)
+        if mine is not None and parts is None:
+            raise GoogLeNetError(
+                f"shard {mine} of evaluate_detector needs a folder for its part (parts=; "
+                "evaluate-detection --json FILE keeps them in FILE.parts)"
+            )
+        store = None
+        if parts is not None:
+            key = _parts_key(detector, manifest, dataset, methods, combos, options)
+            store = PartsFolder(parts, key, what="detector evaluation parts")
+            store.check()
+        workers = cpu_count() if workers is None else workers
+        return cls(detector, dataset, data_arg, manifest, methods, combos, workers, options, mine, store)
+
+    def work_left(self) -> bool:
+        """False when the parts hold this process's share already (a shard's part, or every part to
+        merge): nothing to run the detector on."""
+        if self.store is None:
+            return True
+        if self.shard is None:
+            return not part_shards(self.store)
+        return read_part(self.store, self.shard) is None
+
+    def estimate(self) -> CostEstimate:
+        from .estimates import evaluation_estimate
+
+        return evaluation_estimate(
+            self.detector, self.dataset, self.methods, self.combos, self.options, shard=self.shard,
+            workers=self.workers,
+        )  # fmt: skip
 
 
 def _parts_key(

@@ -36,6 +36,7 @@ import io
 import json
 import math
 import multiprocessing
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,16 +50,7 @@ from ..errors import GoogLeNetError
 from ..manifest import read_json
 from ..runs import MULTIBOX_FILE
 from .boxes import as_boxes, box_iou
-from .shards import (
-    PartsFolder,
-    Shard,
-    image_chunks,
-    job_shard,
-    missing_shards,
-    read_arrays,
-    run_sharded,
-    write_arrays,
-)
+from .shards import PartsFolder, Shard, image_chunks, missing_shards, read_arrays, write_arrays
 
 __all__ = [
     "METHODS",
@@ -66,6 +58,7 @@ __all__ = [
     "ProposalMethod",
     "ProposalsFill",
     "Proposer",
+    "cached_counts",
     "cached_proposals",
     "check_method",
     "compute_proposals",
@@ -77,7 +70,6 @@ __all__ = [
     "multibox_proposals",
     "proposal_method",
     "proposals_cache_path",
-    "proposals_job",
     "propose",
     "read_proposals",
     "selective_search",
@@ -378,9 +370,10 @@ def compute_proposals(
     """``{image_id: (N, 4) boxes}`` for every image of ``dataset``, in its order.
 
     ``dataset`` needs ``image_ids`` and ``image_path(i)`` (a :class:`.datasets.DetectionDataset`);
-    an image that cannot be decoded gets no boxes. ``workers <= 1`` works in this process; more start a pool of that many processes ("spawn":
-    OpenCV and torch threads do not survive fork), each decoding its images itself. ``progress`` is
-    called with the number of images just finished (``tqdm.update`` fits).
+    an image that cannot be decoded gets no boxes. ``workers <= 1`` works in this process; more
+    start a pool of that many processes ("spawn": OpenCV and torch threads do not survive fork),
+    each decoding its images itself. ``progress`` is called with the number of images just
+    finished (``tqdm.update`` fits).
     """
     check_method(method)
     ids = [str(i) for i in dataset.image_ids]
@@ -631,27 +624,32 @@ def fill_proposals(
     return result(found, done_before, merged=True)
 
 
-def proposals_job(
-    dataset: Any,
-    method: ProposalMethod,
-    *,
-    shard: Shard | str | None = None,
-    workers: int = 0,
-    progress: Callable[[int], object] | None = None,
-    refresh: bool = False,
-) -> ProposalsFill:
-    """:func:`fill_proposals` for this process's share: ``shard`` (``"I/N"`` or a Shard), else
-    torchrun's rank (:func:`.shards.job_shard`), else the whole split. Under torchrun every rank
-    fills its chunks, then rank 0 waits for the others and merges the entry (the cache folder must
-    be one every rank sees, as a training run directory must), returning the whole split's."""
-    mine = job_shard(shard)
+def cached_counts(dataset: Any, method: ProposalMethod) -> dict[int, int]:
+    """``{image index: proposal count}`` of the images of ``dataset`` whose ``method`` proposals the
+    cache holds already (its entry, or finished chunks of its parts): what a run would not compute.
+    Reads the counts only."""
+    entry, key = _cache_entry(dataset, method)
+    chunks = image_chunks(len(dataset.image_ids))
+    whole = _read_counts(entry, key, len(dataset.image_ids))
+    if whole is not None:
+        return dict(enumerate(whole))
+    found: dict[int, int] = {}
+    for c, images in enumerate(chunks):
+        counts = _read_counts(entry.with_suffix(".parts") / f"{_chunk(c)}.npz", key, len(images))
+        if counts is not None:
+            found.update(zip(images, counts, strict=True))
+    return found
 
-    def work(part: Shard | None) -> ProposalsFill:
-        return fill_proposals(
-            dataset, method, shard=part, workers=workers, progress=progress, refresh=refresh
-        )
 
-    return run_sharded(mine, work, lambda: fill_proposals(dataset, method, workers=workers))
+def _read_counts(path: Path, key: str, images: int) -> list[int] | None:
+    """The per-image counts of a cache entry or part of ``images`` images (None: missing or other)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:  # lazy: reads these two arrays only
+            if str(z["key"]) != key or len(z["counts"]) != images:
+                return None
+            return [int(n) for n in z["counts"]]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 def _chunk(c: int) -> str:

@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from ..atomic import atomic_write, atomic_write_text
 from ..cost import split_evenly
 from ..errors import GoogLeNetError
 from ..training.distributed import launch_position
+
+if TYPE_CHECKING:
+    from ..training.distributed import DistEnv
 
 __all__ = [
     "PartsFolder",
@@ -236,45 +239,34 @@ def run_sharded(shard: Shard | None, work: Callable[[Shard | None], R], merge: C
     """``work(shard)``; under torchrun (``shard`` is this rank's) every rank then waits for the
     others, and rank 0 returns ``merge()`` (the whole job from the parts every rank left), the
     other ranks their own ``work``'s result."""
-    with rank_group(shard) as ranks:
+    from ..training.distributed import barrier
+
+    with rank_group(shard) as env:
         result = work(shard)
-        if not ranks.distributed:
+        if env is None:
             return result
-        ranks.wait()
-        assert shard is not None  # distributed implies a shard
-        return merge() if shard.index == 0 else result
+        barrier(env)
+        return merge() if env.is_main else result
 
 
 @contextlib.contextmanager
-def rank_group(shard: Shard | None) -> Iterator[_Ranks]:
-    """Under torchrun (``shard`` from :func:`job_shard` with several ranks): a Gloo process group
-    joined for the length of a job, whose :meth:`_Ranks.wait` is a barrier that lets a rank wait for
-    days; elsewhere a no-op."""
-    rank, world_size = launch_position()
-    torchrun = shard is not None and world_size > 1 and (shard.index, shard.count) == (rank, world_size)
-    if not torchrun:
-        yield _Ranks(False)
-        return
+def rank_group(shard: Shard | None) -> Iterator[DistEnv | None]:
+    """Under torchrun (``shard`` from :func:`job_shard` with several ranks): the job's Gloo process
+    group, joined for the length of a job with a timeout of days (a rank may finish its share hours
+    after another), left at the end when this joined it; elsewhere None."""
     import torch.distributed as dist
 
+    from ..training.distributed import init_distributed, teardown
+
+    rank, world_size = launch_position()
+    if shard is None or world_size <= 1 or (shard.index, shard.count) != (rank, world_size):
+        yield None
+        return
     joined = not dist.is_initialized()
-    if joined:
-        # Gloo: these jobs exchange no tensors, only a barrier, whatever the device of their work.
-        dist.init_process_group("gloo", timeout=RANK_WAIT)
+    # CPU: these jobs exchange no tensors, only a barrier, whatever the device of their work.
+    env = init_distributed("cpu", timeout=RANK_WAIT)
     try:
-        yield _Ranks(True)
+        yield env
     finally:
         if joined:
-            dist.destroy_process_group()
-
-
-@dataclass(frozen=True)
-class _Ranks:
-    distributed: bool
-
-    def wait(self) -> None:
-        """Return when every rank has called it."""
-        if self.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
+            teardown(env)
