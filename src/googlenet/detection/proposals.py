@@ -50,7 +50,15 @@ from ..errors import GoogLeNetError
 from ..manifest import read_json
 from ..runs import MULTIBOX_FILE
 from .boxes import as_boxes, box_iou
-from .shards import PartsFolder, Shard, image_chunks, missing_shards, read_arrays, write_arrays
+from .shards import (
+    PartsFolder,
+    Shard,
+    image_chunks,
+    missing_shards,
+    parse_shard,
+    read_arrays,
+    write_arrays,
+)
 
 __all__ = [
     "METHODS",
@@ -541,7 +549,7 @@ def fill_proposals(
     dataset: Any,
     method: ProposalMethod,
     *,
-    shard: Shard | None = None,
+    shard: Shard | str | None = None,
     workers: int = 0,
     progress: Callable[[int], object] | None = None,
     refresh: bool = False,
@@ -552,7 +560,7 @@ def fill_proposals(
     are written atomically beside the entry (``<entry>.parts/chunk-NNNNNN.npz``, keyed like the
     entry) as soon as they are done, so a killed call continues where it stopped.
 
-    ``shard`` (:class:`.shards.Shard`): compute only that shard's chunks (other processes or
+    ``shard`` (a :class:`.shards.Shard` or ``"I/N"``): compute only that shard's chunks (other processes or
     machines, sharing the cache folder, do the others) and leave them in the parts folder. Without
     a shard: the whole split; chunks found done are reused, and once every chunk is there they are
     merged into the entry (the file a one-process run writes) and the parts folder removed. When
@@ -563,6 +571,8 @@ def fill_proposals(
     called with the number of images done (those found done first, at once).
     """
     check_method(method)
+    if isinstance(shard, str):
+        shard = parse_shard(shard)
     entry, key = _cache_entry(dataset, method)
     ids = [str(i) for i in dataset.image_ids]
     _check_unique_ids(ids)
