@@ -626,7 +626,10 @@ def fill_proposals(
                 if progress is not None:
                     progress(1)
             chunk_ids = [ids[i] for i in chunks[c]]
-            write_arrays(parts.path(_chunk(c)), key, _boxes_arrays(chunk_ids, found[c]))
+            # Another process filling the same entry (torchrun ranks, each training on the whole
+            # split) may have merged it and removed the folder meanwhile: its boxes are these.
+            with contextlib.suppress(FileNotFoundError):
+                write_arrays(parts.path(_chunk(c)), key, _boxes_arrays(chunk_ids, found[c]))
     if shard is not None:
         return result(found, done_before, merged=False)
     write_arrays(entry, key, _boxes_arrays(ids, [b for c in mine for b in found[c]]))
