@@ -24,7 +24,7 @@ from googlenet.detection.proposal_recall import (
     proposal_recall,
     recall,
 )
-from googlenet.detection.proposals import coverage
+from googlenet.detection.proposals import coverage, read_proposals
 from googlenet.errors import GoogLeNetError
 
 GT = [1, 1, 100, 100]  # 100 x 100 px
@@ -118,9 +118,47 @@ def test_table_json_and_plot_of_several_methods(tmp_path: Path) -> None:
     assert "ranked" in table and "unranked" in table and "cached" in table
     (line,) = [row for row in table.splitlines() if row.startswith("recall IoU 0.7, all proposals")]
     assert line.split()[-2:] == ["100.0%", "100.0%"]
+    markdown = both.markdown().splitlines()
+    assert markdown[0] == "|  | ranked | unranked |" and len(markdown) == 2 + len(both.rows())
+    assert "| recall IoU 0.5, 100 proposals | 100.0% | 100.0% |" in markdown
     record = both.to_json()
     assert [m["method"] for m in record["methods"]] == ["ranked", "unranked"]
     assert record["methods"][1]["recall_0.5"] == [0.0, 1.0]  # counts 1, 2: the unranked one needs both
     path = plot_proposal_recall(both, tmp_path / "recall.png")
     with Image.open(path) as image:
         assert image.format == "PNG" and image.width > 500
+
+
+def test_cli_compares_several_methods_in_one_run(tmp_path: Path) -> None:
+    from .conftest import cli_in_process
+    from .test_detection_proposals import write_voc
+
+    voc = write_voc(tmp_path / "voc", n=2)
+    out, plot = tmp_path / "props-{method}.json", tmp_path / "recall.png"
+    result = cli_in_process(
+        "proposals", "--data", voc, "--method", "selective-search", "--method", "selective-search-2x",
+        "--out", out, "--workers", "1", "--json", tmp_path / "recall.json", "--plot", plot,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "recall.json").read_text())
+    assert [m["method"] for m in record["methods"]] == ["selective-search", "selective-search-2x"]
+    for m in record["methods"]:
+        # The recall curve ends at the coverage the command prints, and the file holds what was scored.
+        written = read_proposals(tmp_path / f"props-{m['method']}.json")
+        assert m["proposals_per_image"] == sum(len(b) for b in written.values()) / 2
+        assert (
+            f"coverage (ground-truth boxes with a proposal at IoU >= 0.5): {100 * m['recall_0.5'][-1]:.1f}%"
+            in (result.stdout)
+        )
+        assert m["seconds_per_image"] > 0 and set(m["budgets"]) == {"100", "300", "1000", "all"}
+    lines = result.stdout.splitlines()
+    (title,) = [i for i, line in enumerate(lines) if line.startswith("Proposal recall")]
+    assert lines[title + 1].split() == ["selective-search", "selective-search-2x"]
+    assert any(line.startswith("AR, 100 proposals") for line in lines[title:])
+    with Image.open(plot) as image:
+        assert image.format == "PNG"
+    one_file = cli_in_process(
+        "proposals", "--data", voc, "--method", "selective-search", "selective-search-2x", "--out",
+        tmp_path / "p.json",
+    )  # fmt: skip
+    assert one_file.returncode == 2 and "{method}" in one_file.stderr and one_file.stderr.count("\n") == 1
