@@ -2,13 +2,13 @@
 its training, counted and timed on a few warm-up items on this machine (:mod:`googlenet.cost`).
 
 Selective Search over a split, every region of every image through every member of the ensemble,
-and the members' training on warped regions take days at ILSVRC's scale (R-CNN's proposals alone,
-about two weeks of one core for ILSVRC DET's 220,000 training images). Each estimate counts the work
+and the members' training on warped regions take days at ILSVRC's scale (fast-rcnn issue #51 puts
+R-CNN's proposals for ILSVRC DET's 220,000 training images at about 15 days). Each estimate counts the work
 left (what the proposals cache, the parts or the finished members do not hold), times the real step
 on a few of this split's items here (Selective Search on images, a member's network on a batch of
 regions, a training step), and says the total, divided over the shards or torchrun ranks that share
-it. Left out: decoding and warping, which run in worker processes beside the network, NMS, and
-checkpoints (a few percent of the network's time on the built-in set, docs/detection.md).
+it. Left out: decoding and warping, which run in worker processes beside the network, and NMS (a
+few percent of the network's time on the built-in set, docs/detection.md), and checkpoints.
 """
 
 from __future__ import annotations
