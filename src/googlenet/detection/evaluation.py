@@ -592,6 +592,10 @@ class _DetectorJob:
     def estimate(self) -> CostEstimate:
         from .estimates import evaluation_estimate
 
+        if not self.work_left():
+            assert self.store is not None
+            what = "the merge of the parts" if self.shard is None else f"shard {self.shard}: its part"
+            return CostEstimate("evaluate-detection", f"nothing to run: {what} in {self.store.root}", ())
         return evaluation_estimate(
             self.detector, self.dataset, self.methods, self.combos, self.options, shard=self.shard,
             workers=self.workers,
