@@ -86,6 +86,7 @@ PATH_ARGUMENTS: dict[str, list[PathArgument]] = {
         PathArgument("evaluate --data {bad} --checkpoint {weights} --json {out}.json", READS_DIR),
     ],
     "report": [PathArgument("report {bad} --out {out}", READS_DIR)],
+    "prune": [PathArgument("prune {bad} --dry-run", READS_DIR)],
     "predict": [
         PathArgument("predict {image} --checkpoint {bad} --json {out}.json", MODEL_FILE),
         PathArgument("predict {bad} --checkpoint {weights} --image-size 64", (MISSING, TEXT), status=1),

@@ -188,7 +188,9 @@ def test_map_is_the_mean_over_classes_with_ground_truth() -> None:
     assert result.num_detections == 4
     again = DetectionEvaluation.from_json(json.loads(json.dumps(result.to_json())))
     assert again == result
-    assert set(result.to_json()) == {"rule", "mAP", "AP", "num_gt", "num_detections"}
+    assert set(result.to_json()) == {"rule", "mAP", "AP", "num_gt", "num_detections", "not_scored"}
+    assert result.not_scored == ["z"] and result.to_json()["not_scored"] == ["z"]  # said, not scored
+    assert "not scored (no ground truth in this split, as the devkits): z" in result.format_table()
     table = result.format_table()
     assert "62.50" in table and "25.00" in table and "100.00" in table
     assert [line.split()[0] for line in table.splitlines()[3:6]] == ["x", "y", "z"]

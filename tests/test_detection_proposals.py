@@ -267,11 +267,13 @@ def test_worker_processes_give_the_same_proposals(tmp_path: Path) -> None:
     assert all(np.array_equal(serial[i], pooled[i]) for i in serial)
 
 
-def test_undecodable_image_is_named(tmp_path: Path) -> None:
-    dataset = FolderDataset(tmp_path, 1)
+def test_undecodable_image_has_no_proposals(tmp_path: Path) -> None:
+    # The commands name such files (datasets.drop_unreadable) or stop at them (--strict-data); the
+    # proposals of the others are computed and cached as usual.
+    dataset = FolderDataset(tmp_path, 2)
     dataset.image_path(0).write_bytes(b"not a png")
-    with pytest.raises(GoogLeNetError, match=r"cannot decode image .*img00\.png"):
-        compute_proposals(dataset, proposal_method("selective-search"))
+    found = compute_proposals(dataset, proposal_method("selective-search"))
+    assert found[dataset.image_ids[0]].shape == (0, 4) and len(found[dataset.image_ids[1]]) > 0
 
 
 # --------------------------------------------------------------------------- files

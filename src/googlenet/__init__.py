@@ -8,17 +8,26 @@ its test protocol (:func:`evaluate` -> :class:`EvaluationResult`, Table 3; :func
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .models.model import GoogLeNet, GoogLeNetOutputs, ModelMeta
-from .models.registry import create_model, list_models
-from .models.spec import GoogLeNetConfig
 from .version import __version__
-from .weights.store import load_weights as load
-from .weights.store import save_weights as save
 
-# name -> module that defines it; imported lazily so `import googlenet` stays light.
+if TYPE_CHECKING:
+    from .models.model import GoogLeNet, GoogLeNetOutputs, ModelMeta
+    from .models.registry import create_model, list_models
+    from .models.spec import GoogLeNetConfig
+    from .weights.store import load_weights as load
+    from .weights.store import save_weights as save
+
+# name -> module that defines it; imported on first use, so that `import googlenet` (and the
+# command line, which a Ctrl-C may stop while torch loads) imports no torch.
 _LAZY = {
+    "GoogLeNet": "googlenet.models.model",
+    "GoogLeNetOutputs": "googlenet.models.model",
+    "ModelMeta": "googlenet.models.model",
+    "create_model": "googlenet.models.registry",
+    "list_models": "googlenet.models.registry",
+    "GoogLeNetConfig": "googlenet.models.spec",
     "fit": "googlenet.training.train",
     "TrainConfig": "googlenet.training.config",
     "multicrop": "googlenet.data.multicrop",
@@ -52,7 +61,17 @@ __all__ = [
 ]
 
 
+# The weights store's functions under their short names.
+_RENAMED = {
+    "load": ("googlenet.weights.store", "load_weights"),
+    "save": ("googlenet.weights.store", "save_weights"),
+}
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
+    if name in _RENAMED:
+        module, attribute = _RENAMED[name]
+        return getattr(import_module(module), attribute)
     raise AttributeError(f"module 'googlenet' has no attribute {name!r}")

@@ -44,6 +44,7 @@ ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_MEMBER_PREFIX = "member_"
 # A detector (googlenet train-detector --out DIR).
 DETECTOR_FILE = "detector.json"
+DETECTOR_KIND = "detector"  # ensemble.json's "kind" in a detector directory (train-detector writes it)
 MULTIBOX_FILE = "multibox.json"  # a MultiBox model (googlenet train-multibox --out DIR), beside its weights
 
 TRAINING_CHECKPOINT_SUFFIX = ".pt"
@@ -112,6 +113,16 @@ class DetectorLayout:
 
     def is_detector(self) -> bool:
         return self.manifest.is_file()
+
+    def is_unfinished(self) -> bool:
+        """train-detector started here (its ensemble.json says so) and wrote no detector.json yet."""
+        if self.is_detector():
+            return False
+        try:
+            index = read_ensemble_index(self.root)
+        except GoogLeNetError:
+            return False
+        return isinstance(index, dict) and index.get("kind") == DETECTOR_KIND
 
 
 # --------------------------------------------------------------------------------------------

@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
                 atomic_write(out, lambda tmp, picture=picture: picture.save(tmp, format="PNG"))
     if args.json is not None:
         write_json(args, format_detections(detections, names, format=args.format))
-    if args.json != STDOUT:
+        if args.json != STDOUT:
+            print(f"{len(detections)} detection(s) of {len(shown)} image(s) -> {args.json}", file=sys.stderr)
+    if args.json is None:  # --json replaces the text on stdout (a file or '-' alike)
         for path, found in shown:
             keep = [i for i, score in enumerate(found.scores) if score >= args.score_threshold]
             print(f"{path}: {len(keep)} detection(s)")

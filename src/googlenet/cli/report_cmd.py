@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive. Got {value}")
-    if len(args.run_dirs) == 1 and DetectorLayout(args.run_dirs[0]).is_detector():
+    layout = DetectorLayout(args.run_dirs[0])
+    if len(args.run_dirs) == 1 and (layout.is_detector() or layout.is_unfinished()):
+        # An unfinished detector gets the detector's error (read_manifest), not the classifier's.
         from ..detection.report import write_detector_report
 
         index = write_detector_report(

@@ -54,6 +54,7 @@ __all__ = [
     "find_images",
     "open_image",
     "scan_unreadable",
+    "unreadable_files",
 ]
 
 logger = logging.getLogger("googlenet.data")
@@ -238,9 +239,15 @@ def scan_unreadable(dataset: ImageDataset, workers: int = 0) -> list[tuple[str, 
     Decodes every image (``--strict-data`` runs this before training). ``workers`` > 0 decodes in
     that many DataLoader worker processes.
     """
+    return unreadable_files([path for path, _ in dataset.samples], workers)
+
+
+def unreadable_files(paths: Sequence[str | os.PathLike[str]], workers: int = 0) -> list[tuple[str, str]]:
+    """``(path, reason)`` for every file of ``paths`` that PIL cannot fully decode (:func:`open_image`),
+    in their order; ``workers`` > 0 decodes in that many DataLoader worker processes."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be a non-negative int. Got {workers!r}")
-    paths = [path for path, _ in dataset.samples]
+    paths = [os.fspath(p) for p in paths]
     loader = torch.utils.data.DataLoader(_ScanDataset(paths), batch_size=None, num_workers=workers)
     return [(path, reason) for path, reason in zip(paths, loader, strict=True) if reason]
 

@@ -25,7 +25,7 @@ import logging
 import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +37,14 @@ from ..errors import GoogLeNetError
 
 __all__ = [
     "CLASSES_FILE",
+    "RARE_CLASS_OBJECTS",
     "VOC_CLASSES",
     "DetectionDataset",
     "DetectionTarget",
+    "class_warnings",
+    "drop_unreadable",
     "open_detection_dataset",
+    "parse_classes",
 ]
 
 logger = logging.getLogger("googlenet.detection")
@@ -62,6 +66,11 @@ ILSVRC_LOWEST = 0
 IMAGE_SUFFIXES = (".jpg", ".JPEG", ".jpeg", ".JPG", ".png", ".PNG")
 # Past this many, skipped items are summed up in one warning instead of one warning each.
 MAX_SKIP_WARNINGS = 20
+# A class with fewer objects than this over every split is named in a warning: with so few
+# examples it is more likely a typo in a <name> (``sqaure``) than a class worth a detector output.
+RARE_CLASS_OBJECTS = 5
+# Annotation files a class warning names, at most.
+NAMED_FILES = 3
 
 _WNID = re.compile(r"^n\d{8}$")
 _VOC_FOLDER = re.compile(r"^VOC\d{4}$")
@@ -102,6 +111,9 @@ class DetectionDataset(torch.utils.data.Dataset):
         image_ids: one per image, in the split's order.
         blacklist: ``(image_id, class index)`` pairs the ILSVRC evaluation ignores; empty elsewhere.
         skipped: ``(what, reason)`` for every file or object left out (only when not strict).
+        class_source: where ``class_names`` came from (the ``classes`` argument, a file, the
+            per-class lists, the names seen in every split, ...), for the log.
+        unreadable: ``(image path, reason)`` of the images :func:`drop_unreadable` left out.
     """
 
     def __init__(
@@ -115,6 +127,9 @@ class DetectionDataset(torch.utils.data.Dataset):
         images: Sequence[tuple[Path, DetectionTarget]],
         blacklist: frozenset[tuple[str, int]] = frozenset(),
         skipped: Sequence[tuple[str, str]] = (),
+        class_source: str = "",
+        annotation_files: Sequence[Path] = (),
+        unreadable: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -126,6 +141,10 @@ class DetectionDataset(torch.utils.data.Dataset):
         self.image_ids = [t.image_id for t in self._targets]
         self.blacklist = frozenset(blacklist)
         self.skipped = list(skipped)
+        self.class_source = class_source
+        # The file each image's objects were read from (what a warning about an object names).
+        self._annotation_files = list(annotation_files) or [self.root] * len(self._targets)
+        self.unreadable = list(unreadable)
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -152,6 +171,10 @@ class DetectionDataset(torch.utils.data.Dataset):
     def image_path(self, i: int) -> Path:
         return self._paths[i]
 
+    def annotation_file(self, i: int) -> Path:
+        """The annotation file image ``i``'s objects were read from (COCO: the split's json)."""
+        return self._annotation_files[i]
+
     def subset(self, indices: Sequence[int]) -> DetectionDataset:
         """The images at ``indices`` (in that order), same classes and blacklist."""
         return DetectionDataset(
@@ -163,6 +186,9 @@ class DetectionDataset(torch.utils.data.Dataset):
             images=[(self._paths[i], self._targets[i]) for i in indices],
             blacklist=self.blacklist,
             skipped=self.skipped,
+            class_source=self.class_source,
+            annotation_files=[self._annotation_files[i] for i in indices],
+            unreadable=self.unreadable,
         )
 
     def __repr__(self) -> str:
@@ -227,12 +253,13 @@ class _Problems:
 
     strict: bool
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    quiet: bool = False  # record only (files read for their class names, not as the split's)
 
     def __call__(self, what: str, reason: str) -> None:
         if self.strict:
             raise GoogLeNetError(f"{what}: {reason}")
         self.skipped.append((what, reason))
-        if len(self.skipped) <= MAX_SKIP_WARNINGS:
+        if len(self.skipped) <= MAX_SKIP_WARNINGS and not self.quiet:
             logger.warning("skipped %s: %s", what, reason)
 
     def summarise(self, dataset: DetectionDataset) -> None:
@@ -470,20 +497,52 @@ def _open_voc(root: Path, split: str, classes: list[str] | None, problems: _Prob
         )
         if ann is not None:
             annotations.append(ann)
-    seen = {name for ann in annotations for _, name, _, _ in ann.objects}
-    if classes is not None:
-        class_names, source = classes, "the classes argument"
-    elif (root / CLASSES_FILE).is_file():
-        class_names, source = _read_classes_file(root / CLASSES_FILE), str(root / CLASSES_FILE)
-    elif _VOC_FOLDER.match(root.name) or (seen and seen <= set(VOC_CLASSES)):
-        class_names, source = list(VOC_CLASSES), "the 20 PASCAL VOC classes"
-    else:
-        class_names, source = sorted(seen), "the names seen"
+    class_names, source = _voc_class_list(root, split, annotations, classes)
     images = _label_xml_annotations(annotations, class_names, source, problems)
     return DetectionDataset(
         root=root, split=split, layout="voc", class_names=class_names, class_descriptions=class_names,
-        images=images,
+        images=images, class_source=source, annotation_files=[a.xml_path for a in annotations],
     )  # fmt: skip
+
+
+def _voc_splits(sets: Path) -> list[str]:
+    """The split lists of ``ImageSets/Main``: ``<split>.txt`` (per-class lists have a ``_``)."""
+    return sorted(p.stem for p in sets.glob("*.txt") if "_" not in p.stem) if sets.is_dir() else []
+
+
+def _voc_class_list(
+    root: Path, split: str, annotations: Sequence[_XmlAnnotation], classes: list[str] | None
+) -> tuple[list[str], str]:
+    """One class list for every split of a VOC folder, and where it came from: ``classes``; then
+    ``classes.txt``; the 20 VOC classes for a folder named ``VOC`` + 4 digits; the per-class lists
+    ``ImageSets/Main/<class>_<split>.txt`` (the devkit's layout); else the names of every split's
+    objects (the 20 VOC classes when each is one of them), so that no split has a list of its own."""
+    sets = root / "ImageSets" / "Main"
+    if classes is not None:
+        return classes, "the classes argument"
+    if (root / CLASSES_FILE).is_file():
+        return _read_classes_file(root / CLASSES_FILE), str(root / CLASSES_FILE)
+    if _VOC_FOLDER.match(root.name):
+        return list(VOC_CLASSES), f"the 20 PASCAL VOC classes ({root.name} is a VOC folder)"
+    splits = _voc_splits(sets)
+    per_class = sorted(
+        {p.stem[: -len(s) - 1] for s in splits for p in sets.glob(f"*_{s}.txt") if len(p.stem) > len(s) + 1}
+    )
+    if per_class:
+        return per_class, f"the per-class lists <class>_<split>.txt in {sets}"
+    seen = {name for ann in annotations for _, name, _, _ in ann.objects}
+    others = [s for s in splits if s != split]
+    ids = {line.split()[0] for s in others for line in _read_lines(sets / f"{s}.txt")}
+    ids -= {ann.image_id for ann in annotations}
+    quiet = _Problems(strict=False, quiet=True)  # the other splits' problems are theirs to report
+    for image_id in sorted(ids):
+        xml = _parse_xml_file(root / "Annotations" / f"{image_id}.xml", quiet)
+        if xml is not None:
+            seen |= {name for obj in xml.findall("object") if (name := (obj.findtext("name") or "").strip())}
+    where = f"the splits {', '.join(sorted({split, *others}))}"
+    if seen and seen <= set(VOC_CLASSES):
+        return list(VOC_CLASSES), f"the 20 PASCAL VOC classes (every name in {where} is one)"
+    return sorted(seen), f"the names of the objects in {where}"
 
 
 # --------------------------------------------------------------------------- ILSVRC DET
@@ -647,7 +706,8 @@ def _open_ilsvrc(
             blacklist = _read_blacklist(files[0], by_index, known, class_names, det_wnids)
     return DetectionDataset(
         root=root, split=split, layout="ilsvrc", class_names=class_names, class_descriptions=descriptions,
-        images=images, blacklist=blacklist,
+        images=images, blacklist=blacklist, class_source=source,
+        annotation_files=[a.xml_path for a in annotations],
     )  # fmt: skip
 
 
@@ -715,6 +775,7 @@ def _open_coco(root: Path, split: str, classes: list[str] | None, problems: _Pro
         ) from exc
     cat_ids = sorted(coco.getCatIds())
     cat_names = [str(c["name"]) for c in coco.loadCats(cat_ids)]
+    source = "the classes argument" if classes is not None else f"the categories of {json_path}"
     class_names = classes if classes is not None else _check_class_list(cat_names, f"{json_path} categories")
     name_index = {name: i for i, name in enumerate(class_names)}
     label_of = {cid: name_index.get(name) for cid, name in zip(cat_ids, cat_names, strict=True)}
@@ -755,7 +816,7 @@ def _open_coco(root: Path, split: str, classes: list[str] | None, problems: _Pro
         images.append((image_path, _make_target(Path(file_name).stem, objects, width, height)))
     return DetectionDataset(
         root=root, split=split, layout="coco", class_names=class_names, class_descriptions=class_names,
-        images=images,
+        images=images, class_source=source, annotation_files=[json_path] * len(images),
     )  # fmt: skip
 
 
@@ -771,3 +832,87 @@ def _coco_box(bbox: object) -> tuple[float, float, float, float] | str:
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         return f"non-numeric bbox {bbox!r}"
     return (x + 1.0, y + 1.0, x + w, y + h)
+
+
+# --------------------------------------------------------------------------- class lists, images
+
+
+def parse_classes(spec: str | Path | Sequence[str]) -> list[str]:
+    """A ``--classes`` value as a class list: a file of names (one per line), names separated by
+    commas, or a sequence of names; checked (no empty name, none twice)."""
+    if isinstance(spec, str | Path) and Path(spec).expanduser().is_file():
+        return _read_classes_file(Path(spec).expanduser())
+    if isinstance(spec, str | Path):
+        names = [n for n in str(spec).split(",") if n.strip()]
+        if len(names) == 1 and (Path(str(spec)).suffix or "/" in str(spec)):
+            raise GoogLeNetError(f"--classes {spec}: no such file (or pass the names, comma-separated)")
+        return _check_class_list(names, f"--classes {spec}")
+    return _check_class_list(list(spec), "classes")
+
+
+def class_warnings(datasets: Mapping[str, DetectionDataset]) -> list[str]:
+    """One line per class of the splits ``datasets`` (split name -> dataset, one class list) that
+    occurs in fewer than :data:`RARE_CLASS_OBJECTS` objects over them, or in one of them only,
+    naming the annotation files its objects are in (a typo such as ``sqaure`` is both)."""
+    splits = list(datasets.values())
+    names = splits[0].class_names
+    if any(ds.class_names != names for ds in splits):
+        raise GoogLeNetError("class_warnings: the splits have different class lists")
+    counts = {split: np.zeros(len(names), dtype=np.int64) for split in datasets}
+    files: dict[int, list[str]] = {}
+    for split, ds in datasets.items():
+        for i, target in enumerate(ds.targets()):
+            for c in np.unique(target.labels).tolist():
+                counts[split][c] += int(np.count_nonzero(target.labels == c))
+                named = files.setdefault(c, [])
+                if len(named) < NAMED_FILES + 1 and str(ds.annotation_file(i)) not in named:
+                    named.append(str(ds.annotation_file(i)))
+    lines = []
+    for c, name in enumerate(names):
+        total = int(sum(n[c] for n in counts.values()))
+        found_in = [split for split, n in counts.items() if n[c]]
+        if total == 0:
+            continue
+        why = []
+        if total < RARE_CLASS_OBJECTS:
+            why.append(f"only {total} object{'s' * (total > 1)}")
+        if len(datasets) > 1 and len(found_in) == 1:
+            why.append(f"objects in the {found_in[0]} split only")
+        if why:
+            shown = files[c][:NAMED_FILES] + (["..."] if len(files[c]) > NAMED_FILES else [])
+            lines.append(
+                f"class {name!r} has {' and '.join(why)} ({', '.join(shown)}): a typo in a <name>? "
+                "Correct the file, or fix the class list (--classes, classes.txt)"
+            )
+    return lines
+
+
+def drop_unreadable(dataset: DetectionDataset, *, strict: bool = False, workers: int = 0) -> DetectionDataset:
+    """``dataset`` without the images that cannot be decoded (every image is decoded once, in
+    ``workers`` processes): each is named in a warning (the first :data:`MAX_SKIP_WARNINGS`, then a
+    count) and listed in the result's ``unreadable``. ``strict`` (``--strict-data``): a one-line
+    GoogLeNetError naming the first instead."""
+    from ..data.datasets import unreadable_files
+
+    bad = unreadable_files([dataset.image_path(i) for i in range(len(dataset))], workers)
+    if not bad:
+        return dataset
+    where = f"the {dataset.split} split of {dataset.root}"
+    if strict:
+        path, reason = bad[0]
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise GoogLeNetError(
+            f"unreadable image {path} ({reason}) in {where}{more} (--strict-data; remove it, or run "
+            "without --strict-data to skip it)"
+        )
+    for path, reason in bad[:MAX_SKIP_WARNINGS]:
+        logger.warning("skipped unreadable image %s (%s)", path, reason)
+    if len(bad) > MAX_SKIP_WARNINGS:
+        logger.warning("%d more unreadable images skipped in %s", len(bad) - MAX_SKIP_WARNINGS, where)
+    gone = {path for path, _ in bad}
+    keep = [i for i in range(len(dataset)) if str(dataset.image_path(i)) not in gone]
+    if not keep:
+        raise GoogLeNetError(f"every image of {where} is unreadable (first: {bad[0][0]}: {bad[0][1]})")
+    readable = dataset.subset(keep)
+    readable.unreadable = [*dataset.unreadable, *bad]
+    return readable

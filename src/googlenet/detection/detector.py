@@ -23,7 +23,7 @@ import torch.utils.data
 
 from ..errors import GoogLeNetError
 from ..manifest import ManifestFormat
-from ..runs import DetectorLayout, RunLayout
+from ..runs import DetectorLayout, RunLayout, read_run_config
 from .proposals import ProposalMethod, propose
 from .regions import normalise, warp_regions
 from .scoring import (
@@ -51,8 +51,10 @@ class DetectorManifest:
     scoring: dict[str, Any] = field(default_factory=lambda: ScoringSettings().to_dict())
     image_size: int = 224
     variant: str = "googlenet"
-    data: str | None = None
+    data: str | None = None  # absolute (train-detector resolves it), or "builtin"
     init_from: str | None = None
+    class_source: str | None = None  # where class_names came from (a file, the splits' names, ...)
+    unreadable_images: dict[str, list[str]] = field(default_factory=dict)  # split -> images left out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "detector.json") -> DetectorManifest:
@@ -89,11 +91,19 @@ def read_manifest(directory: str | Path) -> DetectorManifest:
             f"detector {layout.root} is {what}: pass the folder given to train-detector --out"
         )
     if not layout.is_detector():
-        raise GoogLeNetError(
-            f"{layout.root} holds no {layout.manifest.name}: it is not a detector "
-            "(made by googlenet train-detector)"
+        why = (
+            "train-detector has not finished there (run the same command again to continue it)"
+            if layout.is_unfinished()
+            else "it is not a detector (made by googlenet train-detector)"
         )
-    return DetectorManifest.from_json(DETECTOR_MANIFEST.read(layout.manifest), str(layout.manifest))
+        raise GoogLeNetError(f"{layout.root} holds no {layout.manifest.name}: {why}")
+    manifest = DetectorManifest.from_json(DETECTOR_MANIFEST.read(layout.manifest), str(layout.manifest))
+    if manifest.data not in (None, "builtin") and not Path(manifest.data).is_absolute():
+        # Written before the path was stored absolute: relative to where train-detector ran, which
+        # the members' config.yaml recorded absolutely.
+        saved = read_run_config(layout.root / manifest.members[0]).get("data")
+        manifest.data = str(saved) if saved else manifest.data
+    return manifest
 
 
 STAGES = ("proposals", "warp", "network", "nms")  # a detector's stages, in order
@@ -200,6 +210,9 @@ class Detector:
         self.batch_size = batch_size
         self.predictors = [Predictor(m, image_size=image_size, **predictor_options) for m in models]
         self.times = StageTimes(member_network=[0.0] * len(self.predictors))
+        # image path -> why it could not be decoded, for the images of dataset_probabilities (their
+        # objects are missed: no regions, no detections)
+        self.unreadable: dict[str, str] = {}
 
     @classmethod
     def load(
@@ -322,6 +335,8 @@ class Detector:
     ) -> Iterator[tuple[str, np.ndarray, list[torch.Tensor]]]:
         """``(image_id, boxes, member probabilities)`` for every image of ``dataset`` (a
         DetectionDataset), in its order, from cached ``proposals`` (:meth:`member_probabilities`).
+        An image that cannot be decoded has no regions (so no detections) and is added to
+        ``unreadable``.
 
         Decoding and warping run in ``workers`` DataLoader processes while this one runs the network.
         """
@@ -334,7 +349,9 @@ class Detector:
             prefetch_factor=2 if workers else None,
         )
         t_wait = time.perf_counter()
-        for image_id, boxes, warped, seconds in loader:
+        for image_id, boxes, warped, seconds, unreadable in loader:
+            if unreadable is not None:
+                self.unreadable[str(unreadable[0])] = str(unreadable[1])
             # With workers the warp happens elsewhere: count what this process waited for it.
             self.times.warp += seconds if workers == 0 else time.perf_counter() - t_wait
             yield image_id, boxes, self.member_probabilities(warped)
@@ -378,11 +395,24 @@ class _Warper(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int) -> tuple[str, np.ndarray, torch.Tensor, float]:
+    def __getitem__(self, i: int) -> tuple[str, np.ndarray, torch.Tensor, float, tuple[str, str] | None]:
+        """Image ``i``'s id, boxes, warped regions, seconds, and ``(path, why)`` when it cannot be
+        decoded (then no boxes and no regions)."""
         t0 = time.perf_counter()
-        image, target = self.dataset[i]
+        try:
+            image, target = self.dataset[i]
+        except GoogLeNetError as exc:  # DetectionDataset's one line naming the file
+            image_id = self.dataset.target(i).image_id
+            empty = torch.zeros((0, 3, self.size, self.size))
+            return (
+                image_id,
+                np.zeros((0, 4)),
+                empty,
+                time.perf_counter() - t0,
+                (str(self.dataset.image_path(i)), str(exc)),
+            )
         boxes = np.asarray(self.proposals.get(target.image_id, np.zeros((0, 4))), dtype=np.float64).reshape(
             -1, 4
         )
         warped = warp_regions(normalise(image, self.mean, self.std), boxes, self.size)
-        return target.image_id, boxes, warped, time.perf_counter() - t0
+        return target.image_id, boxes, warped, time.perf_counter() - t0, None

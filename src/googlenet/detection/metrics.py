@@ -224,7 +224,8 @@ class DetectionEvaluation:
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """``{"rule", "mAP", "AP": {class: ap}, "num_gt": {class: n}, "num_detections"}``, and under
+        """``{"rule", "mAP", "AP": {class: ap}, "num_gt": {class: n}, "num_detections"}`` (and
+        ``"not_scored"``: the classes without ground truth, when there are any), and under
         ``coco`` ``"summary": {"AP": .., "AP50": .., ..., "AR100": .., ...}`` and ``"per_class":
         {"AP50": {class: ap}, "AP75": {class: ap}}``; APs are fractions in [0, 1]."""
         out: dict[str, Any] = {
@@ -238,7 +239,15 @@ class DetectionEvaluation:
             out["summary"] = dict(self.summary)
         if self.per_class:
             out["per_class"] = {key: dict(values) for key, values in self.per_class.items()}
+        if self.not_scored:
+            out["not_scored"] = self.not_scored
         return out
+
+    @property
+    def not_scored(self) -> list[str]:
+        """The classes without a counted ground-truth object in the split: left out of the mAP, as
+        both devkits leave them (their AP is undefined), and said so in the table and the JSON."""
+        return [name for name in self.num_gt if name not in self.ap]
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> DetectionEvaluation:
@@ -297,6 +306,10 @@ class DetectionEvaluation:
             f"{'mAP':<{width}}  {100 * self.mAP:7.2f}{means}  "
             f"{sum(self.num_gt.values()):7d}   (mean over the {len(self.ap)} classes with ground truth)"
         )
+        if self.not_scored:
+            lines.append(
+                f"not scored (no ground truth in this split, as the devkits): {', '.join(self.not_scored)}"
+            )
         if self.summary:
             lines.append("COCO summary (%): " + format_summary(self.summary))
         return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Classification metrics: the one place that counts top-k hits and decides which k is "top-5".
 
-Section 7 reports top-1 and top-5 error. With fewer than five classes top-5 is trivially zero, so
-every reader of a score asks :func:`topk_for` for the k it reports; the trainer, the evaluation
+Section 7 reports top-1 and top-5 error. With five classes or fewer top-5 is trivially zero, so
+every reader of a score asks :func:`topk_for` for the k it reports (and why); the trainer, the evaluation
 protocol and the report count hits with :func:`topk_correct`.
 """
 
@@ -15,8 +15,10 @@ PAPER_TOP_K = 5  # section 7: "top-5 error rate"
 
 
 def topk_for(num_classes: int) -> int:
-    """The "top-5" k (section 7, ILSVRC): 5 with more than 5 classes; with fewer, one less than the
-    classes, since a top-k with k >= the classes is always right and says nothing (issue 12)."""
+    """The "top-5" k (section 7, ILSVRC): 5 with six classes or more; with five or fewer, one less
+    than the classes (at least 1), since a top-k with k >= the classes is always right and says
+    nothing: 5 classes report top-4, 3 classes top-2. The one place that says why; the docs, the
+    tables and the JSON (``top_k``) all take their k from here."""
     return max(1, min(PAPER_TOP_K, num_classes - 1))
 
 

@@ -6,8 +6,8 @@ over all the individual classifiers to obtain the final prediction" ("max poolin
 averaging over classifiers ... lead to inferior performance than the simple averaging", kept here
 as ``combine="max"``). Table 3 then reports, for 1 and 7 models and 1, 10 and 144 crops, the cost
 (models x crops forward passes per image) and the top-5 error against the 1-model, 1-crop base
-(top-k with k = :func:`googlenet.evaluation.metrics.topk_for` of the class count: top-5 from five
-classes up, top-C below).
+(top-k with k = :func:`googlenet.evaluation.metrics.topk_for` of the class count: top-5 from six
+classes up, top-(C - 1) with C <= 5 classes).
 
 Two pure steps, so that each can be tested and reused on its own:
 
@@ -126,7 +126,8 @@ class CropProbabilities:
 class Table3Row:
     """One row of Table 3: errors are fractions (0.0789 = 7.89%); deltas are against the base row.
 
-    ``k``: the top-k of ``topk_error`` (5, or the class count below five classes). ``top1_error``
+    ``k``: the top-k of ``topk_error`` (:func:`.metrics.topk_for`: 5, or one less than the classes
+    with five classes or fewer). ``top1_error``
     and the deltas may be None in a hand-written table (left empty when printed).
     """
 

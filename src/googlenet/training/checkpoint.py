@@ -6,6 +6,8 @@ the history of epoch records, and each rank's RNG states and running epoch sums.
 with :func:`torch.save` of tensors and primitives only, so it loads with ``weights_only=True``.
 :class:`CheckpointSaver` is the one writer (timm's ``utils/checkpoint_saver.py`` in miniature:
 ``last.pt`` always, ``best.pt`` and its weights when the averaged val top-1 error improves).
+:func:`prune_run` removes, from a finished run, the checkpoints its ``keep_checkpoints`` does not
+keep (timm's saver keeps ``max_history`` of them); a run still training always keeps ``last.pt``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import random
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,9 @@ from . import distributed as D
 
 CHECKPOINT_FORMAT = "googlenet-train-checkpoint"
 CHECKPOINT_VERSION = 1
+# What a finished run keeps (TrainConfig.keep_checkpoints): "all" = last.pt, best.pt and the best
+# epoch's weights; "last" = last.pt (the run can be trained further); "none" = the weights only.
+KEEP_CHECKPOINTS = ("all", "last", "none")
 
 
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
@@ -97,10 +103,13 @@ class CheckpointSaver:
     indexed by rank.
     """
 
-    def __init__(self, run: RunLayout, env: D.DistEnv, header: Mapping[str, Any]) -> None:
+    def __init__(
+        self, run: RunLayout, env: D.DistEnv, header: Mapping[str, Any], *, keep_best: bool = True
+    ) -> None:
         self.run = run
         self.env = env
         self.header = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **header}
+        self.keep_best = keep_best  # False: best.pt and its weights are not written at all
 
     def save_last(self, state: Mapping[str, Any]) -> None:
         local = dict(state)
@@ -112,7 +121,7 @@ class CheckpointSaver:
     def save_best(self, averaged: Any, extra: Mapping[str, str]) -> None:
         """Copy ``last.pt`` (just written at an epoch end) to ``best.pt`` and save its averaged
         weights beside the run's (so that the best epoch can be evaluated and deployed)."""
-        if not self.env.is_main:
+        if not self.env.is_main or not self.keep_best:
             return
         from ..weights.store import save_weights
 
@@ -124,3 +133,78 @@ class CheckpointSaver:
             training_config_hash=self.header.get("config_hash"),
             extra=dict(extra),
         )
+
+
+def prune_run(run_dir: str | Path, keep: str, *, dry_run: bool = False) -> list[Path]:
+    """Remove from the finished run in ``run_dir`` what ``keep`` (:data:`KEEP_CHECKPOINTS`) does not
+    keep; the files removed (with ``dry_run``: that would be). ``"last"`` removes ``best.pt`` and
+    ``model_best.safetensors``, ``"none"`` also ``last.pt`` (and the emptied ``checkpoints/``). A run
+    without its ``model.safetensors`` is not finished (its ``last.pt`` resumes it) and is refused."""
+    if keep not in KEEP_CHECKPOINTS:
+        raise GoogLeNetError(f"keep_checkpoints must be {', '.join(KEEP_CHECKPOINTS)}. Got {keep!r}")
+    run = RunLayout(run_dir)
+    if not run.weights.is_file():
+        raise GoogLeNetError(
+            f"{run.root} is not a finished training run (no {run.weights.name}): its checkpoints are "
+            "what continues it; nothing removed"
+        )
+    doomed = {"all": [], "last": [run.best_checkpoint, run.best_weights]}.get(
+        keep, [run.best_checkpoint, run.best_weights, run.last_checkpoint]
+    )
+    removed = [path for path in doomed if path.is_file()]
+    if dry_run:
+        return removed
+    for path in removed:
+        path.unlink()
+    if keep == "none" and run.checkpoints.is_dir() and not any(run.checkpoints.iterdir()):
+        run.checkpoints.rmdir()
+    return removed
+
+
+@dataclass(frozen=True)
+class PrunedRun:
+    """What :func:`prune` did to one run: the files removed and their bytes, or why it left the run
+    alone (``unfinished``: no ``model.safetensors`` yet, its checkpoints are what continues it; or
+    not a run directory)."""
+
+    run: Path
+    removed: list[Path]
+    bytes: int
+    unfinished: str | None = None
+
+
+def prune(path: str | Path, keep: str = "none", *, dry_run: bool = False) -> list[PrunedRun]:
+    """:func:`prune_run` on the training run ``path``, or on every member of the ensemble or detector
+    in ``path`` (its ``ensemble.json``); a member that has not finished is left alone and said so.
+    What a finished run keeps whatever ``keep``: its weights (``model.safetensors``,
+    ``model_raw.safetensors``), ``config.yaml``, ``metrics.jsonl``, logs; what a detector or ensemble
+    needs to be used (``detector.json``, ``ensemble.json``) is never touched."""
+    from ..runs import ensemble_entries, read_ensemble_index
+
+    root = Path(path)
+    if not root.is_dir():
+        what = "a file" if root.exists() else "missing"
+        raise GoogLeNetError(f"{root} is {what}: pass a training run, ensemble or detector directory")
+    if read_ensemble_index(root) is not None:
+        runs = [root / member for member, _ in ensemble_entries(root)]
+    elif RunLayout(root).is_run():
+        runs = [root]
+    else:
+        raise GoogLeNetError(
+            f"{root} is neither a training run (config.yaml, metrics.jsonl, model.safetensors) nor an "
+            "ensemble or detector directory (ensemble.json): nothing to prune"
+        )
+    out = []
+    for run in runs:
+        if not run.is_dir():
+            out.append(PrunedRun(run, [], 0, unfinished=f"{run} is not a training run directory"))
+            continue
+        if not RunLayout(run).weights.is_file():
+            out.append(
+                PrunedRun(run, [], 0, unfinished=f"{run} has not finished: its checkpoints continue it")
+            )
+            continue
+        files = prune_run(run, keep, dry_run=True)
+        size = sum(f.stat().st_size for f in files)
+        out.append(PrunedRun(run, files if dry_run else prune_run(run, keep), size))
+    return out

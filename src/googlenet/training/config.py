@@ -27,6 +27,7 @@ from ..data.config import MIN_IMAGE_SIZE
 from ..errors import GoogLeNetError
 from ..models.spec import TABLE1
 from ..runs import RunLayout, read_yaml, resolve_checkpoint
+from .checkpoint import KEEP_CHECKPOINTS
 from .engine import AUX_LOSS_WEIGHT
 
 logger = logging.getLogger("googlenet.train")
@@ -158,6 +159,15 @@ class TrainConfig:
         default=0.999,
         metadata=_cli(RECIPE, "Polyak (EMA) decay per step (section 6); 0.9999 for ImageNet-length runs"),
     )
+    ema_warmup: bool = field(
+        default=False,
+        metadata=_cli(
+            RECIPE,
+            "warm the Polyak average up: decay min(--ema-decay, (1 + t) / (10 + t)) at update t "
+            "(TensorFlow's EMA with num_updates, as Google's Inception training ran it), so that a run of "
+            "any length averages about its last tenth",
+        ),
+    )
     # fine-tuning (section 8 fine-tunes a classifier; docs/training.md has a recipe)
     init_from: str | None = field(
         default=None,
@@ -223,6 +233,16 @@ class TrainConfig:
             EXECUTION, "also write checkpoints/last.pt every N steps (0: epoch ends only)", metavar="N"
         ),
     )
+    keep_checkpoints: str = field(
+        default="all",
+        metadata=_cli(
+            EXECUTION,
+            "training checkpoints a finished run keeps: all (checkpoints/last.pt, best.pt and "
+            "model_best.safetensors), last (last.pt: the run can be trained further) or none (only the "
+            "weights); while it trains, last.pt is always kept",
+            choices=KEEP_CHECKPOINTS,
+        ),
+    )
     log_every: int = field(
         default=50, metadata=_cli(EXECUTION, "steps between log lines and step scalars", metavar="N")
     )
@@ -281,7 +301,7 @@ class TrainConfig:
             raise bad("ema_decay", "must be in [0, 1)")
         if not 0 <= self.label_smoothing < 1:
             raise bad("label_smoothing", "must be in [0, 1)")
-        for key in ("optimizer", "precision", "layout"):
+        for key in ("optimizer", "precision", "layout", "keep_checkpoints"):
             choices = _FIELDS[key].metadata["choices"]
             if getattr(self, key) not in choices:
                 raise bad(key, f"must be {', '.join(choices[:-1])} or {choices[-1]}")
@@ -326,9 +346,21 @@ class TrainConfig:
         except (TypeError, ValueError) as exc:
             raise GoogLeNetError(f"{source}: augment: {exc}") from None
 
+    def with_absolute_data(self) -> TrainConfig:
+        """This config with ``data`` an absolute path when it names a folder (``builtin`` is kept):
+        what ``config.yaml`` records, so that a run resumes from any working directory."""
+        if self.data == "builtin" or not Path(self.data).expanduser().is_dir():
+            return self
+        return dataclasses.replace(self, data=str(Path(self.data).expanduser().resolve()))
+
     def training_dict(self) -> dict[str, Any]:
-        """The keys that determine the trained weights (everything but :data:`RUNTIME_KEYS`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}
+        """The keys that determine the trained weights (everything but :data:`RUNTIME_KEYS`, and
+        the :data:`ADDED_KEYS` at the value older runs had)."""
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in RUNTIME_KEYS and not (k in ADDED_KEYS and v == ADDED_KEYS[k])
+        }
 
     def saved_dict(self) -> dict[str, Any]:
         """What ``config.yaml`` and a checkpoint record: everything but ``resume``."""
@@ -342,8 +374,11 @@ _FIELDS = {f.name: f for f in fields(TrainConfig)}
 # Keys that change how a run executes but not the weights it produces: they may differ on --resume
 # and are left out of the training-config hash.
 RUNTIME_KEYS: frozenset[str] = frozenset(
-    {"out", "resume", "workers", "log_every", "checkpoint_every", "handle_signals"}
+    {"out", "resume", "workers", "log_every", "checkpoint_every", "keep_checkpoints", "handle_signals"}
 )
+# Weight-determining options added after runs were written, with the value that reproduces those
+# runs: left out of the config hashes at that value, so that an older run still resumes.
+ADDED_KEYS: Mapping[str, Any] = types.MappingProxyType({"ema_warmup": False})
 # Options of older versions (testing hooks) that their config.yaml files and checkpoints still
 # carry: read and ignored, so that those runs resume.
 RETIRED_KEYS: frozenset[str] = frozenset({"debug_hold_at_step", "debug_nan_at_step"})

@@ -525,7 +525,7 @@ def validate(
     precision: str = "fp32",
     channels_last: bool = True,
 ) -> ValidationResult:
-    """Single-crop top-1 / top-k error (k = 5, or the class count when smaller) and mean CE of the main
+    """Single-crop top-1 / top-k error (k: :func:`..evaluation.metrics.topk_for`) and mean CE of the main
     classifier, summed over every rank's share of the split."""
     model.eval()
     device = next(model.parameters()).device

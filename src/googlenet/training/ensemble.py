@@ -110,6 +110,25 @@ def _is_complete(run_dir: Path, entry: Mapping[str, Any] | None, epochs: int) ->
         return False
 
 
+def config_difference(index: Mapping[str, Any], config: Any, same_init: bool) -> str:
+    """What makes ``config`` and ``same_init`` another ensemble than the one ``index`` (an
+    ``ensemble.json``) records: ``"--lr 0.01, not 0.002"``, or a general phrase when the index
+    holds nothing to compare."""
+    from .config import TrainConfig
+
+    if bool(index.get("same_init")) != bool(same_init):
+        return f"--{'no-' * (not index.get('same_init'))}same-init, not --{'no-' * (not same_init)}same-init"
+    try:
+        saved = TrainConfig.from_dict(index.get("config") or {}, source="ensemble.json").training_dict()
+    except GoogLeNetError:
+        return "another training config"
+    given = config.training_dict()
+    for key in sorted(set(saved) | set(given)):
+        if saved.get(key) != given.get(key):
+            return f"--{key.replace('_', '-')} {saved.get(key)!r}, not {given.get(key)!r}"
+    return "another training config"
+
+
 def train_ensemble(
     config: Any,
     n: int = PAPER_ENSEMBLE_SIZE,
@@ -118,6 +137,7 @@ def train_ensemble(
     *,
     on_member: Callable[[int, str, Path], None] | None = None,
     task: Any = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Train (or continue) the ``n`` members of an ensemble under ``out``; the averaged weights' paths.
 
@@ -127,6 +147,10 @@ def train_ensemble(
     :class:`EnsembleInterrupted` after the index is written; any other error marks the member
     ``failed`` and propagates. ``task`` (a :class:`~googlenet.training.task.Task`, default the
     classifier) is what every member trains: the detector's region classifiers reuse this.
+    ``extra``: fields the index records besides its own (the detector's kind and classes).
+
+    Nothing is written before the first member's inputs are checked (its ``fit`` builds its data
+    and model): a call that fails on bad input leaves no ``ensemble.json`` behind.
     """
     from .config import RUNTIME_KEYS, config_hash, resume_config
     from .train import check_run_dir, fit
@@ -137,14 +161,18 @@ def train_ensemble(
         raise GoogLeNetError("train-ensemble resumes by itself: re-run the same command, without --resume")
     out = Path(out)
     check_run_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # The members' config.yaml name the data by its absolute path; so does the index, so that an
+    # interrupted member continues from any working directory.
+    config = config.with_absolute_data()
     digest = ensemble_hash(config, same_init)
     index = read_index(out)
     if index is not None and index.get("config_hash") != digest:
         raise GoogLeNetError(
-            f"{EnsembleLayout(out).index} belongs to an ensemble with another training config or --same-init "
-            "setting; choose another --out (members of one ensemble share everything but the seed)"
+            f"{EnsembleLayout(out).index} belongs to an ensemble trained with "
+            f"{config_difference(index, config, same_init)}: the members of one ensemble share "
+            "everything but the seed; choose another --out, or continue it with its own settings"
         )
+    written = index is not None  # from here on the index on disk follows every member's state
     entries: dict[int, dict[str, Any]] = {
         int(e["index"]): e for e in (index or {}).get("members", []) if isinstance(e, dict) and "index" in e
     }
@@ -158,13 +186,18 @@ def train_ensemble(
         "config_hash": digest,
         "config": base,
         "members": [],
+        **dict(extra or {}),
     }
     runtime = {k: getattr(config, k) for k in RUNTIME_KEYS - {"out", "resume"}}
 
-    def save(i: int, **fields: Any) -> None:
+    def save(i: int, *, write: bool = True, **fields: Any) -> None:
+        nonlocal written
         entries.setdefault(i, {}).update(fields)
         index["members"] = [entries[k] for k in sorted(entries)]
-        ENSEMBLE_MANIFEST.write(EnsembleLayout(out).index, index)
+        if write or written:
+            out.mkdir(parents=True, exist_ok=True)
+            ENSEMBLE_MANIFEST.write(EnsembleLayout(out).index, index)
+            written = True
 
     paths: list[Path] = []
     for i in range(n):
@@ -178,6 +211,7 @@ def train_ensemble(
             init_seed=mc.seed if mc.init_seed is None else mc.init_seed,
             member_config_hash=config_hash(mc),
             status=entries.get(i, {}).get("status", "pending"),
+            write=False,
         )
         if _is_complete(run_dir, entries.get(i), mc.epochs):
             save(i, status="complete", model=str(RunLayout(run_dir.name).weights))
@@ -197,12 +231,16 @@ def train_ensemble(
             state = "start"
         if on_member:
             on_member(i, state, run_dir)
-        save(i, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+        def started(i: int = i) -> None:
+            save(i, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
         try:
-            result = fit(mc) if task is None else fit(mc, task=task)
+            result = fit(mc, on_start=started) if task is None else fit(mc, task=task, on_start=started)
         except BaseException as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
-            save(i, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=message)
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            save(i, status=status, error=message, write=False)  # an index on disk says so
             raise
         if result.interrupted:
             save(i, status="interrupted", error=f"stopped by {result.interrupted} at step {result.step}")

@@ -10,7 +10,9 @@ does not give are BVLC's Caffe reproduction's (``models/bvlc_googlenet/solver.pr
 * :func:`param_groups` / :func:`build_optimizer`: SGD with momentum 0.9 (or AdamW for short CPU
   runs), weight decay 2e-4 on weights only (``decay_mult: 0`` on biases, none on normalisation
   scale/shift), biases at twice the rate (``lr_mult: 2``);
-* :func:`epoch_lr`: the rate an epoch's record reports.
+* :func:`epoch_lr`: the rate an epoch's record reports;
+* :func:`polyak_average`: section 6's "Polyak averaging" as an exponential moving average of the
+  weights, its decay optionally warmed up (:func:`ema_decay_at`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,22 @@ from torch import nn
 
 from .config import TrainConfig
 
-__all__ = ["base_lr", "build_optimizer", "build_scheduler", "epoch_lr", "lr_factor", "param_groups"]
+__all__ = [
+    "base_lr",
+    "build_optimizer",
+    "build_scheduler",
+    "ema_decay_at",
+    "ema_horizon",
+    "epoch_lr",
+    "lr_factor",
+    "param_groups",
+    "polyak_average",
+]
+
+# TensorFlow's ExponentialMovingAverage(decay, num_updates) uses min(decay, (1 + t) / (10 + t)) at
+# update t; Google's Inception training (tensorflow/models, inception_train.py) averaged its weights
+# that way. The paper says "Polyak averaging" (section 6) and gives no decay.
+EMA_WARMUP_OFFSET = 10
 
 
 def lr_factor(
@@ -136,3 +153,45 @@ def epoch_lr(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> float:
     ended at ``step`` trained its last batch with (not the rate after its last scheduler step,
     which is the next epoch's)."""
     return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](max(step - 1, 0))
+
+
+def ema_decay_at(update: int, decay: float, warmup: bool) -> float:
+    """The decay of averaging update ``update`` (the updates already averaged, >= 1): ``decay``, or
+    with ``warmup`` ``min(decay, (1 + t) / (10 + t))``.
+
+    Warmed up, the average of a run of ``t`` steps spans about its last ``t / 9`` steps until the
+    decay reaches ``decay`` (0.999: after 8,990 steps), so a short run's average is of trained
+    weights rather than mostly of its initial ones (0.999 over 250 steps keeps 78% of the start).
+    """
+    if not warmup:
+        return decay
+    return min(decay, (1 + update) / (EMA_WARMUP_OFFSET + update))
+
+
+def ema_horizon(steps: int, decay: float, warmup: bool) -> float:
+    """``1 / (1 - d)``: the steps the average spans after ``steps`` updates (the log's summary)."""
+    return 1.0 / (1.0 - ema_decay_at(max(steps, 1), decay, warmup))
+
+
+def polyak_average(
+    model: nn.Module, decay: float, *, warmup: bool = False
+) -> torch.optim.swa_utils.AveragedModel:
+    """Section 6's Polyak averaging as an EMA of ``model``'s weights (:func:`ema_decay_at` per
+    update). ``use_buffers=True`` averages BatchNorm's running statistics with the weights, so the
+    averaged model is usable without a recomputation pass over the data (SWA's ``update_bn``); the
+    paper variant has no buffers. The update count lives in the average's ``n_averaged`` buffer, so
+    a resumed run continues the same decays."""
+    if not warmup:
+        avg = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+    else:
+
+        @torch.no_grad()
+        def avg(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+            d = ema_decay_at(int(n_averaged), decay, True)
+            if torch.is_floating_point(averaged[0]):
+                torch._foreach_lerp_(averaged, current, 1 - d)
+            else:  # integer buffers (BatchNorm's num_batches_tracked), as get_ema_multi_avg_fn does
+                for a, c in zip(averaged, current, strict=True):
+                    a.copy_(a * d + c * (1 - d))
+
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=avg, use_buffers=True)

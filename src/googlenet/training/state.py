@@ -97,6 +97,12 @@ def load_resume_checkpoint(
     """``layout``'s ``last.pt``, checked to continue the run ``config`` describes: written by the same
     training config (but the epoch count), the same task settings and as many processes, with epochs
     left to train. Errors name the run and what differs; nothing is changed."""
+    if not layout.last_checkpoint.is_file() and layout.weights.is_file():
+        raise GoogLeNetError(
+            f"cannot resume: checkpoint {layout.last_checkpoint} not found: the run is finished and kept "
+            f"only its weights (--keep-checkpoints last keeps {layout.last_checkpoint.name}); start a new "
+            f"run with --init-from {layout.root} to train them further"
+        )
     checkpoint = load_checkpoint(layout.last_checkpoint)
     if checkpoint["resume_hash"] != resume_hash(config):
         raise GoogLeNetError(

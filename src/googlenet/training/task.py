@@ -157,7 +157,7 @@ def epoch_sampler(
 def classification_scores(
     model: Any, loader: Any, *, data: TaskData, env: DistEnv, precision: str, channels_last: bool
 ) -> Scores:
-    """Section 7's single-crop loss, top-1 and top-k error (k = 5, or the class count when smaller;
+    """Section 7's single-crop loss, top-1 and top-k error (k from :func:`..evaluation.metrics.topk_for`;
     recorded as ``top5_err`` beside ``top_k``) of the main classifier over the whole val split."""
     r = validate(
         model,

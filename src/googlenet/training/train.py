@@ -30,8 +30,9 @@ reproduction (``models/bvlc_googlenet/solver.prototxt``) where the paper gives n
    ``checkpoints/last.pt`` (and ``best.pt`` with ``model_best.safetensors`` when the averaged
    weights' ``Task.best_metric`` -- the classifier's top-1 error -- improves) per epoch; logs and
    progress go through :mod:`.runlog`, a signal stops at a step boundary (:mod:`.signals`);
-5. :func:`finalise` writes ``model.safetensors`` (averaged) and ``model_raw.safetensors``, then
-   calls ``Task.finalise``.
+5. :func:`finalise` writes ``model.safetensors`` (averaged) and ``model_raw.safetensors``, removes
+   the checkpoints ``keep_checkpoints`` does not keep (:func:`.checkpoint.prune_run`), then calls
+   ``Task.finalise``.
 
 What is trained comes from a :class:`~googlenet.training.task.Task` (data, model, loss builders and
 the hooks of a task that is not a classifier); the default is the paper's classifier, the
@@ -55,7 +56,7 @@ import os
 import random
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ from ..environment import environment
 from ..errors import GoogLeNetError
 from ..runs import RunLayout
 from . import distributed as D
-from .checkpoint import CheckpointSaver
+from .checkpoint import CheckpointSaver, prune_run
 from .config import TrainConfig, config_hash, resume_hash
 from .engine import (
     EpochBatchSampler,
@@ -80,7 +81,7 @@ from .engine import (
     resolve_precision,
     train_one_epoch,
 )
-from .optim import base_lr, build_optimizer, build_scheduler, epoch_lr
+from .optim import base_lr, build_optimizer, build_scheduler, ema_horizon, epoch_lr, polyak_average
 from .runlog import Progress, RunLog
 from .signals import StopFlag, signal_name, stop_on_signals
 from .state import TrainState, load_resume_checkpoint
@@ -95,6 +96,7 @@ __all__ = [
     "finalise",
     "fit",
     "open_run_dir",
+    "polyak_line",
     "restore",
     "run_epochs",
 ]
@@ -126,7 +128,13 @@ class TrainResult:
         return 128 + int(getattr(signal, self.interrupted))
 
 
-def fit(config: TrainConfig, *, task: Task = CLASSIFICATION, on_step: OnStep | None = None) -> TrainResult:
+def fit(
+    config: TrainConfig,
+    *,
+    task: Task = CLASSIFICATION,
+    on_step: OnStep | None = None,
+    on_start: Callable[[], object] | None = None,
+) -> TrainResult:
     """Train (or, with ``config.resume``, continue) a run of ``task`` (default: the classifier).
 
     Under ``torchrun`` every rank calls this; rank 0 alone writes files. Bad input raises
@@ -135,7 +143,8 @@ def fit(config: TrainConfig, *, task: Task = CLASSIFICATION, on_step: OnStep | N
 
     ``on_step(step)`` is called on every rank after each optimizer step, with the run's global
     step count, once that step's periodic checkpoint (``checkpoint_every``) is written; a signal
-    that arrives while it runs stops the run when it returns.
+    that arrives while it runs stops the run when it returns. ``on_start()`` is called once every
+    input is checked, before the run directory is written (an ensemble writes its index then).
     """
     config.validate()
     env = D.init_distributed(config.device)
@@ -150,6 +159,8 @@ def fit(config: TrainConfig, *, task: Task = CLASSIFICATION, on_step: OnStep | N
         run = build_run(config, env, task)
         with stop_on_signals(config.handle_signals) as stop:
             restore(run)
+            if on_start is not None:
+                on_start()
             open_run_dir(run)
             with RunLog(run.layout, env.is_main, purge_step=run.state.step if run.resumed else None) as log:
                 log_start(run)
@@ -212,9 +223,8 @@ def check_run_dir(root: Path) -> None:
 
 def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
     """Every object of the run, with every input checked; nothing is written."""
-    if not config.resume and config.data != "builtin" and Path(config.data).expanduser().is_dir():
-        # config.yaml must name the data wherever --resume is run from
-        config = replace(config, data=str(Path(config.data).expanduser().resolve()))
+    if not config.resume:
+        config = config.with_absolute_data()  # config.yaml names the data wherever --resume runs
     layout = RunLayout(config.out)
     check_run_dir(layout.root)
     if config.resume:
@@ -229,6 +239,11 @@ def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
     device = env.device
     precision = resolve_precision(config.precision, device)
     data = task.build_data(config)
+    if checkpoint is not None and checkpoint.get("class_names") not in (None, list(data.classes)):
+        raise GoogLeNetError(
+            f"cannot resume: {layout.root} was trained on the classes {checkpoint['class_names']}; "
+            f"its data ({config.data}) now gives {list(data.classes)}"
+        )
 
     # the same initial weights on every rank and every run (and every ensemble member sharing init_seed)
     torch.manual_seed(config.seed if config.init_seed is None else config.init_seed)
@@ -236,17 +251,11 @@ def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
     if config.sync_bn and env.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[assignment]
     prepare_model(model, device, channels_last=config.channels_last)
-    # Polyak averaging (section 6) as an EMA of the weights. use_buffers=True averages BatchNorm's
-    # running statistics along with the weights, so the averaged model is usable without a
-    # recomputation pass over the data (SWA's update_bn); the paper variant has no buffers.
-    ema = torch.optim.swa_utils.AveragedModel(
-        model,
-        multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
-        use_buffers=True,
-    )
+    ema = polyak_average(model, config.ema_decay, warmup=config.ema_warmup)
     model.meta.source = f"googlenet train {layout.root} (raw weights)"
+    warm = ", warmed up" if config.ema_warmup else ""
     ema.module.meta.source = (
-        f"googlenet train {layout.root} (Polyak-averaged weights, EMA {config.ema_decay})"
+        f"googlenet train {layout.root} (Polyak-averaged weights, EMA {config.ema_decay}{warm})"
     )
     optimizer = build_optimizer(model, config, base_lr(config, env.world_size))
     train_sampler = task.build_sampler(
@@ -301,7 +310,7 @@ def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
         train_sampler=train_sampler,
         train_loader=_loader(data.train, train_sampler, config.workers, device, task.collate),
         val_loader=_loader(data.val, val_sampler, config.workers, device, task.collate),
-        saver=CheckpointSaver(layout, env, header),
+        saver=CheckpointSaver(layout, env, header, keep_best=config.keep_checkpoints == "all"),
         checkpoint=checkpoint,
     )
 
@@ -348,6 +357,7 @@ def log_start(run: Run) -> None:
         run.settings.precision,
         run.config.channels_last,
     )
+    logger.info("%s", polyak_line(run.config, run.iters_per_epoch * run.config.epochs))
     if run.resumed:
         logger.info(
             "resumed at epoch %d, batch %d/%d, step %d",
@@ -356,6 +366,23 @@ def log_start(run: Run) -> None:
             run.iters_per_epoch,
             state.step,
         )
+
+
+def polyak_line(config: TrainConfig, steps: int) -> str:
+    """What the run's Polyak average will be: its decay, whether warmed up, the steps it spans at
+    the end of a run of ``steps`` steps and, without warm-up, the share of the initial weights left."""
+    horizon = ema_horizon(steps, config.ema_decay, config.ema_warmup)
+    if config.ema_warmup:
+        return (
+            f"Polyak averaging: EMA decay min({config.ema_decay}, (1 + t) / (10 + t)) at update t "
+            f"(warmed up); after this run's {steps} steps it spans about the last {horizon:.0f} steps"
+        )
+    left = config.ema_decay**steps
+    line = (
+        f"Polyak averaging: EMA decay {config.ema_decay} (no warm-up), a horizon of {horizon:.0f} steps; "
+        f"after this run's {steps} steps {100 * left:.0f}% of the average is the initial weights"
+    )
+    return line + (" (--ema-warmup or a lower --ema-decay fits a run this short)" if left > 0.05 else "")
 
 
 def run_epochs(run: Run, stop: StopFlag, log: RunLog, on_step: OnStep | None = None) -> str | None:
@@ -487,6 +514,10 @@ def finalise(run: Run) -> TrainResult:
         save_weights(run.state.ema.module, layout.weights, training_config_hash=digest, extra=extra)
         save_weights(run.state.model, layout.raw_weights, training_config_hash=digest, extra=extra)
         logger.info("wrote %s (averaged weights) and %s", layout.weights, layout.raw_weights)
+        removed = prune_run(layout.root, run.config.keep_checkpoints)
+        if removed:
+            names = ", ".join(str(p.relative_to(layout.root)) for p in removed)
+            logger.info("removed %s (--keep-checkpoints %s)", names, run.config.keep_checkpoints)
         if run.task.finalise is not None:
             run.task.finalise(run.config, run.data, run.state.ema.module, layout.root)
     D.barrier(run.env)
