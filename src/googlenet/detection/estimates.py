@@ -227,6 +227,12 @@ def training_estimate(
     from .proposals import fill_proposals
     from .regions import POSITIVE_FRACTION, build_region_set
 
+    left = [i for i in range(members) if not RunLayout(member_dir(config.out, i)).weights.is_file()]
+    done = None
+    if len(left) < members:
+        done = f"{members - len(left)} of {members} members (their weights are in {config.out})"
+    if not left:  # nothing to train, and so no proposals to compute
+        return CostEstimate("train-detector", "every member is trained", (), where=_where(), done=done)
     parts: list[WorkPart] = []
     positives: dict[str, float] = {}
     for split, ds in splits.items():
@@ -244,7 +250,6 @@ def training_estimate(
         else:
             proposals = fill_proposals(ds, method, workers=workers).proposals  # read from the cache
             positives[split] = build_region_set(ds.targets(), proposals, include_ground_truth=truth).positives
-    left = [i for i in range(members) if not RunLayout(member_dir(config.out, i)).weights.is_file()]
     train_step, forward = _time_training(config, len(splits["train"].class_names) + 1)
     batch = config.batch_size
     per_batch = max(1, round(batch * POSITIVE_FRACTION))
@@ -261,9 +266,6 @@ def training_estimate(
         f"{format_count(val_regions)} regions, raw and averaged weights; {method.name} proposals of "
         f"{format_count(len(splits['train']))} + {format_count(len(splits['val']))} images"
     )
-    done = None
-    if len(left) < members:
-        done = f"{members - len(left)} of {members} members (their weights are in {config.out})"
     return CostEstimate("train-detector", work, tuple(parts), where=_where(), done=done)
 
 
@@ -300,10 +302,10 @@ def _time_training(config: Any, outputs: int) -> tuple[Throughput, Throughput]:
 
     model.train()
     trained = measure_throughput(
-        step, config.batch_size, warmup_steps=1, min_steps=2, min_seconds=1.0, max_steps=5
+        step, config.batch_size, warmup_steps=1, min_steps=2, min_seconds=0.5, max_steps=4
     )
     model.eval()
     evaluated = measure_throughput(
-        forward, config.batch_size, warmup_steps=1, min_steps=2, min_seconds=0.5, max_steps=5
+        forward, config.batch_size, warmup_steps=1, min_steps=2, min_seconds=0.25, max_steps=4
     )
     return trained, evaluated
