@@ -28,15 +28,20 @@ from googlenet.detection.multibox import (
     LABEL_INDEX,
     LABEL_MATCHED,
     LABEL_RESIDUAL,
+    MULTIBOX_MANIFEST,
     MULTIBOX_RECIPE,
     MultiBox,
+    MultiBoxHead,
+    MultiBoxNetwork,
     MultiBoxOptions,
     MultiBoxSamples,
     create_multibox_network,
     decode_boxes,
     denormalise_boxes,
     encode_targets,
+    fit_grid_priors,
     fit_priors,
+    grid_size,
     label_loss,
     load_multibox,
     match_cost,
@@ -45,6 +50,7 @@ from googlenet.detection.multibox import (
     multibox_task,
     normalise_boxes,
     positive_share,
+    resume_options,
     save_multibox,
     split_outputs,
     training_boxes,
@@ -55,7 +61,7 @@ from googlenet.models.registry import create_model
 from googlenet.runs import MULTIBOX_FILE, RunLayout, read_metrics
 from googlenet.training.config import TrainConfig, resolve_config
 from googlenet.training.train import fit
-from googlenet.weights.store import read_metadata, save_weights
+from googlenet.weights.store import load_weights, read_metadata, save_weights
 
 from .conftest import run_cli
 
@@ -206,6 +212,185 @@ def test_loss_by_hand() -> None:
     assert math.isclose(batch.match.item(), match / 2, rel_tol=1e-5)
 
 
+def test_grid_priors_by_hand() -> None:
+    # Two box shapes, 0.1 x 0.1 and 0.5 x 0.25: on a 2 x 2 grid, 2 per cell, each cell centre
+    # (0.25 or 0.75) carries both, cell-major (row, column), then smallest first.
+    small, wide = np.array([0.0, 0.0, 0.1, 0.1]), np.array([0.0, 0.0, 0.5, 0.25])
+    boxes = np.concatenate([small + 0.3 * np.random.default_rng(0).random((10, 1)), wide + np.zeros((10, 1))])
+    priors = fit_grid_priors(boxes, 2, 2, seed=0)
+    expected = []
+    for cy in (0.25, 0.75):
+        for cx in (0.25, 0.75):
+            expected += [
+                [cx - 0.05, cy - 0.05, cx + 0.05, cy + 0.05],
+                [cx - 0.25, cy - 0.125, cx + 0.25, cy + 0.125],
+            ]
+    assert np.allclose(priors, expected)
+    # A small box centred in cell (row 1, column 0) takes that cell's small prior (index 4): its
+    # target residual is the box minus the prior, and no other prior is matched.
+    gt = np.array([[0.15, 0.6, 0.25, 0.7]])
+    target, matched = encode_targets(priors, gt)
+    assert matched.tolist() == [False] * 4 + [True] + [False] * 3
+    assert np.allclose(target[4] - priors[4], [-0.05, -0.1, -0.05, -0.1])
+    with pytest.raises(GoogLeNetError, match="3 prior shapes per cell need at least 3 distinct"):
+        fit_grid_priors(boxes[:2], 2, 3)
+
+
+def test_grid_loss_by_hand() -> None:
+    # The grid head's loss is the same F: a perfect box costs nothing in F_match, the confidences
+    # only their cross-entropy, whatever the head.
+    priors = torch.tensor(
+        [[0.0, 0.0, 0.5, 0.5], [0.5, 0.0, 1.0, 0.5], [0.0, 0.5, 0.5, 1.0], [0.5, 0.5, 1.0, 1.0]]
+    )
+    gt = np.array([[0.55, 0.6, 0.95, 1.0]])  # nearest to prior 3, 0.05 / 0.1 / -0.05 / 0 away
+    boxes, matched = encode_targets(priors.numpy(), gt)
+    assert matched.tolist() == [False, False, False, True]
+    perfect = torch.zeros(1, 4, 4)
+    perfect[0, 3] = torch.tensor([0.05, 0.1, -0.05, 0.0])
+    logits = torch.tensor([[-math.log(3.0), 0.0, 0.0, math.log(3.0)]])  # c = 1/4, 1/2, 1/2, 3/4
+    loss = multibox_loss(
+        perfect, logits, priors, torch.from_numpy(boxes)[None], torch.from_numpy(matched)[None], alpha=10.0
+    )
+    conf = -math.log(0.75) - 2 * math.log(0.5) - math.log(0.75)
+    assert loss.match.item() < 1e-12 and math.isclose(loss.total.item(), conf, rel_tol=1e-6)
+    # Boxes left at their priors: alpha / 2 * the squared distance of the matched one only.
+    at_priors = multibox_loss(
+        torch.zeros(1, 4, 4),
+        logits,
+        priors,
+        torch.from_numpy(boxes)[None],
+        torch.from_numpy(matched)[None],
+        alpha=10.0,
+    )
+    assert math.isclose(at_priors.match.item(), 0.5 * (0.05**2 + 0.1**2 + 0.05**2), rel_tol=1e-5)
+    assert math.isclose(at_priors.total.item(), conf + 10.0 * at_priors.match.item(), rel_tol=1e-6)
+
+
+def test_grid_head_layout() -> None:
+    # With the hidden conv an identity and the 1 x 1 conv passing its 5A inputs through, output k of
+    # the N x 5K vector must be what cell (row, col), slot a put in the channel the layout names.
+    net = create_multibox_network(2 * 2 * 2, model="googlenet_bn", head=MultiBoxHead(per_cell=2))
+    head = net.fc
+    head.hidden = torch.nn.Identity()
+    head.predict = torch.nn.Conv2d(10, 10, 1)
+    with torch.no_grad():
+        head.predict.weight.copy_(torch.eye(10)[:, :, None, None])
+        head.predict.bias.zero_()
+    x = torch.zeros(1, 10, 2, 2)
+    for ch, row, col in itertools.product(range(10), range(2), range(2)):
+        x[0, ch, row, col] = 100 * ch + 10 * row + col
+    residuals, logits = split_outputs(head(x), 8)
+    for row, col, a in itertools.product(range(2), range(2), range(2)):
+        k = (row * 2 + col) * 2 + a
+        assert residuals[0, k].tolist() == [100 * (4 * a + c) + 10 * row + col for c in range(4)]
+        assert logits[0, k].item() == 100 * (8 + a) + 10 * row + col
+
+
+def test_grid_network_shapes_and_start() -> None:
+    assert (
+        grid_size("googlenet_bn", "inception4e", 128) == 8 and grid_size("googlenet", "inception5b", 224) == 7
+    )
+    assert grid_size("googlenet", "inception4e", 100) == 6  # the pools round up (ceil_mode)
+    torch.manual_seed(0)
+    priors = fit_grid_priors(random_boxes01(30, 0), 4, 3, seed=0)  # 4 x 4 cells at 64 px
+    net = create_multibox_network(
+        48, model="googlenet_bn", head=MultiBoxHead(per_cell=3), confidence_start=0.05
+    )
+    assert isinstance(net, MultiBoxNetwork) and net.stages[-1] == "inception4e" and net.num_features == 832
+    assert not hasattr(net, "inception5a") and not any(k.startswith("inception5") for k in net.state_dict())
+    assert (
+        net(torch.zeros(2, 3, 64, 64)).shape == (2, 240)
+        and net.forward_train(torch.zeros(1, 3, 64, 64)).aux1 is None
+    )
+    model = MultiBox(net, priors, image_size=64, head=MultiBoxHead(per_cell=3))
+    boxes01, scores = model.predict([scene(0)[0]])[0]
+    assert np.allclose(boxes01, priors.clip(0, 1), atol=1e-6)  # residuals start at zero
+    assert scores.shape == (48,)
+    _, logit_rows = net.fc.output_layers()
+    assert torch.allclose(torch.sigmoid(net.fc.predict.bias[logit_rows]), torch.full((3,), 0.05))
+    assert not net.fc.predict.weight[:12].any() and not net.fc.predict.bias[:12].any()
+    with pytest.raises(GoogLeNetError, match="64 cells x 3 priors at 128 px, not the 48 priors"):
+        MultiBox(net, priors, image_size=128, head=MultiBoxHead(per_cell=3))
+    with pytest.raises(GoogLeNetError, match="tap 'conv9' is not a stage"):
+        create_multibox_network(8, head=MultiBoxHead(tap="conv9"))
+
+
+def test_grid_folder_round_trip_and_old_folders(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    head = MultiBoxHead(per_cell=2, hidden=16)
+    priors = fit_grid_priors(random_boxes01(30, 0), 4, 2, seed=0)
+    model = MultiBox(
+        create_multibox_network(32, model="googlenet_bn", head=head), priors, image_size=64, head=head
+    )
+    with torch.no_grad():
+        model.network.fc.predict.weight.normal_(0, 0.1)  # boxes that differ from the priors
+    save_multibox(model, tmp_path / "grid")
+    saved = json.loads((tmp_path / "grid" / MULTIBOX_FILE).read_text())
+    assert saved["format_version"] == 2 and saved["head"] == {
+        "kind": "grid",
+        "tap": "inception4e",
+        "per_cell": 2,
+        "hidden": 16,
+    }
+    loaded = load_multibox(tmp_path / "grid")
+    assert loaded.head == head and isinstance(loaded.network, MultiBoxNetwork)
+    image = scene(1)[0]
+    assert np.array_equal(loaded.propose(image, 8), model.propose(image, 8))
+    # The weights file alone is not a GoogLeNet: a one-line error that names the way to load it.
+    with pytest.raises(GoogLeNetError, match="a MultiBox grid network: load its folder with load_multibox"):
+        load_weights(RunLayout(tmp_path / "grid").weights)
+    # A folder written before heads had names (format_version 1, no "head"): the pool head.
+    old = tiny_multibox()
+    save_weights(old.network, RunLayout(tmp_path / "old").weights)
+    body = {
+        "format": "googlenet-multibox", "format_version": 1, "num_priors": 6, "image_size": 64, "alpha": 0.3,
+        "nms_iou": 0.7, "weights_sha256": read_metadata(RunLayout(tmp_path / "old").weights)["sha256"],
+        "priors": old.priors.tolist(),
+    }  # fmt: skip
+    (tmp_path / "old" / MULTIBOX_FILE).write_text(json.dumps(body))
+    loaded = load_multibox(tmp_path / "old")
+    assert loaded.head.kind == "pool" and type(loaded.network).__name__ == "GoogLeNet"
+    assert np.array_equal(loaded.propose(image, 4), old.propose(image, 4))
+    body["head"] = {"kind": "grid", "per_cell": 0}
+    (tmp_path / "old" / MULTIBOX_FILE).write_text(json.dumps(body))
+    with pytest.raises(GoogLeNetError, match="head per_cell must be a positive integer"):
+        load_multibox(tmp_path / "old")
+    assert MULTIBOX_MANIFEST.version == 2
+
+
+def test_old_runs_resume_with_the_pool_head(tmp_path: Path) -> None:
+    # A run's task.yaml from before heads had names has no "head": it is the pool head's.
+    run = RunLayout(tmp_path / "run")
+    run.root.mkdir()
+    old = {
+        k: v
+        for k, v in MultiBoxOptions(num_priors=5).to_dict().items()
+        if not k.startswith(("head", "priors_per", "epoch"))
+    }
+    run.task_settings.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in old.items()))
+    options = resume_options(run.root, {"alpha": None})
+    assert options.head == "pool" and options.num_priors == 5 and options.epoch_images is None
+    assert MultiBoxOptions().head == "grid"
+
+
+def test_epoch_images_draws_from_the_whole_split(tmp_path: Path) -> None:
+    dataset = open_detection_dataset(write_voc(tmp_path / "voc", n=4), "train")
+    priors = fit_priors(random_boxes01(30, 0), 5, seed=0)
+    data = resolve_data_config(create_multibox_network(5).meta, image_size=64)
+    samples = MultiBoxSamples(dataset, priors, data, flip=False, epoch_images=10)
+    assert len(samples) == 10 and len(MultiBoxSamples(dataset, priors, data)) == 4
+
+    def drawn(seed: int) -> int:
+        torch.manual_seed(seed)
+        x, _ = samples[0]  # the position does not matter, the seeded RNG does
+        return next(
+            i for i in range(4) if torch.equal(x, MultiBoxSamples(dataset, priors, data, flip=False)[i][0])
+        )
+
+    draws = [drawn(seed) for seed in range(12)]
+    assert draws == [drawn(seed) for seed in range(12)] and len(set(draws)) > 1
+
+
 # --------------------------------------------------------------------------- a model
 
 
@@ -283,6 +468,39 @@ def test_the_proposals_module_uses_it(tmp_path: Path) -> None:
     method = proposal_method("multibox", multibox=tmp_path / "mb", multibox_top=3)
     image = scene(3)[0]
     assert np.array_equal(propose(image, method), model.propose(image, 3))
+
+
+def test_paper_adds_multibox_boxes_in_the_papers_proportion(tmp_path: Path) -> None:
+    # x2 boxes first, then the best MultiBox boxes: 0.2 per x2 box (the paper's 200 per ~1,000),
+    # those that duplicate an x2 box (IoU > 0.7) dropped after the count.
+    from googlenet.detection.proposals import DUPLICATE_IOU, proposal_method, propose, selective_search
+
+    image = np.asarray(
+        PIL.Image.open(write_voc(tmp_path / "voc", n=1, size=120) / "JPEGImages" / "000000.jpg")
+    )
+    method = proposal_method("paper", multibox=Path(__file__).parent)
+    ss = selective_search(image, method.ks)
+    share = round(0.2 * len(ss))
+    assert method.multibox_share == 0.2 and share >= 2
+    x1, y1, x2, y2 = ss[0]
+    near = [x1, y1, x2 + 1, y2]  # IoU with ss[0] above 0.7: the same region for R-CNN's warp
+    assert box_iou(np.array([near]), ss[:1])[0, 0] > DUPLICATE_IOU
+    far = [[1, 1, 2, 2 + i] for i in range(300)]  # one-pixel-wide: no Selective Search box is like them
+    asked = []
+
+    def proposer(rgb: np.ndarray, top: int) -> np.ndarray:
+        asked.append(top)
+        return np.array([near, *far], dtype=float)[:top]
+
+    boxes = propose(image, method, multibox=proposer)
+    assert asked == [share] and np.array_equal(boxes[: len(ss)], ss)
+    assert boxes[len(ss) :].tolist() == far[: share - 1]  # the near duplicate dropped, then the count's rest
+    # Without a share (an older paper detector's settings): at most multibox_top, duplicates dropped.
+    plain = dataclasses.replace(method, multibox_share=None, multibox_top=5)
+    assert propose(image, plain, multibox=proposer)[len(ss) :].tolist() == far[:4]
+    assert "multibox_share" not in proposal_method("selective-search-2x").settings()
+    with pytest.raises(GoogLeNetError, match="multibox_share must be > 0"):
+        proposal_method("paper", multibox=Path(__file__).parent, multibox_share=0)
 
 
 # --------------------------------------------------------------------------- training
@@ -365,7 +583,7 @@ def test_the_task_builds_on_a_classifier(tmp_path: Path) -> None:
     config = TrainConfig(
         data=str(voc), model="googlenet_bn", image_size=64, init_from=str(tmp_path / "bn.safetensors")
     )
-    task = multibox_task(MultiBoxOptions(num_priors=4))
+    task = multibox_task(MultiBoxOptions(num_priors=4, head="pool"))
     data = task.build_data(config)
     assert len(data.train) == 3 and len(data.val) == 1 and data.train.priors.shape == (4, 4)
     net = task.build_model(config, data.classes)
@@ -393,7 +611,7 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.
     torch.manual_seed(1)
     save_weights(create_model("googlenet", num_classes=2), classifier)
     recipe = {"image_size": 64, "batch_size": 2, "workers": 0, "num_threads": 1, "device": "cpu"}
-    options = {"num_priors": 3, "top": 3}
+    options = {"priors_per_cell": 2, "top": 3}
     flags = ["--data", voc, "--init-from", classifier]
     flags += [f"--{k.replace('_', '-')}={v}" for k, v in {**recipe, **options}.items()]
 
@@ -405,14 +623,15 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.
     assert main(["train-multibox", "--out", str(tmp_path / "resumed"), "--resume", "--alpha", "1"]) == 2
     changed = capsys.readouterr().err
     assert len(changed.strip().splitlines()) == 1 and "cannot change 'alpha' when resuming" in changed
-    assert "alpha=0.3" in changed
+    assert "alpha=30.0" in changed
     resumed = run_cli("train-multibox", "--out", tmp_path / "resumed", "--resume", "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr and resumed.stdout.splitlines()[0].startswith("epoch 2: ")
-    assert resumed.stdout.splitlines()[-1] == f"MultiBox model (3 priors) written to {tmp_path / 'resumed'}"
+    last_line = f"MultiBox model (grid head, 32 priors) written to {tmp_path / 'resumed'}"  # 4 x 4 cells x 2
+    assert resumed.stdout.splitlines()[-1] == last_line
     overrides = {**recipe, "data": str(voc), "init_from": str(classifier), "epochs": 2}
     config = resolve_config(None, {**overrides, "out": str(tmp_path / "straight")}, defaults=MULTIBOX_RECIPE)
-    assert (config.optimizer, config.lr, config.weight_decay) == ("adamw", 1e-4, 0.0)
+    assert (config.optimizer, config.lr, config.weight_decay) == ("adamw", 3e-4, 0.0)
     straight = fit(config, task=multibox_task(MultiBoxOptions(**options)))
     a, b = RunLayout(tmp_path / "straight"), RunLayout(tmp_path / "resumed")
     for weights in ("weights", "raw_weights"):
@@ -422,7 +641,8 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.
         {**m, "images_per_s": r["images_per_s"], "epoch_time_s": r["epoch_time_s"]}
         for m, r in zip(straight.metrics, metrics, strict=True)
     ]
-    assert {"train_conf", "train_match", "avg_val_loss", "avg_val_coverage_at_3"} <= set(metrics[0])
+    coverage = {f"avg_val_coverage_at_{n}" for n in (3, 10, 100)} | {"avg_val_prior_coverage"}
+    assert {"train_conf", "train_match", "avg_val_loss", *coverage} <= set(metrics[0])
     assert (b.root / "tensorboard").is_dir() and b.best_checkpoint.is_file()
     # The classifier's command does not take the run over: its task's settings are the run's.
     assert main(["train", "--resume", str(b.root), "--epochs", "3"]) == 2
@@ -432,11 +652,10 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.
     model = load_multibox(b.root)
     saved = json.loads((b.root / MULTIBOX_FILE).read_text())
     assert saved["trained"]["init_from"] == str(classifier) and saved["epochs_done"] == 2
-    assert (
-        saved["trained"]["num_priors"] == 3 and saved["weights_sha256"] == read_metadata(b.weights)["sha256"]
-    )
+    assert saved["head"] == {"kind": "grid", "tap": "inception4e", "per_cell": 2, "hidden": 256}
+    assert saved["weights_sha256"] == read_metadata(b.weights)["sha256"] and saved["format_version"] == 2
     dataset = open_detection_dataset(voc, "train")
-    assert np.array_equal(model.priors, fit_priors(training_boxes(dataset.targets()), 3, seed=0))
+    assert np.array_equal(model.priors, fit_grid_priors(training_boxes(dataset.targets()), 4, 2, seed=0))
     image = np.asarray(dataset[0][0])
     boxes = model.propose(image, 3)
     assert 1 <= len(boxes) <= 3 and boxes[:, 0].min() >= 1 and boxes[:, 2].max() <= image.shape[1]
@@ -449,7 +668,18 @@ def test_torchrun_two_processes_train_multibox(tmp_path: Path) -> None:
     env = {
         k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")
     }
-    args = ["--data", str(voc), "--out", str(tmp_path / "ddp"), "--num-priors", "3", "--top", "3"]
+    args = [
+        "--data",
+        str(voc),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--head",
+        "pool",
+        "--num-priors",
+        "3",
+        "--top",
+        "3",
+    ]
     args += ["--image-size", "64", "--batch-size", "1", "--epochs", "1", "--workers", "0", "--device", "cpu"]
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -479,6 +709,8 @@ def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.
         ("--device", "gpu"): "unknown device 'gpu'",
         ("--alpha", "-1"): "--alpha must be a non-negative number",
         ("--lr", "0"): "lr=0.0 must be > 0",
+        ("--head", "fc"): "--head must be one of pool, grid",
+        ("--epoch-images", "0"): "--epoch-images must be a positive integer",
     }
     for flags, message in cases.items():
         args = [
@@ -489,6 +721,8 @@ def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.
             str(out),
             "--batch-size",
             "2",
+            "--head",
+            "pool",
             "--num-priors",
             "2",
         ]
@@ -497,6 +731,11 @@ def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and message in err, err
         assert not out.exists()
+    assert main(["train-multibox", "--data", str(voc), "--out", str(out), "--num-priors", "2"]) == 2
+    assert "--num-priors is the pool head's K" in capsys.readouterr().err
+    assert main(["train-multibox", "--data", str(voc), "--out", str(out), "--head-tap", "fc"]) == 2
+    assert "tap 'fc' is not a stage of the backbone" in capsys.readouterr().err
+    assert not out.exists()
     assert main(["train-multibox", "--out", str(out), "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
     (out / "checkpoints").mkdir(parents=True)
@@ -505,6 +744,7 @@ def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.
     assert "already holds a MultiBox run: pass --resume" in capsys.readouterr().err
     # As a real process: the same one line.
     result = run_cli(
-        "train-multibox", "--data", voc, "--out", tmp_path / "o2", "--num-priors", "50", "--batch-size", "2"
-    )
+        "train-multibox", "--data", voc, "--out", tmp_path / "o2", "--head", "pool", "--num-priors", "50",
+        "--batch-size", "2",
+    )  # fmt: skip
     assert result.returncode == 2 and result.stderr.startswith("googlenet train-multibox: error: 50 priors")

@@ -14,18 +14,35 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from .common import add_recipe_arguments, configure_logging, recipe_overrides, stopped_early
 
 # Flag -> (options field, type, help); the defaults are MultiBoxOptions', shown in --help.
 _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
-    ("--num-priors", "num_priors", int, "K: boxes predicted per image (k-means priors)"),
+    (
+        "--head",
+        "head",
+        str,
+        "pool (average pool + linear, Erhan et al.'s K k-means priors) or grid "
+        "(priors tied to the cells of --head-tap, a convolutional head)",
+    ),
+    ("--head-tap", "head_tap", str, "grid head: the Inception stage it predicts from"),
+    ("--priors-per-cell", "priors_per_cell", int, "grid head: prior shapes per cell (k-means of log sizes)"),
+    ("--head-hidden", "head_hidden", int, "grid head: channels of its 3x3 convolution"),
+    ("--num-priors", "num_priors", int, "pool head: K, the boxes predicted per image (k-means priors)"),
     ("--alpha", "alpha", float, "weight of F_match in F = F_conf + alpha F_match"),
     ("--nms-iou", "nms_iou", float, "IoU above which a lower-scoring proposal is suppressed"),
     ("--top", "top", int, "proposals per image kept for the validation coverage (section 8: 200)"),
     ("--train-split", "train_split", str, "split to train on"),
     ("--val-split", "val_split", str, "split to report loss and coverage on after each epoch"),
+    (
+        "--epoch-images",
+        "epoch_images",
+        int,
+        "images per epoch, drawn at random from the training split (default: one pass over it)",
+    ),
 )
 # Recipe fields that mean nothing here: the classifier's folder layout, built-in set, augmentation
 # (MultiBox flips, --no-flip), auxiliary heads (it has none), label smoothing; --resume is a switch.
@@ -43,9 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train-multibox",
         help="train MultiBox (class-agnostic box proposals) on a detection dataset; resumable; torchrun",
         description="Train the MultiBox proposal network of the paper's detector (section 8; Erhan et "
-        "al. 2014): k-means priors of the training boxes, the Inception backbone with one linear layer "
-        "to K box residuals and K confidences, loss F_conf + alpha F_match. The recipe flags are "
-        "`googlenet train`'s, with MultiBox's defaults (Adam, lr 1e-4 at batch 16, 10 epochs). The run "
+        "al. 2014): K box residuals to priors and K confidences from the Inception backbone, loss "
+        "F_conf + alpha F_match. The grid head (default) ties its priors to the cells of an Inception map "
+        "and predicts them with a convolutional head; the pool head (Erhan et al.'s k-means priors, one "
+        "linear layer after the average pool) is the first one built here. The recipe flags are "
+        "`googlenet train`'s, with MultiBox's defaults (Adam, lr 3e-4 at batch 16, 10 epochs). The run "
         "directory is read by `googlenet proposals --method multibox --multibox DIR`.",
     )
     g = p.add_argument_group("MultiBox (Erhan et al. 2014)")
@@ -71,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..detection.multibox import (
+        MULTIBOX_MANIFEST,
         MULTIBOX_RECIPE,
         MultiBoxOptions,
         check_new_run,
@@ -78,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         resume_options,
     )
     from ..errors import GoogLeNetError
+    from ..runs import MULTIBOX_FILE
     from ..training.config import resolve_config, resume_config
     from ..training.train import fit
 
@@ -94,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
             raise GoogLeNetError("--data is required (a detection dataset or 'builtin') unless --resume")
         check_new_run(args.out)
         options = MultiBoxOptions(**{k: v for k, v in given.items() if v is not None})
+        if options.head == "grid" and args.num_priors is not None:
+            raise GoogLeNetError(
+                "--num-priors is the pool head's K; the grid head has cells x --priors-per-cell priors"
+            )
         config = resolve_config(args.config_file, overrides, defaults=MULTIBOX_RECIPE)
     if config.init_from is not None:
         from ..runs import resolve_checkpoint
@@ -112,5 +137,6 @@ def run(args: argparse.Namespace) -> int:
             f"epoch {m['epoch']}: val loss {m['avg_val_loss']:.4f}, coverage of the val boxes by the top "
             f"{options.top} (IoU >= 0.5) {100 * coverage:.1f}% (averaged weights)"
         )
-    print(f"MultiBox model ({options.num_priors} priors) written to {result.run_dir}")
+    priors = MULTIBOX_MANIFEST.read(Path(result.run_dir) / MULTIBOX_FILE)["num_priors"]
+    print(f"MultiBox model ({options.head} head, {priors} priors) written to {result.run_dir}")
     return 0

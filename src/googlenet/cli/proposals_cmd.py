@@ -72,7 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         help="selective-search: R-CNN fast mode (k 50, 100); selective-search-2x: the paper's "
         "superpixel size x2 (k 100, 200); multibox: 200 MultiBox boxes; paper: selective-search-2x "
-        "+ 200 MultiBox boxes. Several (or --method repeated): compared side by side",
+        "+ the best MultiBox boxes, 0.2 per x2 box (the paper's 200 per ~1,000), at most 200, those "
+        "duplicating an x2 box dropped. Several (or --method repeated): compared side by side",
     )
     p.add_argument("--multibox", type=Path, default=None, metavar="DIR", help="trained MultiBox model folder")
     add_out_argument(

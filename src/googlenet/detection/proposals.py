@@ -10,7 +10,10 @@ multi-box predictions": Selective Search in R-CNN's "fast mode" with the superpi
   than 20 px dropped, duplicates removed.
 - ``selective-search-2x``: the same with k in {100, 200} (the paper's superpixel size x2).
 - ``multibox``: the top 200 boxes of a trained MultiBox network (:mod:`.multibox`).
-- ``paper``: ``selective-search-2x`` followed by the top 200 MultiBox boxes.
+- ``paper``: ``selective-search-2x`` followed by the best MultiBox boxes, in the paper's
+  proportion: its 200 MultiBox boxes came on top of about 1,000 x2 boxes (R-CNN's ~2,000 halved,
+  "about 60%" of R-CNN's in total), so ``paper`` adds 0.2 MultiBox boxes per x2 box of the image
+  (at most 200), and drops those that duplicate an x2 box (IoU > 0.7).
 
 Every piece of Selective Search is OpenCV contrib's (``cv2.ximgproc.segmentation``, the
 ``googlenet[detection]`` extra); it is assembled here by hand because ``switchToSelectiveSearchFast``
@@ -91,6 +94,13 @@ SS_SIGMA = 0.8
 SS_MIN_BOX = 20
 # Paper section 8: "200 proposals" from MultiBox.
 MULTIBOX_TOP = 200
+# Section 8: x2 halves R-CNN's ~2,000 Selective Search boxes and 200 MultiBox boxes are added, "about
+# 60%" of R-CNN's in total: 200 MultiBox boxes per ~1,000 x2 boxes. ``paper`` keeps the proportion,
+# so images with fewer Selective Search boxes (the built-in set's 256 px ones: ~240) get fewer.
+PAPER_MULTIBOX_SHARE = 0.2
+# Combined with Selective Search, a MultiBox box overlapping a Selective Search box above this IoU is
+# the same region to R-CNN's warp and is dropped (MultiBox's own NMS threshold, multibox.model).
+DUPLICATE_IOU = 0.7
 # OpenCV ranks regions by rand() * level (its own C rand(), which Python cannot seed through
 # cv2); reseeding libc before each image makes the order, not only the set, reproducible.
 RAND_SEED = 1
@@ -99,7 +109,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "selective-search": {"ks": (50, 100), "multibox_top": 0},  # R-CNN fast mode
     "selective-search-2x": {"ks": (100, 200), "multibox_top": 0},  # section 8: superpixel size x2
     "multibox": {"ks": (), "multibox_top": MULTIBOX_TOP},
-    "paper": {"ks": (100, 200), "multibox_top": MULTIBOX_TOP},
+    "paper": {"ks": (100, 200), "multibox_top": MULTIBOX_TOP, "multibox_share": PAPER_MULTIBOX_SHARE},
 }
 METHODS = tuple(_PRESETS)
 OPENCV_MISSING = (
@@ -115,7 +125,9 @@ Proposer = Callable[[np.ndarray, int], np.ndarray]
 @dataclass(frozen=True)
 class ProposalMethod:
     """How one image's proposals are made: Selective Search over ``ks`` (none when empty), then the
-    ``multibox_top`` best MultiBox boxes of the model in ``multibox_dir`` (none when 0)."""
+    ``multibox_top`` best MultiBox boxes of the model in ``multibox_dir`` (none when 0); with
+    ``multibox_share`` and Selective Search, at most that many MultiBox boxes per Selective Search
+    box of the image. MultiBox boxes that duplicate a Selective Search box (IoU > 0.7) are dropped."""
 
     name: str
     ks: tuple[int, ...]
@@ -124,10 +136,15 @@ class ProposalMethod:
     im_width: int | None = None
     multibox_dir: str | None = None
     multibox_top: int = 0
+    multibox_share: float | None = None
 
     def settings(self) -> dict[str, Any]:
-        """Every field as JSON-able values: what a cache entry is keyed by."""
-        return {**dataclasses.asdict(self), "ks": list(self.ks)}
+        """Every field as JSON-able values: what a cache entry is keyed by (``multibox_share`` only
+        when set, so the entries of the methods without it keep the keys they had before it)."""
+        settings = {**dataclasses.asdict(self), "ks": list(self.ks)}
+        if self.multibox_share is None:
+            del settings["multibox_share"]
+        return settings
 
 
 def proposal_method(name: str, *, multibox: str | Path | None = None, **overrides: Any) -> ProposalMethod:
@@ -156,6 +173,9 @@ def proposal_method(name: str, *, multibox: str | Path | None = None, **override
     top = int(fields.get("multibox_top", 0))
     if top < 0 or (top == 0 and not ks):
         raise GoogLeNetError(f"proposal method {name!r}: multibox_top must be >= 1 without ks. Got {top}")
+    share = fields.get("multibox_share")
+    if share is not None and not (isinstance(share, int | float) and math.isfinite(share) and share > 0):
+        raise GoogLeNetError(f"proposal method {name!r}: multibox_share must be > 0 or None. Got {share!r}")
     multibox_dir = None
     if top > 0:
         if multibox is None:
@@ -175,6 +195,7 @@ def proposal_method(name: str, *, multibox: str | Path | None = None, **override
         im_width=None if im_width is None else int(im_width),
         multibox_dir=multibox_dir,
         multibox_top=top,
+        multibox_share=None if share is None else float(share),
     )
 
 
@@ -312,15 +333,23 @@ def multibox_proposals(image_rgb: np.ndarray, multibox: str | Path | Proposer, t
 def propose(image: np.ndarray, method: ProposalMethod, *, multibox: Proposer | None = None) -> np.ndarray:
     """The proposals of ``method`` for one (H, W, 3) uint8 RGB image: (N, 4) float64, inclusive.
 
-    ``paper``: the Selective Search boxes first, then the MultiBox ones not already among them.
-    ``multibox`` gives the MultiBox boxes (default: the model in ``method.multibox_dir``).
+    ``paper``: the Selective Search boxes first, then the best MultiBox ones (``multibox_share``
+    of the Selective Search count, at most ``multibox_top``) that duplicate none of them (IoU >
+    :data:`DUPLICATE_IOU`). ``multibox`` gives the MultiBox boxes (default: the model in
+    ``method.multibox_dir``).
     """
     parts = []
     if method.ks:
         parts.append(selective_search(image, method.ks, method.sigma, method.min_box, method.im_width))
     if method.multibox_top > 0:
         source = multibox if multibox is not None else method.multibox_dir
-        parts.append(multibox_proposals(image, source, method.multibox_top))
+        top = method.multibox_top
+        if parts and method.multibox_share is not None:
+            top = min(top, round(method.multibox_share * len(parts[0])))
+        boxes = multibox_proposals(image, source, top) if top > 0 else np.zeros((0, 4))
+        if parts and len(parts[0]) and len(boxes):
+            boxes = boxes[box_iou(boxes, parts[0]).max(axis=1) <= DUPLICATE_IOU]
+        parts.append(boxes)
     return _unique_rows(np.concatenate(parts)) if len(parts) > 1 else parts[0]
 
 

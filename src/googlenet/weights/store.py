@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,19 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise GoogLeNetError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
-def load_weights(path: str | Path, *, device: str | torch.device = "cpu", verify: bool = True) -> GoogLeNet:
+def load_weights(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    verify: bool = True,
+    build: Callable[..., GoogLeNet] | None = None,
+) -> GoogLeNet:
     """Rebuild the model stored in ``path`` by :func:`save_weights`, in eval mode.
 
     With ``verify`` (the default) the tensors must hash to the SHA-256 recorded in the file.
+    ``build(config, num_classes=, aux_logits=, meta=)`` makes the model the tensors are loaded into:
+    :class:`~googlenet.models.model.GoogLeNet` by default, a subclass with another head (MultiBox's
+    grid network) where the file's owner knows it holds one.
     """
     path = Path(path)
     metadata = read_metadata(path)
@@ -117,6 +127,13 @@ def load_weights(path: str | Path, *, device: str | torch.device = "cpu", verify
         aux_logits = bool(json.loads(metadata["aux_logits"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise GoogLeNetError(f"{path}: damaged googlenet metadata ({exc})") from None
-    model = GoogLeNet(config, num_classes=num_classes, aux_logits=aux_logits, meta=meta)
-    model.load_state_dict(state, strict=True)
+    model = (build or GoogLeNet)(config, num_classes=num_classes, aux_logits=aux_logits, meta=meta)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError:
+        head = meta.extra.get("multibox_head")
+        hint = f" (a MultiBox {head} network: load its folder with load_multibox)" if head else ""
+        raise GoogLeNetError(
+            f"{path}: its tensors do not fit a {type(model).__name__} of its recorded config{hint}"
+        ) from None
     return model.to(device).eval()

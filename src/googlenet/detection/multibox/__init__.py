@@ -6,8 +6,9 @@ One job per module, in the paper's notation (docs/detection.md, section "MultiBo
 
 * :mod:`.priors`: normalised box coordinates, the k-means priors, the bipartite matching of ground
   truths to priors and the targets it gives;
-* :mod:`.network`: the network (the GoogLeNet backbone and one linear layer to ``K`` box residuals
-  and ``K`` confidence logits), its input and the layout of its output;
+* :mod:`.network`: the network (the GoogLeNet backbone and a head to ``K`` box residuals and ``K``
+  confidence logits: ``pool``, one linear layer after the average pool, or ``grid``, a convolutional
+  head over an Inception map whose cells carry the priors), its input and the layout of its output;
 * :mod:`.loss`: ``F = F_conf + alpha F_match`` and the label tensors training reads it from;
 * :mod:`.model`: :class:`MultiBox`, a trained model's boxes and proposals for an image;
 * :mod:`.store`: the model folder (``model.safetensors`` + ``multibox.json``);
@@ -30,11 +31,22 @@ from .loss import (
     multibox_loss,
 )
 from .model import DEFAULT_NMS_IOU, MultiBox
-from .network import DEFAULT_IMAGE_SIZE, create_multibox_network, decode_boxes, preprocess, split_outputs
+from .network import (
+    DEFAULT_IMAGE_SIZE,
+    HEADS,
+    MultiBoxHead,
+    MultiBoxNetwork,
+    create_multibox_network,
+    decode_boxes,
+    grid_size,
+    preprocess,
+    split_outputs,
+)
 from .priors import (
     DEFAULT_NUM_PRIORS,
     denormalise_boxes,
     encode_targets,
+    fit_grid_priors,
     fit_priors,
     match_cost,
     match_priors,
@@ -49,6 +61,7 @@ __all__ = [
     "DEFAULT_IMAGE_SIZE",
     "DEFAULT_NMS_IOU",
     "DEFAULT_NUM_PRIORS",
+    "HEADS",
     "LABEL_COLUMNS",
     "LABEL_INDEX",
     "LABEL_MATCHED",
@@ -56,7 +69,9 @@ __all__ = [
     "MULTIBOX_MANIFEST",
     "MULTIBOX_RECIPE",
     "MultiBox",
+    "MultiBoxHead",
     "MultiBoxLoss",
+    "MultiBoxNetwork",
     "MultiBoxOptions",
     "MultiBoxSamples",
     "check_new_run",
@@ -64,7 +79,9 @@ __all__ = [
     "decode_boxes",
     "denormalise_boxes",
     "encode_targets",
+    "fit_grid_priors",
     "fit_priors",
+    "grid_size",
     "label_loss",
     "load_multibox",
     "match_cost",

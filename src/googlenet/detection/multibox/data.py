@@ -33,18 +33,34 @@ class MultiBoxSamples(torch.utils.data.Dataset):
     ``flip`` the image and its boxes are mirrored with probability 1/2, drawn from torch's RNG (so
     the engine's :class:`~googlenet.training.engine.SeededSamples` makes it a function of the
     sample's seed); the matching to the priors follows the flip.
+
+    With ``epoch_images`` an epoch has that many samples, each an image drawn uniformly (with
+    replacement) from the whole dataset by the same seeded RNG: a split far larger than a run
+    (the built-in generator draws as many images as asked) is then validated every
+    ``epoch_images``, and the draw stays a function of ``(seed, epoch, position)``.
     """
 
-    def __init__(self, dataset: Any, priors: np.ndarray, data: DataConfig, *, flip: bool = True) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        priors: np.ndarray,
+        data: DataConfig,
+        *,
+        flip: bool = True,
+        epoch_images: int | None = None,
+    ) -> None:
         self.dataset = dataset
         self.priors = as_boxes(priors)
         self.data = data
         self.flip = flip
+        self.epoch_images = epoch_images
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset) if self.epoch_images is None else self.epoch_images
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.epoch_images is not None:
+            index = int(torch.randint(len(self.dataset), ()))
         image, target = self.dataset[index]
         rgb = np.asarray(image.convert("RGB") if isinstance(image, PIL.Image.Image) else image)
         gt = normalise_boxes(target.boxes, target.width, target.height)

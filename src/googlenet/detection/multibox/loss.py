@@ -28,8 +28,10 @@ __all__ = [
 ]
 
 # alpha weighs F_match against F_conf; the paper gives it no value ("a tuned weight",
-# docs/detection.md); 0.3 is this project's setting.
-DEFAULT_ALPHA = 0.3
+# docs/detection.md). 30 is this project's, measured on the built-in detection set: F_match of boxes
+# at their priors is ~0.02 per image against F_conf's ~15, and with alpha = 0.3 the shared layers
+# learned from the confidences alone (coverage 46% vs 50% at alpha 30 after 4,000 images).
+DEFAULT_ALPHA = 30.0
 
 # One image's label tensor (K x 6, :class:`.data.MultiBoxSamples`): per prior the target residual
 # g_j - prior_i of the ground truth matched to it (zeros when unmatched), 1.0 where it is matched,

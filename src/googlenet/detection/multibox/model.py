@@ -11,7 +11,7 @@ boxes (``propose(image, top)``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from ...errors import GoogLeNetError
 from ...models.model import GoogLeNet
 from ..boxes import as_boxes, to_exclusive
 from .loss import DEFAULT_ALPHA
-from .network import DEFAULT_IMAGE_SIZE, decode_boxes, preprocess, split_outputs
+from .network import DEFAULT_IMAGE_SIZE, MultiBoxHead, decode_boxes, grid_size, preprocess, split_outputs
 from .priors import denormalise_boxes
 
 __all__ = ["DEFAULT_NMS_IOU", "MultiBox"]
@@ -33,13 +33,18 @@ DEFAULT_NMS_IOU = 0.7
 
 @dataclass
 class MultiBox:
-    """A trained MultiBox model: the network, its priors (K, 4) and the settings it runs with."""
+    """A trained MultiBox model: the network, its priors (K, 4) and the settings it runs with.
+
+    ``head`` says which head the network has (:class:`.network.MultiBoxHead`; ``pool``, a plain
+    GoogLeNet, unless given).
+    """
 
     network: GoogLeNet
     priors: np.ndarray
     image_size: int = DEFAULT_IMAGE_SIZE
     alpha: float = DEFAULT_ALPHA
     nms_iou: float = DEFAULT_NMS_IOU
+    head: MultiBoxHead = field(default_factory=lambda: MultiBoxHead(kind="pool"))
 
     def __post_init__(self) -> None:
         self.priors = as_boxes(self.priors)
@@ -51,6 +56,13 @@ class MultiBox:
             )
         if not 0.0 < self.nms_iou <= 1.0:
             raise GoogLeNetError(f"MultiBox NMS IoU must be in (0, 1]. Got {self.nms_iou}")
+        if self.head.kind == "grid":
+            cells = grid_size(self.network.config, self.head.tap, self.image_size) ** 2
+            if cells * self.head.per_cell != len(self.priors):
+                raise GoogLeNetError(
+                    f"the grid head has {cells} cells x {self.head.per_cell} priors at {self.image_size} px, "
+                    f"not the {len(self.priors)} priors given"
+                )
 
     @property
     def num_priors(self) -> int:

@@ -9,7 +9,9 @@ section 8):
   continuous interval ``[xmin - 1, xmax]``, which is what normalising maps to ``[0, 1]``.
 * **Priors**: the training boxes clustered into ``K`` priors by k-means
   (:func:`scipy.cluster.vq.kmeans2`, k-means++ seeding, fixed seed); box ``i`` is predicted as a
-  residual to its prior, ``l_i = prior_i + r_i``.
+  residual to its prior, ``l_i = prior_i + r_i``. The ``grid`` head's priors
+  (:func:`fit_grid_priors`) are tied to the cells of a feature map instead: ``A`` box shapes,
+  k-means of the training boxes' log widths and heights, centred on every cell.
 * **Matching**: each ground truth ``g_j`` takes one prior by the bipartite assignment minimising
   ``sum_ij x_ij * alpha / 2 * ||prior_i - g_j||^2`` (:func:`scipy.optimize.linear_sum_assignment`).
   The paper's cost also has the confidence terms of the current predictions; matching to the
@@ -33,6 +35,7 @@ __all__ = [
     "DEFAULT_NUM_PRIORS",
     "denormalise_boxes",
     "encode_targets",
+    "fit_grid_priors",
     "fit_priors",
     "match_cost",
     "match_priors",
@@ -82,16 +85,43 @@ def fit_priors(boxes01: object, num_priors: int, *, seed: int = 0) -> np.ndarray
     scipy's ``kmeans2`` with k-means++ seeding from ``numpy.random.default_rng(seed)``: the same
     boxes and seed give the same priors. A cluster that empties keeps its centre (a training box).
     """
-    data = as_boxes(boxes01)
     if num_priors < 1:
         raise GoogLeNetError(f"the number of priors must be >= 1. Got {num_priors}")
+    return _kmeans(as_boxes(boxes01), num_priors, seed, "priors", "boxes", "--num-priors")
+
+
+def fit_grid_priors(boxes01: object, grid: int, per_cell: int, *, seed: int = 0) -> np.ndarray:
+    """The ``grid`` head's priors, ``(grid * grid * per_cell, 4)``: ``per_cell`` box shapes centred
+    on each cell of a ``grid`` x ``grid`` map, cell-major (row, column), then shape, smallest first.
+
+    The shapes are the k-means centres of the normalised training boxes' ``(log w, log h)`` (as
+    :func:`fit_priors`): in log space a cluster stands for a range of scales, so the shapes spread
+    from the smallest boxes to the largest instead of crowding where the large boxes' sides vary
+    most. Priors may reach past the image; decoded boxes are clipped.
+    """
+    data = as_boxes(boxes01)
+    if grid < 1 or per_cell < 1:
+        raise GoogLeNetError(f"a grid of priors needs grid >= 1 and per_cell >= 1. Got {grid}, {per_cell}")
+    sides = np.log(np.clip(data[:, 2:] - data[:, :2], 1e-4, None))
+    shapes = np.exp(_kmeans(sides, per_cell, seed, "prior shapes per cell", "box sizes", "--priors-per-cell"))
+    shapes = shapes[np.argsort(shapes.prod(axis=1), kind="stable")]  # (A, 2): w, h
+    centre = (np.arange(grid, dtype=np.float64) + 0.5) / grid
+    cy, cx = np.meshgrid(centre, centre, indexing="ij")  # row-major cells
+    centres = np.stack([cx.ravel(), cy.ravel()], axis=1)[:, None, :]  # (cells, 1, 2)
+    half = shapes[None, :, :] / 2.0
+    return np.concatenate([centres - half, centres + half], axis=2).reshape(-1, 4)
+
+
+def _kmeans(data: np.ndarray, k: int, seed: int, what: str, points: str, flag: str) -> np.ndarray:
+    """``k`` k-means centres of the rows of ``data`` (scipy's ``kmeans2``, k-means++ seeding from
+    ``numpy.random.default_rng(seed)``, :data:`KMEANS_ITERATIONS`); errors name ``flag``."""
     distinct = len(np.unique(data, axis=0))
-    if distinct < num_priors:
+    if distinct < k:
         # k-means++ draws centres with probability ~ squared distance: it cannot pick more
-        # distinct centres than there are distinct boxes.
+        # distinct centres than there are distinct points.
         raise GoogLeNetError(
-            f"{num_priors} priors need at least {num_priors} distinct training boxes; the data has "
-            f"{distinct}: pass a smaller --num-priors or more training images"
+            f"{k} {what} need at least {k} distinct training {points}; the data has "
+            f"{distinct}: pass a smaller {flag} or more training images"
         )
     try:
         from scipy.cluster.vq import kmeans2
@@ -100,9 +130,7 @@ def fit_priors(boxes01: object, num_priors: int, *, seed: int = 0) -> np.ndarray
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="One of the clusters is empty")
-        centres, _ = kmeans2(
-            data, num_priors, iter=KMEANS_ITERATIONS, minit="++", seed=np.random.default_rng(seed)
-        )
+        centres, _ = kmeans2(data, k, iter=KMEANS_ITERATIONS, minit="++", seed=np.random.default_rng(seed))
     return np.asarray(centres, dtype=np.float64)
 
 

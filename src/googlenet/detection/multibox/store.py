@@ -2,13 +2,15 @@
 
 ``googlenet train-multibox --out DIR`` leaves such a folder, and ``googlenet proposals --multibox
 DIR`` reads it. ``multibox.json`` is a versioned manifest (:class:`googlenet.manifest.ManifestFormat`:
-``"format": "googlenet-multibox"``, ``"format_version": 1``) holding the priors (Erhan et al. 2014),
-the settings :class:`.model.MultiBox` runs with and the tensor hash of the weights it was written
-for, so a folder never pairs priors with the weights of another training.
+``"format": "googlenet-multibox"``, ``"format_version": 2``) holding the priors (Erhan et al. 2014),
+the settings :class:`.model.MultiBox` runs with, the head (``"head"``, :class:`.network.MultiBoxHead`;
+a file without it holds the ``pool`` head, the only one before heads had names) and the tensor hash
+of the weights it was written for, so a folder never pairs priors with the weights of another training.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +21,18 @@ from ...errors import GoogLeNetError
 from ...manifest import ManifestFormat
 from ...runs import MULTIBOX_FILE, RunLayout
 from .model import MultiBox
+from .network import MultiBoxHead, MultiBoxNetwork
 
 __all__ = ["MULTIBOX_MANIFEST", "load_multibox", "save_multibox"]
 
+# Version 2 added "head"; version 1 files (no head) hold the pool head and still load.
 MULTIBOX_MANIFEST = ManifestFormat(
     "googlenet-multibox",
-    1,
+    2,
     "MultiBox file",
     "googlenet train-multibox --out DIR",
     version_key="format_version",
+    readable=(1,),
 )
 
 
@@ -55,6 +60,7 @@ def save_multibox(
         "image_size": multibox.image_size,
         "alpha": multibox.alpha,
         "nms_iou": multibox.nms_iou,
+        "head": multibox.head.to_dict(),
         "weights_sha256": sha,
         **extra,
         "priors": multibox.priors.tolist(),
@@ -80,6 +86,7 @@ def load_multibox(directory: str | Path, *, device: str | torch.device = "cpu") 
         priors = np.zeros(0)
     if priors.ndim != 2 or priors.shape[1:] != (4,) or len(priors) < 1 or not np.isfinite(priors).all():
         raise GoogLeNetError(f"{path}: priors must be a non-empty list of [x1, y1, x2, y2] numbers")
+    head = MultiBoxHead.from_dict(settings.get("head"), source=str(path))
     weights = RunLayout(root).weights
     sha = read_metadata(weights).get("sha256")
     if sha != settings.get("weights_sha256"):
@@ -87,12 +94,14 @@ def load_multibox(directory: str | Path, *, device: str | torch.device = "cpu") 
             f"{path}: records weights {str(settings.get('weights_sha256'))[:16]}... but {weights} holds "
             f"{str(sha)[:16]}...; the folder mixes two trainings"
         )
+    build = functools.partial(MultiBoxNetwork, head=head) if head.kind == "grid" else None
     return MultiBox(
-        network=load_weights(weights, device=device),
+        network=load_weights(weights, device=device, build=build),
         priors=priors,
         image_size=_number(settings, "image_size", path, integer=True),
         alpha=float(_number(settings, "alpha", path)),
         nms_iou=float(_number(settings, "nms_iou", path)),
+        head=head,
     )
 
 
