@@ -220,6 +220,23 @@ def test_report_and_detect_work_from_another_folder(
     assert json.loads((tmp_path / "dets.json").read_text())  # every detection, whatever the threshold
 
 
+def test_proposals_leave_unreadable_images_out(
+    trained: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "proposals.json"
+    args = ("proposals", "--data", trained["data"], "--split", "train", "--method", "selective-search-2x",
+            "--out", out, "--workers", "0")  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="googlenet.detection"):  # stderr, outside pytest
+        result = cli_in_process(*args)
+    assert result.returncode == 0, result.stderr
+    assert "2 unreadable image(s) left out" in result.stdout
+    warned = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert [m.split()[3].rsplit("/", 1)[-1] for m in warned] == ["trunc.jpg", "empty.jpg"]  # each once
+    assert sorted(json.loads(out.read_text())) == ["t1", "t2", "t3", "t4"]
+    strict = cli_in_process(*args, "--strict-data")
+    assert strict.returncode == 2 and "trunc.jpg" in strict.stderr and "Traceback" not in strict.stderr
+
+
 def test_a_rerun_with_another_recipe_names_the_field(trained: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(trained["root"])
     same = cli_in_process(*trained["args"])  # the same command: the relative --data is the same data
