@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_recipe_arguments, configure_logging, recipe_overrides
+from .common import (
+    add_classes_argument,
+    add_dry_run_argument,
+    add_recipe_arguments,
+    configure_logging,
+    recipe_overrides,
+)
 
 ORDER = 62  # googlenet --help lists the commands by layer (detection)
 
@@ -19,7 +25,7 @@ ORDER = 62  # googlenet --help lists the commands by layer (detection)
 def register(sub: argparse._SubParsersAction) -> None:
     from ..detection.detector import PAPER_DETECTOR_MEMBERS
     from ..detection.proposals import METHODS
-    from ..detection.training import DEFAULT_PROPOSALS
+    from ..detection.training import DEFAULT_PROPOSALS, DETECTOR_RECIPE
 
     p = sub.add_parser(
         "train-detector",
@@ -62,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--nms-iou", type=float, default=None, help="per-class NMS IoU at test time (default 0.3)")
     g.add_argument("--max-detections", type=int, default=None, help="detections kept per image (default 100)")
+    add_classes_argument(g, what="the object classes (their order is the outputs')")
     add_recipe_arguments(
         p,
         exclude={"resume", "layout", "builtin"},
@@ -72,33 +79,38 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "help": "detection dataset (VOC, ILSVRC DET, COCO folder) or 'builtin'",
             },
         },
+        defaults=DETECTOR_RECIPE,
     )
+    add_dry_run_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..detection.training import train_detector
+    from ..detection.training import DETECTOR_RECIPE, estimate_train_detector, train_detector
     from ..runs import DetectorLayout
     from ..training.config import resolve_config
+    from ..training.distributed import launch_position
     from ..training.ensemble import EnsembleInterrupted
 
-    config = resolve_config(args.config_file, recipe_overrides(args))
+    config = resolve_config(args.config_file, recipe_overrides(args), defaults=DETECTOR_RECIPE)
     scoring = {k: getattr(args, k) for k in ("nms_iou", "max_detections") if getattr(args, k) is not None}
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    job = dict(
+        members=args.members, proposals=args.proposals, multibox=args.multibox,
+        proposal_workers=args.proposal_workers, classes=args.classes,
+    )  # fmt: skip
+    if args.dry_run:
+        print(estimate_train_detector(config, **job).format())
+        return 0
     configure_logging()
+    # The estimate goes to stderr with the training's log, once (rank 0 under torchrun).
+    estimate = (lambda e: say(e.format())) if launch_position()[0] == 0 else None
     try:
         manifest = train_detector(
-            config,
-            members=args.members,
-            proposals=args.proposals,
-            multibox=args.multibox,
-            same_init=args.same_init,
-            proposal_workers=args.proposal_workers,
-            scoring=scoring,
-            messages=say,
+            config, same_init=args.same_init, scoring=scoring, messages=say, on_estimate=estimate, **job
         )
     except EnsembleInterrupted as stop:
         say(
