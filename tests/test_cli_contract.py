@@ -99,7 +99,8 @@ PATH_ARGUMENTS: dict[str, list[PathArgument]] = {
     "train-multibox": [
         PathArgument("train-multibox --data {bad} --out {out}", READS_DIR),
         PathArgument(
-            "train-multibox --data {voc} --init-from {bad} --batch-size 1 --num-priors 1 --out {out}",
+            "train-multibox --data {voc} --init-from {bad} --batch-size 1 --head pool --num-priors 1 "
+            "--out {out}",
             MODEL_FILE,
         ),
     ],
