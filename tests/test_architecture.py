@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "googlenet"
 
 # Leaves: facts every layer may ask (no package imports of their own beyond errors).
 FOUNDATION = {
-    "errors", "atomic", "cache", "cost", "cpu", "device", "environment", "manifest", "progress", "runs",
-    "version",
+    "errors", "atomic", "cache", "cost", "cpu", "device", "environment", "manifest", "parts", "progress",
+    "runs", "version",
 }  # fmt: skip
 # package -> the packages (besides itself and FOUNDATION) it may import, lowest layer first.
 ALLOWED: dict[str, set[str]] = {
@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "device": set(),
     "environment": set(),
     "manifest": set(),
+    "parts": set(),
     "progress": set(),
     "version": set(),
     # runs owns the layouts and what --checkpoint names; loading them is training.loading's.

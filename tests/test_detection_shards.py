@@ -28,17 +28,17 @@ from googlenet.detection.proposals import (
     proposal_method,
     proposals_cache_path,
 )
-from googlenet.detection.shards import (
+from googlenet.errors import GoogLeNetError
+from googlenet.parts import (
     PartsFolder,
     Shard,
     chunk_images,
     image_chunks,
-    job_shard,
     parse_shard,
     read_arrays,
     write_arrays,
 )
-from googlenet.errors import GoogLeNetError
+from googlenet.training.distributed import job_shard
 
 from .conftest import REPO, cli_in_process
 

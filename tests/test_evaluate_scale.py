@@ -22,8 +22,9 @@ import pytest
 import torch
 
 from googlenet.errors import GoogLeNetError
-from googlenet.evaluation.parts import EvaluationParts, changed_settings
+from googlenet.evaluation.parts import EvaluationParts
 from googlenet.evaluation.protocol import CropProbabilities, EvalModel, crop_probabilities
+from googlenet.parts import changed_settings
 
 from .conftest import REPO, cli_in_process
 from .test_evaluate import ChannelMeans, images, what_was_evaluated

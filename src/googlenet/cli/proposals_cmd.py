@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..detection.datasets import DetectionDataset
     from ..detection.proposal_recall import MethodRecall
     from ..detection.proposals import ProposalMethod, ProposalsFill
-    from ..detection.shards import Shard
+    from ..parts import Shard
 
 METHOD_PLACEHOLDER = "{method}"  # in --out: one proposals file per --method
 
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from ..detection.estimates import estimate_proposals
     from ..detection.proposal_recall import ProposalRecall, plot_proposal_recall
     from ..detection.proposals import check_method, proposal_method
-    from ..detection.shards import job_shard
+    from ..training.distributed import job_shard
 
     names = list(dict.fromkeys(args.method))
     if len(names) > 1 and METHOD_PLACEHOLDER not in args.out:

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..cost import CostEstimate, Throughput, WorkPart, format_count, measure_throughput
+from ..parts import Shard
 from .proposals import ProposalMethod, cached_counts, check_method, iter_proposals
-from .shards import Shard
 
 __all__ = ["estimate_proposals", "evaluation_estimate", "time_proposals", "training_estimate"]
 

@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..cost import CostEstimate
 from ..errors import GoogLeNetError
+from ..parts import PartsFolder, Shard
 from ..progress import Progress, progress_callback
 from ..runs import RunLayout
+from ..training.distributed import job_shard, run_sharded
 from .detector import StageTimes
 from .evaluation_parts import (
     DetectedImages,
@@ -39,7 +41,6 @@ from .evaluation_parts import (
     evaluation_key,
     images_digest,
     merge_parts,
-    part_shards,
     read_part,
     write_part,
 )
@@ -48,7 +49,6 @@ from .proposals import ProposalMethod
 from .rule_comparison import COLUMNS as RULE_COLUMNS
 from .rule_comparison import RuleComparison
 from .scoring import ScoredBoxes
-from .shards import PartsFolder, Shard, job_shard, run_sharded
 
 if TYPE_CHECKING:
     from .datasets import DetectionDataset
@@ -436,7 +436,7 @@ def evaluate_detector(
     :data:`.metrics.RULES`, or ``all`` (every run under every rule: ``run.comparison``).
 
     Over several processes or machines: with ``shard`` (``"I/N"``, or torchrun's rank) the detector
-    runs on that shard's images only (:mod:`.shards`; their proposals fill the shared cache) and
+    runs on that shard's images only (:mod:`googlenet.parts`; their proposals fill the shared cache) and
     what it found is written to the folder ``parts`` (:mod:`.evaluation_parts`); the shard gets a
     :class:`.evaluation_parts.DetectorShardPart` back (a shard whose part is there already does
     nothing). The same call without ``shard`` then merges every shard's part and scores the whole
@@ -477,7 +477,7 @@ def evaluate_detector(
         return _detect(detector, dataset, job.methods, job.combos, part, workers, progress, job.options)
 
     if mine is None:
-        if store is not None and part_shards(store):
+        if store is not None and store.shards():
             return scored(merge_parts(store, dataset.image_ids))
         return scored(detect(None))
     assert store is not None
@@ -487,7 +487,7 @@ def evaluate_detector(
         before = read_part(store, part) is not None
         if not before:
             write_part(store, part, detect(part))
-        done = {s for s in part_shards(store) if s.count == part.count}
+        done = {s for s in store.shards() if s.count == part.count}
         left = [s for s in (Shard(i, part.count) for i in range(part.count)) if s not in done]
         images = len(part.images(len(dataset)))
         return DetectorShardPart(part, store.path(part.name), images, len(dataset), before, left)
@@ -575,7 +575,7 @@ class _DetectorJob:
         store = None
         if parts is not None:
             key = _parts_key(detector, manifest, dataset, methods, combos, options)
-            store = PartsFolder(parts, key, what="detector evaluation parts")
+            store = PartsFolder(parts, key)
             store.check()
         workers = cpu_count() if workers is None else workers
         return cls(detector, dataset, data_arg, manifest, methods, combos, workers, options, mine, store)
@@ -586,7 +586,7 @@ class _DetectorJob:
         if self.store is None:
             return True
         if self.shard is None:
-            return not part_shards(self.store)
+            return not self.store.shards()
         return read_part(self.store, self.shard) is None
 
     def estimate(self) -> CostEstimate:

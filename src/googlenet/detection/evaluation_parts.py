@@ -7,7 +7,7 @@ detections and the stage times, and per method each image's proposal count and t
 boxes its proposals cover. :func:`.evaluation.evaluate_detector` builds one for the whole split, or
 one per shard (``--shard I/N``, torchrun's ranks), each written as a part
 (``<json>.parts/shard-I-of-N.npz``, atomically, keyed by the detector, the data and the settings:
-:class:`.shards.PartsFolder`). :func:`merge_parts` puts the parts back in the split's order, which
+:class:`googlenet.parts.PartsFolder`). :func:`merge_parts` puts the parts back in the split's order, which
 the same scoring turns into the result a one-process run gives (apart from the times).
 """
 
@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +25,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import GoogLeNetError
+from ..parts import PartsFolder, Shard
 from .detector import StageTimes
 from .scoring import ScoredBoxes
-from .shards import PartsFolder, Shard
 
 __all__ = ["DetectedImages", "DetectorShardPart", "evaluation_key", "merge_parts", "write_part"]
 
 PARTS_VERSION = 1  # bumped whenever a part's arrays change meaning
-_PART = re.compile(r"shard-(\d+)-of-(\d+)")
 
 
 @dataclass
@@ -152,21 +150,11 @@ def read_part(folder: PartsFolder, shard: Shard) -> DetectedImages | None:
     return None if arrays is None else DetectedImages.from_arrays(arrays)
 
 
-def part_shards(folder: PartsFolder) -> list[Shard]:
-    """The shards whose parts are in ``folder``."""
-    found = []
-    for name in folder.names("shard-"):
-        match = _PART.fullmatch(name)
-        if match and int(match.group(1)) < int(match.group(2)):
-            found.append(Shard(int(match.group(1)), int(match.group(2))))
-    return found
-
-
 def merge_parts(folder: PartsFolder, image_ids: Sequence[str]) -> DetectedImages:
     """Every shard's part in ``folder`` as one :class:`DetectedImages` of ``image_ids`` (the split's,
     in its order): the images of the runs in that order, the stage times summed. A one-line error
     names the shards whose parts are missing, or parts of different shard counts."""
-    shards = part_shards(folder)
+    shards = folder.shards()
     counts = sorted({s.count for s in shards})
     if len(counts) > 1:
         raise GoogLeNetError(

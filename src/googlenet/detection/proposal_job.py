@@ -4,7 +4,7 @@ its cost said first, the shards merged under torchrun.
 What ``googlenet proposals`` runs: :func:`.proposals.fill_proposals` for the shard this process
 works on (``--shard I/N``, else torchrun's rank, else the whole split), after the estimate of
 :func:`.estimates.estimate_proposals`; under torchrun rank 0 waits for the other ranks and merges
-their chunks into the cache entry (:func:`.shards.run_sharded`).
+their chunks into the cache entry (:func:`googlenet.training.distributed.run_sharded`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cost import CostEstimate
+from ..parts import Shard
+from ..training.distributed import job_shard, run_sharded
 from .estimates import estimate_proposals
 from .proposals import ProposalMethod, ProposalsFill, fill_proposals
-from .shards import Shard, job_shard, run_sharded
 
 __all__ = ["proposals_job"]
 
@@ -31,9 +32,10 @@ def proposals_job(
     on_estimate: Callable[[CostEstimate], object] | None = None,
 ) -> ProposalsFill:
     """:func:`.proposals.fill_proposals` for this process's share: ``shard`` (``"I/N"`` or a Shard),
-    else torchrun's rank (:func:`.shards.job_shard`), else the whole split. Under torchrun every rank
-    fills its chunks, then rank 0 waits for the others and merges the entry (the cache folder must
-    be one every rank sees, as a training run directory must), returning the whole split's.
+    else torchrun's rank (:func:`googlenet.training.distributed.job_shard`), else the whole split.
+    Under torchrun every rank fills its chunks, then rank 0 waits for the others and merges the entry
+    (the cache folder must be one every rank sees, as a training run directory must), returning the
+    whole split's.
 
     ``on_estimate`` is called first with :func:`.estimates.estimate_proposals` when there is work
     left (under torchrun on rank 0 only).

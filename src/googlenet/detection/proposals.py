@@ -51,9 +51,7 @@ from ..atomic import atomic_write_text
 from ..cache import cache_dir
 from ..errors import GoogLeNetError
 from ..manifest import read_json
-from ..runs import MULTIBOX_FILE
-from .boxes import as_boxes, box_iou
-from .shards import (
+from ..parts import (
     PartsFolder,
     Shard,
     image_chunks,
@@ -62,6 +60,8 @@ from .shards import (
     read_arrays,
     write_arrays,
 )
+from ..runs import MULTIBOX_FILE
+from .boxes import as_boxes, box_iou
 
 __all__ = [
     "METHODS",
@@ -585,16 +585,17 @@ def fill_proposals(
 ) -> ProposalsFill:
     """Fill the cache entry of ``method``'s proposals for ``dataset``, chunk by chunk.
 
-    The split's images are cut into chunks (:func:`.shards.image_chunks`); each chunk's proposals
-    are written atomically beside the entry (``<entry>.parts/chunk-NNNNNN.npz``, keyed like the
-    entry) as soon as they are done, so a killed call continues where it stopped.
+    The split's images are cut into chunks (:func:`googlenet.parts.image_chunks`); each chunk's
+    proposals are written atomically beside the entry (``<entry>.parts/chunk-NNNNNN.npz``, keyed
+    like the entry) as soon as they are done, so a killed call continues where it stopped.
 
-    ``shard`` (a :class:`.shards.Shard` or ``"I/N"``): compute only that shard's chunks (other processes or
-    machines, sharing the cache folder, do the others) and leave them in the parts folder. Without
-    a shard: the whole split; chunks found done are reused, and once every chunk is there they are
-    merged into the entry (the file a one-process run writes) and the parts folder removed. When
-    shards worked on the split and some have not finished, it raises a one-line error naming them
-    instead of computing their share here (``shard=Shard(0, 1)`` computes whatever is missing).
+    ``shard`` (a :class:`googlenet.parts.Shard` or ``"I/N"``): compute only that shard's chunks
+    (other processes or machines, sharing the cache folder, do the others) and leave them in the
+    parts folder. Without a shard: the whole split; chunks found done are reused, and once every
+    chunk is there they are merged into the entry (the file a one-process run writes) and the parts
+    folder removed. When shards worked on the split and some have not finished, it raises a
+    one-line error naming them instead of computing their share here (``shard=Shard(0, 1)``
+    computes whatever is missing).
 
     ``refresh``: recompute (the whole split, or the shard's chunks) and rewrite. ``progress`` is
     called with the number of images done (those found done first, at once).

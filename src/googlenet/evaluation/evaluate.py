@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ import torch
 
 from ..data.multicrop import num_crops
 from ..errors import GoogLeNetError
+from ..parts import Shard, image_chunks
 from ..progress import Progress, progress_callback
 from .loading import LoadedModels, ModelSource, check_run_arguments
 from .parts import DEFAULT_CHUNK_IMAGES, EvaluationParts
@@ -116,7 +117,7 @@ def evaluate(
 
     Under ``torchrun`` (``RANK`` / ``WORLD_SIZE`` set) the process group is joined (Gloo on CPUs,
     NCCL on GPUs) unless it already is: the chunks are cut into contiguous, near-equal runs
-    (:func:`googlenet.cost.split_evenly`), each rank scores its run, and rank 0 gathers the
+    (:class:`googlenet.parts.Shard`), each rank scores its run, and rank 0 gathers the
     probabilities and builds the result, which every rank returns. It equals a one-process run's
     byte for byte except for ``world_size``, ``ranks`` and the timings.
 
@@ -171,9 +172,6 @@ JOB_ARGUMENTS = (
     "split", "layout", "crops", "combine", "limit", "image_size", "backend", "precision", "device",
     "batch_size", "workers", "allow_class_mismatch", "chunk_images", "work_dir",
 )  # fmt: skip
-# How long ranks wait for each other: a rank may finish its share hours after another (a slower
-# machine); torch's default (30 minutes for Gloo) would abort the job.
-RANK_WAIT = timedelta(days=7)
 
 
 @contextlib.contextmanager
@@ -198,7 +196,9 @@ def _open_job(
     joined = torchrun and not torch.distributed.is_initialized()
     # One process sets nothing global (init_distributed would select the CUDA device).
     env = (
-        D.init_distributed(device, timeout=RANK_WAIT) if torchrun else D.DistEnv(device=torch.device(device))
+        D.init_distributed(device, timeout=D.RANK_WAIT)
+        if torchrun
+        else D.DistEnv(device=torch.device(device))
     )
     try:
         yield _agreed(env, lambda: _Job.prepare(env, data, checkpoint, schemes, device, arguments))
@@ -262,7 +262,6 @@ class _Job:
         device: str,
         arguments: dict[str, Any],
     ) -> _Job:
-        from ..cost import split_evenly
         from ..data.builtin import resolve_data
         from ..data.datasets import build_dataset
         from ..inference.calibration import calibration_loader
@@ -294,8 +293,8 @@ class _Job:
         paths = [str(p) for p, _ in picked]
         labels = torch.tensor([label for _, label in picked])
         size = a["chunk_images"]
-        chunks = [range(first, min(first + size, len(paths))) for first in range(0, len(paths), size)]
-        shard = split_evenly(len(chunks), env.world_size)[env.rank]
+        chunks = image_chunks(len(paths), size)
+        shard = Shard(env.rank, env.world_size).chunks(len(chunks))
         parts = None
         if a["work_dir"] is not None:
             listing = "\n".join(f"{p}\t{label}" for p, label in picked)
@@ -330,9 +329,7 @@ class _Job:
 
     def images_of(self, rank: int) -> range:
         """The images of ``rank``'s share (contiguous: its chunks are)."""
-        from ..cost import split_evenly
-
-        share = split_evenly(len(self.chunks), self.env.world_size)[rank]
+        share = Shard(rank, self.env.world_size).chunks(len(self.chunks))
         n = len(self.paths)
         return range(min(share.start * self.chunk_images, n), min(share.stop * self.chunk_images, n))
 

@@ -18,7 +18,6 @@ The folder is removed once the evaluation's result exists.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -28,18 +27,18 @@ from typing import Any
 from ..atomic import atomic_write
 from ..errors import GoogLeNetError
 from ..manifest import ManifestFormat
+from ..parts import PartsFolder
 from .protocol import CropProbabilities
 
-__all__ = ["DEFAULT_CHUNK_IMAGES", "EvaluationParts", "changed_settings", "default_work_dir"]
+__all__ = ["DEFAULT_CHUNK_IMAGES", "EvaluationParts", "default_work_dir"]
 
 DEFAULT_CHUNK_IMAGES = 64  # a killed 144-crop run loses at most 64 x 144 forward passes per model
 SETTINGS = ManifestFormat("googlenet-evaluate-work", 1, "evaluation work folder", "googlenet evaluate")
 PART_FORMAT = "googlenet-evaluate-part"
-SETTINGS_FILE = "settings.json"
-PART_GLOB = "chunk-*.safetensors"
+PART_SUFFIX = ".safetensors"
 
 # How a change of each setting is named (the command's flags where there is one).
-_NAMES = {
+LABELS = {
     "crops": "--crops",
     "combine": "--combine",
     "models": "the models (tensor hashes)",
@@ -57,26 +56,7 @@ _NAMES = {
     "chunk_images": "--chunk-images",
     "num_classes": "the class count",
 }
-_HASHES = ("models", "images")  # shown as "differ", not as their hex
-
-
-def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """``["--crops 1 10 144 there, 1 now", ...]``: each setting that differs, named for a user."""
-    out = []
-    for key in [*new, *(k for k in old if k not in new)]:
-        if old.get(key) == new.get(key):
-            continue
-        name = _NAMES.get(key, key)
-        if key in _HASHES:
-            out.append(f"{name} differ")
-        else:
-            out.append(f"{name} {_shown(old.get(key))} there, {_shown(new.get(key))} now")
-    return out
-
-
-def _shown(value: Any) -> str:
-    text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+HASHED = ("models", "images")  # shown as "differ", not as their hex
 
 
 def default_work_dir(json_file: str | Path | None, identity: Mapping[str, Any]) -> Path:
@@ -92,50 +72,33 @@ def default_work_dir(json_file: str | Path | None, identity: Mapping[str, Any]) 
 
 
 class EvaluationParts:
-    """The chunks of one evaluation (``settings``) in the folder ``root``."""
+    """The chunks of one evaluation (``settings``) in the folder ``root``
+    (a :class:`googlenet.parts.PartsFolder` whose settings are recorded in ``settings.json``)."""
 
     def __init__(self, root: str | Path, settings: Mapping[str, Any]) -> None:
-        self.root = Path(root)
         self.settings = dict(settings)
         blob = json.dumps(self.settings, sort_keys=True)
         self.key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        self.folder = PartsFolder(
+            root, self.key, settings=self.settings, labels=LABELS, hashed=HASHED, record=SETTINGS
+        )
+        self.root = self.folder.root
 
     def check(self) -> None:
         """Refuse, in one line naming what changed, a folder holding another evaluation's parts."""
-        path = self.root / SETTINGS_FILE
-        if self.root.exists() and not self.root.is_dir():
-            raise GoogLeNetError(f"work folder {self.root} is a file; pass another --work-dir")
-        if not path.exists():
-            return
-        old = SETTINGS.read(path).get("settings", {})
-        changed = changed_settings(old, self.settings)
-        if changed:
-            raise GoogLeNetError(
-                f"{self.root} holds the parts of an unfinished evaluation with other settings "
-                f"({'; '.join(changed)}): rerun that command to finish it, or delete {self.root} to "
-                "start over"
-            )
+        self.folder.check()
 
     def start(self) -> None:
         """Create the folder and record the settings (once; :meth:`check` first)."""
-        path = self.root / SETTINGS_FILE
-        if not path.exists():
-            SETTINGS.write(path, {"key": self.key, "settings": self.settings})
+        self.folder.start()
 
     def path(self, chunk: int) -> Path:
-        return self.root / f"chunk-{chunk:06d}.safetensors"
+        return self.folder.path(f"chunk-{chunk:06d}", PART_SUFFIX)
 
     def done(self) -> set[int]:
         """The chunk indices that have a file here (read and checked by :meth:`read`)."""
-        if not self.root.is_dir():
-            return set()
-        found = set()
-        for path in self.root.glob(PART_GLOB):
-            try:
-                found.add(int(path.stem.split("-")[1]))
-            except (IndexError, ValueError):
-                continue
-        return found
+        names = self.folder.names("chunk-", PART_SUFFIX)
+        return {int(name[len("chunk-") :]) for name in names if name[len("chunk-") :].isdigit()}
 
     def write(self, chunk: int, first: int, part: CropProbabilities) -> Path:
         """Chunk ``chunk`` (images ``first`` to ``first + part.num_images``), atomically."""
@@ -182,10 +145,4 @@ class EvaluationParts:
 
     def remove(self) -> None:
         """Delete the parts and the settings, then the folder if nothing else is in it."""
-        if not self.root.is_dir():
-            return
-        for path in self.root.glob(PART_GLOB):
-            path.unlink(missing_ok=True)
-        (self.root / SETTINGS_FILE).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # something of the user's, or a rank's temporary file: keep it
-            self.root.rmdir()
+        self.folder.remove()

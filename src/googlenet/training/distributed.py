@@ -5,17 +5,32 @@ used here is synchronous data parallelism with :class:`torch.nn.parallel.Distrib
 launched by ``torchrun`` (NCCL on GPUs, Gloo on CPUs). This module only reads the environment that
 ``torchrun`` sets (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...) and wraps the few
 collective calls the trainer needs; without those variables everything degrades to one process.
+Jobs that are not training (section 7's evaluation, section 8's proposals and detector evaluation)
+take torchrun's ranks as the shards of their work (:func:`job_shard`, :func:`run_sharded`) and wait
+for each other up to :data:`RANK_WAIT`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+from ..errors import GoogLeNetError
+from ..parts import Shard, parse_shard
+
+# How long the ranks of a job that is not training wait for each other: a rank (or a shard of a
+# multi-day job) may finish its share hours after another, on a slower machine; torch's default
+# (30 minutes for Gloo) would abort the job.
+RANK_WAIT = datetime.timedelta(days=7)
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -154,3 +169,49 @@ def broadcast_object(env: DistEnv, obj: Any, src: int = 0) -> Any:
 def _collective_device(env: DistEnv) -> torch.device:
     # NCCL reduces CUDA tensors only; Gloo reduces CPU tensors.
     return env.device if env.backend == "nccl" else torch.device("cpu")
+
+
+def job_shard(shard: Shard | str | None = None) -> Shard | None:
+    """The shard this process works on: ``shard`` when given (a :class:`~googlenet.parts.Shard` or
+    ``"I/N"``), else torchrun's rank of its world size when there are several ranks, else None (the
+    whole job here)."""
+    rank, world_size = launch_position()
+    if shard is not None:
+        if world_size > 1 and shard != Shard(rank, world_size):  # a Shard this function gave is fine
+            raise GoogLeNetError(
+                f"--shard {shard} under torchrun ({world_size} ranks): torchrun's ranks are the shards; "
+                "give --shard only to processes started without torchrun"
+            )
+        return shard if isinstance(shard, Shard) else parse_shard(shard)
+    return Shard(rank, world_size) if world_size > 1 else None
+
+
+def run_sharded(shard: Shard | None, work: Callable[[Shard | None], R], merge: Callable[[], R]) -> R:
+    """``work(shard)``; under torchrun (``shard`` is this rank's) every rank then waits for the
+    others, and rank 0 returns ``merge()`` (the whole job from the parts every rank left), the
+    other ranks their own ``work``'s result."""
+    with rank_group(shard) as env:
+        result = work(shard)
+        if env is None:
+            return result
+        barrier(env)
+        return merge() if env.is_main else result
+
+
+@contextlib.contextmanager
+def rank_group(shard: Shard | None) -> Iterator[DistEnv | None]:
+    """Under torchrun (``shard`` from :func:`job_shard` with several ranks): the job's Gloo process
+    group, joined for the length of a job with a timeout of :data:`RANK_WAIT`, left at the end when
+    this joined it; elsewhere None."""
+    rank, world_size = launch_position()
+    if shard is None or world_size <= 1 or (shard.index, shard.count) != (rank, world_size):
+        yield None
+        return
+    joined = not dist.is_initialized()
+    # CPU: these jobs exchange no tensors, only a barrier, whatever the device of their work.
+    env = init_distributed("cpu", timeout=RANK_WAIT)
+    try:
+        yield env
+    finally:
+        if joined:
+            teardown(env)
