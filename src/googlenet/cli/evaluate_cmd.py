@@ -6,7 +6,14 @@ import argparse
 import os
 import sys
 
-from .common import STDOUT, add_json_argument, add_model_arguments, check_json_output, write_json
+from .common import (
+    STDOUT,
+    add_dry_run_argument,
+    add_json_argument,
+    add_model_arguments,
+    check_json_output,
+    write_json,
+)
 
 ORDER = 40  # googlenet --help lists the commands by layer (evaluation)
 
@@ -66,12 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score models whose class names differ from the data's folders by position (default: refuse)",
     )
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="only say what the evaluation would do and how long it would take here (measured on a few "
-        "warm-up batches), then stop",
-    )
+    add_dry_run_argument(p)
     p.add_argument(
         "--work-dir",
         default=None,
