@@ -19,12 +19,13 @@ from googlenet.detection.proposal_recall import (
     average_recall,
     average_recall_integral,
     best_overlaps,
+    coverage,
     plot_proposal_recall,
     proposal_counts,
     proposal_recall,
     recall,
 )
-from googlenet.detection.proposals import coverage, read_proposals
+from googlenet.detection.proposals import read_proposals
 from googlenet.errors import GoogLeNetError
 
 GT = [1, 1, 100, 100]  # 100 x 100 px

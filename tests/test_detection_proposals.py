@@ -13,10 +13,10 @@ import PIL.ImageDraw
 import pytest
 
 from googlenet.detection.boxes import box_iou
+from googlenet.detection.proposal_recall import coverage
 from googlenet.detection.proposals import (
     cached_proposals,
     compute_proposals,
-    coverage,
     proposal_method,
     proposals_cache_path,
     propose,

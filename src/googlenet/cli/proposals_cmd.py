@@ -237,7 +237,7 @@ def _report(
     write_proposals(out, proposals)
     seconds = wall / fill.computed * max(1, min(workers, fill.computed)) if fill.computed else None
     recall = proposal_recall(method.name, proposals, readable.targets(), seconds_per_image=seconds)
-    covered = recall.at(None)["recall_0.5"]  # the coverage (proposals.coverage) at IoU 0.5
+    covered = recall.at(None)["recall_0.5"]  # the coverage (proposal_recall.coverage) at IoU 0.5
     cov_text = "n/a (no ground-truth boxes)" if math.isnan(covered) else f"{100 * covered:.1f}%"
     print(
         f"{method.name} on {readable.root} split {readable.split!r}: {len(proposals)} images -> {out}",

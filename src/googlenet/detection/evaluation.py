@@ -644,7 +644,8 @@ def _detect(
     ensemble: each member's network once per image and method (:meth:`.detector.Detector.
     member_probabilities`), every ensemble combined from those (:meth:`.detector.Detector.combine`)."""
     from .detector import Detector
-    from .proposals import covered_boxes, fill_proposals
+    from .proposal_recall import covered_boxes
+    from .proposals import fill_proposals
 
     images = dataset if shard is None else dataset.subset(shard.images(len(dataset)))
     with progress_callback(progress, len(images) * len(methods), "proposals") as step:

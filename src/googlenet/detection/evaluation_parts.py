@@ -60,7 +60,7 @@ class DetectedImages:
 
     def coverage(self, method: str, ground_truth: int) -> float:
         """Share of the split's ``ground_truth`` boxes some proposal of ``method`` covers (NaN: none),
-        as :func:`.proposals.coverage` counts them."""
+        as :func:`.proposal_recall.coverage` counts them."""
         return sum(self.covered[method]) / ground_truth if ground_truth else float("nan")
 
     def to_arrays(self) -> dict[str, np.ndarray]:

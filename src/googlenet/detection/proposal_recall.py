@@ -14,10 +14,12 @@ fit well, and a method is used at a budget of proposals, best first. Their measu
   the objects' best IoUs (:func:`average_recall_integral`); the 10-threshold mean is its left Riemann
   sum (recall falls as the IoU rises), so it is never below it and exceeds it by at most 0.1 times the
   recall at IoU 0.5 (twice the step 0.05). Both are reported; AR is the 10-threshold mean;
-- AR at 100, 300 and 1000 proposals (:data:`BUDGETS`), and seconds per image.
+- AR at 100, 300 and 1000 proposals (:data:`BUDGETS`), and seconds per image;
+- the paper's coverage: recall at IoU 0.5 with every proposal (:func:`coverage`, and per image
+  :func:`covered_boxes`).
 
-Objects: every ground-truth box counts, difficult ones included, as :func:`.proposals.coverage`
-counts them (recall at every proposal with IoU 0.5 is that coverage). Proposal order is the
+Objects: every ground-truth box counts, difficult ones included (the paper's coverage figures do
+not say otherwise). Proposal order is the
 method's own (:mod:`.proposals`): what "the first ``n``" means depends on it.
 
 Everything is a pure function of boxes except :func:`plot_proposal_recall`, which draws the curves.
@@ -69,6 +71,30 @@ def best_overlaps(gt: object, proposals: object, counts: Sequence[int]) -> np.nd
     running = np.maximum.accumulate(box_iou(g, p), axis=1)  # best over the first k + 1 proposals
     last = np.minimum(counts, len(p)) - 1
     return np.where(last >= 0, running[:, np.maximum(last, 0)], 0.0)
+
+
+def covered_boxes(gt: object, proposals: object, iou: float = 0.5) -> int:
+    """How many of one image's ground-truth boxes some proposal overlaps with IoU >= ``iou``."""
+    boxes = as_boxes(proposals)
+    return int((best_overlaps(gt, boxes, [len(boxes)])[:, 0] >= iou).sum()) if len(boxes) else 0
+
+
+def coverage(proposals: Mapping[str, np.ndarray], targets: Iterable[Any], iou: float = 0.5) -> float:
+    """Share of ground-truth boxes that some proposal of their image overlaps with IoU >= ``iou``.
+
+    ``targets``: objects with ``image_id`` and ``boxes`` (:class:`.datasets.DetectionTarget`). NaN
+    when there are no ground-truth boxes.
+    """
+    covered = total = 0
+    for target in targets:
+        gt = as_boxes(target.boxes)
+        if len(gt) == 0:
+            continue
+        if target.image_id not in proposals:
+            raise GoogLeNetError(f"no proposals for image {target.image_id!r}")
+        total += len(gt)
+        covered += covered_boxes(gt, proposals[target.image_id], iou)
+    return covered / total if total else math.nan
 
 
 def recall(best: object, iou: float) -> np.ndarray:

@@ -73,8 +73,6 @@ __all__ = [
     "cached_proposals",
     "check_method",
     "compute_proposals",
-    "coverage",
-    "covered_boxes",
     "fill_proposals",
     "iter_proposals",
     "multibox_model",
@@ -452,33 +450,6 @@ def _check_unique_ids(ids: list[str]) -> None:
         seen: set[str] = set()
         dup = next(i for i in ids if i in seen or seen.add(i))
         raise GoogLeNetError(f"image id {dup!r} occurs twice in the dataset: proposals are keyed by image id")
-
-
-def coverage(proposals: Mapping[str, np.ndarray], targets: Iterable[Any], iou: float = 0.5) -> float:
-    """Share of ground-truth boxes that some proposal of their image overlaps with IoU >= ``iou``.
-
-    ``targets``: objects with ``image_id`` and ``boxes`` (:class:`.datasets.DetectionTarget`). All
-    boxes count, difficult ones included (the paper's coverage figures do not say otherwise). NaN
-    when there are no ground-truth boxes.
-    """
-    covered = total = 0
-    for target in targets:
-        gt = as_boxes(target.boxes)
-        if len(gt) == 0:
-            continue
-        if target.image_id not in proposals:
-            raise GoogLeNetError(f"no proposals for image {target.image_id!r}")
-        total += len(gt)
-        covered += covered_boxes(gt, proposals[target.image_id], iou)
-    return covered / total if total else math.nan
-
-
-def covered_boxes(gt: object, proposals: object, iou: float = 0.5) -> int:
-    """How many of one image's ground-truth boxes some proposal overlaps with IoU >= ``iou``."""
-    gt, boxes = as_boxes(gt), as_boxes(proposals)
-    if len(gt) == 0 or len(boxes) == 0:
-        return 0
-    return int((box_iou(gt, boxes).max(axis=1) >= iou).sum())
 
 
 # --------------------------------------------------------------------------- the cache

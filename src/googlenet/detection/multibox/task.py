@@ -32,7 +32,7 @@ from ...training.engine import Scores, TrainMetric, autocast, collate_batch
 from ...training.engine import split_outputs as main_output
 from ...training.loading import model_options
 from ...training.task import Task, TaskData, initialise_from
-from ..proposals import covered_boxes
+from ..proposal_recall import covered_boxes
 from .data import MultiBoxSamples, positive_share
 from .loss import DEFAULT_ALPHA, LABEL_INDEX, label_loss
 from .model import DEFAULT_NMS_IOU, MultiBox
