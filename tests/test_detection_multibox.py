@@ -22,7 +22,7 @@ import torch
 
 from googlenet.cli import main
 from googlenet.data.config import resolve_data_config
-from googlenet.detection.boxes import box_iou
+from googlenet.detection.boxes import box_iou, denormalise_boxes, normalise_boxes
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.multibox import (
     LABEL_INDEX,
@@ -37,7 +37,6 @@ from googlenet.detection.multibox import (
     MultiBoxSamples,
     create_multibox_network,
     decode_boxes,
-    denormalise_boxes,
     encode_targets,
     fit_grid_priors,
     fit_priors,
@@ -48,7 +47,6 @@ from googlenet.detection.multibox import (
     match_priors,
     multibox_loss,
     multibox_task,
-    normalise_boxes,
     positive_share,
     resume_options,
     save_multibox,

@@ -13,7 +13,10 @@ Every conversion to another convention is here, and only here:
   ``xmin..xmax`` cover ``[xmin - 1, xmax]``), what a network reading pixels needs (torchvision's
   detection models);
 - :func:`to_coco` / :func:`from_coco`: COCO's ``[x, y, w, h]``: ``x = xmin - 1``,
-  ``w = xmax - xmin + 1``, as detectron2's PASCAL VOC loader converts.
+  ``w = xmax - xmin + 1``, as detectron2's PASCAL VOC loader converts (and OpenCV's rectangles,
+  whose ``w`` and ``h`` count pixels);
+- :func:`normalise_boxes` / :func:`denormalise_boxes`: ``[0, 1]`` corners of the image, the
+  continuous boxes divided by its size (MultiBox's coordinates, Erhan et al. 2014).
 """
 
 from __future__ import annotations
@@ -98,3 +101,24 @@ def from_coco(boxes: object) -> np.ndarray:
     b = as_boxes(boxes).copy()
     b[:, 2:] += b[:, :2]
     return from_continuous(b)
+
+
+def normalise_boxes(boxes: object, width: int, height: int) -> np.ndarray:
+    """Inclusive 1-based pixel boxes of a ``width`` x ``height`` image -> ``[0, 1]`` corners (the
+    continuous boxes of :func:`to_continuous` divided by the image's size)."""
+    return to_continuous(boxes) / np.array([width, height, width, height], dtype=np.float64)
+
+
+def denormalise_boxes(boxes01: object, width: int, height: int) -> np.ndarray:
+    """``[0, 1]`` corners -> inclusive 1-based whole-pixel boxes inside the image.
+
+    Corners are clipped to the image, put in order and rounded to pixel edges; each box keeps at
+    least one pixel.
+    """
+    b = np.clip(as_boxes(boxes01), 0.0, 1.0)
+    size = np.array([width, height], dtype=np.float64)
+    edges = np.concatenate([np.minimum(b[:, :2], b[:, 2:]), np.maximum(b[:, :2], b[:, 2:])], axis=1)
+    pixels = from_continuous(np.round(edges * np.tile(size, 2)))
+    pixels[:, :2] = np.clip(pixels[:, :2], 1.0, size)
+    pixels[:, 2:] = np.clip(np.maximum(pixels[:, 2:], pixels[:, :2]), 1.0, size)
+    return pixels

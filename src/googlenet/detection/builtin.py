@@ -41,6 +41,7 @@ from .. import cache
 from ..atomic import atomic_write, atomic_write_text
 from ..data.scenes import BUILTIN_CLASSES, render_in_workers, render_scene
 from ..errors import GoogLeNetError
+from .boxes import box_area
 from .draw import DIFFICULT_COLOUR, colour_of, draw_boxes, fit_into
 
 # Bumped whenever the generator's output changes; part of the cache key and of the marker.
@@ -172,8 +173,7 @@ def _statistics(records: list[dict[str, Any]]) -> dict[str, Any]:
     objects = [o for r in records for o in r["objects"]]
     sizes = {name: 0 for name, _ in SIZE_BUCKETS}
     for o in objects:
-        x1, y1, x2, y2 = o["box"]
-        side = ((x2 - x1 + 1) * (y2 - y1 + 1)) ** 0.5
+        side = float(box_area([o["box"]])[0]) ** 0.5
         sizes[next(name for name, limit in SIZE_BUCKETS if side < limit)] += 1
     visible = np.array([o["visible"] for o in objects], dtype=np.float64)
     return {

@@ -34,6 +34,7 @@ import PIL.Image
 import torch.utils.data
 
 from ..errors import GoogLeNetError
+from .boxes import from_coco
 
 __all__ = [
     "CLASSES_FILE",
@@ -821,8 +822,8 @@ def _open_coco(root: Path, split: str, classes: list[str] | None, problems: _Pro
 
 
 def _coco_box(bbox: object) -> tuple[float, float, float, float] | str:
-    """COCO ``[x, y, w, h]`` (continuous, exclusive) -> inclusive ``[x + 1, y + 1, x + w, y + h]``,
-    so that the inclusive width ``xmax - xmin + 1`` equals ``w``; or why it cannot be read."""
+    """A COCO annotation's ``bbox`` as an inclusive box (:func:`.boxes.from_coco`), or why it cannot
+    be read."""
     if not isinstance(bbox, list | tuple) or len(bbox) != 4:
         return f"bbox must be [x, y, w, h]. Got {bbox!r}"
     try:
@@ -831,7 +832,8 @@ def _coco_box(bbox: object) -> tuple[float, float, float, float] | str:
         return f"non-numeric bbox {bbox!r}"
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         return f"non-numeric bbox {bbox!r}"
-    return (x + 1.0, y + 1.0, x + w, y + h)
+    xmin, ymin, xmax, ymax = (float(v) for v in from_coco([[x, y, w, h]])[0])
+    return (xmin, ymin, xmax, ymax)
 
 
 # --------------------------------------------------------------------------- class lists, images

@@ -61,7 +61,7 @@ from ..parts import (
     write_arrays,
 )
 from ..runs import MULTIBOX_FILE
-from .boxes import as_boxes, box_iou
+from .boxes import as_boxes, box_iou, from_coco
 
 __all__ = [
     "METHODS",
@@ -276,11 +276,10 @@ def selective_search(
     )
     _seed_c_rand()
     rects = np.asarray(ss.process(), dtype=np.float64).reshape(-1, 4)
-    # OpenCV's (x, y, w, h) comes from boundingRect, so w and h count pixels: inclusive 1-based
-    # corners are (x + 1, y + 1, x + w, y + h).
-    x, y, w, h = rects.T
-    keep = (w >= min_box) & (h >= min_box)  # FilterBoxesWidth: both sides >= minBoxWidth
-    boxes = np.stack([x + 1, y + 1, x + w, y + h], axis=1)[keep]
+    # OpenCV's (x, y, w, h) comes from boundingRect, so w and h count pixels: COCO's convention,
+    # whose inclusive 1-based corners are (x + 1, y + 1, x + w, y + h).
+    keep = (rects[:, 2] >= min_box) & (rects[:, 3] >= min_box)  # FilterBoxesWidth: both sides >= minBoxWidth
+    boxes = from_coco(rects[keep])
     boxes = _unique_rows(boxes)  # BoxRemoveDuplicates (OpenCV already drops exact repeats)
     if scale != 1.0:
         boxes = (boxes - 1.0) * scale + 1.0

@@ -28,7 +28,7 @@ from torchvision.ops import roi_align
 
 from ..errors import GoogLeNetError
 from ..training.engine import EpochBatchSampler
-from .boxes import as_boxes, box_iou
+from .boxes import as_boxes, box_iou, to_continuous
 
 RCNN_CROP_SIZE = 227  # R-CNN's input size, the reference for its context padding
 RCNN_CONTEXT_PADDING = 16  # pixels of context around the box in a 227 x 227 warp
@@ -47,13 +47,12 @@ def dilated_boxes(boxes: object, size: int, padding: float | None = None) -> np.
     """Inclusive 1-based boxes -> continuous 0-based ``[x0, y0, x1, y1]`` of the dilated windows whose
     warp to ``size`` leaves ``padding`` pixels of context on each side (R-CNN's ``rcnn_im_crop``).
 
-    Pixel ``i`` (1-based) covers ``[i - 1, i)`` in continuous coordinates, so an inclusive box
-    ``[x1, x2]`` is ``[x1 - 1, x2)``, ``x2 - x1 + 1`` wide.
+    The box's pixels are its continuous interval (:func:`.boxes.to_continuous`: ``[x1, x2]`` is
+    ``[x1 - 1, x2)``, ``x2 - x1 + 1`` wide), dilated about its centre.
     """
-    b = as_boxes(boxes)
     p = context_padding(size) if padding is None else padding
     scale = size / (size - 2 * p)
-    x0, y0, x1, y1 = b[:, 0] - 1, b[:, 1] - 1, b[:, 2], b[:, 3]
+    x0, y0, x1, y1 = to_continuous(boxes).T
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     hw, hh = (x1 - x0) / 2 * scale, (y1 - y0) / 2 * scale
     return np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)

@@ -44,13 +44,11 @@ from .network import (
 )
 from .priors import (
     DEFAULT_NUM_PRIORS,
-    denormalise_boxes,
     encode_targets,
     fit_grid_priors,
     fit_priors,
     match_cost,
     match_priors,
-    normalise_boxes,
     training_boxes,
 )
 from .store import MULTIBOX_MANIFEST, load_multibox, save_multibox
@@ -77,7 +75,6 @@ __all__ = [
     "check_new_run",
     "create_multibox_network",
     "decode_boxes",
-    "denormalise_boxes",
     "encode_targets",
     "fit_grid_priors",
     "fit_priors",
@@ -88,7 +85,6 @@ __all__ = [
     "match_priors",
     "multibox_loss",
     "multibox_task",
-    "normalise_boxes",
     "positive_share",
     "preprocess",
     "resume_options",

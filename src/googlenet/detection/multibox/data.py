@@ -16,10 +16,10 @@ import PIL.Image
 import torch
 
 from ...data.config import DataConfig
-from ..boxes import as_boxes
+from ..boxes import as_boxes, normalise_boxes
 from .loss import LABEL_COLUMNS, LABEL_INDEX, LABEL_MATCHED, LABEL_RESIDUAL
 from .network import preprocess
-from .priors import encode_targets, normalise_boxes
+from .priors import encode_targets
 
 __all__ = ["MultiBoxSamples", "positive_share"]
 

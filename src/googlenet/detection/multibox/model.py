@@ -19,10 +19,9 @@ import torch
 from ...data.config import DataConfig, check_image_size, resolve_data_config
 from ...errors import GoogLeNetError
 from ...models.model import GoogLeNet
-from ..boxes import as_boxes, to_exclusive
+from ..boxes import as_boxes, denormalise_boxes, to_exclusive
 from .loss import DEFAULT_ALPHA
 from .network import DEFAULT_IMAGE_SIZE, MultiBoxHead, decode_boxes, grid_size, preprocess, split_outputs
-from .priors import denormalise_boxes
 
 __all__ = ["DEFAULT_NMS_IOU", "MultiBox"]
 

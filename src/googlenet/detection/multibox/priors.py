@@ -5,8 +5,9 @@ Erhan, Szegedy, Toshev, Anguelov, "Scalable Object Detection using Deep Neural N
 section 8):
 
 * **Coordinates**: boxes are normalised ``[0, 1]`` corners of the image. Boxes elsewhere in the
-  package are inclusive 1-based pixel indices (:mod:`..boxes`): the pixels ``xmin..xmax`` cover the
-  continuous interval ``[xmin - 1, xmax]``, which is what normalising maps to ``[0, 1]``.
+  package are inclusive 1-based pixel indices: the pixels ``xmin..xmax`` cover the continuous
+  interval ``[xmin - 1, xmax]``, which is what normalising maps to ``[0, 1]``
+  (:func:`..boxes.normalise_boxes`, :func:`..boxes.denormalise_boxes`).
 * **Priors**: the training boxes clustered into ``K`` priors by k-means
   (:func:`scipy.cluster.vq.kmeans2`, k-means++ seeding, fixed seed); box ``i`` is predicted as a
   residual to its prior, ``l_i = prior_i + r_i``. The ``grid`` head's priors
@@ -28,18 +29,16 @@ from typing import Any
 import numpy as np
 
 from ...errors import GoogLeNetError
-from ..boxes import as_boxes
+from ..boxes import as_boxes, normalise_boxes
 from .loss import DEFAULT_ALPHA
 
 __all__ = [
     "DEFAULT_NUM_PRIORS",
-    "denormalise_boxes",
     "encode_targets",
     "fit_grid_priors",
     "fit_priors",
     "match_cost",
     "match_priors",
-    "normalise_boxes",
     "training_boxes",
 ]
 
@@ -49,28 +48,6 @@ __all__ = [
 DEFAULT_NUM_PRIORS = 100
 KMEANS_ITERATIONS = 30
 SCIPY_MISSING = "MultiBox's priors and matching need scipy: pip install 'googlenet[detection]'"
-
-
-def normalise_boxes(boxes: object, width: int, height: int) -> np.ndarray:
-    """Inclusive 1-based pixel boxes of a ``width`` x ``height`` image -> ``[0, 1]`` corners."""
-    b = as_boxes(boxes)
-    scale = np.array([width, height, width, height], dtype=np.float64)
-    return (b - np.array([1.0, 1.0, 0.0, 0.0])) / scale
-
-
-def denormalise_boxes(boxes01: object, width: int, height: int) -> np.ndarray:
-    """``[0, 1]`` corners -> inclusive 1-based whole-pixel boxes inside the image.
-
-    Corners are clipped to the image and put in order; each box keeps at least one pixel.
-    """
-    b = np.clip(as_boxes(boxes01), 0.0, 1.0)
-    x1, x2 = np.minimum(b[:, 0], b[:, 2]) * width, np.maximum(b[:, 0], b[:, 2]) * width
-    y1, y2 = np.minimum(b[:, 1], b[:, 3]) * height, np.maximum(b[:, 1], b[:, 3]) * height
-    xmin = np.clip(np.round(x1) + 1.0, 1.0, width)
-    ymin = np.clip(np.round(y1) + 1.0, 1.0, height)
-    xmax = np.clip(np.maximum(np.round(x2), xmin), 1.0, width)
-    ymax = np.clip(np.maximum(np.round(y2), ymin), 1.0, height)
-    return np.stack([xmin, ymin, xmax, ymax], axis=1)
 
 
 def training_boxes(targets: Iterable[Any]) -> np.ndarray:

@@ -32,12 +32,13 @@ from ...training.engine import Scores, TrainMetric, autocast, collate_batch
 from ...training.engine import split_outputs as main_output
 from ...training.loading import model_options
 from ...training.task import Task, TaskData, initialise_from
+from ..boxes import denormalise_boxes
 from ..proposal_recall import covered_boxes
 from .data import MultiBoxSamples, positive_share
 from .loss import DEFAULT_ALPHA, LABEL_INDEX, label_loss
 from .model import DEFAULT_NMS_IOU, MultiBox
 from .network import DEFAULT_IMAGE_SIZE, HEADS, MultiBoxHead, create_multibox_network, grid_size
-from .priors import DEFAULT_NUM_PRIORS, denormalise_boxes, fit_grid_priors, fit_priors, training_boxes
+from .priors import DEFAULT_NUM_PRIORS, fit_grid_priors, fit_priors, training_boxes
 from .store import save_multibox
 
 __all__ = [
