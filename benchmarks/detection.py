@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -179,57 +180,88 @@ def peer_optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.Op
     return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
 
 
+class PeerTrainer:
+    """torchvision's detection reference loop (``references/detection/engine.py``: sum of the four
+    losses, one optimizer step per batch, a linear warm-up over the first epoch's first steps), one
+    epoch per :meth:`train_epoch`; the optimizer, the step count and the data order's generator carry
+    over from one call to the next, so N calls train exactly as one run of N epochs."""
+
+    def __init__(self, args: argparse.Namespace, model: FasterRCNN, train_set: Any, device: torch.device):
+        self.model, self.train_set, self.device = model.to(device), train_set, device
+        self.batch_size = args.peer_batch_size
+        self.optimizer = peer_optimizer(args, model)
+        self.steps_per_epoch = math.ceil(len(train_set) / self.batch_size)
+        self.warmup = min(1000, self.steps_per_epoch - 1)
+        self.generator = torch.Generator().manual_seed(args.seed)
+        self.step, self.images, self.seconds = 0, 0, 0.0
+        self.losses: list[float] = []
+
+    def train_epoch(self, deadline: float | None = None) -> float:
+        """One pass over the train images in a new random order with random flips, stopped early at
+        ``deadline`` (a ``time.perf_counter()`` value) if given; the epoch's mean loss."""
+        self.model.train()
+        start, first = time.perf_counter(), len(self.losses)
+        n = len(self.train_set)
+        order = torch.randperm(n, generator=self.generator).tolist()
+        flips = torch.rand(n, generator=self.generator) < 0.5
+        for b in range(0, n, self.batch_size):
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+            batch = [peer_sample(self.train_set, i, bool(flips[i])) for i in order[b : b + self.batch_size]]
+            xs = [x.to(self.device) for x, _ in batch]
+            ts = [{k: v.to(self.device) for k, v in t.items()} for _, t in batch]
+            factor = (
+                1.0 if self.step >= self.warmup else 0.001 + (1 - 0.001) * self.step / max(self.warmup, 1)
+            )
+            for group in self.optimizer.param_groups:
+                group.setdefault("base_lr", group["lr"])
+                group["lr"] = group["base_lr"] * factor
+            loss = sum(self.model(xs, ts).values())
+            if not torch.isfinite(loss):
+                raise GoogLeNetError(
+                    f"Faster R-CNN: the loss is {loss.item()} at step {self.step}; lower --peer-lr"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.losses.append(float(loss.detach()))
+            self.step, self.images = self.step + 1, self.images + len(batch)
+        self.seconds += time.perf_counter() - start
+        return float(np.mean(self.losses[first:])) if len(self.losses) > first else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "seconds": self.seconds,
+            "epochs": self.images / len(self.train_set),
+            "steps": self.step,
+            "images": self.images,
+            "final_loss": float(np.mean(self.losses[-self.steps_per_epoch :]))
+            if self.losses
+            else float("nan"),
+            "optimizer": type(self.optimizer).__name__,
+            "lr": self.optimizer.param_groups[0].get("base_lr", self.optimizer.param_groups[0]["lr"]),
+        }
+
+
 def train_peer(
     args: argparse.Namespace, model: FasterRCNN, train_set: Any, device: torch.device, seconds: float | None
 ) -> dict[str, Any]:
-    """torchvision's detection reference loop (``references/detection/engine.py``: sum of the four
-    losses, one optimizer step per batch, a linear warm-up over the first epoch's first steps).
-    ``seconds`` set: train until that wall-clock budget is spent (the last epoch may stop early)."""
-    model.to(device).train()
-    optimizer = peer_optimizer(args, model)
-    steps_per_epoch = math.ceil(len(train_set) / args.peer_batch_size)
-    warmup = min(1000, steps_per_epoch - 1)
-    generator = torch.Generator().manual_seed(args.seed)
-    start, step, epoch, images, losses = time.perf_counter(), 0, 0, 0, []
-    while (epoch < args.epochs) if seconds is None else (time.perf_counter() - start < seconds):
-        order = torch.randperm(len(train_set), generator=generator).tolist()
-        flips = torch.rand(len(train_set), generator=generator) < 0.5
-        for b in range(0, len(order), args.peer_batch_size):
-            if seconds is not None and time.perf_counter() - start >= seconds:
-                break
-            batch = [peer_sample(train_set, i, bool(flips[i])) for i in order[b : b + args.peer_batch_size]]
-            xs = [x.to(device) for x, _ in batch]
-            ts = [{k: v.to(device) for k, v in t.items()} for _, t in batch]
-            factor = 1.0 if step >= warmup else 0.001 + (1 - 0.001) * step / max(warmup, 1)
-            for group in optimizer.param_groups:
-                group.setdefault("base_lr", group["lr"])
-                group["lr"] = group["base_lr"] * factor
-            loss = sum(model(xs, ts).values())
-            if not torch.isfinite(loss):
-                raise GoogLeNetError(
-                    f"Faster R-CNN: the loss is {loss.item()} at step {step}; lower --peer-lr"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step, images = step + 1, images + len(batch)
+    """:class:`PeerTrainer` for ``args.epochs`` epochs or, with ``seconds`` set, until that wall-clock
+    budget is spent (the last epoch may stop early)."""
+    trainer = PeerTrainer(args, model, train_set, device)
+    deadline = None if seconds is None else time.perf_counter() + seconds
+    epoch = 0
+    while (epoch < args.epochs) if deadline is None else (time.perf_counter() < deadline):
+        trainer.train_epoch(deadline)
         epoch += 1
-    return {
-        "seconds": time.perf_counter() - start,
-        "epochs": images / len(train_set),
-        "steps": step,
-        "images": images,
-        "final_loss": float(np.mean(losses[-steps_per_epoch:])) if losses else float("nan"),
-        "optimizer": type(optimizer).__name__,
-        "lr": optimizer.param_groups[0]["base_lr"],
-    }
+    return trainer.summary()
 
 
 # --------------------------------------------------------------------------- ours
 
 
-def ours_config(args: argparse.Namespace, data: str, out: Path) -> Any:
+def ours_config(args: argparse.Namespace, data: str, out: Path, **fields: Any) -> Any:
+    """Ours' TrainConfig from the flags; ``fields`` override any of its fields."""
     from googlenet.training.config import resolve_config
 
     overrides: dict[str, Any] = {
@@ -254,7 +286,7 @@ def ours_config(args: argparse.Namespace, data: str, out: Path) -> Any:
         overrides["lr"] = OURS_FINETUNE_LR
     if args.lr is not None:
         overrides["lr"] = args.lr
-    config = resolve_config(None, overrides)
+    config = resolve_config(None, {**overrides, **fields})
     config.validate()
     return config
 
@@ -291,6 +323,16 @@ def train_ours(args: argparse.Namespace, data: str, out: Path) -> dict[str, Any]
 
 
 @torch.inference_mode()
+def peer_detect(peer: FasterRCNN, x: torch.Tensor, image_id: str, device: torch.device) -> list[Detection]:
+    """The peer (in eval mode) on one 0..1 image tensor: its detections in our convention
+    (inclusive boxes, labels from 0)."""
+    (out,) = peer([x.to(device)])
+    boxes = from_continuous(out["boxes"].cpu().double().numpy())  # .cpu() synchronises a GPU
+    labels, scores = out["labels"].cpu().numpy() - 1, out["scores"].cpu().numpy()
+    return [Detection(image_id, int(c), float(s), b) for b, c, s in zip(boxes, labels, scores, strict=True)]
+
+
+@torch.inference_mode()
 def detect_interleaved(
     ours: Any, peer: FasterRCNN, val_set: Any, device: torch.device
 ) -> tuple[dict[str, list[Detection]], dict[str, list[float]]]:
@@ -311,14 +353,9 @@ def detect_interleaved(
 
     def run_peer(x: torch.Tensor, target: Any) -> None:
         t0 = time.perf_counter()
-        (out,) = peer([x.to(device)])
-        boxes = from_continuous(out["boxes"].cpu().double().numpy())  # .cpu() synchronises a GPU
+        detections = peer_detect(peer, x, target.image_id, device)
         seconds["peer"].append(time.perf_counter() - t0)
-        labels, scores = out["labels"].cpu().numpy() - 1, out["scores"].cpu().numpy()
-        found["peer"].extend(
-            Detection(target.image_id, int(c), float(s), b)
-            for b, c, s in zip(boxes, labels, scores, strict=True)
-        )
+        found["peer"].extend(detections)
 
     for i in range(len(val_set)):
         image, target = val_set[i]
@@ -436,6 +473,389 @@ def format_stage_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- to the plateau
+
+# The plateau mode's result is in the benchmarks' common format (common.header / check_result), which
+# benchmarks/render.py re-renders by this NAME; the other modes keep their own "format".
+NAME = "detection"
+SCHEMA_VERSION = 1
+STOP_RULE = "ilsvrc"  # the val mAP whose plateau stops a side (the paper's rule, section 8)
+COCO_KEYS = ("AP", "AP50", "AP75")  # COCOeval's summary numbers kept in the curve (pycocotools' names)
+
+_SCORES = {"mAP": {"?": float}, "coco": {"?": float}}
+_POINT = {
+    "epoch": int,
+    "training_seconds": float,  # cumulative: the training loops (ours: and its proposals), not evaluation
+    "wall_seconds": float,  # cumulative wall time of the training calls (ours: its setup and validation too)
+    "eval_seconds": float,  # this epoch's val evaluation
+    "train_loss": float,
+    **_SCORES,
+}
+_CONTENDER = {
+    "name": str,
+    "curve": [_POINT],
+    "best_epoch": int,
+    "epochs": int,
+    "stopped_by": str,  # "patience" or "max_epochs" (then the side may still have been climbing)
+    "seconds_to_best": float,
+    "training_seconds": float,
+    "training": dict,
+    "final": {
+        **_SCORES,
+        "AP": {"?": {"?": float}},  # rule -> class -> AP
+        "num_detections": int,
+        "images_per_s": float,
+        "seconds_per_image": float,
+    },
+}
+SCHEMA: dict[str, Any] = {
+    "settings": {
+        "data": str,
+        "train_images": int,
+        "val_images": int,
+        "classes": [str],
+        "model": str,
+        "init_from?": str,
+        "image_size": int,
+        "peer_scale": float,
+        "peer_min_size": int,
+        "peer_max_size": int,
+        "optimizer": str,
+        "lr": float,
+        "peer_lr": float,
+        "batch_size": int,
+        "peer_batch_size": int,
+        "max_epochs": int,
+        "patience": int,
+        "stop_rule": str,
+        "proposals": str,
+        "threads": int,
+        "device": str,
+        "seed": int,
+    },
+    "contenders": {"ours": _CONTENDER, "peer": _CONTENDER},
+    "ratios": {"?": float},  # ours / peer; a ratio whose denominator is 0 is left out
+}
+
+
+def best_epoch(values: Sequence[float]) -> int:
+    """The 1-based epoch of the highest value (the first of equal ones: a later epoch has to be
+    strictly better), 0 for no values."""
+    best = 0
+    for epoch, value in enumerate(values, 1):
+        if best == 0 or value > values[best - 1]:
+            best = epoch
+    return best
+
+
+def stop_reason(values: Sequence[float], patience: int, max_epochs: int) -> str | None:
+    """Early stopping: ``"patience"`` once ``patience`` epochs passed without a better value than the
+    best, ``"max_epochs"`` at ``max_epochs`` epochs, else None (train another epoch)."""
+    if values and len(values) - best_epoch(values) >= patience:
+        return "patience"
+    return "max_epochs" if len(values) >= max_epochs else None
+
+
+def scores_of(comparison: Any) -> dict[str, Any]:
+    """``{"mAP": {rule: mAP}, "coco": {AP, AP50, AP75}}`` of a :class:`RuleComparison` (every rule)."""
+    coco = comparison.evaluations["coco"].summary
+    return {
+        "mAP": {rule: e.mAP for rule, e in comparison.evaluations.items()},
+        "coco": {k: coco[k] for k in COCO_KEYS if coco.get(k) is not None},
+    }
+
+
+class OursTrainer:
+    """Ours one epoch at a time. Epoch 1 is :func:`googlenet.detection.train_detector` with one member
+    (its proposals computed and cached first, timed apart, as :func:`train_ours` does); each later
+    epoch continues that member with :func:`googlenet.fit` on its run directory and ``epochs`` one
+    larger. The schedule does not depend on the epoch count and the resume is exact, so after N calls
+    the member is what one run of N epochs gives; ``keep_checkpoints="last"`` keeps what it resumes from."""
+
+    def __init__(self, args: argparse.Namespace, data: str, out: Path, class_names: Sequence[str]) -> None:
+        from googlenet.detection.proposals import proposal_method
+        from googlenet.detection.training import member_dirs
+
+        self.args, self.data, self.out = args, data, out
+        self.config = ours_config(args, data, out, epochs=1, keep_checkpoints="last")
+        self.method = proposal_method(PROPOSALS)
+        self.member = out / member_dirs(out, 1)[0]
+        self.class_names = list(class_names)
+        self.epochs, self.seconds, self.wall_seconds, self.proposal_seconds = 0, 0.0, 0.0, 0.0
+
+    def train_epoch(self) -> float:
+        """Train one more epoch; its mean training loss."""
+        from googlenet import fit
+        from googlenet.detection import train_detector
+        from googlenet.detection.proposals import cached_proposals
+        from googlenet.detection.training import region_task
+        from googlenet.runs import read_metrics
+        from googlenet.training.config import resume_config
+        from googlenet.training.ensemble import EnsembleInterrupted
+
+        workers = self.args.proposal_workers
+        t0 = time.perf_counter()
+        if self.epochs == 0:
+            train_set = open_detection_dataset(self.data, "train")
+            for ds in (train_set, open_detection_dataset(self.data, "val", classes=train_set.class_names)):
+                cached_proposals(ds, self.method, workers=workers)
+            self.proposal_seconds = time.perf_counter() - t0
+            self.seconds += self.proposal_seconds
+            t0 = time.perf_counter()
+            train_detector(self.config, members=1, proposals=self.method, proposal_workers=workers)
+        else:
+            task = region_task(self.method, proposal_workers=workers, classes=self.class_names)
+            result = fit(resume_config(self.member, {"epochs": self.epochs + 1}), task=task)
+            if result.interrupted:
+                raise EnsembleInterrupted(0, self.member, result.interrupted, result.exit_code)
+        self.wall_seconds += time.perf_counter() - t0
+        record = read_metrics(self.member)[-1]
+        self.epochs += 1
+        self.seconds += record["epoch_time_s"]
+        return float(record["train_loss"])
+
+    def scores(self) -> Any:
+        """The detector as it is now on the val split, every rule (:func:`googlenet.detection.
+        evaluate_detector` on the cached proposals, in this process)."""
+        from googlenet.detection import evaluate_detector
+
+        result = evaluate_detector(
+            self.out, self.data, rule="all", workers=0, backend="torch", precision="fp32",
+            threads=self.args.threads, device=self.args.device,
+        )  # fmt: skip
+        return result.runs[0].comparison
+
+    def keep_best(self, best: Path) -> None:
+        """Copy the detector as it is now (its manifest and the member's weights) to ``best``."""
+        shutil.rmtree(best, ignore_errors=True)
+        shutil.copytree(self.out, best, ignore=shutil.ignore_patterns("checkpoints", "tensorboard", "*.pt"))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "proposal_seconds": self.proposal_seconds,
+            "fit_wall_seconds": self.wall_seconds,
+            "optimizer": self.config.optimizer,
+            "lr": self.config.lr,
+            "ema_decay": self.config.ema_decay,
+        }
+
+
+def peer_scores(peer: FasterRCNN, val_set: Any, device: torch.device) -> Any:
+    """The peer as it is now on the val split, every rule."""
+    from googlenet.detection.rule_comparison import compare_rules
+
+    peer.eval()
+    targets = val_set.targets()
+    found = [
+        d
+        for i, t in enumerate(targets)
+        for d in peer_detect(peer, peer_sample(val_set, i, False)[0], t.image_id, device)
+    ]
+    return compare_rules(found, targets, val_set.class_names, val_set.blacklist)
+
+
+def plateau(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """``--budget plateau``: both sides epoch by epoch (interleaved, so both see the same load on a
+    shared machine), each scored on the val split after every epoch and stopped by
+    :func:`stop_reason`; then both at their best epoch's weights, timed interleaved from the raw image."""
+    import copy
+
+    from googlenet.detection.detector import Detector
+    from googlenet.detection.rule_comparison import compare_rules
+
+    threads = use_threads(args.threads)
+    env = C.environment(args.device)
+    device = torch.device(args.device)
+    data = resolve_data(args)
+    train_set = open_detection_dataset(data, "train")
+    val_set = open_detection_dataset(data, "val", classes=train_set.class_names)
+    peer, peer_init = build_peer(args, train_set)  # first: a bad --init-from stops here
+    curves: dict[str, list[dict[str, Any]]] = {"ours": [], "peer": []}
+    stopped: dict[str, str | None] = {"ours": None, "peer": None}
+    with tempfile.TemporaryDirectory(prefix="bench-detection-plateau-") as tmp:
+        ours = OursTrainer(args, data, Path(tmp) / "detector", train_set.class_names)
+        peer_trainer = PeerTrainer(args, peer, train_set, device)
+        best_ours, best_peer = Path(tmp) / "best", None
+        while not all(stopped.values()):
+            for key in ("ours", "peer"):
+                if stopped[key]:
+                    continue
+                if key == "ours":
+                    loss = ours.train_epoch()
+                    torch.set_num_threads(threads)  # fit may change it; evaluation runs on the same threads
+                    seconds, wall = ours.seconds, ours.wall_seconds
+                else:
+                    loss = peer_trainer.train_epoch()
+                    seconds = wall = peer_trainer.seconds
+                t0 = time.perf_counter()
+                comparison = ours.scores() if key == "ours" else peer_scores(peer, val_set, device)
+                point = {
+                    "epoch": len(curves[key]) + 1,
+                    "training_seconds": seconds,
+                    "wall_seconds": wall,
+                    "eval_seconds": time.perf_counter() - t0,
+                    "train_loss": loss,
+                    **scores_of(comparison),
+                }
+                curves[key].append(point)
+                values = [p["mAP"][STOP_RULE] for p in curves[key]]
+                if best_epoch(values) == len(values):
+                    if key == "ours":
+                        ours.keep_best(best_ours)
+                    else:
+                        best_peer = copy.deepcopy(peer.state_dict())
+                stopped[key] = stop_reason(values, args.patience, args.max_epochs)
+                end = f"; stopped ({stopped[key]})" if stopped[key] else ""
+                C.log(
+                    f"{key} epoch {point['epoch']}: mAP {STOP_RULE} {100 * values[-1]:.2f}%, COCO AP "
+                    f"{100 * point['coco'].get('AP', math.nan):.2f}%, loss {loss:.4f}, training "
+                    f"{seconds:.0f} s{end}"
+                )
+        peer.load_state_dict(best_peer)
+        detector = Detector.load(
+            best_ours, backend="torch", precision="fp32", threads=threads, device=args.device
+        )
+        detections, seconds_per = detect_interleaved(detector, peer, val_set, device)
+    contenders = {}
+    for key, name, trainer in (("ours", OURS, ours), ("peer", PEER, peer_trainer)):
+        comparison = compare_rules(detections[key], val_set.targets(), val_set.class_names, val_set.blacklist)
+        total = sum(seconds_per[key])
+        values = [p["mAP"][STOP_RULE] for p in curves[key]]
+        best = best_epoch(values)
+        training = trainer.summary()
+        if key == "peer":
+            training["init"] = peer_init
+        contenders[key] = {
+            "name": name,
+            "curve": curves[key],
+            "best_epoch": best,
+            "epochs": len(values),
+            "stopped_by": stopped[key],
+            "seconds_to_best": curves[key][best - 1]["training_seconds"],
+            "training_seconds": curves[key][-1]["training_seconds"],
+            "training": training,
+            "final": {
+                **scores_of(comparison),
+                "AP": {rule: e.ap for rule, e in comparison.evaluations.items()},
+                "num_detections": len(detections[key]),
+                "images_per_s": len(seconds_per[key]) / total,
+                "seconds_per_image": total / len(seconds_per[key]),
+            },
+        }
+    env["load_average_after"] = C.load_average()
+    o, p = contenders["ours"], contenders["peer"]
+    pairs = {
+        **{f"mAP_{rule}": (o["final"]["mAP"][rule], p["final"]["mAP"][rule]) for rule in o["final"]["mAP"]},
+        **{f"{k}_coco": (o["final"]["coco"].get(k, 0.0), p["final"]["coco"].get(k, 0.0)) for k in COCO_KEYS},
+        "images_per_s": (o["final"]["images_per_s"], p["final"]["images_per_s"]),
+        "seconds_to_best": (o["seconds_to_best"], p["seconds_to_best"]),
+        "epochs_to_best": (o["best_epoch"], p["best_epoch"]),
+    }
+    settings = {
+        "data": data,
+        "train_images": len(train_set),
+        "val_images": len(val_set),
+        "classes": list(train_set.class_names),
+        "model": args.model,
+        **({"init_from": str(args.init_from)} if args.init_from else {}),
+        "image_size": args.image_size,
+        "peer_scale": float(args.peer_scale),
+        "peer_min_size": int(peer.transform.min_size[0]),
+        "peer_max_size": int(peer.transform.max_size),
+        "optimizer": args.optimizer,
+        "lr": float(ours.config.lr),
+        "peer_lr": float(peer_trainer.summary()["lr"]),
+        "batch_size": args.batch_size,
+        "peer_batch_size": args.peer_batch_size,
+        "max_epochs": args.max_epochs,
+        "patience": args.patience,
+        "stop_rule": STOP_RULE,
+        "proposals": PROPOSALS,
+        "threads": threads,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    return {
+        **C.header(NAME, SCHEMA_VERSION, command, env),
+        "settings": settings,
+        "contenders": contenders,
+        "ratios": {k: float(a / b) for k, (a, b) in pairs.items() if b > 0},
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    """The plateau result as markdown: the machine and command, the settings, the table ours / peer."""
+    C.check_result(result, NAME, SCHEMA_VERSION, SCHEMA)
+    s, c, r = result["settings"], result["contenders"], result["ratios"]
+    both = (c["ours"], c["peer"])
+
+    def pct(get: Any) -> list[str]:
+        return [f"{100 * v:.2f}" if (v := get(x)) is not None else "-" for x in both]
+
+    rows = [
+        ("mAP, ILSVRC rule (%)", *pct(lambda x: x["final"]["mAP"]["ilsvrc"]), r.get("mAP_ilsvrc")),
+        ("mAP, VOC2012 rule (%)", *pct(lambda x: x["final"]["mAP"]["voc12"]), r.get("mAP_voc12")),
+        ("COCO AP .50:.95 (%)", *pct(lambda x: x["final"]["coco"].get("AP")), r.get("AP_coco")),
+        ("COCO AP50 (%)", *pct(lambda x: x["final"]["coco"].get("AP50")), r.get("AP50_coco")),
+        ("best epoch / trained", *(f"{x['best_epoch']} / {x['epochs']} ({x['stopped_by']})" for x in both),
+         r.get("epochs_to_best")),
+        ("training s to the best epoch", *(f"{x['seconds_to_best']:.0f}" for x in both),
+         r.get("seconds_to_best")),
+        ("training s in all", *(f"{x['training_seconds']:.0f}" for x in both), None),
+        ("images/s (inference)", *(f"{x['final']['images_per_s']:.3f}" for x in both), r.get("images_per_s")),
+    ]  # fmt: skip
+    lines = [
+        C.machine_line(result),
+        "",
+        f"{s['train_images']} train / {s['val_images']} val images, {len(s['classes'])} classes; both "
+        f"from {s.get('init_from', 'the same random backbone')} ({s['model']}); ours' regions at "
+        f"{s['image_size']} px, the peer's images at {s['peer_min_size']}-{s['peer_max_size']} px; stop "
+        f"after {s['patience']} epochs without a better val mAP ({s['stop_rule']}) or at "
+        f"{s['max_epochs']}; scores at the best epoch's weights.",
+        "",
+        C.table(
+            [{"name": n, "ours": a, "peer": b, "ratio": q} for n, a, b, q in rows],
+            [
+                C.Column("", lambda x: x["name"], numeric=False),
+                C.Column("ours (R-CNN)", lambda x: x["ours"]),
+                C.Column("peer (Faster R-CNN)", lambda x: x["peer"]),
+                C.Column("ours / peer", C.field("ratio", "{:.2f}x")),
+            ],
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def plot_plateau(result: dict[str, Any], path: Path) -> Path:
+    """The two learning curves: val mAP (ILSVRC rule, and COCO's AP .50:.95 dashed) against the epoch
+    and against the training seconds, the best epoch of each side marked."""
+    from googlenet.evaluation.plots import new_figure, save_figure
+
+    fig = new_figure(10.0, 4.0)
+    by_epoch, by_time = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for n, (key, label) in enumerate((("ours", "ours (R-CNN)"), ("peer", "peer (Faster R-CNN)"))):
+        contender, colour = result["contenders"][key], f"C{n}"
+        curve = contender["curve"]
+        epochs = [p["epoch"] for p in curve]
+        minutes = [p["training_seconds"] / 60 for p in curve]
+        ilsvrc = [100 * p["mAP"][STOP_RULE] for p in curve]
+        coco = [100 * p["coco"].get("AP", float("nan")) for p in curve]
+        by_epoch.plot(epochs, ilsvrc, "-o", color=colour, ms=3, label=f"{label}: mAP, ILSVRC rule")
+        by_epoch.plot(epochs, coco, "--", color=colour, lw=1, label=f"{label}: COCO AP .50:.95")
+        by_time.plot(minutes, ilsvrc, "-o", color=colour, ms=3, label=label)
+        b = contender["best_epoch"] - 1
+        by_epoch.plot([epochs[b]], [ilsvrc[b]], "*", color=colour, ms=12)
+        by_time.plot([minutes[b]], [ilsvrc[b]], "*", color=colour, ms=12)
+    by_epoch.set_xlabel("epoch (ours: a pass over the positive regions; peer: over the images)")
+    by_time.set_xlabel("training minutes (ours: Selective Search included)")
+    by_epoch.set_ylabel("val mAP / AP, %")
+    for ax in (by_epoch, by_time):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    return save_figure(fig, path)
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -445,8 +865,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--data", default="builtin", help="detection dataset folder (VOC layout etc.) or 'builtin'"
     )
     p.add_argument("--epochs", type=int, default=4, help="epochs for both (see --budget)")
-    p.add_argument("--budget", choices=("epochs", "seconds"), default="epochs",
-                   help="epochs: both train --epochs; seconds: the peer gets ours' seconds")  # fmt: skip
+    p.add_argument("--budget", choices=("epochs", "seconds", "plateau"), default="epochs",
+                   help="epochs: both train --epochs; seconds: the peer gets ours' seconds; plateau: each "
+                   "trains until its val mAP stops improving (--patience, --max-epochs)")  # fmt: skip
+    p.add_argument("--max-epochs", type=int, default=30, help="--budget plateau: at most this many epochs")
+    p.add_argument("--patience", type=int, default=3,
+                   help="--budget plateau: stop a side after this many epochs without a gain")  # fmt: skip
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="--budget plateau: draw the two learning curves here")  # fmt: skip
+    p.add_argument("--docs", type=Path, default=None, metavar="MD",
+                   help="--budget plateau: write the table as the result's section of this file")  # fmt: skip
     p.add_argument("--image-size", type=int, default=96, help="ours: the side regions are warped to")
     p.add_argument("--peer-scale", type=float, default=2.0,
                    help="peer: images resized by this factor (Faster R-CNN upsamples VOC)")  # fmt: skip
@@ -481,7 +909,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.epochs, args.image_size, args.batch_size, args.peer_scale = 1, 64, 16, 1.0
     if args.images is not None and args.images < 1:
         p.error(f"--images must be at least 1. Got {args.images}")
-    for name in ("epochs", "image_size", "batch_size", "peer_batch_size"):
+    for name in ("epochs", "image_size", "batch_size", "peer_batch_size", "max_epochs", "patience"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1. Got {getattr(args, name)}")
     if args.peer_scale <= 0:
@@ -616,6 +1044,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.stage_costs is not None:
             report = stage_costs(args, resolve_data(args), command)
+        elif args.budget == "plateau":
+            report = plateau(args, command)
         else:
             report = run(args, command)
     except GoogLeNetError as exc:
@@ -624,6 +1054,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnsembleInterrupted as stop:  # SIGINT/SIGTERM while ours trains: the run is temporary
         C.log(f"benchmarks/detection.py: stopped by {stop.signal_name} while training ours")
         return stop.exit_code
+    if args.stage_costs is None and args.budget == "plateau":
+        if args.plot is not None:
+            plot_plateau(report, args.plot)
+        C.publish(report, render(report), args.json, args.docs)
+        return 0
     print(format_stage_table(report) if args.stage_costs is not None else format_table(report))
     if args.json is not None:
         C.write_json(args.json, report)

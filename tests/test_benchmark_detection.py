@@ -193,3 +193,82 @@ def test_stage_costs_per_backend_and_members(
     assert report["settings"]["val_images"] == 2 and report["environment"]["torch_threads"] == 1
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + len(rows) and "| 2 | torch/fp32 |" in table[-1]
+
+
+# --------------------------------------------------------------------------- --budget plateau
+
+
+def test_early_stopping_rule_by_hand() -> None:
+    # A later epoch must be strictly better to become the best; patience counts the epochs after it.
+    assert bench.best_epoch([]) == 0
+    assert bench.best_epoch([0.1, 0.3, 0.3, 0.2]) == 2
+    assert bench.stop_reason([], patience=2, max_epochs=5) is None
+    assert bench.stop_reason([0.1, 0.3, 0.3], patience=2, max_epochs=5) is None
+    assert bench.stop_reason([0.1, 0.3, 0.3, 0.2], patience=2, max_epochs=5) == "patience"
+    assert bench.stop_reason([0.1, 0.2, 0.3, 0.4, 0.5], patience=2, max_epochs=5) == "max_epochs"
+    assert bench.stop_reason([0.0, 0.0], patience=1, max_epochs=5) == "patience"  # equal is no gain
+
+
+@pytest.fixture(scope="module")
+def tiny_plateau(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, Path]:
+    tmp = tmp_path_factory.mktemp("bench-detection-plateau")
+    out, png, docs = tmp / "result.json", tmp / "curves.png", tmp / "doc.md"
+    threads = torch.get_num_threads(), cv2.getNumThreads()
+    stdout = io.StringIO()
+    argv = ["--tiny", "--data", "builtin", "--budget", "plateau", "--max-epochs", "2", "--patience", "2",
+            "--threads", "2", "--json", str(out), "--plot", str(png), "--docs", str(docs)]  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+        mp.setenv("GOOGLENET_CACHE", str(shared_cache(tmp_path_factory)))
+        try:
+            code = bench.main(argv)
+        finally:
+            torch.set_num_threads(threads[0])
+            cv2.setNumThreads(threads[1])
+    assert code == 0
+    return stdout.getvalue(), json.loads(out.read_text()), tmp
+
+
+def test_plateau_result_follows_its_schema_and_renders(tiny_plateau) -> None:
+    stdout, result, tmp = tiny_plateau
+    bench.C.check_result(result, bench.NAME, bench.SCHEMA_VERSION, bench.SCHEMA)
+    assert bench.render(result) in stdout  # what was printed is the result's rendering ...
+    assert bench.render(result) in (tmp / "doc.md").read_text()  # ... and its section of --docs
+    assert (tmp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    broken = {**result, "contenders": {**result["contenders"], "peer": {"name": "peer"}}}
+    with pytest.raises(bench.C.SchemaError, match=r"result\.contenders\.peer: missing key"):
+        bench.render(broken)
+
+
+def test_plateau_curves_stop_by_the_rule_and_keep_the_best_epoch(tiny_plateau) -> None:
+    _, result, _ = tiny_plateau
+    assert result["settings"]["max_epochs"] == 2 and result["settings"]["patience"] == 2
+    for c in result["contenders"].values():
+        curve = c["curve"]
+        values = [p["mAP"]["ilsvrc"] for p in curve]
+        # Every epoch trained is scored, under every rule; the side stopped where the rule says.
+        assert [p["epoch"] for p in curve] == list(range(1, len(curve) + 1)) and c["epochs"] == len(curve)
+        assert all(set(p["mAP"]) == {"ilsvrc", "voc07", "voc12", "coco"} for p in curve)
+        assert all(p["mAP"]["coco"] == pytest.approx(p["coco"]["AP"]) for p in curve)
+        assert bench.stop_reason(values, 2, 2) == c["stopped_by"]
+        assert bench.stop_reason(values[:-1], 2, 2) is None
+        assert c["best_epoch"] == bench.best_epoch(values)
+        # Seconds accumulate; the seconds to the plateau are those of its best epoch.
+        seconds = [p["training_seconds"] for p in curve]
+        assert seconds == sorted(seconds) and seconds[0] > 0 and c["training_seconds"] == seconds[-1]
+        assert c["seconds_to_best"] == seconds[c["best_epoch"] - 1]
+        assert c["final"]["images_per_s"] == pytest.approx(1 / c["final"]["seconds_per_image"])
+    # The final scores are the best epoch's weights again, from the raw image: the peer's exactly,
+    # ours' through Selective Search afresh (the same boxes as the cached ones it was scored on).
+    peer, ours = result["contenders"]["peer"], result["contenders"]["ours"]
+    assert peer["final"]["mAP"] == peer["curve"][peer["best_epoch"] - 1]["mAP"]
+    best = ours["curve"][ours["best_epoch"] - 1]["mAP"]
+    assert ours["final"]["mAP"] == pytest.approx(best, abs=1e-3)
+    # Ours' second epoch continued the first (fit resumed on the member), not a new run.
+    assert ours["training"]["epochs"] == 2 and ours["curve"][1]["train_loss"] < ours["curve"][0]["train_loss"]
+    assert peer["training"]["steps"] == 4  # 2 epochs of 4 images at 2 per batch
+    ratios = result["ratios"]
+    assert ratios["seconds_to_best"] == pytest.approx(ours["seconds_to_best"] / peer["seconds_to_best"])
+    if peer["final"]["mAP"]["ilsvrc"] > 0:
+        assert ratios["mAP_ilsvrc"] == pytest.approx(
+            ours["final"]["mAP"]["ilsvrc"] / peer["final"]["mAP"]["ilsvrc"]
+        )

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
+from .helpers import REPO, threads_kept
+
+BENCH = REPO / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import common as C  # noqa: E402
@@ -36,7 +37,7 @@ OTHER_KIND = "<!-- training another-cpu:start -->\nanother kind's table\n<!-- tr
 def _run(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, str(BENCH / script), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
 
 
 def _main(script: str, *args: object) -> subprocess.CompletedProcess[str]:
@@ -46,14 +47,17 @@ def _main(script: str, *args: object) -> subprocess.CompletedProcess[str]:
 
     module = importlib.import_module(Path(script).stem)  # benchmarks/ is on sys.path
     argv = [str(a) for a in args]
-    out, err, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        threads_kept(),
+        torch.random.fork_rng(devices=[]),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
         try:
             code = module.main(argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            torch.set_num_threads(threads)
     return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 
@@ -157,7 +161,7 @@ def test_recorded_results_follow_their_schema_and_match_the_docs(path: Path) -> 
     body = R.render(result)  # raises on any schema error
     assert path.stem == C.section_name(result).replace(" ", "-")
     assert C.section(C.DOCS, C.section_name(result)) == body.strip(), (
-        f"docs/benchmarks.md is out of date: python benchmarks/render.py {path.relative_to(ROOT)}"
+        f"docs/benchmarks.md is out of date: python benchmarks/render.py {path.relative_to(REPO)}"
     )
 
 
@@ -332,3 +336,25 @@ def test_view_groups_of_the_144_crops_by_hand() -> None:
     assert errors["overall"]["all 144"] == 0.5
     with pytest.raises(ValueError, match="144"):
         demo_levers.view_group_errors(np.zeros((2, 10, 2)), np.array([0, 1]))
+
+
+def test_detection_averaging_scores_raw_and_averaged_weights(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    proc = _main("detection_averaging.py", "--tiny", "--out", tmp_path / "work", "--epochs", "1", "2",
+                 "--bootstrap", "50", "--json", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    import detection_averaging  # benchmarks/ is on sys.path
+
+    assert detection_averaging.render(result) in proc.stdout  # checks the schema
+    first, second = result["rows"]
+    # The second run length continued the first (an exact resume), and the raw weights do not
+    # depend on how they are averaged: both settings trained the same raw weights.
+    assert (first["epochs"], second["epochs"]) == (1, 2) and second["steps"] == 2 * first["steps"]
+    for row in result["rows"]:
+        assert row["raw_identical"]
+        assert all(0 <= row[f"{k}_mAP"] <= 1 for k in ("raw", "averaged_fixed", "averaged_warmup"))
+        x = row["warmup_minus_raw"]
+        assert x["difference"] == pytest.approx(row["averaged_warmup_mAP"] - row["raw_mAP"])
+        assert x["low"] <= x["high"]
+    assert "averaged, warmed up (default)" in proc.stdout

@@ -26,14 +26,9 @@ from googlenet.data.builtin import (
 from googlenet.data.scenes import MAX_ASPECT
 from googlenet.errors import GoogLeNetError
 
-from .conftest import cli_in_process
+from .helpers import REPO, cli_in_process, tree_bytes
 
 TINY = dict(classes=3, train_per_class=4, val_per_class=2, image_size=48)
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, run_cli
+from .helpers import REPO, run_cli
 
 HARNESS = r"""
 import contextlib, io, json, sys, traceback

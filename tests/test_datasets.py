@@ -24,24 +24,12 @@ from googlenet.data.datasets import (
 )
 from googlenet.errors import GoogLeNetError
 
+from .helpers import make_folder_split, write_jpeg
+
 # Three synsets in ILSVRC2012_ID order (deliberately not sorted, like the real devkit).
 ID_ORDER = [("n03000134", "chainlink fence"), ("n01440764", "tench, Tinca tinca"), ("n02119789", "kit fox")]
 SORTED = sorted(w for w, _ in ID_ORDER)  # label order: n01440764=0, n02119789=1, n03000134=2
 WORDS = dict(ID_ORDER)
-
-
-def write_jpeg(path: Path, seed: int = 0, size: tuple[int, int] = (56, 40), fmt: str = "JPEG") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.RandomState(seed)
-    array = rng.randint(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    PIL.Image.fromarray(array).save(path, format=fmt)
-    return path
-
-
-def make_folder_split(root: Path, split: str, classes: dict[str, int]) -> None:
-    for i, (name, count) in enumerate(classes.items()):
-        for k in range(count):
-            write_jpeg(root / split / name / f"{name}_{k}.jpg", seed=10 * i + k)
 
 
 def labels_by_name(dataset: ImageDataset) -> dict[str, int]:

@@ -25,13 +25,9 @@ from googlenet.detection.builtin import (
 )
 from googlenet.errors import GoogLeNetError
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process, tree_bytes
 
 SMALL = dict(classes=4, train_images=12, val_images=4, image_size=128)
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def read_objects(xml_path: Path) -> tuple[tuple[int, int], list[dict]]:

@@ -14,7 +14,7 @@ import pytest
 
 from googlenet.detection.detector import read_manifest
 
-from .conftest import check_report_page, cli_in_process
+from .helpers import check_report_page, cli_in_process
 
 
 @pytest.fixture(scope="module")

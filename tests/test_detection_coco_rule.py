@@ -14,7 +14,7 @@ from googlenet.detection.metrics import DetectionEvaluation, evaluate_detections
 from googlenet.detection.rule_comparison import RuleComparison, compare_rules
 from googlenet.errors import GoogLeNetError
 
-from .test_detection_metrics import Target, det
+from .helpers import Target, det
 
 BOX = [1, 1, 100, 100]  # 100 x 100 px: a large object (COCO: area over 96^2)
 

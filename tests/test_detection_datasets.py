@@ -14,12 +14,10 @@ import scipy.io
 from googlenet.detection.datasets import VOC_CLASSES, open_detection_dataset
 from googlenet.errors import GoogLeNetError
 
+from .helpers import write_jpeg, write_voc
+
 W, H = 64, 48
-
-
-def write_jpeg(path: Path, size: tuple[int, int] = (W, H), mode: str = "RGB") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    PIL.Image.new(mode, size, 128).save(path, "JPEG")
+GREY = PIL.Image.new("RGB", (W, H), 128)  # the picture of every VOC image here
 
 
 def xml_object(name: str, box: tuple[object, ...], difficult: int = 0, skip: str = "") -> str:
@@ -36,17 +34,6 @@ def annotation(*objects: str, size: tuple[int, int] | None = (W, H)) -> str:
     return f"<annotation><folder>x</folder>{size_xml}{''.join(objects)}</annotation>"
 
 
-def write_voc(root: Path, files: dict[str, str], splits: dict[str, list[str]], suffix: str = ".jpg") -> Path:
-    for image_id, xml in files.items():
-        (root / "Annotations").mkdir(parents=True, exist_ok=True)
-        (root / "Annotations" / f"{image_id}.xml").write_text(xml, encoding="utf-8")
-        write_jpeg(root / "JPEGImages" / f"{image_id}{suffix}")
-    (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
-    for split, ids in splits.items():
-        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
-    return root
-
-
 @pytest.fixture
 def voc(tmp_path: Path) -> Path:
     root = tmp_path / "VOCdevkit" / "VOC2007"
@@ -55,7 +42,11 @@ def voc(tmp_path: Path) -> Path:
         "000002": annotation(),  # no objects: kept, it counts for false positives
         "000003": annotation(xml_object("car", (5.5, 6, 7, 8))),
     }
-    write_voc(root, files, {"val": ["000001", "000002", "000003"], "train": ["000003"]})
+    write_voc(
+        root,
+        {i: (GREY, xml) for i, xml in files.items()},
+        {"val": ["000001", "000002", "000003"], "train": ["000003"]},
+    )
     (root / "ImageSets" / "Main" / "aeroplane_val.txt").write_text("000001 -1\n")
     return root
 
@@ -84,7 +75,7 @@ def test_voc_devkit_nesting(voc: Path) -> None:
     for root in (voc.parent, voc.parent.parent):  # VOCdevkit/, and the folder it was unpacked in
         ds = open_detection_dataset(root, "train")
         assert ds.root == voc and ds.image_ids == ["000003"]
-    write_voc(voc.parent / "VOC2012", {"a": annotation()}, {"val": ["a"]})
+    write_voc(voc.parent / "VOC2012", {"a": (GREY, annotation())}, {"val": ["a"]})
     with pytest.raises(GoogLeNetError, match=r"several VOC folders.*VOC2007, VOC2012"):
         open_detection_dataset(voc.parent)
 
@@ -95,8 +86,10 @@ def test_voc_missing_split_lists_the_splits(voc: Path) -> None:
 
 
 def test_voc_grey_jpeg_is_returned_rgb(tmp_path: Path) -> None:
-    root = write_voc(tmp_path / "VOC2012", {"g": annotation(xml_object("cat", (2, 2, 9, 9)))}, {"val": ["g"]})
-    write_jpeg(root / "JPEGImages" / "g.jpg", mode="L")
+    root = write_voc(
+        tmp_path / "VOC2012", {"g": (GREY, annotation(xml_object("cat", (2, 2, 9, 9))))}, {"val": ["g"]}
+    )
+    write_jpeg(root / "JPEGImages" / "g.jpg", size=(W, H), mode="L")
     image, _ = open_detection_dataset(root)[0]
     assert image.mode == "RGB" and image.size == (W, H)
 
@@ -106,7 +99,7 @@ def test_custom_voc_class_lists(tmp_path: Path) -> None:
         "a": annotation(xml_object("square", (1, 1, 5, 5))),
         "b": annotation(xml_object("circle", (2, 2, 3, 3))),
     }
-    root = write_voc(tmp_path / "shapes", files, {"val": ["a", "b"]})
+    root = write_voc(tmp_path / "shapes", {i: (GREY, xml) for i, xml in files.items()}, {"val": ["a", "b"]})
     ds = open_detection_dataset(root)
     assert ds.class_names == ["circle", "square"]  # not a VOC folder: the sorted names seen
     assert [t.labels.tolist() for t in ds.targets()] == [[1], [0]]
@@ -119,7 +112,9 @@ def test_custom_voc_class_lists(tmp_path: Path) -> None:
 
 
 def test_voc_names_seen_all_voc_give_the_20_classes(tmp_path: Path) -> None:
-    root = write_voc(tmp_path / "mine", {"a": annotation(xml_object("sheep", (1, 1, 5, 5)))}, {"val": ["a"]})
+    root = write_voc(
+        tmp_path / "mine", {"a": (GREY, annotation(xml_object("sheep", (1, 1, 5, 5))))}, {"val": ["a"]}
+    )
     ds = open_detection_dataset(root)
     assert ds.class_names == list(VOC_CLASSES) and ds.target(0).labels.tolist() == [16]
 
@@ -153,12 +148,12 @@ BAD_CASES = [
 
 
 def write_bad_case(tmp_path: Path, case: str, xml: str | None) -> Path:
-    root = write_voc(tmp_path / "data", {"good": annotation(GOOD)}, {"val": ["good", "bad"]})
+    root = write_voc(tmp_path / "data", {"good": (GREY, annotation(GOOD))}, {"val": ["good", "bad"]})
     (root / "classes.txt").write_text("cat\ndog\n")
     if xml is not None:
         (root / "Annotations" / "bad.xml").write_text(xml, encoding="utf-8")
     if case != "missing image":
-        write_jpeg(root / "JPEGImages" / "bad.jpg")
+        write_jpeg(root / "JPEGImages" / "bad.jpg", size=(W, H))
     return root
 
 
@@ -193,7 +188,7 @@ def test_bad_annotation_not_strict_is_skipped_and_recorded(
 
 def test_missing_size_is_read_from_the_jpeg_header(tmp_path: Path) -> None:
     files = {"a": annotation(xml_object("cat", (1, 1, W, H)), xml_object("cat", (1, 1, W + 1, H)), size=None)}
-    root = write_voc(tmp_path / "VOC2007", files, {"val": ["a"]})
+    root = write_voc(tmp_path / "VOC2007", {i: (GREY, xml) for i, xml in files.items()}, {"val": ["a"]})
     ds = open_detection_dataset(root)
     t = ds.target(0)
     assert (t.width, t.height) == (W, H) and t.boxes.tolist() == [[1, 1, W, H]]
@@ -245,7 +240,7 @@ def write_meta_det(path: Path) -> None:
 def write_ilsvrc_image(ann: Path, img: Path, stem: str, *objects: str) -> None:
     ann.mkdir(parents=True, exist_ok=True)
     (ann / f"{stem}.xml").write_text(annotation(*objects), encoding="utf-8")
-    write_jpeg(img / f"{stem}.JPEG")
+    write_jpeg(img / f"{stem}.JPEG", size=(W, H))
 
 
 @pytest.fixture
@@ -380,7 +375,7 @@ def coco(tmp_path: Path) -> Path:
     (root / "annotations").mkdir(parents=True)
     (root / "annotations" / "instances_val2017.json").write_text(json.dumps(instances))
     for name in ("000000000005.jpg", "000000000002.jpg"):
-        write_jpeg(root / "val2017" / name)
+        write_jpeg(root / "val2017" / name, size=(W, H))
     return root
 
 

@@ -13,7 +13,7 @@ from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import read_detections
 from googlenet.detection.metrics import DetectionEvaluation, evaluate_detections
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process, write_voc
 
 CLASSES = ["cat", "dog"]
 # image id -> [(class, [xmin, ymin, xmax, ymax] inclusive 1-based, difficult)]
@@ -35,32 +35,11 @@ DETECTIONS = [
 EXPECTED_MAP = {"voc12": (5 / 6 + 1 / 2) / 2, "ilsvrc": (5 / 6 + 2 / 3) / 2}
 
 
-def write_voc(root: Path) -> Path:
-    (root / "Annotations").mkdir(parents=True)
-    (root / "JPEGImages").mkdir()
-    (root / "ImageSets" / "Main").mkdir(parents=True)
-    for image_id, objects in OBJECTS.items():
-        Image.new("RGB", (160, 120), (90, 120, 150)).save(root / "JPEGImages" / f"{image_id}.jpg")
-        xml_objects = "".join(
-            f"<object><name>{name}</name><difficult>{int(difficult)}</difficult><bndbox>"
-            + "".join(
-                f"<{tag}>{v}</{tag}>" for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True)
-            )
-            + "</bndbox></object>"
-            for name, box, difficult in objects
-        )
-        (root / "Annotations" / f"{image_id}.xml").write_text(
-            f"<annotation><filename>{image_id}.jpg</filename><size><width>160</width><height>120</height>"
-            f"<depth>3</depth></size>{xml_objects}</annotation>"
-        )
-    (root / "ImageSets" / "Main" / "val.txt").write_text("\n".join(OBJECTS) + "\n")
-    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    return root
-
-
 @pytest.fixture
 def voc(tmp_path: Path) -> tuple[Path, Path]:
-    root = write_voc(tmp_path / "voc")
+    picture = Image.new("RGB", (160, 120), (90, 120, 150))
+    images = {image_id: (picture, objects) for image_id, objects in OBJECTS.items()}
+    root = write_voc(tmp_path / "voc", images, {"val": list(OBJECTS)}, classes=CLASSES)
     dets = tmp_path / "dets.json"
     dets.write_text(json.dumps(DETECTIONS))
     return root, dets

@@ -18,7 +18,7 @@ from googlenet.detection.multibox import fit_priors, match_priors
 from googlenet.detection.proposals import check_method, proposal_method, propose, selective_search
 from googlenet.errors import GoogLeNetError
 
-from .conftest import REPO
+from .helpers import REPO
 
 HINT = "pip install 'googlenet[detection]'"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +24,7 @@ from googlenet.detection.metrics import (
 )
 from googlenet.errors import GoogLeNetError
 
-
-@dataclass
-class Target:
-    """The attributes evaluate_detections reads from the detection dataset's targets."""
-
-    image_id: str
-    boxes: np.ndarray
-    labels: np.ndarray
-    difficult: np.ndarray = field(default=None)
-
-    def __post_init__(self) -> None:
-        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.difficult is None:
-            self.difficult = np.zeros(len(self.labels), dtype=bool)
-        self.difficult = np.asarray(self.difficult, dtype=bool)
-
-
-def det(image_id: str, label: int, score: float, bbox: list[float]) -> Detection:
-    return Detection(image_id=image_id, label=label, score=score, bbox=np.asarray(bbox, dtype=float))
-
+from .helpers import Target, det
 
 # Two 100 x 100 boxes side by side, overlapping by half (IoU 1/3), and a detection lying across both:
 # IoU 0.68 with A (85 x 100 / 12500) and 0.556 with B (75 x 100 / 13500).

@@ -10,9 +10,6 @@ import dataclasses
 import itertools
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,46 +58,9 @@ from googlenet.training.config import TrainConfig, resolve_config
 from googlenet.training.train import fit
 from googlenet.weights.store import load_weights, read_metadata, save_weights
 
-from .conftest import run_cli
+from .helpers import rectangles_scene, run_cli, torchrun, write_scene_voc
 
 CLASSES = ("square", "bar")
-
-
-def scene(index: int, size: int = 80) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """A grey image with one or two flat rectangles; their inclusive 1-based boxes."""
-    rng = np.random.default_rng(index)
-    pixels = np.full((size, size + 8, 3), 128, dtype=np.uint8)
-    boxes = []
-    for j in range(1 + index % 2):
-        w, h = (int(v) for v in rng.integers(14, size // 2, 2))
-        x0 = int(rng.integers(0, size + 8 - w))
-        y0 = int(rng.integers(0, size - h))
-        pixels[y0 : y0 + h, x0 : x0 + w] = (230, 40, 40) if j == 0 else (30, 30, 220)
-        boxes.append((x0 + 1, y0 + 1, x0 + w, y0 + h))
-    return pixels, boxes
-
-
-def write_voc(root: Path, n: int = 6, split: str = "train", size: int = 80, first: int = 0) -> Path:
-    """A tiny VOC folder: Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/<split>.txt, classes.txt."""
-    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    ids = [f"{i:06d}" for i in range(first, first + n)]
-    for i, image_id in enumerate(ids, start=first):
-        pixels, boxes = scene(i, size)
-        PIL.Image.fromarray(pixels).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
-        objects = "".join(
-            f"<object><name>{CLASSES[j % 2]}</name><difficult>0</difficult><bndbox><xmin>{b[0]}</xmin>"
-            f"<ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
-            for j, b in enumerate(boxes)
-        )
-        xml = (
-            f"<annotation><filename>{image_id}.jpg</filename><size><width>{pixels.shape[1]}</width>"
-            f"<height>{pixels.shape[0]}</height><depth>3</depth></size>{objects}</annotation>"
-        )
-        (root / "Annotations" / f"{image_id}.xml").write_text(xml)
-    (root / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
-    (root / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
-    return root
 
 
 def random_boxes01(n: int, seed: int) -> np.ndarray:
@@ -301,7 +261,7 @@ def test_grid_network_shapes_and_start() -> None:
         and net.forward_train(torch.zeros(1, 3, 64, 64)).aux1 is None
     )
     model = MultiBox(net, priors, image_size=64, head=MultiBoxHead(per_cell=3))
-    boxes01, scores = model.predict([scene(0)[0]])[0]
+    boxes01, scores = model.predict([rectangles_scene(0)[0]])[0]
     assert np.allclose(boxes01, priors.clip(0, 1), atol=1e-6)  # residuals start at zero
     assert scores.shape == (48,)
     _, logit_rows = net.fc.output_layers()
@@ -332,7 +292,7 @@ def test_grid_folder_round_trip_and_old_folders(tmp_path: Path) -> None:
     }
     loaded = load_multibox(tmp_path / "grid")
     assert loaded.head == head and isinstance(loaded.network, MultiBoxNetwork)
-    image = scene(1)[0]
+    image = rectangles_scene(1)[0]
     assert np.array_equal(loaded.propose(image, 8), model.propose(image, 8))
     # The weights file alone is not a GoogLeNet: a one-line error that names the way to load it.
     with pytest.raises(GoogLeNetError, match="a MultiBox grid network: load its folder with load_multibox"):
@@ -372,7 +332,9 @@ def test_old_runs_resume_with_the_pool_head(tmp_path: Path) -> None:
 
 
 def test_epoch_images_draws_from_the_whole_split(tmp_path: Path) -> None:
-    dataset = open_detection_dataset(write_voc(tmp_path / "voc", n=4), "train")
+    dataset = open_detection_dataset(
+        write_scene_voc(tmp_path / "voc", rectangles_scene, range(4), "train", CLASSES), "train"
+    )
     priors = fit_priors(random_boxes01(30, 0), 5, seed=0)
     data = resolve_data_config(create_multibox_network(5).meta, image_size=64)
     samples = MultiBoxSamples(dataset, priors, data, flip=False, epoch_images=10)
@@ -400,7 +362,7 @@ def tiny_multibox(num_priors: int = 6, image_size: int = 64, seed: int = 0) -> M
 
 def test_untrained_boxes_are_the_priors() -> None:
     model = tiny_multibox()
-    image, _ = scene(0)
+    image, _ = rectangles_scene(0)
     boxes01, scores = model.predict([image])[0]
     assert np.allclose(boxes01, model.priors, atol=1e-6)  # residual outputs start at zero
     assert scores.shape == (6,) and ((scores > 0) & (scores < 1)).all()
@@ -410,7 +372,7 @@ def test_untrained_boxes_are_the_priors() -> None:
 
 def test_proposals_are_inclusive_inside_the_image_and_suppressed() -> None:
     model = tiny_multibox(num_priors=12)
-    image = scene(1)[0][:, :70]  # 80 x 70: x and y must not be swapped
+    image = rectangles_scene(1)[0][:, :70]  # 80 x 70: x and y must not be swapped
     boxes = model.propose(image, 10)
     assert boxes.dtype == np.float64 and boxes.shape[1] == 4 and 1 <= len(boxes) <= 10
     assert np.array_equal(boxes, np.round(boxes))
@@ -438,7 +400,7 @@ def test_save_load_and_proposals_by_folder(tmp_path: Path) -> None:
     )
     loaded = load_multibox(tmp_path / "mb")
     assert np.array_equal(loaded.priors, model.priors) and loaded.nms_iou == model.nms_iou
-    image = scene(2)[0]
+    image = rectangles_scene(2)[0]
     assert np.array_equal(loaded.propose(image, 4), model.propose(image, 4))
     assert np.array_equal(multibox_proposals(image, tmp_path / "mb", 4), model.propose(image, 4))
     # Errors name the folder; weights from another training are refused.
@@ -464,7 +426,7 @@ def test_the_proposals_module_uses_it(tmp_path: Path) -> None:
     model = tiny_multibox()
     save_multibox(model, tmp_path / "mb")
     method = proposal_method("multibox", multibox=tmp_path / "mb", multibox_top=3)
-    image = scene(3)[0]
+    image = rectangles_scene(3)[0]
     assert np.array_equal(propose(image, method), model.propose(image, 3))
 
 
@@ -474,7 +436,11 @@ def test_paper_adds_multibox_boxes_in_the_papers_proportion(tmp_path: Path) -> N
     from googlenet.detection.proposals import DUPLICATE_IOU, proposal_method, propose, selective_search
 
     image = np.asarray(
-        PIL.Image.open(write_voc(tmp_path / "voc", n=1, size=120) / "JPEGImages" / "000000.jpg")
+        PIL.Image.open(
+            write_scene_voc(tmp_path / "voc", lambda i: rectangles_scene(i, 120), range(1), "train", CLASSES)
+            / "JPEGImages"
+            / "000000.jpg"
+        )
     )
     method = proposal_method("paper", multibox=Path(__file__).parent)
     ss = selective_search(image, method.ks)
@@ -505,7 +471,9 @@ def test_paper_adds_multibox_boxes_in_the_papers_proportion(tmp_path: Path) -> N
 
 
 def test_samples_match_the_flipped_boxes(tmp_path: Path) -> None:
-    dataset = open_detection_dataset(write_voc(tmp_path / "voc", n=2), "train")
+    dataset = open_detection_dataset(
+        write_scene_voc(tmp_path / "voc", rectangles_scene, range(2), "train", CLASSES), "train"
+    )
     priors = fit_priors(random_boxes01(30, 0), 5, seed=0)
     data = resolve_data_config(create_multibox_network(5).meta, image_size=64)
     plain = MultiBoxSamples(dataset, priors, data, flip=False)
@@ -536,7 +504,9 @@ def test_samples_match_the_flipped_boxes(tmp_path: Path) -> None:
 
 
 def test_a_few_steps_lower_the_loss(tmp_path: Path) -> None:
-    dataset = open_detection_dataset(write_voc(tmp_path / "voc", n=2), "train")
+    dataset = open_detection_dataset(
+        write_scene_voc(tmp_path / "voc", rectangles_scene, range(2), "train", CLASSES), "train"
+    )
     torch.manual_seed(0)
     priors = fit_priors(training_boxes(dataset.targets()), 3, seed=0)
     net = create_multibox_network(3, confidence_start=positive_share(dataset.targets(), 3))
@@ -573,8 +543,8 @@ def test_a_few_steps_lower_the_loss(tmp_path: Path) -> None:
 def test_the_task_builds_on_a_classifier(tmp_path: Path) -> None:
     # --init-from: the classifier's backbone (same variant), the new 5K classifier kept; the
     # confidences start at the share of matched priors; one-line error for another variant.
-    voc = write_voc(tmp_path / "voc", n=3, split="train")
-    write_voc(voc, n=1, split="val", first=3)
+    voc = write_scene_voc(tmp_path / "voc", rectangles_scene, range(3), "train", CLASSES)
+    write_scene_voc(voc, rectangles_scene, range(3, 4), "val", CLASSES)
     torch.manual_seed(2)
     classifier = create_model("googlenet_bn", num_classes=3)
     save_weights(classifier, tmp_path / "bn.safetensors")
@@ -603,8 +573,8 @@ def test_the_task_builds_on_a_classifier(tmp_path: Path) -> None:
 
 
 def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    voc = write_voc(tmp_path / "voc", n=2, split="train")
-    write_voc(voc, n=1, split="val", first=2)
+    voc = write_scene_voc(tmp_path / "voc", rectangles_scene, range(2), "train", CLASSES)
+    write_scene_voc(voc, rectangles_scene, range(2, 3), "val", CLASSES)
     classifier = tmp_path / "classifier.safetensors"
     torch.manual_seed(1)
     save_weights(create_model("googlenet", num_classes=2), classifier)
@@ -661,11 +631,8 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.
 
 
 def test_torchrun_two_processes_train_multibox(tmp_path: Path) -> None:
-    voc = write_voc(tmp_path / "voc", n=4, split="train")
-    write_voc(voc, n=3, split="val", first=4)
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")
-    }
+    voc = write_scene_voc(tmp_path / "voc", rectangles_scene, range(4), "train", CLASSES)
+    write_scene_voc(voc, rectangles_scene, range(4, 7), "val", CLASSES)
     args = [
         "--data",
         str(voc),
@@ -679,11 +646,7 @@ def test_torchrun_two_processes_train_multibox(tmp_path: Path) -> None:
         "3",
     ]
     args += ["--image-size", "64", "--batch-size", "1", "--epochs", "1", "--workers", "0", "--device", "cpu"]
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "googlenet", "train-multibox", *args, "--num-threads", "1"],
-        capture_output=True, text=True, timeout=300, env={**env, "OMP_NUM_THREADS": "1"}, cwd=tmp_path,
-    )  # fmt: skip
+    result = torchrun("train-multibox", *args, "--num-threads", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = RunLayout(tmp_path / "ddp")
     assert json.loads(run.env.read_text())["world_size"] == 2
@@ -692,12 +655,12 @@ def test_torchrun_two_processes_train_multibox(tmp_path: Path) -> None:
     assert record["step"] == 2 and record["train_images"] == 4 and record["val_images"] == 3
     assert math.isfinite(record["avg_val_loss"]) and 0 <= record["avg_val_coverage_at_3"] <= 1
     model = load_multibox(run.root)
-    assert model.num_priors == 3 and len(model.propose(scene(0)[0], 3)) >= 1
+    assert model.num_priors == 3 and len(model.propose(rectangles_scene(0)[0], 3)) >= 1
 
 
 def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    voc = write_voc(tmp_path / "voc", n=2, split="train")
-    write_voc(voc, n=1, split="val", first=2)
+    voc = write_scene_voc(tmp_path / "voc", rectangles_scene, range(2), "train", CLASSES)
+    write_scene_voc(voc, rectangles_scene, range(2, 3), "val", CLASSES)
     out = tmp_path / "out"
     cases = {
         ("--num-priors", "50"): "50 priors need at least 50 distinct training boxes",

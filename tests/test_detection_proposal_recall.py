@@ -4,7 +4,6 @@ average recall, on cases worked by hand."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +27,12 @@ from googlenet.detection.proposal_recall import (
 from googlenet.detection.proposals import read_proposals
 from googlenet.errors import GoogLeNetError
 
+from .helpers import QUADRANT_CLASSES, Target, cli_in_process, quadrants_scene, write_scene_voc
+
 GT = [1, 1, 100, 100]  # 100 x 100 px
 FAR = [301, 301, 400, 400]
 AT_060 = [1, 1, 60, 100]  # IoU 0.6 with GT
 AT_080 = [1, 1, 80, 100]  # IoU 0.8
-
-
-@dataclass
-class Target:
-    image_id: str
-    boxes: np.ndarray
 
 
 def test_the_hand_worked_boxes_have_their_iou() -> None:
@@ -131,10 +126,7 @@ def test_table_json_and_plot_of_several_methods(tmp_path: Path) -> None:
 
 
 def test_cli_compares_several_methods_in_one_run(tmp_path: Path) -> None:
-    from .conftest import cli_in_process
-    from .test_detection_proposals import write_voc
-
-    voc = write_voc(tmp_path / "voc", n=2)
+    voc = write_scene_voc(tmp_path / "voc", quadrants_scene, range(2), "val", QUADRANT_CLASSES)
     out, plot = tmp_path / "props-{method}.json", tmp_path / "recall.png"
     result = cli_in_process(
         "proposals", "--data", voc, "--method", "selective-search", "--method", "selective-search-2x",

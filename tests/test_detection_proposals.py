@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,37 +24,8 @@ from googlenet.detection.proposals import (
     write_proposals,
 )
 from googlenet.errors import GoogLeNetError
-from tests.conftest import cli_in_process
 
-COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (240, 220, 30)]
-CLASSES = ["square", "disc"]
-
-
-def scene(seed: int, size: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """An RGB image of three flat objects (rectangles, an ellipse), one per quadrant, on a textured
-    background, and their inclusive 1-based boxes."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(70, 140, (size // 10 + 1, size // 10 + 1, 3)).astype(np.uint8)
-    bg = np.asarray(PIL.Image.fromarray(coarse).resize((size, size), PIL.Image.BILINEAR)).astype(np.int16)
-    bg = np.clip(bg + rng.integers(-12, 13, bg.shape), 0, 255).astype(np.uint8)
-    image = PIL.Image.fromarray(bg)
-    draw = PIL.ImageDraw.Draw(image)
-    boxes = []
-    half = size // 2
-    for j, (qx, qy) in enumerate([(0, 0), (1, 0), (0, 1)]):
-        w, h = (int(v) for v in rng.integers(half // 2, half - 10, 2))
-        x0 = qx * half + int(rng.integers(4, half - w - 4))
-        y0 = qy * half + int(rng.integers(4, half - h - 4))
-        # PIL fills x0..x1 inclusive, 0-based; the annotation is 1-based.
-        (draw.rectangle if j % 2 == 0 else draw.ellipse)([x0, y0, x0 + w - 1, y0 + h - 1], fill=COLOURS[j])
-        boxes.append([x0 + 1, y0 + 1, x0 + w, y0 + h])
-    return np.asarray(image), np.array(boxes, dtype=np.float64)
-
-
-@dataclass
-class Target:
-    image_id: str
-    boxes: np.ndarray
+from .helpers import QUADRANT_CLASSES, Target, cli_in_process, quadrants_scene, write_scene_voc
 
 
 class FolderDataset:
@@ -66,7 +36,7 @@ class FolderDataset:
         self.image_ids = [f"img{i:02d}" for i in range(n)]
         self._targets = []
         for i, image_id in enumerate(self.image_ids):
-            pixels, boxes = scene(i)
+            pixels, boxes = quadrants_scene(i)
             PIL.Image.fromarray(pixels).save(root / f"{image_id}{suffix}")
             self._targets.append(Target(image_id, boxes))
         self.suffix = suffix
@@ -81,34 +51,11 @@ class FolderDataset:
         return list(self._targets)
 
 
-def write_voc(root: Path, n: int = 3) -> Path:
-    """A tiny VOC folder: Annotations/*.xml with <size>, JPEGImages/*.jpg, ImageSets/Main/val.txt."""
-    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (root / sub).mkdir(parents=True)
-    ids = [f"{i:06d}" for i in range(n)]
-    for i, image_id in enumerate(ids):
-        pixels, boxes = scene(i)
-        PIL.Image.fromarray(pixels).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
-        objects = "".join(
-            f"<object><name>{CLASSES[j % 2]}</name><difficult>0</difficult><bndbox><xmin>{b[0]:.0f}</xmin>"
-            f"<ymin>{b[1]:.0f}</ymin><xmax>{b[2]:.0f}</xmax><ymax>{b[3]:.0f}</ymax></bndbox></object>"
-            for j, b in enumerate(boxes)
-        )
-        xml = (
-            f"<annotation><filename>{image_id}.jpg</filename><size><width>{pixels.shape[1]}</width>"
-            f"<height>{pixels.shape[0]}</height><depth>3</depth></size>{objects}</annotation>"
-        )
-        (root / "Annotations" / f"{image_id}.xml").write_text(xml)
-    (root / "ImageSets" / "Main" / "val.txt").write_text("".join(f"{i}\n" for i in ids))
-    (root / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
-    return root
-
-
 # --------------------------------------------------------------------------- Selective Search
 
 
 def test_boxes_are_inclusive_inside_large_enough_and_unique() -> None:
-    image, _ = scene(0, size=180)
+    image, _ = quadrants_scene(0, size=180)
     image = image[:, :170]  # not square: x and y must not be swapped
     boxes = selective_search(image, ks=(50, 100))
     assert boxes.dtype == np.float64 and boxes.ndim == 2 and boxes.shape[1] == 4 and len(boxes) > 50
@@ -122,7 +69,7 @@ def test_boxes_are_inclusive_inside_large_enough_and_unique() -> None:
 
 
 def test_min_box_filter_and_order_are_reproducible() -> None:
-    image, _ = scene(1, size=160)
+    image, _ = quadrants_scene(1, size=160)
     a = selective_search(image, ks=(50, 100))
     b = selective_search(image, ks=(50, 100))
     assert np.array_equal(a, b)  # the rank order too, not only the set
@@ -136,7 +83,7 @@ def test_min_box_filter_and_order_are_reproducible() -> None:
 def test_doubled_superpixels_give_about_half_the_proposals() -> None:
     counts = {}
     for name in ("selective-search", "selective-search-2x"):
-        counts[name] = sum(len(propose(scene(s)[0], proposal_method(name))) for s in range(2))
+        counts[name] = sum(len(propose(quadrants_scene(s)[0], proposal_method(name))) for s in range(2))
     ratio = counts["selective-search-2x"] / counts["selective-search"]
     assert 0.25 < ratio < 0.7, counts  # the paper: "this halves the proposals"
 
@@ -145,7 +92,7 @@ def test_flat_objects_are_all_covered() -> None:
     method = proposal_method("selective-search")
     proposals, targets = {}, []
     for seed in range(3):
-        image, gt = scene(seed)
+        image, gt = quadrants_scene(seed)
         proposals[f"s{seed}"] = propose(image, method)
         targets.append(Target(f"s{seed}", gt))
     assert coverage(proposals, targets) == 1.0
@@ -154,7 +101,7 @@ def test_flat_objects_are_all_covered() -> None:
 
 
 def test_resized_width_scales_boxes_back() -> None:
-    image, gt = scene(2, size=200)
+    image, gt = quadrants_scene(2, size=200)
     boxes = selective_search(image, ks=(50, 100), im_width=100)
     assert len(boxes) > 10
     assert boxes[:, :2].min() >= 1 and boxes[:, 2:].max() <= 200
@@ -192,7 +139,7 @@ def test_methods_and_their_settings(tmp_path: Path) -> None:
 
 
 def test_paper_method_appends_the_given_proposers_new_boxes(tmp_path: Path) -> None:
-    image, _ = scene(4)
+    image, _ = quadrants_scene(4)
     method = proposal_method("paper", multibox=tmp_path, multibox_top=3)
     ss = selective_search(image, method.ks)
     calls: list[int] = []
@@ -245,7 +192,7 @@ def test_cache_hit_is_identical_and_keyed_by_method(tmp_path: Path) -> None:
     assert proposals_cache_path(dataset, proposal_method("selective-search")) != path
     assert proposals_cache_path(dataset, proposal_method("selective-search-2x", min_box=10)) != path
     # Changed pixels change the key; a damaged entry is recomputed, not trusted.
-    PIL.Image.fromarray(scene(7)[0]).save(dataset.image_path(0))
+    PIL.Image.fromarray(quadrants_scene(7)[0]).save(dataset.image_path(0))
     assert proposals_cache_path(dataset, method) != path
     new_path = proposals_cache_path(dataset, method)
     new_path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,7 +265,7 @@ def test_bad_proposals_files_are_named(tmp_path: Path, text: str, message: str) 
 
 
 def test_cli_writes_proposals_and_reports_coverage(tmp_path: Path) -> None:
-    voc = write_voc(tmp_path / "voc")
+    voc = write_scene_voc(tmp_path / "voc", quadrants_scene, range(3), "val", QUADRANT_CLASSES)
     out = tmp_path / "out" / "ss.json"
     args = ["proposals", "--data", voc, "--method", "selective-search", "--out", out, "--workers", "1"]
     result = cli_in_process(*args)
@@ -340,7 +287,7 @@ def test_cli_writes_proposals_and_reports_coverage(tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
-    voc = write_voc(tmp_path / "voc", n=1)
+    voc = write_scene_voc(tmp_path / "voc", quadrants_scene, range(1), "val", QUADRANT_CLASSES)
     model = tmp_path / "model"
     model.mkdir()
     out = tmp_path / "p.json"

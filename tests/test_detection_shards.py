@@ -10,7 +10,6 @@ work and its cost without doing it. Real processes on a tiny built-in detection 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from googlenet.parts import (
 )
 from googlenet.training.distributed import job_shard
 
-from .conftest import REPO, cli_in_process
+from .helpers import REPO, cli_in_process, process_env
 
 METHOD = "selective-search"
 
@@ -141,10 +140,7 @@ def test_shards_fill_the_cache_and_the_merge_is_the_one_process_result(
 
 
 def _env(cache: Path) -> dict[str, str]:
-    env = {**os.environ, "GOOGLENET_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    return env
+    return process_env(GOOGLENET_CACHE=str(cache), OMP_NUM_THREADS="1")
 
 
 def _proposals(data: Path, out: Path, *extra: str) -> list[str]:

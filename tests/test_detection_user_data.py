@@ -28,7 +28,7 @@ from googlenet.detection.detector import read_manifest
 from googlenet.errors import GoogLeNetError
 from googlenet.runs import RunLayout
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process, write_voc
 
 SIDE = 96
 DISC, SQUARE = (12, 12, 44, 44), (52, 50, 86, 84)
@@ -36,36 +36,23 @@ TRAIN = {"t1": "square", "t2": "square", "t3": "sqaure", "t4": "square", "trunc"
 VAL = {"v1": None, "v2": None, "vempty": None}  # discs only: the val split has no square
 
 
-def _xml(objects: list[tuple[str, tuple[int, int, int, int]]]) -> str:
-    parts = "".join(
-        f"<object><name>{name}</name><difficult>0</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
-        f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
-        for name, (x1, y1, x2, y2) in objects
-    )
-    size = f"<size><width>{SIDE}</width><height>{SIDE}</height><depth>3</depth></size>"
-    return f"<annotation><folder>mydata</folder>{size}{parts}</annotation>"
-
-
-def _image(path: Path, seed: int) -> None:
+def _image(seed: int) -> PIL.Image.Image:
     rng = np.random.default_rng(seed)
     image = PIL.Image.fromarray(rng.integers(90, 140, (SIDE, SIDE, 3), dtype=np.uint8))
     draw = PIL.ImageDraw.Draw(image)
     draw.ellipse([DISC[0] - 1, DISC[1] - 1, DISC[2] - 1, DISC[3] - 1], fill=(220, 40, 40))
     draw.rectangle([SQUARE[0] - 1, SQUARE[1] - 1, SQUARE[2] - 1, SQUARE[3] - 1], fill=(30, 60, 210))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, "JPEG", quality=92)
+    return image
 
 
 def make_voc(root: Path) -> Path:
     """``root`` as a VOC folder (no classes.txt, no per-class lists: the classes are the splits')."""
     for split, images in (("train", TRAIN), ("val", VAL)):
+        pictures = {}
         for n, (image_id, second) in enumerate(images.items()):
-            objects = [("disc", DISC)] + ([(second, SQUARE)] if second else [])
-            (root / "Annotations").mkdir(parents=True, exist_ok=True)
-            (root / "Annotations" / f"{image_id}.xml").write_text(_xml(objects))
-            _image(root / "JPEGImages" / f"{image_id}.jpg", seed=n + 10 * (split == "val"))
-        (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
-        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in images))
+            objects = [("disc", DISC, False)] + ([(second, SQUARE, False)] if second else [])
+            pictures[image_id] = (_image(seed=n + 10 * (split == "val")), objects)
+        write_voc(root, pictures, {split: list(images)}, quality=92)
     jpeg = (root / "JPEGImages" / "trunc.jpg").read_bytes()
     (root / "JPEGImages" / "trunc.jpg").write_bytes(jpeg[: len(jpeg) // 2])  # cut mid-scan
     for name in ("empty", "vempty"):

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +25,10 @@ from googlenet.training.config import TrainConfig
 from googlenet.training.distributed import DistEnv, all_reduce_sum, any_rank, init_distributed
 from googlenet.training.engine import EpochBatchSampler
 from googlenet.training.task import registered_model
+
+from .helpers import run_cli, torchrun
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 CONFIG = {
     "model": "googlenet",
@@ -63,13 +64,6 @@ def reorder_tolerance(steps: int) -> float:
     return 2 * steps * PAPER_DEPTH * math.sqrt(fan_in) * FP32_UNIT_ROUNDOFF
 
 
-def _train(args: list[str], tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp)
-
-
 def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     data = make_builtin(
         tmp_path / "data", classes=3, train_per_class=8, val_per_class=4, image_size=64, seed=1, workers=1
@@ -77,15 +71,10 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path) -> None:
     cfg = tmp_path / "ddp.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
     common = ["train", "--data", str(data), "--config", str(cfg)]
-    ddp = _train(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "googlenet", *common, "--batch-size", "2", "--out", str(tmp_path / "ddp")],
-        tmp_path,
-    )  # fmt: skip
+    ddp = torchrun(*common, "--batch-size", "2", "--out", tmp_path / "ddp", cwd=tmp_path, timeout=120)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = _train(
-        [sys.executable, "-m", "googlenet", *common, "--batch-size", "4", "--out", str(tmp_path / "one")],
-        tmp_path,
+    single = run_cli(
+        *common, "--batch-size", "4", "--out", tmp_path / "one", cwd=tmp_path, timeout=120, env=ONE_THREAD
     )
     assert single.returncode == 0, single.stderr[-3000:]
 

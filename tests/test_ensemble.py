@@ -15,7 +15,7 @@ from googlenet.runs import resolve_checkpoints
 from googlenet.training.config import TrainConfig
 from googlenet.training.ensemble import ensemble_hash, member_config, member_dir
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process
 
 # A learning rate so small that no weight moves (|lr x grad| is far below float32's spacing at the
 # weights' magnitude): the trained raw weights then show the initial weights, while BatchNorm's

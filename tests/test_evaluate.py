@@ -6,14 +6,12 @@ import json
 import math
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
-from torch import nn
 
 from googlenet.data.multicrop import multicrop
 from googlenet.evaluation.metrics import topk_errors
@@ -26,30 +24,16 @@ from googlenet.evaluation.protocol import (
 from googlenet.evaluation.tables import format_spread, format_table3
 from googlenet.training.loading import load_model
 
-from .conftest import cli_in_process
+from .helpers import (
+    ChannelMeans,
+    cli_in_process,
+    noise_images,
+    one_error_line,
+    what_was_evaluated,
+    write_evaluation_runs,
+)
 
 SIZE = 32
-W = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.5, -1.0], [-0.5, 0.5, 2.0]])
-
-
-class ChannelMeans(nn.Module):
-    """Logits = per-channel means of the input times ``W``: computable by hand for any crop."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.batches.append(len(x))
-        return x.mean((2, 3)) @ W
-
-
-def images() -> list[PIL.Image.Image]:
-    rng = np.random.default_rng(0)
-    return [
-        PIL.Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-        for w, h in [(50, 40), (40, 60), (45, 45)]
-    ]
 
 
 def hand_probabilities(image, scheme, mean, std, combine):
@@ -59,7 +43,7 @@ def hand_probabilities(image, scheme, mean, std, combine):
         (crops - torch.tensor(mean).double()[:, None, None]) / torch.tensor(std).double()[:, None, None]
     ).mean((2, 3))
     per_crop = []
-    for logits in (feats @ W.double()).tolist():
+    for logits in (feats @ ChannelMeans.W.double()).tolist():
         exps = [math.exp(z - max(logits)) for z in logits]
         per_crop.append([e / sum(exps) for e in exps])
     columns = list(zip(*per_crop, strict=True))
@@ -74,13 +58,13 @@ def test_crop_probabilities_match_hand_computation(combine) -> None:
         EvalModel("a", a, (0.5, 0.4, 0.3), (0.25, 0.2, 0.5)),
         EvalModel("b", b, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
     ]
-    result = crop_probabilities(images(), models, ["1", "10", "144"], SIZE, combine, batch_size=15)
+    result = crop_probabilities(noise_images(), models, ["1", "10", "144"], SIZE, combine, batch_size=15)
     assert result.unreadable == [] and result.num_images == 3 and result.combine == combine
     for m, model in enumerate(models):
         for scheme in ("1", "10", "144"):
             got = result.probs[(m, scheme)]
             assert got.shape == (3, 3)
-            for i, image in enumerate(images()):
+            for i, image in enumerate(noise_images()):
                 want = hand_probabilities(image, scheme, model.mean, model.std, combine)
                 assert got[i].tolist() == pytest.approx(want, abs=1e-5), (m, scheme, i)
     # Batching: several images per batch for "1" (batch 15 holds all three), one image's crops
@@ -92,7 +76,7 @@ def test_crop_probabilities_match_hand_computation(combine) -> None:
 
 def test_unreadable_images_are_reported_and_counted_as_errors(tmp_path) -> None:
     good = tmp_path / "good.png"
-    images()[0].save(good)
+    noise_images()[0].save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_text("not a jpeg")
     model = EvalModel("a", ChannelMeans(), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
@@ -199,30 +183,7 @@ def test_nan_rows_count_as_errors() -> None:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
-    import googlenet
-    from googlenet.data.builtin import make_builtin
-
-    root = tmp_path_factory.mktemp("evaluate")
-    data = make_builtin(
-        root / "data", classes=3, train_per_class=1, val_per_class=2, image_size=72, seed=0, workers=1
-    )
-    first_class = sorted(p for p in (data / "val").iterdir() if p.is_dir())[0]
-    (first_class / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    torch.manual_seed(0)
-    paths = {"data": data}
-    names = (data / "classes.txt").read_text().split()
-    model = googlenet.create_model("googlenet_bn", num_classes=3, aux_logits=False, class_names=names)
-    for name in ("run_a", "run_b"):
-        model.reset_classifier(3)  # a second model more cheaply than building another network
-        model.meta.class_names = names  # which reset_classifier forgets
-        googlenet.save(model, root / name / "model.safetensors")
-        (root / name / "config.yaml").write_text("image_size: 64\nepochs: 1\n")
-        paths[name] = root / name
-    (root / "ens").mkdir()
-    (root / "ens" / "ensemble.json").write_text(json.dumps({"members": ["../run_b"]}))
-    paths["ens"] = root / "ens"
-    paths["root"] = root
-    return paths
+    return write_evaluation_runs(tmp_path_factory.mktemp("evaluate"))
 
 
 def test_evaluate_cli_table3_json(tiny) -> None:
@@ -307,14 +268,6 @@ def test_evaluate_cli_bad_checkpoint_names_it(tiny, capsys) -> None:
     assert len(err.strip().splitlines()) == 1
     assert main(["evaluate", "--data", str(tiny["data"]), "--checkpoint", str(tiny["root"] / "nope")]) == 2
     assert f"checkpoint {tiny['root'] / 'nope'} does not exist" in capsys.readouterr().err
-
-
-# When, how fast and by how many processes: everything else an evaluation records is what it found.
-RUN_KEYS = ("date", "wall_time_s", "images_per_s", "world_size", "ranks", "estimate")
-
-
-def what_was_evaluated(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in RUN_KEYS}
 
 
 def test_library_evaluate_is_what_the_cli_writes(tiny) -> None:
@@ -459,16 +412,6 @@ def test_evaluate_ilsvrc_flat_val_layout(tiny, tmp_path, capsys) -> None:
     assert "Table 3" in capsys.readouterr().out
 
 
-def _one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("googlenet evaluate: error:"), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
 def test_evaluate_cli_refuses_other_class_names(tiny, tmp_path) -> None:
     import shutil
 
@@ -489,7 +432,9 @@ def test_evaluate_cli_refuses_other_class_names(tiny, tmp_path) -> None:
         "--workers",
         "0",
     ]
-    line = _one_error_line(cli_in_process(*args), ", ".join(names), ", ".join(n.upper() for n in names))
+    line = one_error_line(
+        cli_in_process(*args), "evaluate", ", ".join(names), ", ".join(n.upper() for n in names)
+    )
     assert "--allow-class-mismatch" in line
     proc = cli_in_process(*args, "--allow-class-mismatch")  # explicitly mapped by position
     assert proc.returncode == 0, proc.stderr
@@ -514,7 +459,7 @@ def test_evaluate_cli_checks_outputs_and_sizes_before_work(tiny, tmp_path) -> No
             cases.append((["--json", str(locked / "e.json")], [str(locked / "e.json"), "not writable"]))
         for extra, needles in cases:
             proc = cli_in_process(*base, *extra)
-            _one_error_line(proc, *needles)
+            one_error_line(proc, "evaluate", *needles)
             assert proc.stdout == "", "the evaluation ran before the bad argument was refused"
         assert list(folder.iterdir()) == [] and list(locked.iterdir()) == []
     finally:

@@ -11,12 +11,10 @@ still be identical, not close.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,37 +24,30 @@ from googlenet.evaluation.parts import EvaluationParts
 from googlenet.evaluation.protocol import CropProbabilities, EvalModel, crop_probabilities
 from googlenet.parts import changed_settings
 
-from .conftest import REPO, cli_in_process
-from .test_evaluate import ChannelMeans, images, what_was_evaluated
+from .helpers import (
+    REPO,
+    ChannelMeans,
+    cli_in_process,
+    noise_images,
+    process_env,
+    run_cli,
+    torchrun,
+    what_was_evaluated,
+    write_evaluation_runs,
+)
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict:
-    import googlenet
-    from googlenet.data.builtin import make_builtin
-
-    root = tmp_path_factory.mktemp("evaluate_scale")
-    data = make_builtin(
-        root / "data", classes=3, train_per_class=1, val_per_class=2, image_size=72, seed=0, workers=1
-    )
-    first_class = sorted(p for p in (data / "val").iterdir() if p.is_dir())[0]
-    (first_class / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")  # image 2 of 7
-    torch.manual_seed(0)
-    names = (data / "classes.txt").read_text().split()
-    model = googlenet.create_model("googlenet_bn", num_classes=3, aux_logits=False, class_names=names)
-    runs = []
-    for name in ("run_a", "run_b"):
-        model.reset_classifier(3)
-        model.meta.class_names = names
-        googlenet.save(model, root / name / "model.safetensors")
-        (root / name / "config.yaml").write_text("image_size: 64\nepochs: 1\n")
-        runs.append(str(root / name))
+    paths = write_evaluation_runs(tmp_path_factory.mktemp("evaluate_scale"))  # image 2 of 7 unreadable
+    root, data = paths["root"], paths["data"]
+    runs = [str(paths["run_a"]), str(paths["run_b"])]
     args = ["evaluate", "--data", str(data), "--checkpoint", *runs, "--crops", "1", "10",
             "--chunk-images", "2", "--batch-size", "20", "--workers", "0", "--device", "cpu"]  # fmt: skip
     reference = root / "one.json"
-    proc = _run([sys.executable, "-m", "googlenet", *args, "--json", str(reference)], root)
+    proc = run_cli(*args, "--json", reference, cwd=root, timeout=180, env=ONE_THREAD)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {
         "root": root,
@@ -67,26 +58,9 @@ def setup(tmp_path_factory) -> dict:
     }
 
 
-def _run(argv: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(REPO / "src")}
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False
-    )
-
-
-def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return _run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "googlenet", *args],
-        cwd,
-    )  # fmt: skip
-
-
 def test_two_torchrun_ranks_give_the_one_process_result(setup) -> None:
     out = setup["root"] / "two.json"
-    proc = _torchrun([*setup["args"], "--json", str(out)], setup["root"])
+    proc = torchrun(*setup["args"], "--json", out, cwd=setup["root"], timeout=180, **ONE_THREAD)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two, one = json.loads(out.read_text()), setup["reference"]
     # Table 3, the spread, the effects, per-model errors, the unreadable image: the same bytes.
@@ -127,7 +101,10 @@ def test_killed_evaluation_resumes_under_another_world_size(setup) -> None:
     work = root / "resumed.json.parts"  # where the command keeps its parts by default
     script = root / "killed_run.py"
     script.write_text(textwrap.dedent(KILLED_RUN))
-    killed = _run([sys.executable, str(script), str(setup["data"]), str(work), *setup["runs"]], root)
+    killed = subprocess.run(
+        [sys.executable, script, setup["data"], work, *setup["runs"]],
+        capture_output=True, text=True, timeout=180, env=process_env(**ONE_THREAD), cwd=root,
+    )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert sorted(p.name for p in work.glob("chunk-*")) == [
         "chunk-000000.safetensors",
@@ -148,7 +125,7 @@ def test_killed_evaluation_resumes_under_another_world_size(setup) -> None:
     assert not out.exists() and len(list(work.glob("chunk-*"))) == 2
 
     # The same command, now with two ranks: rank 0's share is all done, rank 1 computes its own.
-    proc = _torchrun([*setup["args"], "--json", str(out)], root)
+    proc = torchrun(*setup["args"], "--json", out, cwd=root, timeout=180, **ONE_THREAD)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "already done: 4 of 7 images" in proc.stderr
     resumed = json.loads(out.read_text())
@@ -177,7 +154,7 @@ def test_dry_run_counts_the_work_and_writes_nothing(setup, tmp_path) -> None:
 def test_chunks_fix_the_batches(tmp_path) -> None:
     model = ChannelMeans()
     parts: list[tuple[int, CropProbabilities]] = []
-    pictures = images() * 2  # 6 images
+    pictures = noise_images() * 2  # 6 images
     bad = tmp_path / "bad.jpg"
     bad.write_text("not a jpeg")
     every = [*pictures[:3], bad, *pictures[3:]]  # 7 images, the 4th unreadable

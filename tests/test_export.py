@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from googlenet.errors import GoogLeNetError
 from googlenet.inference.export import export_onnx, export_program, onnx_metadata
 from googlenet.runs import resolve_checkpoint
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process, one_error_line
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -129,15 +128,6 @@ def test_cli_export_from_run_directory(tmp_path: Path) -> None:
 # Bad input to export / convert: exit 2, one line naming the value, nothing written.
 
 
-def assert_refused(proc: subprocess.CompletedProcess, command: str, *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"googlenet {command}: error: "), proc.stderr
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "m.safetensors"
@@ -181,14 +171,14 @@ def test_export_refuses_bad_flags_before_work(
 ) -> None:
     args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]
     proc = cli_in_process("export", weights, *args)
-    assert_refused(proc, "export", *needles)
+    one_error_line(proc, "export", *needles)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_export_output_that_is_a_directory(weights: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.onnx"
     target.mkdir()
-    assert_refused(cli_in_process("export", weights, "-o", target), "export", str(target), "directory")
+    one_error_line(cli_in_process("export", weights, "-o", target), "export", str(target), "directory")
 
 
 def test_export_training_checkpoint_to_safetensors(tmp_path: Path) -> None:
@@ -208,16 +198,16 @@ def test_convert_refusals_name_what_to_pass(weights: Path, tmp_path: Path) -> No
     folder = tmp_path / "tv"
     folder.mkdir()
     out = tmp_path / "x.safetensors"
-    assert_refused(
+    one_error_line(
         cli_in_process("convert", "torchvision", folder, "-o", out), "convert", str(folder), "is a directory"
     )
     pth = tmp_path / "tv.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, pth)
     proc = cli_in_process("convert", "torchvision", pth, "-o", tmp_path / "x.onnx")
-    assert_refused(proc, "convert", "x.safetensors", "googlenet export")
+    one_error_line(proc, "convert", "x.safetensors", "googlenet export")
     proc = cli_in_process("convert", "torchvision", weights, "-o", out)
-    assert_refused(proc, "convert", "already this package's format")
+    one_error_line(proc, "convert", "already this package's format")
     best = training_checkpoint(tmp_path / "best.pt", _model("googlenet_bn"))
     proc = cli_in_process("convert", "torchvision", best, "-o", out)
-    assert_refused(proc, "convert", str(best), "training checkpoint", "googlenet export")
+    one_error_line(proc, "convert", str(best), "training checkpoint", "googlenet export")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "tv", "tv.pth"]

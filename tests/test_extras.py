@@ -15,7 +15,7 @@ import googlenet
 from googlenet.errors import GoogLeNetError
 from googlenet.inference.predictor import Predictor
 
-from .conftest import run_cli
+from .helpers import one_error_line, run_cli
 
 
 def hiding(folder: Path, *modules: str) -> dict[str, str]:
@@ -36,14 +36,6 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = googlenet.create_model("googlenet_bn", num_classes=3, aux_logits=False)
     model.meta.input_size = (3, 64, 64)
     return googlenet.save(model, tmp_path_factory.mktemp("extras") / "model.safetensors")
-
-
-def one_error_line(proc, command: str) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"googlenet {command}: error: "), proc.stderr
-    return lines[0].removeprefix(f"googlenet {command}: error: ")
 
 
 @pytest.mark.parametrize("module", ["onnx", "onnxscript"])

@@ -15,7 +15,7 @@ from googlenet.training.finetune import freeze_until, load_pretrained
 from googlenet.training.optim import param_groups
 from googlenet.training.task import registered_model
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process, make_folder_split
 
 
 def _saved(tmp_path: Path, name: str, classes: int, seed: int = 0) -> Path:
@@ -89,8 +89,6 @@ def test_registered_model_applies_the_config(tmp_path: Path) -> None:
 
 
 def test_cli_fine_tunes_and_says_what_it_loaded(tmp_path: Path) -> None:
-    from .test_datasets import make_folder_split
-
     data = tmp_path / "data"
     make_folder_split(data, "train", {"a": 8, "b": 8})
     make_folder_split(data, "val", {"a": 2, "b": 2})

@@ -25,7 +25,7 @@ from googlenet.models.model import CAFFE_MEAN, CAFFE_STD
 from googlenet.weights.importers import caffe_layer_map, import_caffe, load_caffe
 from googlenet.weights.importers.caffe_proto import parse_blob
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process
 
 cv2 = pytest.importorskip("cv2")
 

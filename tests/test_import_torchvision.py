@@ -21,7 +21,7 @@ from googlenet.errors import GoogLeNetError
 from googlenet.models.model import IMAGENET_MEAN, IMAGENET_STD
 from googlenet.weights.importers import import_torchvision, load_torchvision
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process
 
 
 class NotATensor:

@@ -16,13 +16,9 @@ import torch
 import googlenet
 from googlenet.training.engine import TrainForward, bf16_native, prepare_model, resolve_precision, train_step
 
+from .helpers import torch_threads
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,12 +45,8 @@ def _run(precision: str = "fp32", channels_last: bool = False, compile_backend: 
 
 @pytest.fixture(scope="module")
 def reference():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _run()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:

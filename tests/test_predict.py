@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import PIL.Image
 import pytest
 import torch
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process, one_error_line
 
 CLASSES = ["cat", "dog", "fox"]
 
@@ -138,22 +137,12 @@ def test_predict_unknown_checkpoint_exits_2_naming_it(files) -> None:
     assert proc.stdout == ""
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    """The CLI's contract: exit 2, one stderr line naming the value, no traceback, no output."""
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("googlenet predict: error: "), proc.stderr
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-
-
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "tpu"])
 def test_predict_bad_device_is_one_line(files, device: str) -> None:
     proc = cli_in_process(
         "predict", str(files["images"] / "b.png"), "--checkpoint", str(files["model"]), "--device", device
     )
-    assert_one_line_error(proc, repr(device))
+    one_error_line(proc, "predict", repr(device))
 
 
 def _dataset(root: Path, per_class: int = 4) -> Path:
@@ -175,7 +164,7 @@ def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path)
     common = ("--backend", "onnxruntime", "--precision", "int8", "--image-size", "64", "--json")
     # A bare weights file names no training data: the error says what to pass.
     proc = cli_in_process("predict", image, "--checkpoint", str(files["model"]), *common)
-    assert_one_line_error(proc, "--calibration DIR", str(files["model"]))
+    one_error_line(proc, "predict", "--calibration DIR", str(files["model"]))
     proc = cli_in_process(
         "predict",
         image,
@@ -185,7 +174,7 @@ def test_predict_int8_calibrates_from_a_folder_or_the_run(files, tmp_path: Path)
         "--calibration",
         str(tmp_path / "nope"),
     )
-    assert_one_line_error(proc, "--calibration", "does not exist")
+    one_error_line(proc, "predict", "--calibration", "does not exist")
 
     data = _dataset(tmp_path / "data")
     proc = cli_in_process(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from googlenet.evaluation.result import EvaluationResult
 from googlenet.evaluation.tables import markdown_table, spread_markdown, table3_markdown
 from googlenet.runs import read_metrics
 
-from .conftest import check_report_page, cli_in_process
+from .helpers import check_report_page, cli_in_process, one_error_line
 
 CLASSES = 3
 VAL_PER_CLASS = 2
@@ -172,16 +171,6 @@ def _evaluated(runs: tuple[Path, list[Path]]) -> dict:
     }
 
 
-def _one_error_line(result: subprocess.CompletedProcess, *needles: str) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("googlenet report: error:"), result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
 def test_report_cli_writes_every_picture_and_index(runs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     _, run_dirs = runs
     evaluation = tmp_path / "eval.json"
@@ -286,13 +275,13 @@ def test_report_refuses_bad_input_before_any_work(
     out = tmp_path / "out"
     # Issue 12 point 4: the image size is validated like the other commands', nothing is written.
     proc = cli_in_process("report", run_dirs[0], "--out", out, "--image-size", "10")
-    _one_error_line(proc, "--image-size", "10")
+    one_error_line(proc, "report", "--image-size", "10")
     # A training checkpoint or a weights file where a run directory is expected: what it is, what to pass.
     best = tmp_path / "r" / "checkpoints" / "best.pt"
     best.parent.mkdir(parents=True)
     best.write_bytes(b"x")
     proc = cli_in_process("report", best, "--out", out)
-    _one_error_line(proc, str(best), "training checkpoint", str(tmp_path / "r"))
+    one_error_line(proc, "report", str(best), "training checkpoint", str(tmp_path / "r"))
     weights = run_dirs[0] / "model.safetensors"
     with pytest.raises(GoogLeNetError, match="is a weights file; the report takes run directories"):
         write_report([weights], out)

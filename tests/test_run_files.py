@@ -24,7 +24,7 @@ from googlenet.training.config import TrainConfig, config_hash
 from googlenet.training.optim import ema_decay_at, polyak_average
 from googlenet.training.train import fit
 
-from .conftest import REPO, cli_in_process
+from .helpers import REPO, cli_in_process
 
 
 def test_warmed_up_average_follows_its_decays_and_resumes_them() -> None:

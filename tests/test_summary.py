@@ -10,7 +10,7 @@ import googlenet
 from googlenet.models.spec import TABLE1, TABLE1_OUTPUT_SIZES, InceptionRow
 from googlenet.models.summary import format_table, summarize, totals
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process
 
 
 def _inception_params(row: InceptionRow, in_channels: int) -> int:

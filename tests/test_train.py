@@ -41,7 +41,7 @@ from googlenet.training.optim import build_scheduler, lr_factor
 from googlenet.training.task import CLASSIFICATION, recipe_loss
 from googlenet.training.train import fit
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process
 
 REQUIRED_METRICS = {
     "epoch",
@@ -288,14 +288,6 @@ def test_lr_schedule_step_and_warmup() -> None:
     assert seen[2] == pytest.approx([0.1, 0.2])
     assert seen[5] == pytest.approx([0.05, 0.1])  # 0.5 epochs = 5 iterations -> x0.5
     assert seen[10] == pytest.approx([0.025, 0.05])
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # in-process model work; several test processes share two cores
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_loss_is_main_plus_0_3_aux(one_thread: None) -> None:

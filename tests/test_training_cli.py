@@ -19,7 +19,7 @@ from googlenet.cli.train_cmd import recipe_overrides
 from googlenet.errors import GoogLeNetError
 from googlenet.training.config import TrainConfig, default_workers, resolve_config
 
-from .conftest import cli_in_process
+from .helpers import cli_in_process
 
 
 def _parse(*argv: str) -> argparse.Namespace:

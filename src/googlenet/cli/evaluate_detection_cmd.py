@@ -66,6 +66,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --detector: evaluate with the first K members, for each K given (section 8: 1 vs 6)",
     )
     p.add_argument(
+        "--each-member",
+        action="store_true",
+        help="with --detector: also every member alone (their networks run anyway: only scoring is added), "
+        "so that each ensemble's interval against the mean and the best of its members is computed too",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=None,
+        metavar="DRAWS",
+        help="with --detector: resamples of the images for the paired 95%% intervals of each ensemble's mAP "
+        "against member 0 (and the mean and best member with --each-member) and of each proposal method "
+        "against the first (default 1000; 0: none)",
+    )
+    p.add_argument(
         "--proposals",
         nargs="+",
         default=None,
@@ -105,8 +120,14 @@ def run(args: argparse.Namespace) -> int:
     from ..detection.evaluation_parts import DetectorShardPart
 
     check_json_output(args, example="eval.json")
-    if args.detector is None and (args.members or args.proposals or args.multibox):
-        raise GoogLeNetError("--members, --proposals and --multibox apply with --detector only")
+    if args.detector is None and (
+        args.members or args.proposals or args.multibox or args.each_member or args.bootstrap is not None
+    ):
+        raise GoogLeNetError(
+            "--members, --each-member, --proposals, --multibox and --bootstrap apply with --detector only"
+        )
+    if args.bootstrap is not None and args.bootstrap < 0:
+        raise GoogLeNetError(f"--bootstrap must be 0 (no intervals) or more draws. Got {args.bootstrap}")
     if args.detector is not None and args.classes is not None:
         raise GoogLeNetError("--classes applies with --detections only (a detector has its own classes)")
     # A detector's shards leave their parts beside the JSON file; without --shard they are merged.
@@ -125,12 +146,15 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_detections_file(args.detections, args.data, classes=classes, **common)
     else:
         job = dict(
-            members=args.members, proposals=args.proposals, multibox=args.multibox, workers=args.workers,
-            backend=args.backend, precision=args.precision, shard=args.shard, parts=parts, **common,
+            members=args.members, each_member=args.each_member, proposals=args.proposals,
+            multibox=args.multibox, workers=args.workers, backend=args.backend, precision=args.precision,
+            shard=args.shard, parts=parts, **common,
         )  # fmt: skip
         if args.dry_run:
             print(estimate_detector_evaluation(args.detector, args.data, **job).format())
             return 0
+        if args.bootstrap is not None:
+            job["bootstrap"] = args.bootstrap
         # The estimate goes to stderr with the progress: stdout keeps the tables (or the JSON).
         result = evaluate_detector(
             args.detector, args.data, progress=True, **job,

@@ -14,9 +14,10 @@ and writes (:meth:`DetectionResult.to_dict`), and what benchmarks/detection_tabl
 (:meth:`DetectionResult.member_summary`, :meth:`DetectionResult.paired_differences`).
 
 Each :class:`DetectorRun` keeps its detections image by image (``detections``), so that
-per-image statistics (a paired bootstrap over images of an mAP difference, as
-:func:`googlenet.evaluation.protocol.paired_effects` does for Table 3) and results computed on
-disjoint image subsets can be built from a result without running the networks again.
+per-image statistics and results computed on disjoint image subsets can be built from a result
+without running the networks again: :func:`evaluate_detector` does so for its ``intervals``, a
+paired bootstrap over images of each ensemble's mAP against member 0, the mean member and the best
+member (:mod:`.bootstrap`, as :func:`googlenet.evaluation.protocol.paired_effects` does for Table 3).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..parts import PartsFolder, Shard
 from ..progress import Progress, progress_callback
 from ..runs import RunLayout
 from ..training.distributed import job_shard, run_sharded
+from .bootstrap import BOOTSTRAP_DRAWS, MapInterval
 from .detector import StageTimes
 from .evaluation_parts import (
     DetectedImages,
@@ -189,6 +191,7 @@ class DetectionResult:
     ``comparison``: the scores under every rule (``rule="all"``: then ``evaluation`` is the
     ILSVRC one), as each run's. ``unreadable``: ``(image path, why)`` of the images that could not
     be decoded; they are scored as images without detections (their objects are missed).
+    ``intervals``: the runs' paired bootstrap intervals over the images (:mod:`.bootstrap`).
     """
 
     evaluation: DetectionEvaluation
@@ -208,6 +211,7 @@ class DetectionResult:
     blacklist: frozenset[tuple[str, int]] = field(default_factory=frozenset, repr=False)
     comparison: RuleComparison | None = None
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    intervals: list[MapInterval] = field(default_factory=list)
 
     @property
     def rule(self) -> str:
@@ -284,10 +288,15 @@ class DetectionResult:
         return "\n".join(lines)
 
     def format_table(self) -> str:
-        """The header, the runs' comparison (a detector), and the per-class table."""
+        """The header, the runs' comparison (a detector) and their bootstrap intervals, and the
+        per-class table."""
+        from .bootstrap import format_intervals
+
         parts = [self.header()]
         if self.runs:
             parts.append(self.comparison_table())
+        if self.intervals:
+            parts.append(format_intervals(self.intervals))
         parts.append((self.comparison or self.evaluation).format_table())
         return "\n".join(parts)
 
@@ -297,6 +306,8 @@ class DetectionResult:
             source: dict[str, Any] = {"detections": self.detections_file}
         else:
             source = {"detector": self.detector, "runs": [r.to_dict() for r in self.runs]}
+            if self.intervals:
+                source["intervals"] = [x.to_dict() for x in self.intervals]
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -416,6 +427,8 @@ def evaluate_detector(
     shard: Shard | str | None = None,
     parts: str | Path | None = None,
     on_estimate: Callable[[CostEstimate], object] | None = None,
+    bootstrap: int = BOOTSTRAP_DRAWS,
+    bootstrap_seed: int = 0,
     **predictor_options: Any,
 ) -> DetectionResult | DetectorShardPart:
     """Run the detector in ``detector`` on the ``split`` of ``data`` and score every setting asked for.
@@ -447,6 +460,11 @@ def evaluate_detector(
     ``on_estimate``: called, before the work, with what it will do and about how long it will take
     here (:func:`estimate_detector_evaluation`; not when there is nothing to compute, nor on torchrun
     ranks other than 0).
+
+    ``bootstrap``: resamples of the split's images (seeded by ``bootstrap_seed``) for the result's
+    ``intervals``, 0 for none: each first-k ensemble against member 0, and with ``each_member``
+    against the mean and the best of its members, each other proposal method against the first
+    (:func:`.bootstrap.result_intervals`; under ``rule``, ILSVRC's with ``all``, none with ``coco``).
     """
     from ..training.distributed import launch_position
     from .datasets import drop_unreadable
@@ -463,12 +481,16 @@ def evaluate_detector(
         on_estimate(job.estimate())
 
     def scored(detected: DetectedImages) -> DetectionResult:
+        from .bootstrap import result_intervals
+
         runs = _scored_runs(detected, dataset, rule)
         last = (runs[-1].evaluation, runs[-1].comparison)
-        return _result(
+        result = _result(
             dataset, data_arg, last, strict_data, detector=str(detector), runs=runs,
             unreadable=detected.unreadable,
         )  # fmt: skip
+        result.intervals = result_intervals(result, draws=bootstrap, seed=bootstrap_seed)
+        return result
 
     def detect(part: Shard | None) -> DetectedImages:
         if strict_data:  # stop at the first image that cannot be decoded, before any work
@@ -505,7 +527,7 @@ def estimate_detector_evaluation(
     bound = inspect.signature(evaluate_detector).bind(detector, data, **arguments)
     bound.apply_defaults()
     job = dict(bound.arguments)
-    for unused in ("rule", "progress", "on_estimate"):
+    for unused in ("rule", "progress", "on_estimate", "bootstrap", "bootstrap_seed"):
         del job[unused]
     return _DetectorJob.open(**job).estimate()
 

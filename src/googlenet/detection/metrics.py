@@ -156,12 +156,21 @@ def match_voc(
     return tp, fp
 
 
-def precision_recall(scores: object, tp: object, fp: object, num_gt: int) -> tuple[np.ndarray, np.ndarray]:
+def precision_recall(
+    scores: object, tp: object, fp: object, num_gt: float, weights: object | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative recall and precision over detections in (stable) descending score.
 
     Detections that are neither TP nor FP (VOC's difficult matches) are left out: they add nothing
     to either cumulative sum, so the devkit's curve has a repeated point there (or 0/0 before the
     first TP or FP, which MATLAB's ``max`` skips); dropping them gives the same AP.
+
+    ``weights`` (one per detection, >= 0): each detection counts that many times, as if it were
+    repeated (a bootstrap draw's image multiplicities, :class:`MatchedDetections`); ``num_gt`` is
+    then the weighted count. A detection of weight 0 is left out. Its copies would sit side by side
+    in the sorted list, and collapsing them into one point leaves both areas unchanged: the copies
+    of a TP rise in recall and precision together, so the envelope over them is the last copy's;
+    the copies of an FP only lower the precision at a recall already reached.
     """
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     tp, fp = np.asarray(tp, dtype=bool).reshape(-1), np.asarray(fp, dtype=bool).reshape(-1)
@@ -171,9 +180,18 @@ def precision_recall(scores: object, tp: object, fp: object, num_gt: int) -> tup
         raise ValueError(f"recall needs at least one ground-truth object. Got num_gt={num_gt}")
     order = descending(scores)
     counted = (tp | fp)[order]
-    tp_cum = np.cumsum(tp[order][counted])
-    fp_cum = np.cumsum(fp[order][counted])
-    return tp_cum / num_gt, tp_cum / np.maximum(tp_cum + fp_cum, 1)
+    if weights is None:
+        tp_cum = np.cumsum(tp[order][counted])
+        fp_cum = np.cumsum(fp[order][counted])
+        return tp_cum / num_gt, tp_cum / np.maximum(tp_cum + fp_cum, 1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.shape != scores.shape or np.any(w < 0):
+        raise ValueError(f"weights must be {len(scores)} values >= 0. Got shape {w.shape}")
+    counted &= w[order] > 0
+    w = w[order][counted]
+    tp_cum = np.cumsum(w * tp[order][counted])
+    fp_cum = np.cumsum(w * fp[order][counted])
+    return tp_cum / num_gt, tp_cum / (tp_cum + fp_cum)  # every counted point has a weight > 0
 
 
 def average_precision(recall: object, precision: object, mode: Literal["all", "11point"] = "all") -> float:
@@ -341,16 +359,29 @@ def evaluate_detections(
     (:class:`.detections.Detection`). ``targets``: objects with ``image_id``, ``boxes`` (N, 4),
     ``labels`` (N,), ``difficult`` (N,) (the detection dataset's targets). ``blacklist``:
     (image id, class index) pairs left out (ILSVRC's ``blacklist`` file). Every rule at once:
-    :func:`.rule_comparison.compare_rules`.
+    :func:`.rule_comparison.compare_rules`. Under the devkit rules this is
+    :func:`match_detections` (the matching) and :meth:`MatchedDetections.evaluation` (the curves).
     """
     if rule == ALL_RULES:
         raise GoogLeNetError(
             f"rule {ALL_RULES!r} gives one evaluation per rule: call compare_rules (googlenet.detection)"
         )
     check_rule(rule, allow_all=False)
-    num_classes = len(class_names)
-    blacklist = frozenset(blacklist)
+    if rule != "coco":
+        return match_detections(detections, targets, class_names, rule, blacklist).evaluation()
+    from .coco_rule import coco_scores
 
+    images, _ = _indexed(detections, targets, len(class_names))
+    coco = coco_scores(images, detections, class_names, frozenset(blacklist))
+    extra = {"summary": coco.summary, "per_class": coco.per_class}
+    return _evaluation(rule, coco.ap, coco.num_gt, len(detections), coco.curves, **extra)
+
+
+def _indexed(
+    detections: Sequence[Any], targets: Iterable[Any], num_classes: int
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], dict[tuple[str, int], list[int]]]:
+    """The targets checked, ``{image_id: (boxes, labels, difficult)}`` in their order, and the
+    detections checked, ``{(image_id, class): [their indices, in input order]}``."""
     images: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for t in targets:
         boxes, labels = as_boxes(t.boxes), np.asarray(t.labels, dtype=np.int64).reshape(-1)
@@ -364,8 +395,6 @@ def evaluate_detections(
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
             raise GoogLeNetError(f"image {t.image_id!r}: a label outside 0..{num_classes - 1}")
         images[t.image_id] = (boxes, labels, difficult)
-
-    # (image, class) -> indices into `detections`, in input order.
     by_pair: dict[tuple[str, int], list[int]] = defaultdict(list)
     for i, det in enumerate(detections):
         if det.image_id not in images:
@@ -373,12 +402,96 @@ def evaluate_detections(
         if not 0 <= int(det.label) < num_classes:
             raise GoogLeNetError(f"detection {i} has label {det.label} outside 0..{num_classes - 1}")
         by_pair[(det.image_id, int(det.label))].append(i)
-    if rule == "coco":
-        from .coco_rule import coco_scores
+    return images, by_pair
 
-        coco = coco_scores(images, detections, class_names, blacklist)
-        extra = {"summary": coco.summary, "per_class": coco.per_class}
-        return _evaluation(rule, coco.ap, coco.num_gt, len(detections), coco.curves, **extra)
+
+@dataclass(frozen=True)
+class ClassMatches:
+    """One class's counted detections (TP or FP; VOC's difficult matches and blacklisted pairs left
+    out) in the devkit's ranking, best first: the index of each one's image, its score and flag."""
+
+    image: np.ndarray  # int64 indices into MatchedDetections.image_ids
+    scores: np.ndarray
+    tp: np.ndarray  # bool; a counted detection that is not a TP is an FP
+
+
+@dataclass(frozen=True)
+class MatchedDetections:
+    """Detections matched to the ground truth under a devkit rule (``ilsvrc``, ``voc07``, ``voc12``):
+    what :func:`evaluate_detections` computes its curves from (:meth:`evaluation`).
+
+    Both devkits match image by image (a ground truth is taken by a detection of its own image), so
+    each detection's TP / FP flag does not depend on the other images. A bootstrap draw over images
+    (:mod:`.bootstrap`) therefore only counts each image ``k`` times, its detections and its ground
+    truths alike: :meth:`evaluation` and :meth:`mean_ap` with ``weights`` (one per image) give the
+    AP of that resampled set without matching again. (Exactly, when no two detections of a class
+    tie in score: an explicit resample orders tied detections by its own image order.)
+
+    ``num_gt``: images x classes, the counted ground-truth objects (not difficult ones under VOC, none
+    on a blacklisted pair). ``classes``: per class index, its :class:`ClassMatches`.
+    ``detections_per_image``: every detection of each image (blacklisted ones too), for the count.
+    """
+
+    rule: str
+    class_names: tuple[str, ...]
+    image_ids: tuple[str, ...]
+    num_gt: np.ndarray
+    classes: tuple[ClassMatches, ...]
+    detections_per_image: np.ndarray
+
+    def _weights(self, weights: object | None) -> np.ndarray | None:
+        if weights is None:
+            return None
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.shape != (len(self.image_ids),) or np.any(w < 0):
+            raise ValueError(f"weights must be {len(self.image_ids)} values >= 0, one per image")
+        return w
+
+    def _curves(self, weights: np.ndarray | None) -> dict[str, tuple[float, tuple[np.ndarray, np.ndarray]]]:
+        """Per class with a counted ground truth (weighted): its AP and (recall, precision)."""
+        counts = self.num_gt.sum(0) if weights is None else weights @ self.num_gt
+        out = {}
+        for c, (name, m) in enumerate(zip(self.class_names, self.classes, strict=True)):
+            if counts[c] <= 0:
+                continue  # no positives: AP undefined, left out of the mAP as in both devkits' sets
+            w = None if weights is None else weights[m.image]
+            recall, precision = precision_recall(m.scores, m.tp, ~m.tp, counts[c], weights=w)
+            out[name] = (average_precision(recall, precision, AP_MODE[self.rule]), (recall, precision))
+        return out
+
+    def evaluation(self, weights: object | None = None) -> DetectionEvaluation:
+        """The per-class AP and mAP, each image counted ``weights[i]`` times (default once); an
+        error when no class has a counted ground truth."""
+        w = self._weights(weights)
+        counts = self.num_gt.sum(0) if w is None else np.rint(w @ self.num_gt).astype(np.int64)
+        curves = self._curves(w)
+        ap = {name: value for name, (value, _) in curves.items()}
+        num_gt = {name: int(n) for name, n in zip(self.class_names, counts, strict=True)}
+        per_image = self.detections_per_image
+        num_det = int(per_image.sum()) if w is None else int(np.rint(w @ per_image))
+        return _evaluation(self.rule, ap, num_gt, num_det, {k: c for k, (_, c) in curves.items()})
+
+    def mean_ap(self, weights: object | None = None) -> float:
+        """The mAP of :meth:`evaluation` alone (NaN when no class has a counted ground truth)."""
+        aps = [value for value, _ in self._curves(self._weights(weights)).values()]
+        return float(np.mean(aps)) if aps else float("nan")
+
+
+def match_detections(
+    detections: Sequence[Any],
+    targets: Iterable[Any],
+    class_names: Sequence[str],
+    rule: str,
+    blacklist: Collection[tuple[str, int]] = frozenset(),
+) -> MatchedDetections:
+    """Match ``detections`` to ``targets`` under the devkit ``rule`` (``ilsvrc``, ``voc07`` or
+    ``voc12``; arguments as :func:`evaluate_detections`): every counted detection's TP / FP flag and
+    every image's counted ground truths, per class."""
+    if rule not in AP_MODE:
+        raise GoogLeNetError(f"matching is per devkit rule ({', '.join(AP_MODE)}). Got {rule!r}")
+    num_classes = len(class_names)
+    blacklist = frozenset(blacklist)
+    images, by_pair = _indexed(detections, targets, num_classes)
 
     # class -> the images (in targets order) with a ground truth or a detection of it: the only ones
     # that add to its curve (ILSVRC val has 20k images x 200 classes, most pairs empty).
@@ -392,14 +505,15 @@ def evaluate_detections(
 
     all_scores = np.array([float(d.score) for d in detections], dtype=np.float64)
     all_boxes = as_boxes([np.asarray(d.bbox, dtype=np.float64).reshape(4) for d in detections])
-    ap: dict[str, float] = {}
-    num_gt: dict[str, int] = {}
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for c, name in enumerate(class_names):
+    num_gt = np.zeros((len(images), num_classes), dtype=np.int64)
+    per_image = np.zeros(len(images), dtype=np.int64)
+    for (image_id, _), idx in by_pair.items():
+        per_image[order[image_id]] += len(idx)
+    classes = []
+    for c in range(num_classes):
         picked: list[np.ndarray] = []  # detection indices, in the devkit's concatenation order
         tps: list[np.ndarray] = []
         fps: list[np.ndarray] = []
-        n_gt = 0
         for image_id in sorted(relevant[c], key=order.__getitem__):
             if (image_id, c) in blacklist:
                 continue
@@ -408,17 +522,14 @@ def evaluate_detections(
             gt, gt_difficult = boxes[of_class], difficult[of_class]
             idx = np.asarray(by_pair.get((image_id, c), []), dtype=np.int64)
             if rule == "ilsvrc":
-                n_gt += len(gt)
+                num_gt[order[image_id], c] = len(gt)
                 tp, fp = match_ilsvrc(all_boxes[idx], all_scores[idx], gt)
             else:
-                n_gt += int(np.count_nonzero(~gt_difficult))
+                num_gt[order[image_id], c] = int(np.count_nonzero(~gt_difficult))
                 tp, fp = match_voc(all_boxes[idx], all_scores[idx], gt, gt_difficult)
             picked.append(idx)
             tps.append(tp)
             fps.append(fp)
-        num_gt[name] = n_gt
-        if n_gt == 0:
-            continue  # no positives: AP undefined, left out of the mAP as in both devkits' sets
         idx = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
         tp = np.concatenate(tps) if tps else np.zeros(0, dtype=bool)
         fp = np.concatenate(fps) if fps else np.zeros(0, dtype=bool)
@@ -427,10 +538,12 @@ def evaluate_detections(
             # concatenates image by image, in targets order, as gathered above: ties keep that order.)
             file_order = np.argsort(idx, kind="stable")
             idx, tp, fp = idx[file_order], tp[file_order], fp[file_order]
-        recall, precision = precision_recall(all_scores[idx], tp, fp, n_gt)
-        ap[name] = average_precision(recall, precision, AP_MODE[rule])
-        curves[name] = (recall, precision)
-    return _evaluation(rule, ap, num_gt, len(detections), curves)
+        # The devkit's ranking, kept: every weighted curve sorts an already sorted list.
+        ranked = descending(all_scores[idx])
+        ranked = ranked[(tp | fp)[ranked]]
+        image = np.array([order[detections[i].image_id] for i in idx[ranked]], dtype=np.int64)
+        classes.append(ClassMatches(image, all_scores[idx[ranked]], tp[ranked]))
+    return MatchedDetections(rule, tuple(class_names), tuple(images), num_gt, tuple(classes), per_image)
 
 
 def _evaluation(

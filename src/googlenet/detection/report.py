@@ -103,7 +103,32 @@ def _comparison(evaluation_file: Path, detector_dir: Path) -> str:
     header = ["members", "proposals", "mAP", "proposals / image", "coverage", "warp + NMS / network"]
     return (
         f"Rule {record.get('rule')}, {record.get('num_images')} images of `{record.get('data')}` "
-        f"[{record.get('split')}]\n\n" + markdown_table(header, rows, left={1})
+        f"[{record.get('split')}]\n\n" + markdown_table(header, rows, left={1}) + _intervals(record)
+    )
+
+
+def _intervals(record: dict[str, Any]) -> str:
+    """The record's paired bootstrap intervals (:mod:`.bootstrap`) as a markdown table, or nothing."""
+    from .bootstrap import BEST_MEMBER_NOTE, MapInterval
+
+    try:
+        intervals = [MapInterval.from_dict(x) for x in record.get("intervals", [])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GoogLeNetError(f"--evaluation: an interval of the record is malformed: {exc}") from None
+    if not intervals:
+        return ""
+    first = intervals[0]
+    rows = [
+        [x.what, f"{100 * x.point:+.2f}", f"[{100 * x.low:+.2f}, {100 * x.high:+.2f}]",
+         "yes" if x.excludes_zero else "no"]
+        for x in intervals
+    ]  # fmt: skip
+    best = f" {BEST_MEMBER_NOTE}" if any(x.reference == "best member" for x in intervals) else ""
+    return (
+        f"\n\nmAP differences in points with their 95% paired bootstrap intervals over the {first.images} "
+        f"images ({first.draws} draws, seed {first.seed}, rule {first.rule}; both sides scored on each "
+        f"draw).{best}\n\n"
+        + markdown_table(["comparison", "difference", "95% interval", "excludes 0"], rows, left={0})
     )
 
 
