@@ -45,6 +45,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import cache
 from ..atomic import atomic_write, atomic_write_text
 from ..errors import GoogLeNetError
+from ..manifest import write_json
 from .scenes import BUILTIN_CLASSES, CLASS_SPECS, render_image, render_in_workers
 
 # Bumped whenever the generator's output changes; part of the cache key and of builtin.json, so a
@@ -227,7 +228,7 @@ def _generate(tmp: Path, params: dict[str, int], workers: int) -> None:
         "image_size": "shorter side in pixels",
     }
     # Written last: its presence is what makes the directory a complete set.
-    atomic_write_text(tmp / MARKER_NAME, json.dumps(info, indent=1) + "\n")
+    write_json(tmp / MARKER_NAME, info)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from .. import cache
 from ..atomic import atomic_write, atomic_write_text
 from ..data.scenes import BUILTIN_CLASSES, render_in_workers, render_scene
 from ..errors import GoogLeNetError
+from ..manifest import write_json
 from .boxes import box_area
 from .draw import DIFFICULT_COLOUR, colour_of, draw_boxes, fit_into
 
@@ -274,7 +275,7 @@ def _generate(tmp: Path, params: dict[str, int], workers: int) -> None:
         "difficult": f"visible share of the object's area < {DIFFICULT_BELOW}",
     }
     # Written last: its presence is what makes the directory a complete set.
-    atomic_write_text(tmp / MARKER_NAME, json.dumps(info, indent=1) + "\n")
+    write_json(tmp / MARKER_NAME, info)
 
 
 # ----------------------------------------------------------------------------------------------

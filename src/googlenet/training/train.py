@@ -67,6 +67,7 @@ from torch import nn
 from ..atomic import atomic_write_text, writable_ancestor
 from ..environment import environment
 from ..errors import GoogLeNetError
+from ..manifest import write_json
 from ..runs import RunLayout
 from . import distributed as D
 from .checkpoint import CheckpointSaver, prune_run
@@ -338,7 +339,7 @@ def open_run_dir(run: Run) -> None:
         if run.resumed:  # keep what produced the first part of the run; list each resume
             previous = _read_json(layout.env)
             info = {**previous, "resumed": [*previous.get("resumed", []), info]} if previous else info
-        atomic_write_text(layout.env, json.dumps(info, indent=1) + "\n")
+        write_json(layout.env, info)
         if run.resumed:
             atomic_write_text(layout.metrics, "".join(json.dumps(r) + "\n" for r in run.state.history))
     D.barrier(env)
