@@ -21,6 +21,7 @@ import pytest
 
 from googlenet.detection.builtin import make_builtin_detection
 from googlenet.detection.datasets import open_detection_dataset
+from googlenet.detection.proposal_job import propose_split
 from googlenet.detection.proposals import (
     compute_proposals,
     fill_proposals,
@@ -134,6 +135,9 @@ def test_shards_fill_the_cache_and_the_merge_is_the_one_process_result(
     # Once merged, a shard reads its share from the entry.
     late = fill_proposals(dataset, method, shard=Shard(1, 3))
     assert late.merged and late.from_entry and late.computed == 0
+    # The proposals job of such a shard then holds the whole split, as the merge does.
+    job = propose_split(dataset, METHOD, shard=Shard(1, 3), workers=1).methods[0]
+    assert not job.is_part and job.fill.from_entry and list(job.proposals or {}) == list(expected)
 
 
 # --------------------------------------------------------------------------- real processes

@@ -16,9 +16,8 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import GoogLeNetError
 from .common import (
@@ -33,11 +32,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..cost import CostEstimate
-    from ..detection.datasets import DetectionDataset
-    from ..detection.proposal_recall import MethodRecall
-    from ..detection.proposals import ProposalMethod, ProposalsFill
-    from ..parts import Shard
+    from ..detection.proposal_job import MethodProposals, ProposalsResult
 
 METHOD_PLACEHOLDER = "{method}"  # in --out: one proposals file per --method
 
@@ -102,12 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cpu import cpu_count
-    from ..detection.datasets import drop_unreadable, open_detection_dataset
-    from ..detection.estimates import estimate_proposals
-    from ..detection.proposal_recall import ProposalRecall, plot_proposal_recall
-    from ..detection.proposals import check_method, proposal_method
-    from ..training.distributed import job_shard
+    from ..detection.proposal_job import estimate_propose_split, propose_split
+    from ..detection.proposal_recall import plot_proposal_recall
+    from ..detection.proposals import write_proposals
 
     names = list(dict.fromkeys(args.method))
     if len(names) > 1 and METHOD_PLACEHOLDER not in args.out:
@@ -121,152 +113,92 @@ def run(args: argparse.Namespace) -> int:
     check_json_output(args, example="recall.json")
     if args.plot is not None:
         check_output_file(args.plot, "--plot", example="recall.png")
-    workers = cpu_count() if args.workers is None else args.workers
-    if workers < 0:
-        raise GoogLeNetError(f"--workers must be >= 0. Got {workers}")
-    shard = job_shard(args.shard)
-    methods = [proposal_method(name, multibox=args.multibox) for name in names]
-    for method in methods:
-        check_method(method)
-    dataset = open_detection_dataset(args.data, args.split, strict=args.strict_data)
+    if args.workers is not None and args.workers < 0:
+        raise GoogLeNetError(f"--workers must be >= 0. Got {args.workers}")
+    job = dict(
+        split=args.split, multibox=args.multibox, workers=args.workers, shard=args.shard,
+        refresh=args.refresh, strict_data=args.strict_data,
+    )  # fmt: skip
     if args.dry_run:
-        for method in methods:
-            print(
-                estimate_proposals(
-                    dataset, method, shard=shard, workers=workers, refresh=args.refresh
-                ).format()
-            )
+        for estimate in estimate_propose_split(args.data, names, **job):
+            print(estimate.format())
         return 0
-    if args.strict_data:  # the first image that cannot be decoded stops the command before any work
-        drop_unreadable(dataset, strict=True, workers=workers)
+    result = propose_split(
+        args.data, names, progress=True, **job,
+        on_estimate=lambda estimate: print(estimate.format(), file=sys.stderr, flush=True),
+    )  # fmt: skip
     # With --json on stdout everything else goes to stderr, so that stdout is one JSON document.
     say = sys.stderr if args.json == STDOUT else sys.stdout
-    readable: DetectionDataset | None = None
-    recalls = []
-    for method in methods:
-        filled = _fill(args, dataset, method, shard, workers, outs[method.name], say)
-        if filled is None:
-            continue  # a shard: its part is done, the merge comes later
-        # Images that cannot be decoded (named in a warning each) have no proposals: left out of the
-        # file and of the coverage. Their (empty) entries stay in the cache the other commands share.
-        if readable is None:
-            readable = drop_unreadable(dataset, workers=workers)
-        recalls.append(_report(*filled, workers, method, readable, outs[method.name], say))
-    if not recalls:
+    for found in result.methods:
+        out = outs[found.method.name]
+        if found.is_part:  # a shard: its part is done, the merge comes later
+            _report_part(found, result, out, torchrun=args.shard is None, say=say)
+        else:
+            write_proposals(out, found.proposals)
+            _report(found, result, out, say)
+    recall = result.recall
+    if recall is None:
         return 0
-    result = ProposalRecall(recalls, data=str(dataset.root), split=dataset.split)
-    print(result.format_table(), file=say)
+    print(recall.format_table(), file=say)
     if args.json is not None:
-        write_json(args, json.dumps(result.to_json(), indent=1))
+        write_json(args, json.dumps(recall.to_json(), indent=1))
     if args.plot is not None:
-        print(f"recall curves -> {plot_proposal_recall(result, args.plot)}", file=say)
+        print(f"recall curves -> {plot_proposal_recall(recall, args.plot)}", file=say)
     return 0
 
 
-def _fill(
-    args: argparse.Namespace,
-    dataset: DetectionDataset,
-    method: ProposalMethod,
-    shard: Shard | None,
-    workers: int,
-    out: Path,
-    say: TextIO,
-) -> tuple[ProposalsFill, float] | None:
-    """Fill ``method``'s cache entry: the fill and its wall seconds; None for a shard's part (``--shard``
-    or a torchrun rank), which is reported here."""
-    from tqdm import tqdm
-
-    from ..detection.proposal_job import proposals_job
-
-    share = len(shard.images(len(dataset))) if shard is not None else len(dataset)
-    desc = f"proposals {method.name}" + (f" shard {shard}" if shard is not None else "")
-    t0 = [time.perf_counter()]
-    bars: list[Any] = []  # made at the first image, so that the estimate is printed above it
-
-    def said(estimate: CostEstimate) -> None:
-        print(estimate.format(), file=sys.stderr, flush=True)
-        t0[0] = time.perf_counter()  # the seconds per image leave the estimate's warm-up out
-
-    def step(n: int) -> None:
-        if not bars:
-            bars.append(tqdm(total=share, desc=desc, unit="img", file=sys.stderr, disable=None))
-        bars[0].update(n)
-
-    try:
-        fill = proposals_job(
-            dataset, method, shard=shard, workers=workers, progress=step, refresh=args.refresh,
-            on_estimate=said,
-        )  # fmt: skip
-    finally:
-        for bar in bars:
-            bar.close()
-    wall = time.perf_counter() - t0[0]
-    if fill.merged:
-        return fill, wall
+def _report_part(
+    found: MethodProposals, result: ProposalsResult, out: Path, *, torchrun: bool, say: TextIO
+) -> None:
+    """What a shard's part (``--shard``, or a torchrun rank) did and what comes next."""
+    fill, name = found.fill, found.method.name
     print(
-        f"{method.name} on {dataset.root} split {dataset.split!r}, shard {shard}: {fill.images} of "
-        f"{len(dataset)} images -> {fill.parts}",
+        f"{name} on {result.data} split {result.split!r}, shard {result.shard}: {fill.images} of "
+        f"{result.images} images -> {fill.parts}",
         file=say,
     )
-    print(_work_line(fill, wall, workers), file=say)
+    print(_work_line(found), file=say)
     left = f"{fill.chunks_left} of {fill.chunks} chunks left to other shards" if fill.chunks_left else ""
-    if args.shard is None:  # a torchrun rank: rank 0 merges once every rank is done
+    if torchrun:  # rank 0 merges once every rank is done
         print(f"  rank 0 merges the parts and writes {out}", file=say)
     else:
         print(
             f"  {left or 'every shard is done'}; the same command without --shard then writes {out}", file=say
         )
-    return None
 
 
-def _report(
-    fill: ProposalsFill,
-    wall: float,
-    workers: int,
-    method: ProposalMethod,
-    readable: DetectionDataset,
-    out: Path,
-    say: TextIO,
-) -> MethodRecall:
-    """Write ``method``'s proposals file (the readable images'), print its summary and return its
-    recall curves (with the seconds per image and core when its images were computed here)."""
-    from ..detection.proposal_recall import proposal_recall
-    from ..detection.proposals import write_proposals
-
-    proposals = {i: fill.proposals[i] for i in readable.image_ids}
-    write_proposals(out, proposals)
-    seconds = wall / fill.computed * max(1, min(workers, fill.computed)) if fill.computed else None
-    recall = proposal_recall(method.name, proposals, readable.targets(), seconds_per_image=seconds)
-    covered = recall.at(None)["recall_0.5"]  # the coverage (proposal_recall.coverage) at IoU 0.5
+def _report(found: MethodProposals, result: ProposalsResult, out: Path, say: TextIO) -> None:
+    """A method's proposals file, its coverage and where its proposals came from."""
+    assert found.proposals is not None and found.recall is not None
+    fill, name = found.fill, found.method.name
+    covered = found.coverage
     cov_text = "n/a (no ground-truth boxes)" if math.isnan(covered) else f"{100 * covered:.1f}%"
     print(
-        f"{method.name} on {readable.root} split {readable.split!r}: {len(proposals)} images -> {out}",
+        f"{name} on {result.data} split {result.split!r}: {len(found.proposals)} images -> {out}",
         file=say,
     )
-    print(f"  mean proposals per image: {recall.proposals_per_image:.1f}", file=say)
+    print(f"  mean proposals per image: {found.recall.proposals_per_image:.1f}", file=say)
     print(f"  coverage (ground-truth boxes with a proposal at IoU >= 0.5): {cov_text}", file=say)
-    if readable.unreadable:
+    if result.unreadable:
         print(
-            f"  {len(readable.unreadable)} unreadable image(s) left out (named above; --strict-data stops)",
+            f"  {len(result.unreadable)} unreadable image(s) left out (named above; --strict-data stops)",
             file=say,
         )
     if fill.from_entry:
-        print(f"  read from cache {fill.path} ({wall:.2f} s; --refresh recomputes)", file=say)
+        print(f"  read from cache {fill.path} ({found.seconds:.2f} s; --refresh recomputes)", file=say)
     elif fill.computed == 0:
         print(f"  merged the {fill.chunks} chunks of {fill.parts} into the cache {fill.path}", file=say)
     else:
-        print(_work_line(fill, wall, workers), file=say)
-    return recall
+        print(_work_line(found), file=say)
 
 
-def _work_line(fill: ProposalsFill, wall: float, workers: int) -> str:
+def _work_line(found: MethodProposals) -> str:
     """What this process computed and how fast, and what a resumed run found done."""
+    fill = found.fill
     resumed = f" ({fill.done_before} of {fill.images} images were already done)" if fill.done_before else ""
-    if fill.computed == 0:
+    if found.seconds_per_image is None or found.seconds_per_image_per_core is None:
         return f"  nothing left to compute{resumed}"
-    cores = max(1, min(workers, fill.computed))
-    per_image = wall / fill.computed
     return (
-        f"  seconds per image: {per_image:.3f} wall, {per_image * cores:.3f} per core ({cores} processes)"
-        + resumed
+        f"  seconds per image: {found.seconds_per_image:.3f} wall, {found.seconds_per_image_per_core:.3f} "
+        f"per core ({found.processes} processes)" + resumed
     )

@@ -1,11 +1,11 @@
 """Section 8 of the paper: GoogLeNet's detector (R-CNN with the Inception network as region classifier).
 
 Detection data (:mod:`.datasets`), region proposals (:mod:`.proposals`, Selective Search and
-MultiBox), the detector (:class:`Detector`, its directory's :class:`DetectorManifest`), training it
-(:func:`train_detector`), evaluating it over members x proposal methods (:func:`evaluate_detector`)
-and scoring detections under the ILSVRC / PASCAL VOC / COCO rules (:func:`evaluate_detections`; all
-of them side by side: :func:`compare_rules`; the detections file: :func:`read_detections`,
-:func:`write_detections`)::
+MultiBox; a split's, with their recall: :func:`propose_split`), the detector (:class:`Detector`,
+its directory's :class:`DetectorManifest`), training it (:func:`train_detector`), evaluating it over
+members x proposal methods (:func:`evaluate_detector`) and scoring detections under the ILSVRC /
+PASCAL VOC / COCO rules (:func:`evaluate_detections`; all of them side by side:
+:func:`compare_rules`; the detections file: :func:`read_detections`, :func:`write_detections`)::
 
     from googlenet.detection import Detector, evaluate_detector, train_detector
 
@@ -34,6 +34,10 @@ _LAZY = {
     "DetectorShardPart": "googlenet.detection.evaluation_parts",
     "fill_proposals": "googlenet.detection.proposals",
     "proposals_job": "googlenet.detection.proposal_job",
+    "propose_split": "googlenet.detection.proposal_job",
+    "estimate_propose_split": "googlenet.detection.proposal_job",
+    "ProposalsResult": "googlenet.detection.proposal_job",
+    "MethodProposals": "googlenet.detection.proposal_job",
     "estimate_proposals": "googlenet.detection.estimates",
     "evaluate_detections_file": "googlenet.detection.evaluation",
     "DetectionResult": "googlenet.detection.evaluation",
