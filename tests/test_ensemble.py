@@ -135,3 +135,14 @@ def test_train_ensemble_two_members_index_resume_and_skip(data: Path, tmp_path: 
     other = cli_in_process(*_command(data, out, "--epochs", "2"))
     assert other.returncode == 2
     assert "ensemble.json" in other.stderr and len(other.stderr.strip().splitlines()) == 1
+
+    # Data the members cannot read stops a re-run before it writes: the index stays as it was.
+    paths[1].unlink()  # a member left to train
+    before = (out / "ensemble.json").read_bytes()
+    (data / "val").rename(data / "val_moved")
+    try:
+        broken = cli_in_process(*command)
+    finally:
+        (data / "val_moved").rename(data / "val")
+    assert broken.returncode == 2 and "error:" in broken.stderr, broken.stderr[-3000:]
+    assert (out / "ensemble.json").read_bytes() == before

@@ -1,6 +1,6 @@
 """``googlenet train-ensemble``: N members with one recipe, different sampling and data order (section 7).
 
-Takes every ``googlenet train`` option but ``--resume`` (the same :func:`.train_cmd.add_recipe_arguments`;
+Takes every ``googlenet train`` option but ``--resume`` (the same :func:`.common.add_recipe_arguments`;
 ``--seed`` is the base seed) plus ``--n`` and ``--same-init``;
 :func:`googlenet.training.ensemble.train_ensemble` does the work. Re-running the same command
 continues an interrupted ensemble.
@@ -46,27 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def check_data(config: Any) -> None:
-    """Refuse a data folder the members could not read before OUT is made (the first member's
-    train would only find out after OUT/ensemble.json exists; issue 12). The built-in set is made
-    on demand, so it has nothing to check."""
-    from ..data.builtin import resolve_data
-    from ..data.datasets import build_dataset
-
-    if str(config.data) == "builtin":
-        return
-    root = resolve_data(config.data)
-    for split in ("train", "val"):
-        build_dataset(root, split, layout=config.layout)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..training.config import resolve_config
     from ..training.ensemble import EnsembleInterrupted, train_ensemble
 
-    config = resolve_config(args.config_file, recipe_overrides(args))
-    check_data(config)
-    configure_logging()
+    overrides = recipe_overrides(args)
+    configure_logging()  # before the config: resolving it may say which model --init-from chose
+    config = resolve_config(args.config_file, overrides)
 
     def progress(i: int, state: str, run_dir: Any) -> None:
         words = {"skip": "complete, skipped", "start": "training", "resume": "resuming", "done": "done"}

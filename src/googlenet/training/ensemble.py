@@ -149,8 +149,9 @@ def train_ensemble(
     classifier) is what every member trains: the detector's region classifiers reuse this.
     ``extra``: fields the index records besides its own (the detector's kind and classes).
 
-    Nothing is written before the first member's inputs are checked (its ``fit`` builds its data
-    and model): a call that fails on bad input leaves no ``ensemble.json`` behind.
+    Nothing is written before the first member to train has checked its inputs (its ``fit`` builds
+    its data and model: a data folder the members cannot read stops it there): a call that fails on
+    bad input leaves ``ensemble.json`` as it was, or none.
     """
     from .config import RUNTIME_KEYS, config_hash, resume_config
     from .train import check_run_dir, fit
@@ -172,7 +173,10 @@ def train_ensemble(
             f"{config_difference(index, config, same_init)}: the members of one ensemble share "
             "everything but the seed; choose another --out, or continue it with its own settings"
         )
-    written = index is not None  # from here on the index on disk follows every member's state
+    # The index is first written when a member to train has checked its inputs (fit's on_start): a
+    # call that stops on bad input (a data folder the members cannot read, say) leaves the index as
+    # it was, or none. From then on the index on disk follows every member's state.
+    written = False
     entries: dict[int, dict[str, Any]] = {
         int(e["index"]): e for e in (index or {}).get("members", []) if isinstance(e, dict) and "index" in e
     }
@@ -190,14 +194,17 @@ def train_ensemble(
     }
     runtime = {k: getattr(config, k) for k in RUNTIME_KEYS - {"out", "resume"}}
 
-    def save(i: int, *, write: bool = True, **fields: Any) -> None:
+    def write_index() -> None:
         nonlocal written
-        entries.setdefault(i, {}).update(fields)
         index["members"] = [entries[k] for k in sorted(entries)]
+        out.mkdir(parents=True, exist_ok=True)
+        ENSEMBLE_MANIFEST.write(EnsembleLayout(out).index, index)
+        written = True
+
+    def save(i: int, *, write: bool = True, **fields: Any) -> None:
+        entries.setdefault(i, {}).update(fields)
         if write or written:
-            out.mkdir(parents=True, exist_ok=True)
-            ENSEMBLE_MANIFEST.write(EnsembleLayout(out).index, index)
-            written = True
+            write_index()
 
     paths: list[Path] = []
     for i in range(n):
@@ -214,7 +221,7 @@ def train_ensemble(
             write=False,
         )
         if _is_complete(run_dir, entries.get(i), mc.epochs):
-            save(i, status="complete", model=str(RunLayout(run_dir.name).weights))
+            save(i, status="complete", model=str(RunLayout(run_dir.name).weights), write=False)
             paths.append(RunLayout(run_dir).weights)
             if on_member:
                 on_member(i, "skip", run_dir)
@@ -260,4 +267,6 @@ def train_ensemble(
         paths.append(RunLayout(run_dir).weights)
         if on_member:
             on_member(i, "done", run_dir)
+    if not written:  # every member was complete already: the index says so
+        write_index()
     return paths
