@@ -36,6 +36,7 @@ from ..data.multicrop import num_crops
 from ..errors import GoogLeNetError
 from ..parts import Shard, image_chunks
 from ..progress import Progress, progress_callback
+from ..version import __version__
 from .loading import LoadedModels, ModelSource, check_run_arguments
 from .parts import DEFAULT_CHUNK_IMAGES, EvaluationParts
 from .protocol import DEFAULT_BATCH
@@ -599,7 +600,7 @@ class _Job:
             wall_time_s=round(wall, 3),
             images_per_s=round(computed / wall, 3) if wall > 0 and computed else None,
             date=datetime.now(UTC).isoformat(timespec="seconds"),
-            googlenet_version=_package_version(),
+            googlenet_version=__version__,
             torch_version=torch.__version__,
         )
 
@@ -615,17 +616,6 @@ def _work_parts(images: int, crops_per_image: int, measured: dict[str, Any]) -> 
     ]
     parts.append(WorkPart("reading and cropping", images, measured["reading"], "images"))
     return parts
-
-
-def _package_version() -> str | None:
-    """The installed package's version (its distribution metadata: the package root, which holds
-    ``__version__``, is above this layer); None when it runs from a checkout that is not installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("googlenet")
-    except PackageNotFoundError:
-        return None
 
 
 def _one_of(value: Any, name: str, choices: Sequence[str]) -> None:
