@@ -612,7 +612,7 @@ def render_scene(rng: np.random.Generator, image_size: int, *, classes: int, max
 
 def _sigint_default() -> None:
     # Ctrl-C reaches the whole process group: the workers die silently (the default action) and the
-    # parent raises KeyboardInterrupt, instead of every worker printing a traceback (issue 12).
+    # parent raises KeyboardInterrupt, instead of every worker printing a traceback.
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)

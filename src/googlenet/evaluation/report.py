@@ -234,7 +234,8 @@ def _check_evaluation(
     *,
     allow_class_mismatch: bool,
 ) -> None:
-    """Refuse an evaluation of other checkpoints, data or classes than the report's (issue 12 point 8)."""
+    """Refuse an evaluation of other checkpoints, data or classes than the report's: its numbers
+    would otherwise be printed as those of the runs reported on."""
     from .protocol import check_class_names
 
     if not evaluation.checkpoints:
