@@ -554,7 +554,7 @@ def test_the_task_builds_on_a_classifier(tmp_path: Path) -> None:
     task = multibox_task(MultiBoxOptions(num_priors=4, head="pool"))
     data = task.build_data(config)
     assert len(data.train) == 3 and len(data.val) == 1 and data.train.priors.shape == (4, 4)
-    net = task.build_model(config, data.classes)
+    net = task.build_model(config, data)
     assert net.meta.variant == "googlenet_bn" and net.num_classes == 20 and net.aux1 is None
     assert net.meta.input_size == (3, 64, 64)
     assert torch.equal(net.conv1.conv.weight, classifier.conv1.conv.weight)
@@ -566,7 +566,7 @@ def test_the_task_builds_on_a_classifier(tmp_path: Path) -> None:
     share = positive_share(open_detection_dataset(voc, "train").targets(), 4)
     assert torch.allclose(torch.sigmoid(net.fc.bias[16:]), torch.full((4,), share))
     with pytest.raises(GoogLeNetError, match="pass --model googlenet_bn"):
-        task.build_model(dataclasses.replace(config, model="googlenet"), data.classes)
+        task.build_model(dataclasses.replace(config, model="googlenet"), data)
 
 
 # --------------------------------------------------------------------------- the command

@@ -14,8 +14,10 @@ raises there and leaves nothing):
   returns ``(image tensor, label)`` for an index, or ``None`` for an unreadable sample, and has
   ``samples[index][0]``, the sample's file (named when it is skipped). Its random transforms draw
   from torch's RNG, which the loop seeds per sample (exact resume).
-* ``build_model(config, classes) -> GoogLeNet``: called with torch's RNG seeded to the run's
-  initial-weights seed, so every rank and every ensemble member sharing it starts alike.
+* ``build_model(config, data) -> GoogLeNet``: ``data`` is what ``build_data`` returned (the
+  classifier has one output per ``data.classes``; MultiBox starts its confidences from its training
+  split); called with torch's RNG seeded to the run's initial-weights seed, so every rank and every
+  ensemble member sharing it starts alike.
 * ``build_loss(config) -> loss(outputs, labels)``: ``outputs`` is the model's
   :class:`~googlenet.models.model.GoogLeNetOutputs` (``aux1``/``aux2`` None without auxiliary heads).
 * ``build_sampler(train_dataset, batch_size, *, seed, rank, world_size) -> EpochBatchSampler``: the
@@ -127,6 +129,11 @@ def registered_model(config: TrainConfig, classes: Sequence[str]) -> GoogLeNet:
     return model
 
 
+def classifier_model(config: TrainConfig, data: TaskData) -> GoogLeNet:
+    """The default ``build_model``: :func:`registered_model` with one output per class of ``data``."""
+    return registered_model(config, data.classes)
+
+
 def initialise_from(model: GoogLeNet, config: TrainConfig) -> None:
     """``config.init_from`` (the backbone, and the classifiers whose shapes fit) and ``config.freeze``
     applied to a freshly built ``model`` (:mod:`.finetune`)."""
@@ -214,7 +221,7 @@ class Task:
     (:data:`CLASSIFICATION` is the classifier with its own epoch line)."""
 
     build_data: Callable[[TrainConfig], TaskData] = image_folders
-    build_model: Callable[[TrainConfig, Sequence[str]], GoogLeNet] = registered_model
+    build_model: Callable[[TrainConfig, TaskData], GoogLeNet] = classifier_model
     build_loss: Callable[[TrainConfig], LossFn] = recipe_loss
     build_sampler: Callable[..., EpochBatchSampler] = epoch_sampler
     collate: Callable[[list[Any]], Batch] = collate_batch

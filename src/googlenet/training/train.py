@@ -248,7 +248,7 @@ def build_run(config: TrainConfig, env: D.DistEnv, task: Task) -> Run:
 
     # the same initial weights on every rank and every run (and every ensemble member sharing init_seed)
     torch.manual_seed(config.seed if config.init_seed is None else config.init_seed)
-    model = task.build_model(config, data.classes)
+    model = task.build_model(config, data)
     if config.sync_bn and env.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[assignment]
     prepare_model(model, device, channels_last=config.channels_last)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -258,15 +258,13 @@ def _build_data(config: TrainConfig, *, options: MultiBoxOptions) -> TaskData:
     )
 
 
-def _build_model(config: TrainConfig, classes: Sequence[str], *, options: MultiBoxOptions) -> GoogLeNet:
-    # The confidences start at the training split's share of matched priors. The Task contract hands
-    # build_model the class names only (MultiBox has none), so the split's annotations are read here
-    # from the config, the same ones _build_data read.
+def _build_model(config: TrainConfig, data: TaskData, *, options: MultiBoxOptions) -> GoogLeNet:
+    # The confidences start at the training split's share of matched priors (its readable images).
     num_priors = options.num_priors
     if options.head == "grid":
         cells = grid_size(config.model, options.head_tap, config.image_size, **model_options(config)) ** 2
         num_priors = cells * options.priors_per_cell
-    share = positive_share(_open_split(config, options.train_split).targets(), num_priors)
+    share = positive_share(data.train.dataset.targets(), num_priors)
     net = create_multibox_network(
         num_priors,
         model=config.model,
