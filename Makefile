@@ -46,8 +46,9 @@ detect: setup
 	$(BIN)/googlenet train-detector --config configs/detector_demo.yaml --data $(DET_DATA) \
 		--init-from $(DEMO)/ensemble/member_00 --members 2 --out $(DEMO)/detector
 	$(BIN)/googlenet evaluate-detection --data $(DET_DATA) --detector $(DEMO)/detector --members 1 2 \
-		--rule ilsvrc --json $(DEMO)/detection.json
-	$(BIN)/googlenet report $(DEMO)/detector --evaluation $(DEMO)/detection.json --out $(DEMO)/detector_report
+		--rule ilsvrc --json $(DEMO)/detection.json --detections-out $(DEMO)/detections.json
+	$(BIN)/googlenet report $(DEMO)/detector --evaluation $(DEMO)/detection.json \
+		--detections $(DEMO)/detections.json --out $(DEMO)/detector_report
 	@echo "report: $(DEMO)/detector_report/index.md"
 
 test: setup

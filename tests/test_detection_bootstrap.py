@@ -25,13 +25,13 @@ from googlenet.detection.bootstrap import (
 from googlenet.detection.builtin import make_builtin_detection
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import Detection
-from googlenet.detection.detector import DetectorManifest, write_manifest
+from googlenet.detection.detector import DetectorManifest, read_manifest, write_manifest
 from googlenet.detection.metrics import evaluate_detections, match_detections, precision_recall
 from googlenet.detection.proposals import proposal_method
 from googlenet.detection.training import member_dirs
 from googlenet.runs import RunLayout
 
-from .helpers import cli_in_process
+from .helpers import check_report_page, cli_in_process, one_error_line
 
 
 @dataclass
@@ -189,12 +189,21 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return out, data
 
 
-def test_evaluate_detection_tabulates_and_reports_the_intervals(detector: tuple[Path, Path]) -> None:
+def ap_section(index: Path) -> str:
+    """The "Average precision per class" section of a report's index.md."""
+    text = index.read_text()
+    start = text.index("## Average precision per class")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_evaluate_detection_tabulates_and_reports_the_intervals(
+    detector: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out, data = detector
-    evaluation = out.parent / "eval.json"
+    evaluation, detections = out.parent / "eval.json", out.parent / "detections.json"
     scored = cli_in_process("evaluate-detection", "--data", data, "--detector", out, "--members", "1", "2",
                             "3", "--each-member", "--rule", "voc12", "--bootstrap", "300", "--json",
-                            evaluation, "--workers", "0")  # fmt: skip
+                            evaluation, "--workers", "0", "--detections-out", detections)  # fmt: skip
     assert scored.returncode == 0, scored.stderr[-3000:]
     record = json.loads(evaluation.read_text())
     maps = {tuple(r["member_indices"]): r["mAP"] for r in record["runs"]}
@@ -221,6 +230,56 @@ def test_evaluate_detection_tabulates_and_reports_the_intervals(detector: tuple[
     assert made.returncode == 0, made.stderr[-3000:]
     index = (report / "index.md").read_text()
     assert x["what"] in index and f"{100 * x['low']:+.2f}" in index and "optimistic" in index
+
+    # --detections-out: the full run's detections (all 3 members), which score to its mAP exactly.
+    full = {
+        "path": str(detections),
+        "members": 3,
+        "member_indices": [0, 1, 2],
+        "proposals": "selective-search-2x",
+    }
+    assert record["detections_file"] == full
+    again = cli_in_process("evaluate-detection", "--data", data, "--detections", detections,
+                           "--rule", "voc12", "--json", out.parent / "again.json")  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((out.parent / "again.json").read_text())["mAP"] == maps[(0, 1, 2)]
+    # The report from that file: the same AP table, without loading the detector; the seconds are
+    # those evaluate-detection measured for that run.
+    from googlenet.detection.detector import Detector
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the report loaded the detector")
+
+    monkeypatch.setattr(Detector, "load", refuse)
+    from_file = out.parent / "report-from-file"
+    made = cli_in_process("report", out, "--out", from_file, "--evaluation", evaluation, "--rule", "voc12",
+                          "--detections", detections)  # fmt: skip
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert ap_section(from_file / "index.md") == ap_section(report / "index.md")
+    for picture in ("detections.png", "pr_curves.png"):  # the same boxes drawn, the same curves
+        assert (from_file / picture).read_bytes() == (report / picture).read_bytes()
+    run = next(r for r in record["runs"] if r["member_indices"] == [0, 1, 2])
+    assert f"network {run['seconds_per_image']['network']:.3f}" in (from_file / "index.md").read_text()
+    check_report_page(from_file, "GoogLeNet detector report")
+
+
+@pytest.mark.parametrize("entry", [{"image_id": "not-an-image-here"}, {"label": "zebra"}])
+def test_a_detections_file_of_other_images_or_classes_is_one_line(
+    detector: tuple[Path, Path], tmp_path: Path, entry: dict[str, str]
+) -> None:
+    out, data = detector
+    image_id = open_detection_dataset(data, "val").image_ids[0]
+    bad = tmp_path / "detections.json"
+    good = {
+        "image_id": image_id,
+        "label": read_manifest(out).class_names[0],
+        "bbox": [1, 1, 9, 9],
+        "score": 0.5,
+    }
+    bad.write_text(json.dumps([{**good, **entry}]))
+    made = cli_in_process("report", out, "--out", tmp_path / "report", "--detections", bad)
+    one_error_line(made, "report", str(bad), next(iter(entry.values())))
+    assert not (tmp_path / "report").exists()
 
 
 def test_result_intervals_are_the_runs_arithmetic(detector: tuple[Path, Path]) -> None:

@@ -13,7 +13,7 @@ from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import read_detections
 from googlenet.detection.metrics import DetectionEvaluation, evaluate_detections
 
-from .helpers import cli_in_process, write_voc
+from .helpers import cli_in_process, one_error_line, write_voc
 
 CLASSES = ["cat", "dog"]
 # image id -> [(class, [xmin, ymin, xmax, ymax] inclusive 1-based, difficult)]
@@ -93,6 +93,23 @@ def test_a_bad_detections_file_is_one_line_exit_2_and_writes_nothing(
     assert "Traceback" not in proc.stderr
     assert str(bad) in lines[0] and "entry 1" in lines[0] and "'bird'" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        (["--detections", "dets.json"], "--detector only"),
+        (["--detector", "det", "--shard", "0/2"], "--shard"),
+    ],
+)
+def test_detections_out_needs_a_whole_detector_run(tmp_path: Path, source: list[str], needle: str) -> None:
+    # A detections file has nothing to write; a shard has no result (its part only): refused before any work.
+    written = tmp_path / "written.json"
+    proc = cli_in_process("evaluate-detection", "--data", tmp_path / "no-such-data", *source,
+                          "--rule", "voc12", "--json", tmp_path / "eval.json", "--detections-out",
+                          written)  # fmt: skip
+    one_error_line(proc, "evaluate-detection", "--detections-out", needle)
+    assert not written.exists()
 
 
 @pytest.mark.parametrize("case", ["directory", "under_a_file"])

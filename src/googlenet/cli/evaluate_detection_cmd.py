@@ -23,6 +23,8 @@ from .common import (
     add_json_argument,
     add_shard_argument,
     check_json_output,
+    check_output_file,
+    json_flag,
     write_json,
 )
 
@@ -97,6 +99,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
     p.add_argument("--rule", required=True, choices=(*RULES, ALL_RULES), help=RULE_HELP)
     add_json_argument(p, what="the result (on stdout the tables go to stderr)", out_alias=True)
+    p.add_argument(
+        "--detections-out",
+        type=Path,
+        metavar="FILE.json",
+        help="with --detector: also write the detections of the full run (the largest first-K ensemble of "
+        "--members, by default every member, with the first --proposals method) to FILE.json as a "
+        "detections file (atomically; what --detections and `googlenet report --detections` read); the "
+        "--json record names it and its run under detections_file",
+    )
     add_shard_argument(p, parts="FILE.parts (with --detector and --json FILE; a folder every machine sees)")
     add_dry_run_argument(p)
     p.add_argument(
@@ -120,6 +131,17 @@ def run(args: argparse.Namespace) -> int:
     from ..detection.evaluation_parts import DetectorShardPart
 
     check_json_output(args, example="eval.json")
+    if args.detections_out is not None:
+        if args.detector is None:
+            raise GoogLeNetError("--detections-out applies with --detector only (it writes the detector's)")
+        if args.shard is not None:
+            raise GoogLeNetError(
+                "--detections-out applies to the whole split: pass it to the command without --shard "
+                "that merges the parts"
+            )
+        if args.json not in (None, STDOUT) and Path(args.json).resolve() == args.detections_out.resolve():
+            raise GoogLeNetError(f"--detections-out {args.detections_out} is the {json_flag(args)} file too")
+        check_output_file(args.detections_out, "--detections-out", example="detections.json")
     if args.detector is None and (
         args.members or args.proposals or args.multibox or args.each_member or args.bootstrap is not None
     ):
@@ -184,10 +206,22 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     # With --json on stdout the tables go to stderr, so that stdout is one JSON document.
-    print(result.format_table(), file=sys.stderr if args.json == STDOUT else sys.stdout)
+    tables = sys.stderr if args.json == STDOUT else sys.stdout
+    print(result.format_table(), file=tables)
+    # The detections first, so that the record never names a file that is not there.
+    written = None
+    if args.detections_out is not None:
+        try:
+            written = result.write_detections(args.detections_out)
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise GoogLeNetError(f"--detections-out {args.detections_out}: cannot write ({why})") from None
+        print(f"detections of the {written['members']}-member run ({written['proposals']}): "
+              f"{args.detections_out}", file=tables)  # fmt: skip
     if args.json is not None:
         record = {
             **result.to_dict(),
+            **({"detections_file": written} if written is not None else {}),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "googlenet_version": __version__,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import GoogLeNetError
 from .common import add_out_argument
 
 ORDER = 41  # googlenet --help lists the commands by layer (evaluation)
@@ -34,6 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--evaluation",
         metavar="EVAL.json",
         help="JSON written by `googlenet evaluate --json` (for a detector: `evaluate-detection --json`)",
+    )
+    p.add_argument(
+        "--detections",
+        metavar="FILE.json",
+        help="a detector's report only: its detections of the split from this detections file (what "
+        "`evaluate-detection --detector --detections-out` writes) instead of running the detector here; "
+        "its seconds per image then come from --evaluation, when that is the record of the run that "
+        "wrote the file",
     )
     p.add_argument(
         "--rule",
@@ -87,10 +96,16 @@ def run(args: argparse.Namespace) -> int:
             data=args.data,
             rule=args.rule,
             evaluation=args.evaluation,
+            detections=args.detections,
             max_images=args.max_images,
         )
         print(index)
         return 0
+    if args.detections is not None:
+        raise GoogLeNetError(
+            f"--detections applies to a detector's report only; {args.run_dirs[0]} is not a detector "
+            "directory (train-detector --out)"
+        )
     index = write_report(
         args.run_dirs,
         args.out,

@@ -204,3 +204,24 @@ def detections_of(scored: Mapping[str, Any]) -> list[Detection]:
         for image_id, found in scored.items()
         for box, label, score in zip(found.boxes, found.labels, found.scores, strict=True)
     ]
+
+
+def scored_boxes_of(detections: Iterable[Detection], image_ids: Iterable[str]) -> dict[str, Any]:
+    """The inverse of :func:`detections_of`: ``{image_id: ScoredBoxes}`` for every one of
+    ``image_ids`` (in their order; an image without detections gets none, detections of other images
+    are left out), each image's best first."""
+    from .scoring import ScoredBoxes
+
+    by_image: dict[str, list[Detection]] = {str(i): [] for i in image_ids}
+    for d in detections:
+        if d.image_id in by_image:
+            by_image[d.image_id].append(d)
+    out = {}
+    for image_id, found in by_image.items():
+        found.sort(key=lambda d: -d.score)  # stable: ties keep the file's order
+        out[image_id] = ScoredBoxes(
+            np.array([d.bbox for d in found], dtype=np.float64).reshape(-1, 4),
+            np.array([d.label for d in found], dtype=np.int64),
+            np.array([d.score for d in found], dtype=np.float64),
+        )
+    return out

@@ -234,6 +234,34 @@ class DetectionResult:
         """The proposal methods of the runs, in order."""
         return list(dict.fromkeys(r.proposals for r in self.runs))
 
+    def full_run(self) -> DetectorRun:
+        """The run with every member asked for: the largest first-k ensemble of the first proposal
+        method (``members=[1, 2]``: the first 2 members; a detector's default: all of them)."""
+        first = self.methods()[:1]
+        runs = [r for r in self.runs if r.proposals in first and r.first_k]
+        if not runs:
+            raise GoogLeNetError(
+                f"the evaluation of {self.detections_file or self.data} has no detector runs"
+            )
+        return max(runs, key=lambda r: len(r.members))
+
+    def write_detections(self, path: str | Path) -> dict[str, Any]:
+        """Write the detections of :meth:`full_run` to ``path`` (atomically) as a detections file
+        (:mod:`.detections`: what ``detect --json`` writes and :func:`evaluate_detections_file`
+        scores, to the same mAP); returns what the ``--json`` record keeps of it under
+        ``detections_file``: ``path`` and the run's ``members``, ``member_indices`` and ``proposals``."""
+        from .detections import detections_of
+        from .detections import write_detections as write_file
+
+        run = self.full_run()
+        write_file(path, detections_of(run.detections), self.class_names)
+        return {
+            "path": str(path),
+            "members": len(run.members),
+            "member_indices": list(run.members),
+            "proposals": run.proposals,
+        }
+
     def member_summary(self) -> list[MemberSummary]:
         """Per proposal method whose runs include every member alone: :class:`MemberSummary`."""
         out = []

@@ -3,8 +3,11 @@ validation images with their detections and ground truth drawn.
 
 ``googlenet report DETECTOR_DIR --out R`` writes ``R/index.md`` and ``R/index.html``. The detector
 runs on the validation split (or ``max_images`` of it, spread evenly as ``evaluate --limit``
-picks them); an ``evaluate-detection --detector --json`` file adds its comparison table (members
-x proposal methods). The folder is built beside ``R`` and swapped in whole.
+picks them), or its detections are read from a detections file (``--detections``: what
+``evaluate-detection --detections-out`` wrote, so that the networks do not run twice); an
+``evaluate-detection --detector --json`` file adds its comparison table (members x proposal
+methods) and the seconds of the run that wrote that file. The folder is built beside ``R`` and
+swapped in whole.
 """
 
 from __future__ import annotations
@@ -199,6 +202,31 @@ def _ap_table(result: Any) -> str:
     )
 
 
+def _recorded_run(evaluation: Path, detections: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The ``evaluate-detection --json`` record ``evaluation`` and its run whose detections it wrote to
+    the file ``detections`` (its ``detections_file``), or None when it wrote no such file."""
+    from ..manifest import read_json
+
+    record = read_json(evaluation, what="--evaluation")
+    written = record.get("detections_file") if isinstance(record, dict) else None
+    if not isinstance(written, dict) or Path(str(written.get("path"))).resolve() != detections.resolve():
+        return None
+    for run in record.get("runs", []):
+        if run.get("member_indices") == written.get("member_indices") and run.get("proposals") == written.get(
+            "proposals"
+        ):
+            return record, run
+    return None
+
+
+def _seconds(seconds_per_image: dict[str, float], overhead_ratio: float) -> str:
+    s = seconds_per_image
+    return (
+        f"warp {s['warp']:.3f}, network {s['network']:.3f}, NMS {s['nms']:.3f} (warping + NMS = "
+        f"{100 * overhead_ratio:.1f}% of the network's time)"
+    )
+
+
 def write_detector_report(
     detector_dir: str | Path,
     out: str | Path,
@@ -207,12 +235,19 @@ def write_detector_report(
     split: str = "val",
     rule: str = "ilsvrc",
     evaluation: str | Path | None = None,
+    detections: str | Path | None = None,
     max_images: int | None = None,
     workers: int = 0,
     **predictor_options: Any,
 ) -> Path:
-    """Write the report of the detector in ``detector_dir`` into ``out``; returns ``out/index.md``."""
+    """Write the report of the detector in ``detector_dir`` into ``out``; returns ``out/index.md``.
+
+    ``detections``: a detections file of the split (:mod:`.detections`, e.g. what
+    ``evaluate-detection --detections-out`` wrote) whose detections the AP table, the curves and the
+    pictures show instead of the detector's own run here (which is then not loaded); the seconds per
+    image are those the ``evaluation`` record timed for the run that wrote the file, if it did."""
     from .datasets import open_detection_dataset
+    from .detections import read_detections, scored_boxes_of
     from .detector import Detector, read_manifest
     from .metrics import RULES, evaluate_detections
     from .proposals import cached_proposals
@@ -227,23 +262,51 @@ def write_detector_report(
     if source is None:
         raise GoogLeNetError(f"{detector_dir}: the manifest names no data; pass --data")
     dataset = open_detection_dataset(source, split, classes=manifest.class_names)
+    # Checked against the whole split: a file of it stays valid with max_images.
+    read = (
+        None if detections is None else read_detections(detections, manifest.class_names, dataset.image_ids)
+    )
     if max_images is not None:
         dataset = dataset.subset(select_images(len(dataset), max_images))
-    # The reference numbers by default (torch fp32), as evaluate-detection computes them.
-    detector = Detector.load(detector_dir, **{"backend": "torch", "precision": "fp32", **predictor_options})
-    proposals = cached_proposals(dataset, detector.method, workers=workers)
-    found = detector.detect_dataset(dataset, proposals, workers=min(workers, 4))
+    members = f"({manifest.variant}, {manifest.image_size} px regions)"
+    images = f"{len(dataset)} images of `{dataset.root}` [{split}]"
+    if read is None:
+        # The reference numbers by default (torch fp32), as evaluate-detection computes them.
+        options = {"backend": "torch", "precision": "fp32", **predictor_options}
+        detector = Detector.load(detector_dir, **options)
+        method = detector.method
+        proposals = cached_proposals(dataset, method, workers=workers)
+        found = detector.detect_dataset(dataset, proposals, workers=min(workers, 4))
+        scored = detections_of(found)
+        t = detector.times
+        summary = (
+            f"{len(manifest.members)} member(s) {members}, proposals {method.name}: "
+            f"{t.regions_per_image():.0f} regions per image; {images}. Seconds per image: "
+            f"{_seconds(t.seconds_per_image(), t.overhead_ratio())}."
+        )
+    else:
+        method = manifest.proposal_method()
+        proposals = cached_proposals(dataset, method, workers=workers)
+        found = scored_boxes_of(read, dataset.image_ids)
+        scored = [d for d in read if d.image_id in found]  # the file's order: evaluate-detection's mAP
+        recorded = _recorded_run(Path(evaluation), Path(detections)) if evaluation is not None else None
+        if recorded is None:
+            summary = (
+                f"{len(manifest.members)} member(s) {members}, proposals {method.name}; {images}. "
+                f"Detections read from `{detections}`; no --evaluation record says which run wrote them, "
+                "so they were not timed in this report."
+            )
+        else:  # the seconds evaluate-detection measured, over the images it ran on
+            record, run = recorded
+            summary = (
+                f"{run['members']} of {len(manifest.members)} member(s) {members}, proposals "
+                f"{run['proposals']}: {run['proposals_per_image']:.0f} regions per image; {images}. "
+                f"Detections read from `{detections}`. Seconds per image, as evaluate-detection timed "
+                f"that run over {record.get('num_images')} images: "
+                f"{_seconds(run['seconds_per_image'], run['overhead_ratio'])}."
+            )
     result = evaluate_detections(
-        detections_of(found), dataset.targets(), dataset.class_names, rule, blacklist=dataset.blacklist
-    )
-    t = detector.times
-    s = t.seconds_per_image()
-    summary = (
-        f"{len(manifest.members)} member(s) ({manifest.variant}, {manifest.image_size} px regions), "
-        f"proposals {detector.method.name}: {t.regions_per_image():.0f} regions per image; {len(dataset)} "
-        f"images of `{dataset.root}` [{split}]. Seconds per image: warp {s['warp']:.3f}, network "
-        f"{s['network']:.3f}, NMS {s['nms']:.3f} (warping + NMS = {100 * t.overhead_ratio():.1f}% of the "
-        "network's time)."
+        scored, dataset.targets(), dataset.class_names, rule, blacklist=dataset.blacklist
     )
 
     def draw(build: Path) -> list[tuple[str, str | None, str]]:
@@ -254,7 +317,7 @@ def write_detector_report(
             sections.append(("Members and proposals (evaluate-detection)", None, comparison))
         evaluation_file = Path(evaluation) if evaluation is not None else None
         recall_png = build / "proposal_recall.png"
-        sections.append(_proposal_recall(dataset, detector.method, proposals, evaluation_file, recall_png))
+        sections.append(_proposal_recall(dataset, method, proposals, evaluation_file, recall_png))
         sections += [
             ("Average precision per class", None, _ap_table(result)),
             ("Precision-recall curves", "pr_curves.png", f"mAP {100 * result.mAP:.2f}% under rule {rule}."),
