@@ -12,7 +12,7 @@ $(BIN)/googlenet: pyproject.toml
 
 setup: $(BIN)/googlenet
 
-# The main job (issue 13 section 4): Table 1, then a 2-model ensemble trained on a 5-class built-in set
+# The main job: Table 1, then a 2-model ensemble trained on a 5-class built-in set
 # with the short-run recipe of configs/demo.yaml, evaluated with the paper's 1/10/144-crop protocol
 # (Table 3) and reported. docs/demo.md: what it gives and how long it takes on each CPU kind.
 DEMO := runs/demo

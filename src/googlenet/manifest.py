@@ -2,9 +2,10 @@
 
 Every small JSON document of the package is written here: the manifests that describe a folder
 (``ensemble.json``, ``detector.json``, ``multibox.json``, the built-in sets' markers) and the
-records a run leaves (``env.json``); the versioned manifests are read back here too. A manifest carries ``format`` (what it is) and a version (how
-to read it); :class:`ManifestFormat` checks both and says, in one line naming the file, what the
-file is instead and which command writes the right one. Writes are atomic
+records a run leaves (``env.json``); the versioned manifests are read back here too. A manifest
+carries ``format`` (what it is) and a version (how to read it); :class:`ManifestFormat` checks both
+and says, in one line naming the file, what the file is instead and which command writes the right
+one. Writes are atomic
 (:func:`googlenet.atomic.atomic_write_text`).
 """
 
