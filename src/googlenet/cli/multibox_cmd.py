@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     given = {field: getattr(args, field) for _, field, _, _ in _FLAGS}
     given["flip"] = args.flip
     overrides = recipe_overrides(args)
+    configure_logging()  # before the config: resolving it may say which model --init-from chose
     if args.resume:
         if args.config_file:
             raise GoogLeNetError("--resume takes the run's own config.yaml; leave out --config")
@@ -125,7 +126,6 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_checkpoint(config.init_from)  # a missing or wrong path, before the priors are fitted
     task = multibox_task(options)
-    configure_logging()
     result = fit(config, task=task)
     resume = f"googlenet train-multibox --out {result.run_dir} --resume"
     if (code := stopped_early(result, "train-multibox", resume)) is not None:

@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     from ..training.distributed import launch_position
     from ..training.ensemble import EnsembleInterrupted
 
-    config = resolve_config(args.config_file, recipe_overrides(args), defaults=DETECTOR_RECIPE)
+    overrides = recipe_overrides(args)
+    configure_logging()  # before the config: resolving it may say which model --init-from chose
+    config = resolve_config(args.config_file, overrides, defaults=DETECTOR_RECIPE)
     scoring = {k: getattr(args, k) for k in ("nms_iou", "max_detections") if getattr(args, k) is not None}
 
     def say(message: str) -> None:
@@ -105,7 +107,6 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(estimate_train_detector(config, **job).format())
         return 0
-    configure_logging()
     # The estimate goes to stderr with the training's log, once (rank 0 under torchrun).
     estimate = (lambda e: say(e.format())) if launch_position()[0] == 0 else None
     try:
