@@ -35,6 +35,10 @@ def _load_script():
 bench = _load_script()
 
 
+# The suite's torch threads (conftest.py sets them).
+THREADS = str(torch.get_num_threads())
+
+
 def shared_cache(factory: pytest.TempPathFactory) -> Path:
     return factory.getbasetemp() / "googlenet-cache"  # conftest's: the tiny set is made once
 
@@ -48,7 +52,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
         mp.setenv("GOOGLENET_CACHE", str(shared_cache(tmp_path_factory)))
         try:
-            code = bench.main(["--tiny", "--data", "builtin", "--threads", "2", "--json", str(out)])
+            code = bench.main(["--tiny", "--data", "builtin", "--threads", THREADS, "--json", str(out)])
         finally:  # the script sets both libraries' threads; the rest of the suite keeps its own
             torch.set_num_threads(threads[0])
             cv2.setNumThreads(threads[1])
@@ -100,7 +104,7 @@ def test_each_side_is_the_design_it_names(tiny) -> None:
 def test_table_shows_both_and_the_ratio_column(tiny) -> None:
     stdout, report = tiny
     json_out = report["settings"]["json"]
-    assert report["command"].endswith(f"--tiny --data builtin --threads 2 --json {json_out}")
+    assert report["command"].endswith(f"--tiny --data builtin --threads {THREADS} --json {json_out}")
     table = [line for line in stdout.splitlines() if line.startswith("|")]
     assert "ours (R-CNN)" in table[0] and "peer (Faster R-CNN)" in table[0] and "ours / peer" in table[0]
     names = [line.split("|")[1].strip() for line in table[2:]]
@@ -216,7 +220,7 @@ def tiny_plateau(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, P
     threads = torch.get_num_threads(), cv2.getNumThreads()
     stdout = io.StringIO()
     argv = ["--tiny", "--data", "builtin", "--budget", "plateau", "--max-epochs", "2", "--patience", "2",
-            "--threads", "2", "--json", str(out), "--plot", str(png), "--docs", str(docs)]  # fmt: skip
+            "--threads", THREADS, "--json", str(out), "--plot", str(png), "--docs", str(docs)]  # fmt: skip
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
         mp.setenv("GOOGLENET_CACHE", str(shared_cache(tmp_path_factory)))
         try:
