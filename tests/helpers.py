@@ -413,3 +413,36 @@ def quadrants_scene(seed: int, size: int = 200) -> tuple[np.ndarray, np.ndarray]
         draw_shape([x0, y0, x0 + w - 1, y0 + h - 1], fill=QUADRANT_COLOURS[j])
         boxes.append([x0 + 1, y0 + 1, x0 + w, y0 + h])
     return np.asarray(image), np.array(boxes, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+def write_random_detector(
+    out: Path, data: Path, members: int, *, size: int = 64, method: str = "selective-search-2x"
+) -> Path:
+    """A detector folder of ``members`` untrained ``googlenet_bn`` region classifiers (member i drawn
+    with seed i) for the classes of ``data``'s val split, proposals ``method``, ``size`` px regions;
+    its manifest names ``data``. Scoring it runs the real networks on the real proposals."""
+    import googlenet
+    from googlenet.detection.datasets import open_detection_dataset
+    from googlenet.detection.detector import DetectorManifest, write_manifest
+    from googlenet.detection.proposals import proposal_method
+    from googlenet.detection.training import member_dirs
+    from googlenet.runs import RunLayout
+
+    classes = open_detection_dataset(data, "val").class_names
+    names = member_dirs(out, members)
+    for seed, name in enumerate(names):
+        torch.manual_seed(seed)
+        model = googlenet.create_model("googlenet_bn", num_classes=len(classes) + 1, aux_logits=False)
+        model.meta.input_size = (3, size, size)
+        weights = RunLayout(out / name).weights
+        weights.parent.mkdir(parents=True)
+        googlenet.save(model.eval(), weights)
+    settings = proposal_method(method).settings()
+    manifest = DetectorManifest(
+        classes, names, settings, image_size=size, variant="googlenet_bn", data=str(data)
+    )
+    write_manifest(out, manifest)
+    return out

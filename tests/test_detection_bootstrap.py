@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-import googlenet
 from googlenet.detection.bootstrap import (
     bootstrap_maps,
     image_multiplicities,
@@ -25,13 +23,10 @@ from googlenet.detection.bootstrap import (
 from googlenet.detection.builtin import make_builtin_detection
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import Detection
-from googlenet.detection.detector import DetectorManifest, read_manifest, write_manifest
+from googlenet.detection.detector import read_manifest
 from googlenet.detection.metrics import evaluate_detections, match_detections, precision_recall
-from googlenet.detection.proposals import proposal_method
-from googlenet.detection.training import member_dirs
-from googlenet.runs import RunLayout
 
-from .helpers import check_report_page, cli_in_process, one_error_line
+from .helpers import check_report_page, cli_in_process, one_error_line, write_random_detector
 
 
 @dataclass
@@ -172,20 +167,7 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("det-bootstrap")
     data = make_builtin_detection(root / "data", classes=2, train_images=1, val_images=3, image_size=64,
                                   workers=1)  # fmt: skip
-    classes = open_detection_dataset(data, "val").class_names
-    out = root / "detector"
-    names = member_dirs(out, 3)
-    for seed, name in enumerate(names):
-        torch.manual_seed(seed)
-        model = googlenet.create_model("googlenet_bn", num_classes=len(classes) + 1, aux_logits=False)
-        model.meta.input_size = (3, SIZE, SIZE)
-        weights = RunLayout(out / name).weights
-        weights.parent.mkdir(parents=True)
-        googlenet.save(model.eval(), weights)
-    method = proposal_method("selective-search-2x")
-    manifest = DetectorManifest(classes, names, method.settings(), image_size=SIZE, variant="googlenet_bn",
-                                data=str(data))  # fmt: skip
-    write_manifest(out, manifest)
+    out = write_random_detector(root / "detector", data, 3, size=SIZE)
     return out, data
 
 

@@ -177,7 +177,8 @@ def test_members_may_start_from_their_own_initial_weights(
     seen = []
     monkeypatch.setattr(ensemble, "train_ensemble", lambda *a, same_init, **k: seen.append(same_init))
     base = ("train-detector", "--data", trained["data"], "--members", "2", "--epochs", "1", "--model",
-            "googlenet_bn", "--proposal-workers", "1")  # fmt: skip
+            "googlenet_bn", "--proposal-workers", "1", "--image-size", "64",
+            "--batch-size", "16")  # fmt: skip
     for extra, out in (((), "shared"), (("--no-same-init",), "own")):
         result = cli_in_process(*base, *extra, "--out", tmp_path / out)
         assert result.returncode == 0, result.stderr[-2000:]

@@ -12,20 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import googlenet
 from googlenet.detection import Detector, evaluate_detector
 from googlenet.detection.builtin import make_builtin_detection
 from googlenet.detection.datasets import open_detection_dataset
 from googlenet.detection.detections import detections_of
-from googlenet.detection.detector import DetectorManifest, write_manifest
 from googlenet.detection.evaluation import DetectionResult, paired_difference
 from googlenet.detection.metrics import evaluate_detections
 from googlenet.detection.proposals import cached_proposals, proposal_method
-from googlenet.detection.training import member_dirs
 from googlenet.errors import GoogLeNetError
 from googlenet.runs import RunLayout
+
+from .helpers import write_random_detector
 
 SIZE = 64
 METHODS = ["selective-search-2x", "selective-search"]
@@ -37,20 +36,7 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     data = make_builtin_detection(
         root / "data", classes=3, train_images=2, val_images=2, image_size=64, workers=1
     )
-    classes = open_detection_dataset(data, "val").class_names
-    out = root / "detector"
-    names = member_dirs(out, 2)
-    for seed, name in enumerate(names):
-        torch.manual_seed(seed)
-        model = googlenet.create_model("googlenet_bn", num_classes=len(classes) + 1, aux_logits=False)
-        model.meta.input_size = (3, SIZE, SIZE)
-        weights = RunLayout(out / name).weights
-        weights.parent.mkdir(parents=True)
-        googlenet.save(model.eval(), weights)
-    method = proposal_method(METHODS[0])
-    write_manifest(
-        out, DetectorManifest(classes, names, method.settings(), image_size=SIZE, variant="googlenet_bn")
-    )
+    out = write_random_detector(root / "detector", data, 2, size=SIZE, method=METHODS[0])
     return out, data
 
 

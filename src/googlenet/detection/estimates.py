@@ -246,7 +246,13 @@ def training_estimate(
             targets = [ds.target(i) for i in found]
             boxes = {ds.target(i).image_id: b for i, b in found.items()}
             counted = build_region_set(targets, boxes, include_ground_truth=truth).positives
-            positives[split] = counted / len(found) * n
+            # Positives are proposals on an object: scale the timed images' count by the split's
+            # objects (read from the annotations), not its images (a few images hold few or many).
+            timed_objects = sum(len(t.labels) for t in targets)
+            objects = sum(len(t.labels) for t in ds.targets())
+            positives[split] = (
+                counted / timed_objects * objects if timed_objects else counted / len(found) * n
+            )
         else:
             proposals = fill_proposals(ds, method, workers=workers).proposals  # read from the cache
             positives[split] = build_region_set(ds.targets(), proposals, include_ground_truth=truth).positives
