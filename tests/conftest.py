@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from googlenet.inference.backends import torch_threads
+
 from . import helpers
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -36,5 +38,5 @@ def _restore_sigchld() -> None:
 def one_thread() -> Iterator[None]:
     """One torch thread for the test: in-process model work while several test processes share two
     cores, and the kernels one thread picks."""
-    with helpers.torch_threads(1):
+    with torch_threads(1):
         yield

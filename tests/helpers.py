@@ -183,17 +183,6 @@ def threads_kept() -> Iterator[None]:
         cv2.setNumThreads(threads[1])
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """``n`` torch threads inside, the count before put back after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def suite_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cache folder (``GOOGLENET_CACHE``) every test of this session runs with: what one test makes
     there (a built-in set, proposals) the next finds."""

@@ -16,12 +16,12 @@ import math
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "detection.py"
+from .helpers import REPO, threads_kept
+
+SCRIPT = REPO / "benchmarks" / "detection.py"
 sys.path.insert(0, str(SCRIPT.parent))  # the script imports benchmarks/common.py
 
 
@@ -47,15 +47,11 @@ def shared_cache(factory: pytest.TempPathFactory) -> Path:
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     tmp = tmp_path_factory.mktemp("bench-detection")
     out = tmp / "result.json"
-    threads = torch.get_num_threads(), cv2.getNumThreads()
     stdout = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+    # The script sets both libraries' threads; the rest of the suite keeps its own.
+    with threads_kept(), pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
         mp.setenv("GOOGLENET_CACHE", str(shared_cache(tmp_path_factory)))
-        try:
-            code = bench.main(["--tiny", "--data", "builtin", "--threads", THREADS, "--json", str(out)])
-        finally:  # the script sets both libraries' threads; the rest of the suite keeps its own
-            torch.set_num_threads(threads[0])
-            cv2.setNumThreads(threads[1])
+        code = bench.main(["--tiny", "--data", "builtin", "--threads", THREADS, "--json", str(out)])
     assert code == 0
     return stdout.getvalue(), json.loads(out.read_text())
 
@@ -175,12 +171,8 @@ def test_stage_costs_per_backend_and_members(
     # torch only: onnxruntime and OpenVINO are the Predictor's, tested with it (an export costs ~10 s).
     argv = ["--tiny", "--data", "builtin", "--stage-costs", str(untrained_detector), "--images", "2",
             "--backends", "torch", "--members", "1", "2", "--threads", "1", "--json", str(out)]  # fmt: skip
-    threads = torch.get_num_threads(), cv2.getNumThreads()
-    try:
+    with threads_kept():
         assert bench.main(argv) == 0
-    finally:
-        torch.set_num_threads(threads[0])
-        cv2.setNumThreads(threads[1])
     report = json.loads(out.read_text())
     assert report["format"] == "googlenet-benchmark-detection-stages"
     rows = report["rows"]
@@ -217,17 +209,12 @@ def test_early_stopping_rule_by_hand() -> None:
 def tiny_plateau(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, Path]:
     tmp = tmp_path_factory.mktemp("bench-detection-plateau")
     out, png, docs = tmp / "result.json", tmp / "curves.png", tmp / "doc.md"
-    threads = torch.get_num_threads(), cv2.getNumThreads()
     stdout = io.StringIO()
     argv = ["--tiny", "--data", "builtin", "--budget", "plateau", "--max-epochs", "2", "--patience", "2",
             "--threads", THREADS, "--json", str(out), "--plot", str(png), "--docs", str(docs)]  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+    with threads_kept(), pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
         mp.setenv("GOOGLENET_CACHE", str(shared_cache(tmp_path_factory)))
-        try:
-            code = bench.main(argv)
-        finally:
-            torch.set_num_threads(threads[0])
-            cv2.setNumThreads(threads[1])
+        code = bench.main(argv)
     assert code == 0
     return stdout.getvalue(), json.loads(out.read_text()), tmp
 

@@ -14,18 +14,18 @@ import statistics
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
-import torch
 
 from googlenet.cli import main as googlenet
 
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import REPO as ROOT
+from .helpers import threads_kept
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import common as C  # noqa: E402
-import detection_tables as DT  # noqa: E402
-import render as R  # noqa: E402
+import common as C
+import detection_tables as DT
+import render as R
 
 RECORDED = sorted((ROOT / "docs" / "results").glob("detection_tables*.json"))
 
@@ -35,23 +35,18 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("detection-tables")
     doc = tmp / "doc.md"
     doc.write_text("# Detection\n\nhand-written text\n")
-    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
-    with pytest.MonkeyPatch.context() as mp:
+    with threads_kept(), pytest.MonkeyPatch.context() as mp:
         mp.setenv("GOOGLENET_CACHE", str(tmp / "cache"))
-        try:
-            argv = [
-                "--tiny",
-                "--out",
-                str(tmp / "work"),
-                "--backends",
-                "torch",
-                "--json",
-                str(tmp / "r.json"),
-            ]
-            assert DT.main([*argv, "--docs", str(doc)]) == 0
-        finally:
-            torch.set_num_threads(threads)
-            cv2.setNumThreads(cv_threads)
+        argv = [
+            "--tiny",
+            "--out",
+            str(tmp / "work"),
+            "--backends",
+            "torch",
+            "--json",
+            str(tmp / "r.json"),
+        ]
+        assert DT.main([*argv, "--docs", str(doc)]) == 0
     return tmp, json.loads((tmp / "r.json").read_text())
 
 

@@ -14,9 +14,8 @@ import pytest
 import torch
 
 import googlenet
+from googlenet.inference.backends import torch_threads
 from googlenet.training.engine import TrainForward, bf16_native, prepare_model, resolve_precision, train_step
-
-from .helpers import torch_threads
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
