@@ -78,7 +78,9 @@ def detection_grid(dataset: Any, found: dict[str, Any], class_names: Sequence[st
     return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG", optimize=True))
 
 
-def _comparison(evaluation_file: Path, detector_dir: Path) -> str:
+def _evaluation_record(evaluation_file: Path, detector_dir: Path) -> dict[str, Any]:
+    """The ``evaluate-detection --detector --json`` record ``evaluation_file``, read once for every
+    section that uses it; one line when it holds no runs or is of another detector."""
     from ..manifest import read_json
 
     record = read_json(evaluation_file, what="--evaluation")
@@ -93,8 +95,13 @@ def _comparison(evaluation_file: Path, detector_dir: Path) -> str:
             f"--evaluation {evaluation_file} evaluated the detector {record.get('detector')}, "
             f"not {detector_dir}"
         )
+    return record
+
+
+def _comparison(record: dict[str, Any]) -> str:
+    """The record's runs (members x proposal methods) and their intervals as markdown."""
     rows = []
-    for r in runs:
+    for r in record["runs"]:
         # Member i alone (an evaluate_detector(each_member=True) run) shows its index.
         indices = r.get("member_indices")
         first_k = not isinstance(indices, list) or indices == list(range(len(indices)))
@@ -143,17 +150,16 @@ def _run_map(run: dict[str, Any]) -> str:
 
 
 def _proposal_recall(
-    dataset: Any, own: Any, proposals: dict[str, Any], evaluation: Path | None, path: Path
+    dataset: Any, own: Any, proposals: dict[str, Any], record: dict[str, Any] | None, path: Path
 ) -> tuple[str, str, str]:
     """The recall curves (Hosang et al.) of the detector's proposals and of the other methods the
     ``--evaluation`` record compared, those whose proposals of these images are in the cache (so the
     section costs no Selective Search), as a table and ``path``."""
-    from ..manifest import read_json
     from .proposal_recall import ProposalRecall, plot_proposal_recall, proposal_recall
     from .proposals import cached_proposals, proposal_method, proposals_cache_path
 
     boxes = {own.name: proposals}
-    record = read_json(evaluation, what="--evaluation") if evaluation is not None else {}
+    record = record or {}
     for name in dict.fromkeys(r.get("proposals") for r in record.get("runs", []) if isinstance(r, dict)):
         if not isinstance(name, str) or name in boxes:
             continue
@@ -202,20 +208,17 @@ def _ap_table(result: Any) -> str:
     )
 
 
-def _recorded_run(evaluation: Path, detections: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The ``evaluate-detection --json`` record ``evaluation`` and its run whose detections it wrote to
-    the file ``detections`` (its ``detections_file``), or None when it wrote no such file."""
-    from ..manifest import read_json
-
-    record = read_json(evaluation, what="--evaluation")
-    written = record.get("detections_file") if isinstance(record, dict) else None
+def _recorded_run(record: dict[str, Any], detections: Path) -> dict[str, Any] | None:
+    """The ``evaluate-detection --json`` record's run whose detections it wrote to the file
+    ``detections`` (its ``detections_file``), or None when it wrote no such file."""
+    written = record.get("detections_file")
     if not isinstance(written, dict) or Path(str(written.get("path"))).resolve() != detections.resolve():
         return None
     for run in record.get("runs", []):
         if run.get("member_indices") == written.get("member_indices") and run.get("proposals") == written.get(
             "proposals"
         ):
-            return record, run
+            return run
     return None
 
 
@@ -257,7 +260,8 @@ def write_detector_report(
     if rule not in RULES:
         raise GoogLeNetError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
     check_report_out(out, DETECTOR_REPORT_FILES)
-    comparison = _comparison(Path(evaluation), detector_dir) if evaluation is not None else None
+    record = _evaluation_record(Path(evaluation), detector_dir) if evaluation is not None else None
+    comparison = _comparison(record) if record is not None else None
     source = data if data is not None else manifest.data
     if source is None:
         raise GoogLeNetError(f"{detector_dir}: the manifest names no data; pass --data")
@@ -289,15 +293,14 @@ def write_detector_report(
         proposals = cached_proposals(dataset, method, workers=workers)
         found = scored_boxes_of(read, dataset.image_ids)
         scored = [d for d in read if d.image_id in found]  # the file's order: evaluate-detection's mAP
-        recorded = _recorded_run(Path(evaluation), Path(detections)) if evaluation is not None else None
-        if recorded is None:
+        run = _recorded_run(record, Path(detections)) if record is not None else None
+        if run is None:
             summary = (
                 f"{len(manifest.members)} member(s) {members}, proposals {method.name}; {images}. "
                 f"Detections read from `{detections}`; no --evaluation record says which run wrote them, "
                 "so they were not timed in this report."
             )
         else:  # the seconds evaluate-detection measured, over the images it ran on
-            record, run = recorded
             summary = (
                 f"{run['members']} of {len(manifest.members)} member(s) {members}, proposals "
                 f"{run['proposals']}: {run['proposals_per_image']:.0f} regions per image; {images}. "
@@ -315,9 +318,8 @@ def write_detector_report(
         sections: list[tuple[str, str | None, str]] = [("Detector", None, summary)]
         if comparison is not None:
             sections.append(("Members and proposals (evaluate-detection)", None, comparison))
-        evaluation_file = Path(evaluation) if evaluation is not None else None
         recall_png = build / "proposal_recall.png"
-        sections.append(_proposal_recall(dataset, method, proposals, evaluation_file, recall_png))
+        sections.append(_proposal_recall(dataset, method, proposals, record, recall_png))
         sections += [
             ("Average precision per class", None, _ap_table(result)),
             ("Precision-recall curves", "pr_curves.png", f"mAP {100 * result.mAP:.2f}% under rule {rule}."),
