@@ -110,6 +110,7 @@ def test_first_k_rows_are_what_evaluate_detection_gives(tiny, tmp_path: Path, mo
         "0",
         "--json",
         out,
+        "--no-estimate",
     ]
     assert googlenet([str(a) for a in argv]) == 0
     runs = json.loads(out.read_text())["runs"]

@@ -30,6 +30,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "--proposal-workers", "1", "--precision", "fp32")  # fmt: skip
     result = cli_in_process(*args)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "estimate: about" in result.stderr  # the cost is said first (to stderr, with the log)
     return {"root": root, "data": data, "out": out, "args": args, "stdout": result.stdout}
 
 
@@ -48,8 +49,9 @@ def test_train_detector_writes_a_manifest_and_resumes(trained: dict[str, Path]) 
 def test_evaluate_detection_runs_the_detector(trained: dict[str, Path]) -> None:
     out = trained["root"] / "eval.json"
     result = cli_in_process("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
-                 "--rule", "ilsvrc", "--json", out, "--workers", "1")  # fmt: skip
+                 "--rule", "ilsvrc", "--json", out, "--workers", "1", "--no-estimate")  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "estimate" not in result.stderr  # --no-estimate: the work starts at once
     assert "mAP" in result.stdout and "selective-search-2x" in result.stdout
     record = json.loads(out.read_text())
     (run,) = record["runs"]
@@ -99,7 +101,7 @@ def test_detect_json_is_what_evaluate_detection_scores(trained: dict[str, Path],
     assert by_file.returncode == 0, by_file.stderr
     direct = tmp_path / "run.json"
     run = ("evaluate-detection", "--data", trained["data"], "--detector", trained["out"], "--rule", "ilsvrc")
-    by_detector = cli_in_process(*run, "--json", direct, "--workers", "0")
+    by_detector = cli_in_process(*run, "--json", direct, "--workers", "0", "--no-estimate")
     assert by_detector.returncode == 0, by_detector.stderr
     file_record, detector_record = json.loads(scored.read_text()), json.loads(direct.read_text())
     # Every detection is in the file, not only those above --score-threshold (printing and drawing).
@@ -146,6 +148,9 @@ def test_bad_detector_input_is_one_line(trained: dict[str, Path], tmp_path: Path
         assert words in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "x").exists()
+    # Only say the cost, or skip saying it: not both (argparse's usage error).
+    both = cli_in_process("proposals", "--data", trained["data"], "--dry-run", "--no-estimate")
+    assert both.returncode == 2 and "--no-estimate: not allowed with argument --dry-run" in both.stderr
 
 
 def test_report_renders_a_detector(trained: dict[str, Path]) -> None:
@@ -178,7 +183,7 @@ def test_members_may_start_from_their_own_initial_weights(
     monkeypatch.setattr(ensemble, "train_ensemble", lambda *a, same_init, **k: seen.append(same_init))
     base = ("train-detector", "--data", trained["data"], "--members", "2", "--epochs", "1", "--model",
             "googlenet_bn", "--proposal-workers", "1", "--image-size", "64",
-            "--batch-size", "16")  # fmt: skip
+            "--batch-size", "16", "--no-estimate")  # fmt: skip
     for extra, out in (((), "shared"), (("--no-same-init",), "own")):
         result = cli_in_process(*base, *extra, "--out", tmp_path / out)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -189,7 +194,7 @@ def test_report_shows_every_rule_and_the_recall_of_the_evaluated_proposals(train
     evaluation = trained["root"] / "all.json"
     scored = cli_in_process("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
                             "--rule", "all", "--proposals", "selective-search",
-                            "--json", evaluation, "--workers", "1")  # fmt: skip
+                            "--json", evaluation, "--workers", "1", "--no-estimate")  # fmt: skip
     assert scored.returncode == 0, scored.stderr
     out = trained["root"] / "report-all"
     result = cli_in_process("report", trained["out"], "--out", out, "--evaluation", evaluation)

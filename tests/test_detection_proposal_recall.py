@@ -130,7 +130,7 @@ def test_cli_compares_several_methods_in_one_run(tmp_path: Path) -> None:
     out, plot = tmp_path / "props-{method}.json", tmp_path / "recall.png"
     result = cli_in_process(
         "proposals", "--data", voc, "--method", "selective-search", "--method", "selective-search-2x",
-        "--out", out, "--workers", "1", "--json", tmp_path / "recall.json", "--plot", plot,
+        "--out", out, "--workers", "1", "--json", tmp_path / "recall.json", "--plot", plot, "--no-estimate",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "recall.json").read_text())

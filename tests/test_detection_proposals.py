@@ -270,6 +270,7 @@ def test_cli_writes_proposals_and_reports_coverage(tmp_path: Path) -> None:
     args = ["proposals", "--data", voc, "--method", "selective-search", "--out", out, "--workers", "1"]
     result = cli_in_process(*args)
     assert result.returncode == 0, result.stderr
+    assert "estimate: about" in result.stderr  # the cost said first, to stderr
     proposals = read_proposals(out)
     assert list(proposals) == ["000000", "000001", "000002"]
     assert all(len(b) > 50 for b in proposals.values())

@@ -141,7 +141,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     make_voc(root / "mydata")
     args = ("train-detector", "--data", "mydata", "--out", "det", "--members", "1", "--epochs", "1",
             "--batch-size", "16", "--image-size", "64", "--model", "googlenet_bn", "--workers", "0",
-            "--proposal-workers", "1", "--precision", "fp32", "--num-threads", "1")  # fmt: skip
+            "--proposal-workers", "1", "--precision", "fp32", "--num-threads", "1",
+            "--no-estimate")  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # --data and --out relative to where the user stands
         result = cli_in_process(*args)
@@ -174,7 +175,7 @@ def test_evaluation_scores_unreadable_images_as_misses_and_skips_absent_classes(
 ) -> None:
     out = tmp_path / "eval.json"
     result = cli_in_process("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
-                            "--rule", "voc12", "--json", out, "--workers", "0")  # fmt: skip
+                            "--rule", "voc12", "--json", out, "--workers", "0", "--no-estimate")  # fmt: skip
     assert result.returncode == 0, result.stderr
     (warned,) = [line for line in result.stderr.splitlines() if "vempty.jpg" in line]
     assert "scored as an image without detections" in warned
@@ -189,7 +190,7 @@ def test_evaluation_scores_unreadable_images_as_misses_and_skips_absent_classes(
     assert "not scored (no ground truth in this split, as the devkits): sqaure, square" in result.stdout
     assert "1 unreadable image(s) scored without detections" in result.stdout
     strict = cli_in_process("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
-                            "--rule", "voc12", "--strict-data", "--workers", "0")  # fmt: skip
+                            "--rule", "voc12", "--strict-data", "--workers", "0", "--no-estimate")  # fmt: skip
     assert strict.returncode == 2 and "vempty.jpg" in strict.stderr and "Traceback" not in strict.stderr
 
 
@@ -212,7 +213,7 @@ def test_proposals_leave_unreadable_images_out(
 ) -> None:
     out = tmp_path / "proposals.json"
     args = ("proposals", "--data", trained["data"], "--split", "train", "--method", "selective-search-2x",
-            "--out", out, "--workers", "0")  # fmt: skip
+            "--out", out, "--workers", "0", "--no-estimate")  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="googlenet.detection"):  # stderr, outside pytest
         result = cli_in_process(*args)
     assert result.returncode == 0, result.stderr
@@ -238,7 +239,8 @@ def test_a_failed_train_detector_leaves_nothing(trained: dict, tmp_path: Path) -
     out = tmp_path / "det"
     bad = cli_in_process("train-detector", "--data", trained["data"], "--out", out, "--model", "googlenet",
                          "--init-from", trained["out"] / "member_00", "--members", "1", "--epochs", "1",
-                         "--image-size", "64", "--workers", "0", "--proposal-workers", "1")  # fmt: skip
+                         "--image-size", "64", "--workers", "0", "--proposal-workers", "1",
+                         "--no-estimate")  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr[-2000:]
     assert not out.exists()
     # strict data: the first unreadable image stops it, naming the file, before any write

@@ -35,7 +35,7 @@ import googlenet
 from googlenet.cpu import has_vnni, native_bf16
 from googlenet.errors import GoogLeNetError
 from googlenet.inference import autotune, int8
-from googlenet.inference.backends import supported
+from googlenet.inference.backends import Runner, supported
 from googlenet.inference.predictor import Predictor
 
 pytest.importorskip("onnxruntime")
@@ -255,21 +255,47 @@ def test_auto_takes_int8_only_when_faster_beyond_noise_and_faithful(
     assert chosen.agreement >= int8.MIN_AGREEMENT and "agreement" in chosen.reason
     assert chosen.int8_format in repr(chosen)
 
-    # 5% faster is inside the timing noise (the margin is INT8_MIN_SPEEDUP): float kept, and why.
-    _fake_times(monkeypatch, int8_seconds=1 / 1.05, float_seconds=1.0)
-    kept = Predictor(
-        model, "openvino", "auto", image_size=SIZE, calibration=fitted["confident"], use_cache=False
-    )
-    assert kept.precision != "int8" and "timing noise" in kept.reason and "openvino/int8" in kept.reason
+    # The rule itself, on runners that cost nothing to build (three more real OpenVINO builds would
+    # add ~20 s): a float candidate is the model, the int8 one the model as its build calibrated it.
+    calibration = fitted["confident"]
 
-    # Faster, but on the validation images the stand-in is near chance (see fit_stand_in), so int8
-    # flips many of its top-1s: agreement below the bound, float kept, and why.
-    _fake_times(monkeypatch, int8_seconds=0.5, float_seconds=1.0)
-    unfaithful = Predictor(
-        model, "openvino", "auto", image_size=SIZE, calibration=fitted["calibration"], use_cache=False
-    )
-    assert unfaithful.agreement is not None and unfaithful.agreement < int8.MIN_AGREEMENT
-    assert unfaithful.precision != "int8" and "agreed with fp32 on only" in unfaithful.reason
+    def runners(int8_logits):
+        def build(backend: str, precision: str) -> Runner:
+            if precision == "int8":
+                return Runner(lambda x: int8_logits(model(x)), {"int8_format": "stand-in"})
+            return Runner(model)
+
+        return build
+
+    def reference() -> list[torch.Tensor]:
+        return [model(b) for b in calibration]
+
+    candidates = [("openvino", "fp32"), ("openvino", "int8")]
+    with torch.inference_mode():
+        # 5% faster is inside the timing noise (the margin is INT8_MIN_SPEEDUP): float kept, and why.
+        _fake_times(monkeypatch, int8_seconds=1 / 1.05, float_seconds=1.0)
+        kept = autotune.choose(
+            candidates, runners(lambda y: y), image_size=SIZE, batch=2, calibration=calibration,
+            reference=reference,
+        )  # fmt: skip
+        assert kept.precision == "fp32" and "timing noise" in kept.reason and "openvino/int8" in kept.reason
+        assert kept.agreement is None  # not faster: its predictions were not even compared
+
+        # Faster, but its top-1s differ from fp32's (each image's classes reversed): float kept, and why.
+        _fake_times(monkeypatch, int8_seconds=0.5, float_seconds=1.0)
+        unfaithful = autotune.choose(
+            candidates, runners(lambda y: -y), image_size=SIZE, batch=2, calibration=calibration,
+            reference=reference,
+        )  # fmt: skip
+        assert unfaithful.agreement is not None and unfaithful.agreement < int8.MIN_AGREEMENT
+        assert unfaithful.precision == "fp32" and "agreed with fp32 on only" in unfaithful.reason
+
+        # Faster and faithful: int8, and the reason says both.
+        faithful = autotune.choose(
+            candidates, runners(lambda y: y), image_size=SIZE, batch=2, calibration=calibration,
+            reference=reference,
+        )  # fmt: skip
+        assert faithful.precision == "int8" and faithful.agreement == 1.0 and "agreement" in faithful.reason
 
 
 def test_required_speedup_grows_with_the_measured_spread() -> None:

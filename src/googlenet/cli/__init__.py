@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if given in (["--version"], ["-V"]):  # answered before the parser imports every command (torch)
+        from .. import __version__
+
+        print(f"googlenet {__version__}")
+        return 0
     try:
         parser = build_parser()  # imports every command: seconds, during which Ctrl-C is likely
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -86,14 +86,34 @@ def add_shard_argument(p: argparse.ArgumentParser, *, parts: str) -> None:
     )
 
 
-def add_dry_run_argument(p: argparse.ArgumentParser) -> None:
-    """``--dry-run``: say what the job would do and about how long it would take here, then stop."""
-    p.add_argument(
+def add_estimate_arguments(p: argparse.ArgumentParser) -> None:
+    """``--dry-run``: say what the job would do and about how long it would take here, then stop;
+    ``--no-estimate``: start the job at once, without timing its estimate first."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
         "--dry-run",
         action="store_true",
         help="only say what the job would do and about how long it would take on this machine (timed on "
         "a few warm-up items), then stop",
     )
+    group.add_argument(
+        "--no-estimate",
+        action="store_true",
+        help="start at once: skip the estimate said first (its warm-up steps take a few seconds, which "
+        "matters for short jobs run from a script)",
+    )
+
+
+def estimate_printer(args: argparse.Namespace) -> Callable[[Any], None] | None:
+    """The ``on_estimate`` callback of a command with :func:`add_estimate_arguments`: print the
+    estimate to stderr (stdout keeps the result), or None with ``--no-estimate``."""
+    if args.no_estimate:
+        return None
+
+    def say(estimate: Any) -> None:
+        print(estimate.format(), file=sys.stderr, flush=True)
+
+    return say
 
 
 def json_flag(args: argparse.Namespace) -> str:

@@ -8,10 +8,11 @@ import sys
 
 from .common import (
     STDOUT,
-    add_dry_run_argument,
+    add_estimate_arguments,
     add_json_argument,
     add_model_arguments,
     check_json_output,
+    estimate_printer,
     write_json,
 )
 
@@ -73,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score models whose class names differ from the data's folders by position (default: refuse)",
     )
-    add_dry_run_argument(p)
+    add_estimate_arguments(p)
     p.add_argument(
         "--work-dir",
         default=None,
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         args.checkpoint,
         model_counts=args.model_counts,
-        on_estimate=lambda estimate: print(estimate.format(), file=sys.stderr, flush=True),
+        on_estimate=estimate_printer(args),
         progress=True,
         **settings,
     )

@@ -19,11 +19,12 @@ from ..errors import GoogLeNetError
 from .common import (
     STDOUT,
     add_classes_argument,
-    add_dry_run_argument,
+    add_estimate_arguments,
     add_json_argument,
     add_shard_argument,
     check_json_output,
     check_output_file,
+    estimate_printer,
     json_flag,
     write_json,
 )
@@ -109,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--json record names it and its run under detections_file",
     )
     add_shard_argument(p, parts="FILE.parts (with --detector and --json FILE; a folder every machine sees)")
-    add_dry_run_argument(p)
+    add_estimate_arguments(p)
     p.add_argument(
         "--strict-data",
         action="store_true",
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         # The estimate goes to stderr with the progress: stdout keeps the tables (or the JSON).
         result = evaluate_detector(
             args.detector, args.data, progress=True, **job,
-            on_estimate=lambda estimate: print(estimate.format(), file=sys.stderr, flush=True),
+            on_estimate=estimate_printer(args),
         )  # fmt: skip
     if isinstance(result, DetectorShardPart):
         done = "was there already" if result.done_before else "written"

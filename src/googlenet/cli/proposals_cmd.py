@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, TextIO
 from ..errors import GoogLeNetError
 from .common import (
     STDOUT,
-    add_dry_run_argument,
+    add_estimate_arguments,
     add_json_argument,
     add_out_argument,
     add_shard_argument,
     check_json_output,
     check_output_file,
+    estimate_printer,
     write_json,
 )
 
@@ -92,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict-data", action="store_true", help="stop at the first bad annotation or image")
     p.add_argument("--refresh", action="store_true", help="recompute even when the cache holds the result")
     add_shard_argument(p, parts="the proposals cache (GOOGLENET_CACHE: a folder every machine sees)")
-    add_dry_run_argument(p)
+    add_estimate_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     result = propose_split(
         args.data, names, progress=True, **job,
-        on_estimate=lambda estimate: print(estimate.format(), file=sys.stderr, flush=True),
+        on_estimate=estimate_printer(args),
     )  # fmt: skip
     # With --json on stdout everything else goes to stderr, so that stdout is one JSON document.
     say = sys.stderr if args.json == STDOUT else sys.stdout

@@ -13,9 +13,10 @@ import sys
 
 from .common import (
     add_classes_argument,
-    add_dry_run_argument,
+    add_estimate_arguments,
     add_recipe_arguments,
     configure_logging,
+    estimate_printer,
     recipe_overrides,
 )
 
@@ -81,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         },
         defaults=DETECTOR_RECIPE,
     )
-    add_dry_run_argument(p)
+    add_estimate_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print(estimate_train_detector(config, **job).format())
         return 0
     # The estimate goes to stderr with the training's log, once (rank 0 under torchrun).
-    estimate = (lambda e: say(e.format())) if launch_position()[0] == 0 else None
+    estimate = estimate_printer(args) if launch_position()[0] == 0 else None
     try:
         manifest = train_detector(
             config, same_init=args.same_init, scoring=scoring, messages=say, on_estimate=estimate, **job
