@@ -707,7 +707,8 @@ def plateau(args: argparse.Namespace, command: str) -> dict[str, Any]:
                         best_peer = copy.deepcopy(peer.state_dict())
                 stopped[key] = stop_reason(values, args.patience, args.max_epochs)
                 if args.json is not None:  # the curves so far survive a run stopped before its plateau
-                    C.write_json(args.json.with_suffix(".curves.json"), {"curves": curves, "stopped": stopped})
+                    so_far = {"curves": curves, "stopped": stopped}
+                    C.write_json(args.json.with_suffix(".curves.json"), so_far)
                 end = f"; stopped ({stopped[key]})" if stopped[key] else ""
                 C.log(
                     f"{key} epoch {point['epoch']}: mAP {STOP_RULE} {100 * values[-1]:.2f}%, COCO AP "

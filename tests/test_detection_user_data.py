@@ -190,7 +190,8 @@ def test_evaluation_scores_unreadable_images_as_misses_and_skips_absent_classes(
     assert "not scored (no ground truth in this split, as the devkits): sqaure, square" in result.stdout
     assert "1 unreadable image(s) scored without detections" in result.stdout
     strict = cli_in_process("evaluate-detection", "--data", trained["data"], "--detector", trained["out"],
-                            "--rule", "voc12", "--strict-data", "--workers", "0", "--no-estimate")  # fmt: skip
+                            "--rule", "voc12", "--strict-data", "--workers", "0",
+                            "--no-estimate")  # fmt: skip
     assert strict.returncode == 2 and "vempty.jpg" in strict.stderr and "Traceback" not in strict.stderr
 
 
