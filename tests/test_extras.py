@@ -46,6 +46,8 @@ def test_export_onnx_without_the_onnx_extra(weights: Path, tmp_path: Path, modul
         f"ONNX export needs the {module} package, which is not installed: pip install 'googlenet[onnx]'"
     )
     assert not out.exists()
+    if module != "onnx":
+        return
     # A format that needs no extra still exports in the same environment.
     out = tmp_path / "copy.safetensors"
     proc = run_cli("export", weights, "-o", out, env=hiding(tmp_path / "hidden", module))
