@@ -58,7 +58,7 @@ from googlenet.training.config import TrainConfig, resolve_config
 from googlenet.training.train import fit
 from googlenet.weights.store import load_weights, read_metadata, save_weights
 
-from .helpers import rectangles_scene, run_cli, torchrun, write_scene_voc
+from .helpers import cli_in_process, rectangles_scene, run_cli, threads_kept, torchrun, write_scene_voc
 
 CLASSES = ("square", "bar")
 
@@ -584,7 +584,8 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.
     flags += [f"--{k.replace('_', '-')}={v}" for k, v in {**recipe, **options}.items()]
 
     # One epoch as a command, resumed to two as another: the weights of two epochs in one go.
-    first = run_cli("train-multibox", *flags, "--epochs", "1", "--out", tmp_path / "resumed")
+    with threads_kept():  # --num-threads=1 sets this process's threads
+        first = cli_in_process("train-multibox", *flags, "--epochs", "1", "--out", tmp_path / "resumed")
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines()[0].startswith("epoch 1: val loss ")
     assert "coverage of the val boxes by the top 3 (IoU >= 0.5)" in first.stdout
@@ -592,7 +593,8 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.
     changed = capsys.readouterr().err
     assert len(changed.strip().splitlines()) == 1 and "cannot change 'alpha' when resuming" in changed
     assert "alpha=30.0" in changed
-    resumed = run_cli("train-multibox", "--out", tmp_path / "resumed", "--resume", "--epochs", "2")
+    with threads_kept():
+        resumed = cli_in_process("train-multibox", "--out", tmp_path / "resumed", "--resume", "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr and resumed.stdout.splitlines()[0].startswith("epoch 2: ")
     last_line = f"MultiBox model (grid head, 32 priors) written to {tmp_path / 'resumed'}"  # 4 x 4 cells x 2
