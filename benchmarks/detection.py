@@ -655,6 +655,18 @@ def peer_scores(peer: FasterRCNN, val_set: Any, device: torch.device) -> Any:
     return compare_rules(found, targets, val_set.class_names, val_set.blacklist)
 
 
+def comparison_setup(args: argparse.Namespace) -> tuple[int, dict, torch.device, str, Any, Any, tuple]:
+    """What both comparisons start from: the threads, the environment, the device, the data and its
+    two splits, and the peer built on the train split (first: a bad ``--init-from`` stops here)."""
+    threads = use_threads(args.threads)
+    env = C.environment(args.device)
+    device = torch.device(args.device)
+    data = resolve_data(args)
+    train_set = open_detection_dataset(data, "train")
+    val_set = open_detection_dataset(data, "val", classes=train_set.class_names)
+    return threads, env, device, data, train_set, val_set, build_peer(args, train_set)
+
+
 def plateau(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """``--budget plateau``: both sides epoch by epoch (interleaved, so both see the same load on a
     shared machine), each scored on the val split after every epoch and stopped by
@@ -664,13 +676,7 @@ def plateau(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from googlenet.detection.detector import Detector
     from googlenet.detection.rule_comparison import compare_rules
 
-    threads = use_threads(args.threads)
-    env = C.environment(args.device)
-    device = torch.device(args.device)
-    data = resolve_data(args)
-    train_set = open_detection_dataset(data, "train")
-    val_set = open_detection_dataset(data, "val", classes=train_set.class_names)
-    peer, peer_init = build_peer(args, train_set)  # first: a bad --init-from stops here
+    threads, env, device, data, train_set, val_set, (peer, peer_init) = comparison_setup(args)
     curves: dict[str, list[dict[str, Any]]] = {"ours": [], "peer": []}
     stopped: dict[str, str | None] = {"ours": None, "peer": None}
     with tempfile.TemporaryDirectory(prefix="bench-detection-plateau-") as tmp:
@@ -933,13 +939,7 @@ def resolve_data(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from googlenet.detection.detector import Detector
 
-    threads = use_threads(args.threads)
-    env = C.environment(args.device)
-    device = torch.device(args.device)
-    data = resolve_data(args)
-    train_set = open_detection_dataset(data, "train")
-    val_set = open_detection_dataset(data, "val", classes=train_set.class_names)
-    peer, peer_init = build_peer(args, train_set)  # first: a bad --init-from stops here
+    threads, env, device, data, train_set, val_set, (peer, peer_init) = comparison_setup(args)
     with tempfile.TemporaryDirectory(prefix="bench-detection-") as tmp:
         ours_training = train_ours(args, data, Path(tmp))
         torch.set_num_threads(threads)  # fit may change it; inference runs both on the same threads

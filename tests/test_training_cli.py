@@ -49,7 +49,7 @@ def test_help_shows_the_defaults() -> None:
 
 
 def test_train_ensemble_takes_builtin_and_mappings_merge() -> None:
-    # issue 13: `train-ensemble --builtin train_per_class=200` was "builtin must be a mapping"
+    # `train-ensemble --builtin train_per_class=200` once failed with "builtin must be a mapping"
     args = _parse(
         "train-ensemble", "-o", "ens", "--builtin", "train_per_class=200", "--builtin", "classes=3",
         "--augment", "scale=[0.35,1]", "--no-channels-last", "--workers", "0",
