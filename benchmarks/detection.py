@@ -496,7 +496,7 @@ _CONTENDER = {
     "curve": [_POINT],
     "best_epoch": int,
     "epochs": int,
-    "stopped_by": str,  # "patience" or "max_epochs" (then the side may still have been climbing)
+    "stopped_by": str,  # "patience", or "max_epochs" / "max_minutes" (then it may still have been climbing)
     "seconds_to_best": float,
     "training_seconds": float,
     "training": dict,
@@ -526,6 +526,7 @@ SCHEMA: dict[str, Any] = {
         "batch_size": int,
         "peer_batch_size": int,
         "max_epochs": int,
+        "max_minutes?": float,
         "patience": int,
         "stop_rule": str,
         "proposals": str,
@@ -548,12 +549,22 @@ def best_epoch(values: Sequence[float]) -> int:
     return best
 
 
-def stop_reason(values: Sequence[float], patience: int, max_epochs: int) -> str | None:
+def stop_reason(
+    values: Sequence[float],
+    patience: int,
+    max_epochs: int,
+    *,
+    minutes: float = 0.0,
+    max_minutes: float | None = None,
+) -> str | None:
     """Early stopping: ``"patience"`` once ``patience`` epochs passed without a better value than the
-    best, ``"max_epochs"`` at ``max_epochs`` epochs, else None (train another epoch)."""
+    best, ``"max_epochs"`` at ``max_epochs`` epochs, ``"max_minutes"`` once the run's ``minutes``
+    reach ``max_minutes`` (None: no limit), else None (train another epoch)."""
     if values and len(values) - best_epoch(values) >= patience:
         return "patience"
-    return "max_epochs" if len(values) >= max_epochs else None
+    if len(values) >= max_epochs:
+        return "max_epochs"
+    return "max_minutes" if max_minutes is not None and minutes >= max_minutes else None
 
 
 def scores_of(comparison: Any) -> dict[str, Any]:
@@ -683,6 +694,7 @@ def plateau(args: argparse.Namespace, command: str) -> dict[str, Any]:
         ours = OursTrainer(args, data, Path(tmp) / "detector", train_set.class_names)
         peer_trainer = PeerTrainer(args, peer, train_set, device)
         best_ours, best_peer = Path(tmp) / "best", None
+        started = time.perf_counter()
         while not all(stopped.values()):
             for key in ("ours", "peer"):
                 if stopped[key]:
@@ -711,7 +723,10 @@ def plateau(args: argparse.Namespace, command: str) -> dict[str, Any]:
                         ours.keep_best(best_ours)
                     else:
                         best_peer = copy.deepcopy(peer.state_dict())
-                stopped[key] = stop_reason(values, args.patience, args.max_epochs)
+                minutes = (time.perf_counter() - started) / 60
+                stopped[key] = stop_reason(
+                    values, args.patience, args.max_epochs, minutes=minutes, max_minutes=args.max_minutes
+                )
                 if args.json is not None:  # the curves so far survive a run stopped before its plateau
                     so_far = {"curves": curves, "stopped": stopped}
                     C.write_json(args.json.with_suffix(".curves.json"), so_far)
@@ -778,6 +793,7 @@ def plateau(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "peer_batch_size": args.peer_batch_size,
         "max_epochs": args.max_epochs,
+        **({"max_minutes": args.max_minutes} if args.max_minutes is not None else {}),
         "patience": args.patience,
         "stop_rule": STOP_RULE,
         "proposals": PROPOSALS,
@@ -821,7 +837,9 @@ def render(result: dict[str, Any]) -> str:
         f"from {s.get('init_from', 'the same random backbone')} ({s['model']}); ours' regions at "
         f"{s['image_size']} px, the peer's images at {s['peer_min_size']}-{s['peer_max_size']} px; stop "
         f"after {s['patience']} epochs without a better val mAP ({s['stop_rule']}) or at "
-        f"{s['max_epochs']}; scores at the best epoch's weights.",
+        f"{s['max_epochs']} epochs"
+        + (f" or after {s['max_minutes']:g} minutes" if "max_minutes" in s else "")
+        + "; scores at the best epoch's weights.",
         "",
         C.table(
             [{"name": n, "ours": a, "peer": b, "ratio": q} for n, a, b, q in rows],
@@ -878,6 +896,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="epochs: both train --epochs; seconds: the peer gets ours' seconds; plateau: each "
                    "trains until its val mAP stops improving (--patience, --max-epochs)")  # fmt: skip
     p.add_argument("--max-epochs", type=int, default=30, help="--budget plateau: at most this many epochs")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="--budget plateau: stop every side still training once this many minutes of the "
+                   "whole run have passed (then its best epoch so far is scored)")  # fmt: skip
     p.add_argument("--patience", type=int, default=3,
                    help="--budget plateau: stop a side after this many epochs without a gain")  # fmt: skip
     p.add_argument("--plot", type=Path, default=None, metavar="PNG",
@@ -921,6 +942,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("epochs", "image_size", "batch_size", "peer_batch_size", "max_epochs", "patience"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1. Got {getattr(args, name)}")
+    if args.max_minutes is not None and args.max_minutes < 0:
+        p.error(f"--max-minutes must be >= 0. Got {args.max_minutes}")
     if args.peer_scale <= 0:
         p.error(f"--peer-scale must be > 0. Got {args.peer_scale}")
     if args.device == "cuda" and not torch.cuda.is_available():

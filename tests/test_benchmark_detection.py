@@ -203,6 +203,10 @@ def test_early_stopping_rule_by_hand() -> None:
     assert bench.stop_reason([0.1, 0.3, 0.3, 0.2], patience=2, max_epochs=5) == "patience"
     assert bench.stop_reason([0.1, 0.2, 0.3, 0.4, 0.5], patience=2, max_epochs=5) == "max_epochs"
     assert bench.stop_reason([0.0, 0.0], patience=1, max_epochs=5) == "patience"  # equal is no gain
+    # A time limit stops a side still climbing (the run's minutes, checked after each epoch).
+    assert bench.stop_reason([0.1, 0.2], 2, 5, minutes=59.0, max_minutes=60.0) is None
+    assert bench.stop_reason([0.1, 0.2], 2, 5, minutes=60.0, max_minutes=60.0) == "max_minutes"
+    assert bench.stop_reason([0.1, 0.2], 2, 5, minutes=1e9) is None  # no limit by default
 
 
 @pytest.fixture(scope="module")

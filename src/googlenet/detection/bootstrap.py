@@ -193,6 +193,16 @@ def result_intervals(result: Any, *, draws: int = BOOTSTRAP_DRAWS, seed: int = 0
     return out
 
 
+def draws_line(first: MapInterval) -> str:
+    """How the intervals were drawn, for a table's caption: images, draws, seed and rule."""
+    return f"the {first.images} images ({first.draws} draws, seed {first.seed}, rule {first.rule}"
+
+
+def interval_cells(x: MapInterval, width: int = 0) -> tuple[str, str]:
+    """An interval's difference and 95% range in mAP points, signed (numbers ``width`` wide)."""
+    return f"{100 * x.point:+{width}.2f}", f"[{100 * x.low:+{width}.2f}, {100 * x.high:+{width}.2f}]"
+
+
 def format_intervals(intervals: Sequence[MapInterval]) -> str:
     """The intervals as a text table in mAP points, with a line on how they were drawn and on the
     best member's optimism."""
@@ -201,15 +211,12 @@ def format_intervals(intervals: Sequence[MapInterval]) -> str:
     first = intervals[0]
     width = max(len("comparison"), *(len(x.what) for x in intervals))
     lines = [
-        f"Paired bootstrap over the {first.images} images ({first.draws} draws, seed {first.seed}, rule "
-        f"{first.rule}): mAP difference in points, 95% interval",
+        f"Paired bootstrap over {draws_line(first)}): mAP difference in points, 95% interval",
         f"{'comparison':<{width}}  {'diff':>7}  {'95% interval':>18}",
     ]
     for x in intervals:
-        mark = "  *" if x.excludes_zero else ""
-        lines.append(
-            f"{x.what:<{width}}  {100 * x.point:+7.2f}  [{100 * x.low:+7.2f}, {100 * x.high:+7.2f}]{mark}"
-        )
+        point, interval = interval_cells(x, 7)
+        lines.append(f"{x.what:<{width}}  {point}  {interval}{'  *' if x.excludes_zero else ''}")
     lines.append("* the interval excludes 0.")
     if any(x.reference == "best member" for x in intervals):
         lines.append(BEST_MEMBER_NOTE)

@@ -119,7 +119,7 @@ def _comparison(record: dict[str, Any]) -> str:
 
 def _intervals(record: dict[str, Any]) -> str:
     """The record's paired bootstrap intervals (:mod:`.bootstrap`) as a markdown table, or nothing."""
-    from .bootstrap import BEST_MEMBER_NOTE, MapInterval
+    from .bootstrap import BEST_MEMBER_NOTE, MapInterval, draws_line, interval_cells
 
     try:
         intervals = [MapInterval.from_dict(x) for x in record.get("intervals", [])]
@@ -128,16 +128,11 @@ def _intervals(record: dict[str, Any]) -> str:
     if not intervals:
         return ""
     first = intervals[0]
-    rows = [
-        [x.what, f"{100 * x.point:+.2f}", f"[{100 * x.low:+.2f}, {100 * x.high:+.2f}]",
-         "yes" if x.excludes_zero else "no"]
-        for x in intervals
-    ]  # fmt: skip
+    rows = [[x.what, *interval_cells(x), "yes" if x.excludes_zero else "no"] for x in intervals]
     best = f" {BEST_MEMBER_NOTE}" if any(x.reference == "best member" for x in intervals) else ""
     return (
-        f"\n\nmAP differences in points with their 95% paired bootstrap intervals over the {first.images} "
-        f"images ({first.draws} draws, seed {first.seed}, rule {first.rule}; both sides scored on each "
-        f"draw).{best}\n\n"
+        f"\n\nmAP differences in points with their 95% paired bootstrap intervals over {draws_line(first)}; "
+        f"both sides scored on each draw).{best}\n\n"
         + markdown_table(["comparison", "difference", "95% interval", "excludes 0"], rows, left={0})
     )
 
