@@ -30,7 +30,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "--proposal-workers", "1", "--precision", "fp32")  # fmt: skip
     result = cli_in_process(*args)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "estimate: about" in result.stderr  # the cost is said first (to stderr, with the log)
+    # The cost is said first (to stderr, with the log): its regions extrapolated from a few images'
+    # proposals, then, once every image's are computed, counted, at the steps' times measured first.
+    err = result.stderr
+    assert err.count("estimate: about") == 2, err
+    first, second = err.index("positive regions extrapolated by objects"), err.index("counted on every image")
+    assert first < err.index("to count the regions") < second
     return {"root": root, "data": data, "out": out, "args": args, "stdout": result.stdout}
 
 

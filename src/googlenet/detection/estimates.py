@@ -26,7 +26,13 @@ from ..cost import CostEstimate, Throughput, WorkPart, format_count, measure_thr
 from ..parts import Shard
 from .proposals import ProposalMethod, cached_counts, check_method, iter_proposals
 
-__all__ = ["estimate_proposals", "evaluation_estimate", "time_proposals", "training_estimate"]
+__all__ = [
+    "estimate_proposals",
+    "evaluation_estimate",
+    "time_proposals",
+    "training_estimate",
+    "training_timings",
+]
 
 WARMUP_IMAGES = 3  # images whose proposals are timed (the first one untimed, as a warm-up)
 
@@ -213,6 +219,7 @@ def training_estimate(
     *,
     val_backgrounds: int,
     workers: int = 0,
+    timed: tuple[Throughput, Throughput] | None = None,
 ) -> CostEstimate:
     """What :func:`.training.train_detector` would do with the recipe ``config`` on ``splits`` (the
     open ``train`` and ``val`` DetectionDatasets): the proposals the cache lacks (timed on a few
@@ -220,8 +227,10 @@ def training_estimate(
     the positive regions (1/4 of each batch, R-CNN's mix) and the validation's forward passes (its
     positives and ``val_backgrounds`` backgrounds each, raw and averaged weights), timed as real
     steps of the recipe's model, batch, precision and Polyak average on random regions. Positive
-    regions per image: counted on the cached proposals, else on the timed images'. Left out:
-    decoding and warping (the recipe's ``workers`` processes beside the steps), checkpoints."""
+    regions per image: counted on the cached proposals, else on the timed images' (the notes say
+    which). ``timed``: the training step's and the forward pass's throughputs measured already (an
+    earlier estimate's, :func:`training_timings`), instead of timing them again. Left out: decoding
+    and warping (the recipe's ``workers`` processes beside the steps), checkpoints."""
     from ..runs import RunLayout
     from ..training.ensemble import member_dir
     from .proposals import fill_proposals
@@ -235,6 +244,7 @@ def training_estimate(
         return CostEstimate("train-detector", "every member is trained", (), where=_where(), done=done)
     parts: list[WorkPart] = []
     positives: dict[str, float] = {}
+    extrapolated: list[str] = []
     for split, ds in splits.items():
         n = len(ds.image_ids)
         cached = cached_counts(ds, method)
@@ -253,10 +263,11 @@ def training_estimate(
             positives[split] = (
                 counted / timed_objects * objects if timed_objects else counted / len(found) * n
             )
+            extrapolated.append(f"{split} from {len(found)} of its {format_count(n)} images")
         else:
             proposals = fill_proposals(ds, method, workers=workers).proposals  # read from the cache
             positives[split] = build_region_set(ds.targets(), proposals, include_ground_truth=truth).positives
-    train_step, forward = _time_training(config, len(splits["train"].class_names) + 1)
+    train_step, forward = timed or _time_training(config, len(splits["train"].class_names) + 1)
     batch = config.batch_size
     per_batch = max(1, round(batch * POSITIVE_FRACTION))
     steps = int(positives["train"] // per_batch)
@@ -272,7 +283,21 @@ def training_estimate(
         f"{format_count(val_regions)} regions, raw and averaged weights; {method.name} proposals of "
         f"{format_count(len(splits['train']))} + {format_count(len(splits['val']))} images"
     )
-    return CostEstimate("train-detector", work, tuple(parts), where=_where(), done=done)
+    counted = (
+        "positive regions extrapolated by objects (" + "; ".join(extrapolated) + ")"
+        if extrapolated
+        else "positive regions counted on every image's proposals"
+    )
+    return CostEstimate("train-detector", work, tuple(parts), where=_where(), done=done, notes=(counted,))
+
+
+def training_timings(estimate: CostEstimate) -> tuple[Throughput, Throughput] | None:
+    """The training step's and the forward pass's throughputs a :func:`training_estimate` measured
+    (its last two parts), or None when it has no training parts (every member trained)."""
+    if len(estimate.parts) < 2:
+        return None
+    step, forward = estimate.parts[-2:]
+    return step.throughput, forward.throughput
 
 
 def _time_training(config: Any, outputs: int) -> tuple[Throughput, Throughput]:

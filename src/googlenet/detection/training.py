@@ -182,7 +182,9 @@ def train_detector(
     naming its annotation files (:func:`.datasets.class_warnings`); an image that cannot be decoded
     is left out and named (the manifest's ``unreadable_images``), or with ``strict_data`` stops the
     call before any write. ``on_estimate`` is called before the work with what it will do and about
-    how long it will take here (:func:`estimate_train_detector`).
+    how long it will take here (:func:`estimate_train_detector`); when the proposals were not cached
+    (the regions extrapolated from a few images'), again once they are computed, with the regions
+    counted.
 
     Calling it again with the same arguments continues: finished members are skipped and an
     interrupted one resumes exactly. A signal stopping a member raises
@@ -213,9 +215,7 @@ def train_detector(
             unreadable[split] = [path for path, _ in bad]
     skip = frozenset(path for paths in unreadable.values() for path in paths)
     if on_estimate is not None:
-        estimate = _estimate(config, splits, method, members, workers)
-        if estimate.parts:  # not when every member is trained already
-            on_estimate(estimate)
+        _say_estimates(config, splits, method, members, workers, on_estimate, say)
     task = region_task(method, proposal_workers=workers, progress=messages, classes=class_names, skip=skip)
     words = {"skip": "complete, skipped", "start": "training", "resume": "resuming", "done": "done"}
 
@@ -264,13 +264,49 @@ def estimate_train_detector(
 
 
 def _estimate(
-    config: TrainConfig, splits: dict[str, Any], method: ProposalMethod, members: int, workers: int
+    config: TrainConfig,
+    splits: dict[str, Any],
+    method: ProposalMethod,
+    members: int,
+    workers: int,
+    timed: Any = None,
 ) -> CostEstimate:
     from .estimates import training_estimate
 
     return training_estimate(
-        config, splits, method, members, val_backgrounds=VAL_BACKGROUNDS_PER_POSITIVE, workers=workers
-    )
+        config, splits, method, members, val_backgrounds=VAL_BACKGROUNDS_PER_POSITIVE, workers=workers,
+        timed=timed,
+    )  # fmt: skip
+
+
+def _say_estimates(
+    config: TrainConfig,
+    splits: dict[str, Any],
+    method: ProposalMethod,
+    members: int,
+    workers: int,
+    on_estimate: Callable[[CostEstimate], object],
+    say: Callable[[str], None],
+) -> None:
+    """The estimate before the work; and when it had to extrapolate the regions from a few images'
+    proposals (not cached yet), those of every image computed first (they are cached for the
+    training, which needs them next) and the training said again on the exact region count, at the
+    step times measured for the first (one process: under torchrun the ranks share the cache)."""
+    from ..training.distributed import launch_position
+    from .estimates import training_timings
+    from .proposals import cached_proposals
+
+    estimate = _estimate(config, splits, method, members, workers)
+    if not estimate.parts:  # every member is trained already
+        return
+    on_estimate(estimate)
+    timed = training_timings(estimate)
+    if timed is None or not any(p.unit == "images" for p in estimate.parts) or launch_position()[1] > 1:
+        return
+    for split, ds in splits.items():
+        say(f"proposals ({method.name}) for {len(ds)} {split} images of {ds.root}, to count the regions")
+        cached_proposals(ds, method, workers=workers)
+    on_estimate(_estimate(config, splits, method, members, workers, timed=timed))
 
 
 def _prepare(
