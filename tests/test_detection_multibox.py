@@ -48,6 +48,7 @@ from googlenet.detection.multibox import (
     resume_options,
     save_multibox,
     split_outputs,
+    train_multibox,
     training_boxes,
 )
 from googlenet.detection.proposals import multibox_proposals
@@ -55,7 +56,6 @@ from googlenet.errors import GoogLeNetError
 from googlenet.models.registry import create_model
 from googlenet.runs import MULTIBOX_FILE, RunLayout, read_metrics
 from googlenet.training.config import TrainConfig, resolve_config
-from googlenet.training.train import fit
 from googlenet.weights.store import load_weights, read_metadata, save_weights
 
 from .helpers import cli_in_process, rectangles_scene, run_cli, threads_kept, torchrun, write_scene_voc
@@ -602,7 +602,8 @@ def test_cli_trains_resumes_exactly_and_proposes(tmp_path: Path, capsys: pytest.
     overrides = {**recipe, "data": str(voc), "init_from": str(classifier), "epochs": 2}
     config = resolve_config(None, {**overrides, "out": str(tmp_path / "straight")}, defaults=MULTIBOX_RECIPE)
     assert (config.optimizer, config.lr, config.weight_decay) == ("adamw", 3e-4, 0.0)
-    straight = fit(config, task=multibox_task(MultiBoxOptions(**options)))
+    # The library's train_multibox in one go (the command's job): the same run as the two commands.
+    straight = train_multibox(options=options, **{**overrides, "out": str(tmp_path / "straight")})
     a, b = RunLayout(tmp_path / "straight"), RunLayout(tmp_path / "resumed")
     for weights in ("weights", "raw_weights"):
         assert read_metadata(getattr(a, weights))["sha256"] == read_metadata(getattr(b, weights))["sha256"]

@@ -89,47 +89,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..detection.multibox import (
-        MULTIBOX_MANIFEST,
-        MULTIBOX_RECIPE,
-        MultiBoxOptions,
-        check_new_run,
-        multibox_task,
-        resume_options,
-    )
+    from ..detection.multibox import MULTIBOX_MANIFEST, resume_options, train_multibox
     from ..errors import GoogLeNetError
     from ..runs import MULTIBOX_FILE
-    from ..training.config import resolve_config, resume_config
-    from ..training.train import fit
 
     given = {field: getattr(args, field) for _, field, _, _ in _FLAGS}
     given["flip"] = args.flip
     overrides = recipe_overrides(args)
     configure_logging()  # before the config: resolving it may say which model --init-from chose
     if args.resume:
-        if args.config_file:
-            raise GoogLeNetError("--resume takes the run's own config.yaml; leave out --config")
-        config = resume_config(args.out, overrides)
-        options = resume_options(args.out, given)
+        overrides.pop("out", None)
+        result = train_multibox(args.config_file, options=given, resume=args.out, **overrides)
+    elif args.data is None:
+        raise GoogLeNetError("--data is required (a detection dataset or 'builtin') unless --resume")
     else:
-        if args.data is None:
-            raise GoogLeNetError("--data is required (a detection dataset or 'builtin') unless --resume")
-        check_new_run(args.out)
-        options = MultiBoxOptions(**{k: v for k, v in given.items() if v is not None})
-        if options.head == "grid" and args.num_priors is not None:
-            raise GoogLeNetError(
-                "--num-priors is the pool head's K; the grid head has cells x --priors-per-cell priors"
-            )
-        config = resolve_config(args.config_file, overrides, defaults=MULTIBOX_RECIPE)
-    if config.init_from is not None:
-        from ..runs import resolve_checkpoint
-
-        resolve_checkpoint(config.init_from)  # a missing or wrong path, before the priors are fitted
-    task = multibox_task(options)
-    result = fit(config, task=task)
+        result = train_multibox(args.config_file, options=given, **overrides)
     resume = f"googlenet train-multibox --out {result.run_dir} --resume"
     if (code := stopped_early(result, "train-multibox", resume)) is not None:
         return code
+    options = resume_options(result.run_dir, {})  # the run's saved settings
     if result.metrics:
         m = result.metrics[-1]
         coverage = m[f"avg_val_coverage_at_{options.top}"]

@@ -13,7 +13,8 @@ One job per module, in the paper's notation (docs/detection.md, section "MultiBo
 * :mod:`.model`: :class:`MultiBox`, a trained model's boxes and proposals for an image;
 * :mod:`.store`: the model folder (``model.safetensors`` + ``multibox.json``);
 * :mod:`.data`: the training samples of a detection dataset;
-* :mod:`.task`: :func:`multibox_task`, training with the classifier's loop, and its options.
+* :mod:`.task`: :func:`multibox_task`, training with the classifier's loop, and its options;
+  :func:`train_multibox`, the ``train-multibox`` command's job.
 
 The proposals of a model folder for the detector are :func:`googlenet.detection.proposals.
 multibox_proposals` (methods ``multibox`` and ``paper``).
@@ -52,7 +53,14 @@ from .priors import (
     training_boxes,
 )
 from .store import MULTIBOX_MANIFEST, load_multibox, save_multibox
-from .task import MULTIBOX_RECIPE, MultiBoxOptions, check_new_run, multibox_task, resume_options
+from .task import (
+    MULTIBOX_RECIPE,
+    MultiBoxOptions,
+    check_new_run,
+    multibox_task,
+    resume_options,
+    train_multibox,
+)
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -90,5 +98,6 @@ __all__ = [
     "resume_options",
     "save_multibox",
     "split_outputs",
+    "train_multibox",
     "training_boxes",
 ]

@@ -175,6 +175,57 @@ def check_new_run(out: str | Path) -> None:
         )
 
 
+def train_multibox(
+    config: TrainConfig | Mapping[str, Any] | str | Path | None = None,
+    *,
+    options: MultiBoxOptions | Mapping[str, Any] | None = None,
+    resume: str | Path | None = None,
+    **fields: Any,
+) -> Any:
+    """Train a MultiBox model, or continue one (``googlenet train-multibox``'s job).
+
+    A new run: the recipe is ``config`` (a :class:`~googlenet.training.config.TrainConfig`, a mapping
+    of its fields, or a YAML file) over :data:`MULTIBOX_RECIPE`'s defaults, with ``fields`` on top
+    (``data``: a detection folder or ``builtin``; ``out``: the run directory, which must not hold a
+    MultiBox run; ``init_from``: the classification weights of the backbone; ``epochs``, ...);
+    ``options`` MultiBox's own settings (:class:`MultiBoxOptions` or its fields; ``num_priors`` is
+    the pool head's and refused with the grid head). ``resume``: a run directory to continue exactly
+    where it stopped, with its saved recipe and options (``fields`` may grow ``epochs`` or change
+    runtime settings; an option given must be the saved one).
+
+    Returns :func:`googlenet.fit`'s :class:`~googlenet.training.train.TrainResult` (``interrupted``
+    when a signal stopped it, its checkpoint written); the run directory is the MultiBox model
+    folder that :func:`.store.load_multibox` and the ``multibox`` proposals read. Bad settings are
+    a one-line :class:`~googlenet.errors.GoogLeNetError` before any work.
+    """
+    from ...runs import resolve_checkpoint
+    from ...training.config import resolve_config, resume_config
+    from ...training.train import fit
+
+    given = options.to_dict() if isinstance(options, MultiBoxOptions) else dict(options or {})
+    if resume is not None:
+        if config is not None:
+            raise GoogLeNetError("--resume takes the run's own config.yaml; leave out --config")
+        recipe = resume_config(resume, {**fields, "out": str(resume)})
+        chosen = resume_options(resume, given)
+    else:
+        if isinstance(config, TrainConfig):
+            config = config.to_dict()
+        if isinstance(config, Mapping):
+            recipe = resolve_config(None, {**config, **fields}, defaults=MULTIBOX_RECIPE)
+        else:
+            recipe = resolve_config(config, fields, defaults=MULTIBOX_RECIPE)
+        check_new_run(recipe.out)
+        chosen = MultiBoxOptions(**{k: v for k, v in given.items() if v is not None})
+        if chosen.head == "grid" and given.get("num_priors") is not None:
+            raise GoogLeNetError(
+                "--num-priors is the pool head's K; the grid head has cells x --priors-per-cell priors"
+            )
+    if recipe.init_from is not None:
+        resolve_checkpoint(recipe.init_from)  # a missing or wrong path, before the priors are fitted
+    return fit(recipe, task=multibox_task(chosen))
+
+
 class MultiBoxLossParts(TrainMetric):
     """The training metric: ``F_conf`` and ``F_match`` of each step, the record's ``train_conf`` and
     ``train_match`` (the epoch's means over its images)."""
