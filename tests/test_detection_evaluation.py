@@ -75,6 +75,8 @@ def test_every_ensemble_is_the_detector_of_those_members(
         ev = evaluate_detections(detections_of(want), dataset.targets(), dataset.class_names, "ilsvrc",
                                  blacklist=dataset.blacklist)  # fmt: skip
         assert run.evaluation == ev
+        # The matching the score came from is kept for the bootstrap (not matched twice).
+        assert run.matched is not None and run.matched.evaluation() == ev
         assert run.proposals_per_image == pytest.approx(np.mean([len(v) for v in proposals.values()]))
         # The ensemble's network time is its members'; warping is shared by a method's ensembles.
         assert run.times.images == len(dataset) and run.times.network > 0

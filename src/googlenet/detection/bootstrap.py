@@ -150,7 +150,9 @@ def result_intervals(result: Any, *, draws: int = BOOTSTRAP_DRAWS, seed: int = 0
     if rule is None or len(runs) < 2 or draws < 1:
         return []
     matched = [
-        match_detections(
+        r.matched  # scored under this rule already (evaluate_detector keeps each run's matching)
+        if getattr(r, "matched", None) is not None
+        else match_detections(
             detections_of(r.detections), result.targets, result.class_names, rule, result.blacklist
         )
         for r in runs

@@ -46,7 +46,7 @@ from .evaluation_parts import (
     read_part,
     write_part,
 )
-from .metrics import ALL_RULES, DetectionEvaluation
+from .metrics import ALL_RULES, DetectionEvaluation, MatchedDetections
 from .proposals import ProposalMethod
 from .rule_comparison import COLUMNS as RULE_COLUMNS
 from .rule_comparison import RuleComparison
@@ -81,6 +81,9 @@ class DetectorRun:
     backend: str
     detections: dict[str, ScoredBoxes] = field(default_factory=dict, repr=False, compare=False)
     comparison: RuleComparison | None = None
+    # The detections matched under the intervals' rule (.bootstrap.interval_rule), kept so that the
+    # bootstrap does not match them again; None under coco. Not written to JSON.
+    matched: MatchedDetections | None = field(default=None, repr=False, compare=False)
 
     @property
     def mAP(self) -> float:
@@ -366,17 +369,27 @@ def _open(
 
 def _score(
     detections: Sequence[Any], targets: Sequence[Any], dataset: Any, rule: str
-) -> tuple[DetectionEvaluation, RuleComparison | None]:
+) -> tuple[DetectionEvaluation, RuleComparison | None, MatchedDetections | None]:
     """``detections`` on ``dataset``'s ``targets`` under ``rule``; with ``all``, the ILSVRC evaluation
-    and every rule's."""
-    from .metrics import evaluate_detections
-    from .rule_comparison import compare_rules
+    and every rule's; and the detections matched under the intervals' rule (None under coco), the
+    matching that rule's evaluation is computed from."""
+    from .bootstrap import interval_rule
+    from .metrics import RULES, evaluate_detections, match_detections
+    from .rule_comparison import RuleComparison
 
     names, blacklist = dataset.class_names, dataset.blacklist
+    kept = interval_rule(rule)
+    matched = match_detections(detections, targets, names, kept, blacklist) if kept else None
+
+    def scored(r: str) -> DetectionEvaluation:
+        if matched is not None and r == kept:
+            return matched.evaluation()  # what evaluate_detections computes under a devkit rule
+        return evaluate_detections(detections, targets, names, r, blacklist=blacklist)
+
     if rule != ALL_RULES:
-        return evaluate_detections(detections, targets, names, rule, blacklist=blacklist), None
-    comparison = compare_rules(detections, targets, names, blacklist=blacklist)
-    return comparison.evaluations["ilsvrc"], comparison
+        return scored(rule), None, matched
+    comparison = RuleComparison({r: scored(r) for r in RULES})
+    return comparison.evaluations["ilsvrc"], comparison, matched
 
 
 def _result(
@@ -424,8 +437,8 @@ def evaluate_detections_file(
     check_rule(rule)
     dataset, data_arg = _open(data, split, strict_data, classes=classes)
     detections = read_detections(path, dataset.class_names, dataset.image_ids)
-    scores = _score(detections, dataset.targets(), dataset, rule)
-    return _result(dataset, data_arg, scores, strict_data, detections_file=str(path))
+    evaluation, comparison, _ = _score(detections, dataset.targets(), dataset, rule)
+    return _result(dataset, data_arg, (evaluation, comparison), strict_data, detections_file=str(path))
 
 
 def _ensembles(
@@ -743,9 +756,11 @@ def _scored_runs(detected: DetectedImages, dataset: Any, rule: str) -> list[Dete
     ground_truth = sum(len(t.boxes) for t in targets)
     runs = []
     for (method, c), found, t in zip(detected.runs, detected.found, detected.times, strict=True):
-        evaluation, comparison = _score(detections_of(found), targets, dataset, rule)
+        evaluation, comparison, matched = _score(detections_of(found), targets, dataset, rule)
         per_image, covered = detected.proposals_per_image(method), detected.coverage(method, ground_truth)
         runs.append(
-            DetectorRun(method, c, evaluation, per_image, covered, t, detected.backend, found, comparison)
+            DetectorRun(
+                method, c, evaluation, per_image, covered, t, detected.backend, found, comparison, matched
+            )
         )
     return runs
