@@ -706,6 +706,10 @@ def test_cli_errors_are_one_line_before_any_work(tmp_path: Path, capsys: pytest.
     (out / MULTIBOX_FILE).write_text("{}")
     assert main(["train-multibox", "--data", str(voc), "--out", str(out), "--batch-size", "2"]) == 2
     assert "already holds a MultiBox run: pass --resume" in capsys.readouterr().err
+    # The library call: an unknown option is named in one line before any work.
+    with pytest.raises(GoogLeNetError, match="unknown MultiBox setting 'priors'"):
+        train_multibox(data=str(voc), out=str(tmp_path / "o3"), options={"priors": 4})
+    assert not (tmp_path / "o3").exists()
     # As a real process: the same one line.
     result = run_cli(
         "train-multibox", "--data", voc, "--out", tmp_path / "o2", "--head", "pool", "--num-priors", "50",

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -40,6 +40,9 @@ from .model import DEFAULT_NMS_IOU, MultiBox
 from .network import DEFAULT_IMAGE_SIZE, HEADS, MultiBoxHead, create_multibox_network, grid_size
 from .priors import DEFAULT_NUM_PRIORS, fit_grid_priors, fit_priors, training_boxes
 from .store import save_multibox
+
+if TYPE_CHECKING:
+    from ...training.train import TrainResult
 
 __all__ = [
     "COVERAGE_COUNTS",
@@ -181,7 +184,7 @@ def train_multibox(
     options: MultiBoxOptions | Mapping[str, Any] | None = None,
     resume: str | Path | None = None,
     **fields: Any,
-) -> Any:
+) -> TrainResult:
     """Train a MultiBox model, or continue one (``googlenet train-multibox``'s job).
 
     A new run: the recipe is ``config`` (a :class:`~googlenet.training.config.TrainConfig`, a mapping
@@ -203,6 +206,10 @@ def train_multibox(
     from ...training.train import fit
 
     given = options.to_dict() if isinstance(options, MultiBoxOptions) else dict(options or {})
+    known = {f.name for f in dataclasses.fields(MultiBoxOptions)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise GoogLeNetError(f"unknown MultiBox setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
     if resume is not None:
         if config is not None:
             raise GoogLeNetError("--resume takes the run's own config.yaml; leave out --config")
