@@ -10,7 +10,7 @@ import pytest
 
 from googlenet.detection.boxes import box_iou, from_coco, to_coco
 from googlenet.detection.coco_rule import COCO_STATS
-from googlenet.detection.metrics import DetectionEvaluation, evaluate_detections
+from googlenet.detection.metrics import DetectionEvaluation, evaluate_detections, match_detections
 from googlenet.detection.rule_comparison import RuleComparison, compare_rules
 from googlenet.errors import GoogLeNetError
 
@@ -149,6 +149,10 @@ def test_compare_rules_gives_each_rule_and_the_chain_of_differences() -> None:
     comparison = compare_rules(found, targets, ["small", "large"])
     for rule, evaluation in comparison.evaluations.items():
         assert evaluation == evaluate_detections(found, targets, ["small", "large"], rule)
+    # A matching made already (evaluate_detector keeps one for the bootstrap) gives the same scores.
+    for rule in ("ilsvrc", "voc07"):
+        matched = match_detections(found, targets, ["small", "large"], rule)
+        assert compare_rules(found, targets, ["small", "large"], matched=matched) == comparison
     assert comparison.column("ilsvrc") == {"small": 1.0, "large": 1.0}
     assert comparison.column("voc12") == {"small": 0.0, "large": 1.0}
     assert comparison.column("coco AP") == {"small": 0.0, "large": pytest.approx(0.4)}  # .50 ... .65

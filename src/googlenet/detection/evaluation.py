@@ -374,22 +374,18 @@ def _score(
     and every rule's; and the detections matched under the intervals' rule (None under coco), the
     matching that rule's evaluation is computed from."""
     from .bootstrap import interval_rule
-    from .metrics import RULES, evaluate_detections, match_detections
-    from .rule_comparison import RuleComparison
+    from .metrics import evaluate_detections, match_detections
+    from .rule_comparison import compare_rules
 
     names, blacklist = dataset.class_names, dataset.blacklist
     kept = interval_rule(rule)
     matched = match_detections(detections, targets, names, kept, blacklist) if kept else None
-
-    def scored(r: str) -> DetectionEvaluation:
-        if matched is not None and r == kept:
-            return matched.evaluation()  # what evaluate_detections computes under a devkit rule
-        return evaluate_detections(detections, targets, names, r, blacklist=blacklist)
-
-    if rule != ALL_RULES:
-        return scored(rule), None, matched
-    comparison = RuleComparison({r: scored(r) for r in RULES})
-    return comparison.evaluations["ilsvrc"], comparison, matched
+    if rule == ALL_RULES:
+        comparison = compare_rules(detections, targets, names, blacklist, matched=matched)
+        return comparison.evaluations["ilsvrc"], comparison, matched
+    if matched is not None:  # rule == kept: a devkit rule
+        return matched.evaluation(), None, matched
+    return evaluate_detections(detections, targets, names, rule, blacklist=blacklist), None, None
 
 
 def _result(

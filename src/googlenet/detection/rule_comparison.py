@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GoogLeNetError
-from .metrics import RULES, DetectionEvaluation, evaluate_detections, format_summary
+from .metrics import RULES, DetectionEvaluation, MatchedDetections, evaluate_detections, format_summary
 
 # (column, rule, key of DetectionEvaluation.per_class or None for .ap), in the chain's order.
 COLUMNS = (
@@ -171,10 +171,18 @@ def compare_rules(
     targets: Iterable[Any],
     class_names: Sequence[str],
     blacklist: Collection[tuple[str, int]] = frozenset(),
+    *,
+    matched: MatchedDetections | None = None,
 ) -> RuleComparison:
     """``detections`` scored under every rule of :data:`.metrics.RULES` (arguments as
-    :func:`.metrics.evaluate_detections`)."""
+    :func:`.metrics.evaluate_detections`). ``matched``: these detections already matched under one
+    devkit rule (:func:`.metrics.match_detections`); that rule's evaluation is computed from it
+    instead of matching again."""
     targets = list(targets)
-    return RuleComparison(
-        {rule: evaluate_detections(detections, targets, class_names, rule, blacklist) for rule in RULES}
-    )
+
+    def evaluate(rule: str) -> DetectionEvaluation:
+        if matched is not None and matched.rule == rule:
+            return matched.evaluation()  # what evaluate_detections computes from the same matching
+        return evaluate_detections(detections, targets, class_names, rule, blacklist)
+
+    return RuleComparison({rule: evaluate(rule) for rule in RULES})

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cost import CostEstimate
+from ..cost import CostEstimate, Throughput
 from ..errors import GoogLeNetError
 from ..training.config import TrainConfig
 from ..training.task import CLASSIFICATION, Task, TaskData
@@ -269,7 +269,7 @@ def _estimate(
     method: ProposalMethod,
     members: int,
     workers: int,
-    timed: Any = None,
+    timed: tuple[Throughput, Throughput] | None = None,
 ) -> CostEstimate:
     from .estimates import training_estimate
 
